@@ -1,0 +1,167 @@
+//! The crate's one error type.
+//!
+//! Every variant names what failed: the batch (by base offset), the file (by path), the limit
+//! that was exceeded. Variants are added as the crate grows, so the enum is `#[non_exhaustive]`.
+
+use std::path::PathBuf;
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in streamlog.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Fewer bytes than a batch header, or than the batch's length field promises.
+    #[error("batch at byte {position} truncated: needs {needed} bytes, {available} available")]
+    BatchTruncated {
+        /// Byte position of the batch within the buffer or file it was read from.
+        position: u64,
+        /// Bytes the batch needs (header, or header plus declared length).
+        needed: u64,
+        /// Bytes actually available.
+        available: u64,
+    },
+
+    /// The batch's length field is smaller than a v2 header can be.
+    #[error("batch at offset {base_offset}: length field {length} below the minimum {min}")]
+    BatchLengthTooSmall {
+        /// Base offset as stored in the batch header.
+        base_offset: i64,
+        /// The length field's value.
+        length: i32,
+        /// The smallest legal value.
+        min: i32,
+    },
+
+    /// The batch is larger than the configured maximum.
+    #[error("batch at offset {base_offset}: {size} bytes exceeds the limit of {limit}")]
+    BatchTooLarge {
+        /// Base offset as stored in the batch header.
+        base_offset: i64,
+        /// Size of the whole batch in bytes.
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+
+    /// A magic byte other than 2 (only RecordBatch v2 is supported).
+    #[error("batch at offset {base_offset}: unsupported magic {magic} (only v2 is supported)")]
+    UnsupportedMagic {
+        /// Base offset as stored in the batch header.
+        base_offset: i64,
+        /// The magic byte found.
+        magic: i8,
+    },
+
+    /// The CRC-32C stored in the batch does not match its bytes.
+    #[error("batch at offset {base_offset}: CRC-32C mismatch, stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch {
+        /// Base offset as stored in the batch header.
+        base_offset: i64,
+        /// CRC stored in the header.
+        stored: u32,
+        /// CRC computed over the bytes.
+        computed: u32,
+    },
+
+    /// Header fields that contradict each other or the format.
+    #[error("batch at offset {base_offset}: invalid header: {reason}")]
+    InvalidBatchHeader {
+        /// Base offset as stored in the batch header.
+        base_offset: i64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A record inside a batch could not be decoded.
+    #[error("batch at offset {base_offset}, record #{index}: {reason}")]
+    CorruptRecord {
+        /// Base offset of the batch holding the record.
+        base_offset: i64,
+        /// Index of the record within the batch (0-based).
+        index: u32,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// The number of records decoded differs from the header's record count.
+    #[error("batch at offset {base_offset}: header says {declared} records, bytes hold {found}")]
+    RecordCountMismatch {
+        /// Base offset of the batch.
+        base_offset: i64,
+        /// Record count from the header.
+        declared: i32,
+        /// Records actually found.
+        found: u32,
+    },
+
+    /// A codec id that Kafka does not define.
+    #[error("batch at offset {base_offset}: unknown compression codec id {id}")]
+    UnknownCompression {
+        /// Base offset of the batch.
+        base_offset: i64,
+        /// The codec bits from the attributes.
+        id: u8,
+    },
+
+    /// The batch uses a codec whose cargo feature is not enabled in this build.
+    #[error("compression codec {codec} needs streamlog's cargo feature `{feature}`")]
+    CodecDisabled {
+        /// The codec's name.
+        codec: &'static str,
+        /// The feature that enables it.
+        feature: &'static str,
+    },
+
+    /// Compressed data that its codec could not decode.
+    #[error("{codec} data could not be decompressed: {message}")]
+    Decompress {
+        /// The codec's name.
+        codec: &'static str,
+        /// The codec's own explanation.
+        message: String,
+    },
+
+    /// The codec failed while compressing.
+    #[error("{codec} compression failed: {message}")]
+    Compress {
+        /// The codec's name.
+        codec: &'static str,
+        /// The codec's own explanation.
+        message: String,
+    },
+
+    /// Decompression produced more bytes than allowed: a decompression bomb or a misconfiguration.
+    #[error("{codec} data decompresses to more than the limit of {limit} bytes")]
+    DecompressedTooLarge {
+        /// The codec's name.
+        codec: &'static str,
+        /// The configured limit.
+        limit: u64,
+    },
+
+    /// A caller passed something the format cannot represent.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// An I/O error on a named file.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wrap an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

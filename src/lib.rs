@@ -1,0 +1,39 @@
+//! # streamlog
+//!
+//! The storage engine of Apache Kafka as a Rust library: record batches in Kafka's exact
+//! on-disk format (RecordBatch v2, CRC-32C, varint records, control batches), with the
+//! codecs Kafka uses (none, gzip, lz4, and behind features zstd and snappy).
+//!
+//! ```
+//! use streamlog::{Batch, BatchBuilder, BatchOptions, Compression, Header};
+//!
+//! // Encode three records into one lz4-compressed batch.
+//! let mut builder = BatchBuilder::new(BatchOptions::compressed(Compression::Lz4));
+//! for i in 0..3u8 {
+//!     builder.append(1_700_000_000_000 + i64::from(i), Some(&[i]), Some(b"payload"),
+//!                    &[Header::new("source", Some(b"app"))])?;
+//! }
+//! let bytes = builder.build()?;
+//!
+//! // Read it back: header fields without decoding, then the records.
+//! let batch = Batch::new(&bytes)?;
+//! batch.validate()?;
+//! assert_eq!(batch.last_offset(), 2);
+//! let records = batch.records()?;
+//! let keys: Vec<u8> = records.iter().map(|r| r.map(|r| r.key.unwrap()[0])).collect::<Result<_, _>>()?;
+//! assert_eq!(keys, [0, 1, 2]);
+//! # Ok::<(), streamlog::Error>(())
+//! ```
+#![deny(missing_docs)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod record;
+
+pub use error::{Error, Result};
+pub use record::{
+    Attributes, Batch, BatchBuilder, BatchHeader, BatchMut, BatchOptions, Batches, Compression,
+    ControlRecord, ControlRecordType, DecodeLimits, EndTxnMarker, Header, OwnedRecord, Record,
+    Records, TimestampType,
+};

@@ -1,0 +1,25 @@
+//! Kafka's RecordBatch v2: the bytes of the log.
+//!
+//! [`BatchBuilder`] encodes records into a batch; [`Batch`] is a zero-copy view over stored
+//! batch bytes with header accessors, [`Batch::validate`] and lazy record decoding;
+//! [`Batches`] walks batches stored back to back; [`BatchMut`] updates the fields a log
+//! rewrites on append.
+
+mod batch;
+mod builder;
+mod codec;
+mod control;
+mod header;
+#[allow(clippy::module_inception)]
+mod record;
+mod varint;
+
+pub use batch::{Batch, BatchMut, Batches, DecodeLimits, RecordIter, Records};
+pub use builder::{BatchBuilder, BatchOptions, NO_TIMESTAMP};
+pub use codec::Compression;
+pub use control::{ControlRecord, ControlRecordType, EndTxnMarker};
+pub use header::{
+    Attributes, BatchHeader, TimestampType, BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2,
+    NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+};
+pub use record::{Header, Headers, OwnedRecord, Record};

@@ -1,0 +1,284 @@
+//! One record inside a batch: its varint layout, a borrowed view and an owned copy.
+//!
+//! ```text
+//! length            varint   bytes after this field
+//! attributes        int8     unused, 0
+//! timestamp delta   varlong  from the batch's base timestamp
+//! offset delta      varint   from the batch's base offset
+//! key length        varint   -1 for a null key
+//! key               bytes
+//! value length      varint   -1 for a null value
+//! value             bytes
+//! header count      varint
+//!   key length      varint   never negative
+//!   key             bytes    (UTF-8 in Kafka's clients; kept as bytes here)
+//!   value length    varint   -1 for a null value
+//!   value           bytes
+//! ```
+
+use super::varint::{read_varint, read_varlong, varint_size, varlong_size, write_varint, write_varlong};
+
+/// One record header: a key and an optional value. Keys may repeat; order is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Header<'a> {
+    /// The header key (UTF-8 when written by Kafka's clients).
+    pub key: &'a [u8],
+    /// The header value; `None` is distinct from empty.
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> Header<'a> {
+    /// A header with a string key.
+    pub fn new(key: &'a str, value: Option<&'a [u8]>) -> Self {
+        Header {
+            key: key.as_bytes(),
+            value,
+        }
+    }
+
+    /// The key as text, when it is valid UTF-8.
+    pub fn key_str(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.key).ok()
+    }
+}
+
+/// A record decoded from a batch, borrowing its key, value and headers from the batch bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Absolute offset: the batch's base offset plus the record's offset delta.
+    pub offset: i64,
+    /// Create time, or the batch's max timestamp under LogAppendTime.
+    pub timestamp: i64,
+    /// The record's attribute byte (unused by Kafka today).
+    pub attributes: i8,
+    /// The key; `None` (length -1) is distinct from an empty key.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` (length -1) is a tombstone on compacted topics.
+    pub value: Option<&'a [u8]>,
+    headers: &'a [u8],
+    header_count: u32,
+}
+
+impl<'a> Record<'a> {
+    /// The record's headers, in stored order.
+    pub fn headers(&self) -> Headers<'a> {
+        Headers {
+            buf: self.headers,
+            pos: 0,
+            remaining: self.header_count,
+        }
+    }
+
+    /// Number of headers.
+    pub fn header_count(&self) -> usize {
+        self.header_count as usize
+    }
+
+    /// An owned copy, for keeping past the batch's lifetime.
+    pub fn to_owned_record(&self) -> OwnedRecord {
+        OwnedRecord {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key.map(<[u8]>::to_vec),
+            value: self.value.map(<[u8]>::to_vec),
+            headers: self
+                .headers()
+                .map(|h| (h.key.to_vec(), h.value.map(<[u8]>::to_vec)))
+                .collect(),
+        }
+    }
+}
+
+/// Iterator over a record's headers.
+#[derive(Debug, Clone)]
+pub struct Headers<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    remaining: u32,
+}
+
+impl<'a> Iterator for Headers<'a> {
+    type Item = Header<'a>;
+
+    fn next(&mut self) -> Option<Header<'a>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        // The header bytes were fully checked when the record was parsed.
+        let (key, value) = read_header(self.buf, &mut self.pos).ok()?;
+        self.remaining -= 1;
+        Some(Header { key, value })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining as usize, Some(self.remaining as usize))
+    }
+}
+
+impl ExactSizeIterator for Headers<'_> {}
+
+/// A record with owned bytes: what tests, models and convenience APIs pass around.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct OwnedRecord {
+    /// Absolute offset (ignored when building a batch; offsets are assigned).
+    pub offset: i64,
+    /// Timestamp in milliseconds since the epoch.
+    pub timestamp: i64,
+    /// The key, `None` for null.
+    pub key: Option<Vec<u8>>,
+    /// The value, `None` for null.
+    pub value: Option<Vec<u8>>,
+    /// Headers as (key, value) pairs in order.
+    pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl OwnedRecord {
+    /// A record with a value and optional key, no headers.
+    pub fn new(timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Self {
+        OwnedRecord {
+            offset: 0,
+            timestamp,
+            key: key.map(<[u8]>::to_vec),
+            value: value.map(<[u8]>::to_vec),
+            headers: Vec::new(),
+        }
+    }
+}
+
+type Bytes<'a> = Option<&'a [u8]>;
+
+fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Bytes<'a>, &'static str> {
+    let len = read_varint(buf, pos).map_err(|e| e.reason())?;
+    if len < 0 {
+        return Ok(None);
+    }
+    let end = pos
+        .checked_add(len as usize)
+        .ok_or("length overflows")?;
+    let bytes = buf.get(*pos..end).ok_or("length runs past the record")?;
+    *pos = end;
+    Ok(Some(bytes))
+}
+
+fn read_header<'a>(buf: &'a [u8], pos: &mut usize) -> Result<(&'a [u8], Bytes<'a>), &'static str> {
+    let key = read_bytes(buf, pos)?.ok_or("negative header key length")?;
+    let value = read_bytes(buf, pos)?;
+    Ok((key, value))
+}
+
+/// Where a batch's records take their offsets and timestamps from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordContext {
+    pub base_offset: i64,
+    pub base_timestamp: i64,
+    /// Set under LogAppendTime: every record's timestamp.
+    pub log_append_time: Option<i64>,
+}
+
+/// Parses the record at `*pos`, advancing past it. Checks that every length agrees with the
+/// bytes and that the record's fields end exactly where its length says.
+pub(crate) fn parse_record<'a>(
+    buf: &'a [u8],
+    pos: &mut usize,
+    ctx: &RecordContext,
+) -> Result<(Record<'a>, i32), &'static str> {
+    let len = read_varint(buf, pos).map_err(|e| e.reason())?;
+    if len < 0 {
+        return Err("negative record length");
+    }
+    let end = pos.checked_add(len as usize).ok_or("length overflows")?;
+    let body = buf.get(*pos..end).ok_or("record length runs past the batch")?;
+    let mut p = 0usize;
+    let attributes = *body.first().ok_or("record shorter than its attributes")? as i8;
+    p += 1;
+    let timestamp_delta = read_varlong(body, &mut p).map_err(|e| e.reason())?;
+    let offset_delta = read_varint(body, &mut p).map_err(|e| e.reason())?;
+    let key = read_bytes(body, &mut p)?;
+    let value = read_bytes(body, &mut p)?;
+    let header_count = read_varint(body, &mut p).map_err(|e| e.reason())?;
+    if header_count < 0 {
+        return Err("negative header count");
+    }
+    let headers_start = p;
+    for _ in 0..header_count {
+        read_header(body, &mut p)?;
+    }
+    if p != body.len() {
+        return Err("record length disagrees with its fields");
+    }
+    *pos = end;
+    let record = Record {
+        offset: ctx.base_offset.wrapping_add(i64::from(offset_delta)),
+        timestamp: ctx
+            .log_append_time
+            .unwrap_or_else(|| ctx.base_timestamp.wrapping_add(timestamp_delta)),
+        attributes,
+        key,
+        value,
+        headers: body.get(headers_start..).unwrap_or_default(),
+        header_count: header_count as u32,
+    };
+    Ok((record, offset_delta))
+}
+
+fn bytes_size(b: Bytes<'_>) -> usize {
+    match b {
+        None => 1,
+        Some(b) => varint_size(b.len() as i32) + b.len(),
+    }
+}
+
+fn write_bytes(out: &mut Vec<u8>, b: Bytes<'_>) {
+    match b {
+        None => write_varint(out, -1),
+        Some(b) => {
+            write_varint(out, b.len() as i32);
+            out.extend_from_slice(b);
+        }
+    }
+}
+
+/// The fields of a record to encode; headers are any cloneable iterator so both slices and
+/// decoded [`Headers`] can be written without collecting them.
+pub(crate) struct RecordFields<'a, H> {
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    pub key: Bytes<'a>,
+    pub value: Bytes<'a>,
+    pub headers: H,
+}
+
+/// Bytes a record's body takes (everything after its length varint).
+pub(crate) fn body_size<'h, H: Iterator<Item = Header<'h>> + Clone>(
+    f: &RecordFields<'_, H>,
+) -> Option<(usize, usize)> {
+    let mut size = 1 + varlong_size(f.timestamp_delta) + varint_size(f.offset_delta);
+    size += bytes_size(f.key) + bytes_size(f.value);
+    let mut count = 0usize;
+    for h in f.headers.clone() {
+        size += bytes_size(Some(h.key)) + bytes_size(h.value);
+        count += 1;
+    }
+    size += varint_size(i32::try_from(count).ok()?);
+    Some((size, count))
+}
+
+/// Appends the encoded record (length prefix included) to `out`.
+pub(crate) fn write_record<'h, H: Iterator<Item = Header<'h>> + Clone>(
+    out: &mut Vec<u8>,
+    f: RecordFields<'_, H>,
+    body: usize,
+    header_count: usize,
+) {
+    write_varint(out, body as i32);
+    out.push(0);
+    write_varlong(out, f.timestamp_delta);
+    write_varint(out, f.offset_delta);
+    write_bytes(out, f.key);
+    write_bytes(out, f.value);
+    write_varint(out, header_count as i32);
+    for h in f.headers {
+        write_bytes(out, Some(h.key));
+        write_bytes(out, h.value);
+    }
+}

@@ -1,0 +1,179 @@
+//! Kafka's zig-zag variable-length integers (protobuf style), as used inside records.
+//!
+//! A varint is at most 5 bytes (i32), a varlong at most 10 (i64); longer encodings are errors,
+//! as in Kafka's `ByteUtils`. Readers take a cursor over a slice and never read past its end.
+
+/// Why a varint could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VarintError {
+    /// The slice ended inside the varint.
+    Truncated,
+    /// More continuation bytes than the type allows.
+    TooLong,
+}
+
+impl VarintError {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            VarintError::Truncated => "truncated varint",
+            VarintError::TooLong => "varint longer than its type allows",
+        }
+    }
+}
+
+#[inline]
+fn read_unsigned(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64, VarintError> {
+    let mut value: u64 = 0;
+    let mut shift = 0u32;
+    for i in 0..max_bytes {
+        let Some(&byte) = buf.get(*pos + i) else {
+            return Err(VarintError::Truncated);
+        };
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            *pos += i + 1;
+            return Ok(value);
+        }
+        shift += 7;
+    }
+    Err(VarintError::TooLong)
+}
+
+/// Reads a zig-zag varint (i32) at `*pos`, advancing `pos` past it.
+#[inline]
+pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i32, VarintError> {
+    // Fast path: one byte, the common case for lengths and deltas below 64.
+    if let Some(&b) = buf.get(*pos) {
+        if b & 0x80 == 0 {
+            *pos += 1;
+            let v = u32::from(b);
+            return Ok(((v >> 1) as i32) ^ -((v & 1) as i32));
+        }
+    }
+    // Kafka reads at most 5 bytes and keeps the low 32 bits.
+    let raw = read_unsigned(buf, pos, 5)? as u32;
+    Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// Reads a zig-zag varlong (i64) at `*pos`, advancing `pos` past it.
+#[inline]
+pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, VarintError> {
+    let raw = read_unsigned(buf, pos, 10)?;
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
+#[inline]
+fn zigzag32(v: i32) -> u32 {
+    ((v << 1) ^ (v >> 31)) as u32
+}
+
+#[inline]
+fn zigzag64(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+#[inline]
+fn unsigned_size(mut v: u64) -> usize {
+    let mut n = 1;
+    while v >= 0x80 {
+        v >>= 7;
+        n += 1;
+    }
+    n
+}
+
+/// Encoded size of `v` as a varint.
+#[inline]
+pub(crate) fn varint_size(v: i32) -> usize {
+    unsigned_size(u64::from(zigzag32(v)))
+}
+
+/// Encoded size of `v` as a varlong.
+#[inline]
+pub(crate) fn varlong_size(v: i64) -> usize {
+    unsigned_size(zigzag64(v))
+}
+
+#[inline]
+fn write_unsigned(out: &mut Vec<u8>, mut v: u64) {
+    if v < 0x80 {
+        out.push(v as u8);
+        return;
+    }
+    let mut tmp = [0u8; 10];
+    let mut n = 0;
+    for slot in tmp.iter_mut() {
+        n += 1;
+        if v < 0x80 {
+            *slot = v as u8;
+            break;
+        }
+        *slot = (v as u8 & 0x7f) | 0x80;
+        v >>= 7;
+    }
+    out.extend_from_slice(tmp.get(..n).unwrap_or(&tmp));
+}
+
+/// Appends `v` as a zig-zag varint.
+#[inline]
+pub(crate) fn write_varint(out: &mut Vec<u8>, v: i32) {
+    write_unsigned(out, u64::from(zigzag32(v)));
+}
+
+/// Appends `v` as a zig-zag varlong.
+#[inline]
+pub(crate) fn write_varlong(out: &mut Vec<u8>, v: i64) {
+    write_unsigned(out, zigzag64(v));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn known_encodings_match_kafka() {
+        // From Kafka's ByteUtilsTest: zig-zag maps 0,-1,1,-2 to 0,1,2,3.
+        let mut out = Vec::new();
+        for v in [0, -1, 1, -2, 63, -64, 64] {
+            write_varint(&mut out, v);
+        }
+        assert_eq!(out, [0, 1, 2, 3, 0x7e, 0x7f, 0x80, 0x01]);
+        let mut out = Vec::new();
+        write_varint(&mut out, i32::MIN);
+        assert_eq!(out, [0xff, 0xff, 0xff, 0xff, 0x0f]);
+    }
+
+    #[test]
+    fn too_long_and_truncated_are_errors() {
+        let mut pos = 0;
+        assert_eq!(read_varint(&[0x80; 6], &mut pos), Err(VarintError::TooLong));
+        let mut pos = 0;
+        assert_eq!(read_varint(&[0x80, 0x80], &mut pos), Err(VarintError::Truncated));
+        let mut pos = 0;
+        assert_eq!(read_varlong(&[0xff; 11], &mut pos), Err(VarintError::TooLong));
+        assert_eq!(pos, 0, "a failed read leaves the cursor alone");
+    }
+
+    proptest! {
+        #[test]
+        fn varint_round_trip(v: i32) {
+            let mut out = Vec::new();
+            write_varint(&mut out, v);
+            prop_assert_eq!(out.len(), varint_size(v));
+            let mut pos = 0;
+            prop_assert_eq!(read_varint(&out, &mut pos), Ok(v));
+            prop_assert_eq!(pos, out.len());
+        }
+
+        #[test]
+        fn varlong_round_trip(v: i64) {
+            let mut out = Vec::new();
+            write_varlong(&mut out, v);
+            prop_assert_eq!(out.len(), varlong_size(v));
+            let mut pos = 0;
+            prop_assert_eq!(read_varlong(&out, &mut pos), Ok(v));
+            prop_assert_eq!(pos, out.len());
+        }
+    }
+}
