@@ -141,6 +141,73 @@ pub enum Error {
         limit: u64,
     },
 
+    /// An index file that cannot be trusted; the log rebuilds it from its `.log` file.
+    #[error("index {path} is corrupt: {reason}")]
+    CorruptIndex {
+        /// The index file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A read asked for an offset the log does not hold.
+    #[error(
+        "offset {offset} is out of range: the log holds [{log_start_offset}, {log_end_offset})"
+    )]
+    OffsetOutOfRange {
+        /// The offset asked for.
+        offset: i64,
+        /// The first offset the log holds.
+        log_start_offset: i64,
+        /// The offset the next append will get.
+        log_end_offset: i64,
+    },
+
+    /// A batch too large for the log's `max.message.bytes`.
+    #[error("batch of {size} bytes exceeds max.message.bytes {limit}")]
+    MessageTooLarge {
+        /// The batch's size.
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+
+    /// A batch appended with offsets that do not continue the log.
+    #[error("batch at offsets [{base_offset}, {last_offset}] does not continue the log (log end offset {log_end_offset})")]
+    UnexpectedAppendOffset {
+        /// The batch's base offset.
+        base_offset: i64,
+        /// The batch's last offset.
+        last_offset: i64,
+        /// The log's end offset.
+        log_end_offset: i64,
+    },
+
+    /// A segment file whose contents contradict the log (found while opening).
+    #[error("segment {path} is corrupt at byte {position}: {reason}")]
+    CorruptSegment {
+        /// The `.log` file.
+        path: PathBuf,
+        /// Byte position of the damage.
+        position: u64,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A checkpoint file that does not parse.
+    #[error("checkpoint file {path} is corrupt")]
+    CorruptCheckpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+    },
+
+    /// The log was closed; open it again to use it.
+    #[error("log {dir} is closed")]
+    LogClosed {
+        /// The partition directory.
+        dir: PathBuf,
+    },
+
     /// A caller passed something the format cannot represent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -25,13 +25,27 @@
 //! # Ok::<(), streamlog::Error>(())
 //! ```
 #![deny(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod config;
 pub mod error;
+pub mod io;
+pub mod log;
 pub mod record;
+pub(crate) mod segment;
 
+pub use config::{Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use log::{AppendInfo, FetchData, FileSlice, Log, LogRecord, LogRecords, RecoveryInfo};
 pub use record::{
     Attributes, Batch, BatchBuilder, BatchHeader, BatchMut, BatchOptions, Batches, Compression,
     ControlRecord, ControlRecordType, DecodeLimits, EndTxnMarker, Header, OwnedRecord, Record,

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use super::header::*;
 use super::record::{parse_record, Record, RecordContext};
-use super::{ControlRecord, Compression};
+use super::{Compression, ControlRecord};
 use crate::error::{Error, Result};
 
 /// Bounds that protect decoding from hostile or corrupt bytes.
@@ -304,7 +304,9 @@ impl<'a> Batch<'a> {
             return Err(invalid("negative last offset delta"));
         }
         if count > 0 && last_delta < count - 1 {
-            return Err(invalid("last offset delta smaller than the record count allows"));
+            return Err(invalid(
+                "last offset delta smaller than the record count allows",
+            ));
         }
         if base_offset.checked_add(i64::from(last_delta)).is_none() {
             return Err(invalid("last offset overflows"));
@@ -327,7 +329,11 @@ impl<'a> Batch<'a> {
             Compression::None => Cow::Borrowed(self.records_section()),
             codec => {
                 let mut out = Vec::new();
-                codec.decompress(self.records_section(), &mut out, limits.max_decompressed_bytes)?;
+                codec.decompress(
+                    self.records_section(),
+                    &mut out,
+                    limits.max_decompressed_bytes,
+                )?;
                 Cow::Owned(out)
             }
         };
@@ -348,7 +354,11 @@ impl<'a> Batch<'a> {
             Compression::None => self.records_section(),
             codec => {
                 scratch.clear();
-                codec.decompress(self.records_section(), scratch, limits.max_decompressed_bytes)?;
+                codec.decompress(
+                    self.records_section(),
+                    scratch,
+                    limits.max_decompressed_bytes,
+                )?;
                 scratch.as_slice()
             }
         };
@@ -371,17 +381,18 @@ impl<'a> Batch<'a> {
             base_offset: self.base_offset(),
             reason: "control batch without a record",
         })??;
-        let control = ControlRecord::from_record(&record).map_err(|reason| Error::CorruptRecord {
-            base_offset: self.base_offset(),
-            index: 0,
-            reason,
-        })?;
+        let control =
+            ControlRecord::from_record(&record).map_err(|reason| Error::CorruptRecord {
+                base_offset: self.base_offset(),
+                index: 0,
+                reason,
+            })?;
         Ok(Some(control))
     }
 
     fn records_over<'d>(&self, data: Cow<'d, [u8]>) -> Records<'d> {
-        let log_append_time = (self.timestamp_type() == TimestampType::LogAppendTime)
-            .then(|| self.max_timestamp());
+        let log_append_time =
+            (self.timestamp_type() == TimestampType::LogAppendTime).then(|| self.max_timestamp());
         Records {
             data,
             ctx: RecordContext {
@@ -409,6 +420,13 @@ impl Records<'_> {
     pub fn iter(&self) -> RecordIter<'_> {
         RecordIter {
             data: &self.data,
+            cur: self.cursor(),
+        }
+    }
+
+    /// Where iteration starts: see [`RecordIter::resume`].
+    pub(crate) fn cursor(&self) -> RecordCursor {
+        RecordCursor {
             pos: 0,
             index: 0,
             ctx: self.ctx,
@@ -444,6 +462,13 @@ impl<'r> IntoIterator for &'r Records<'_> {
 #[derive(Debug, Clone)]
 pub struct RecordIter<'r> {
     data: &'r [u8],
+    cur: RecordCursor,
+}
+
+/// The state of a [`RecordIter`] without its borrow, so an owner of the bytes can pause
+/// and resume iteration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordCursor {
     pos: usize,
     index: u32,
     ctx: RecordContext,
@@ -454,8 +479,18 @@ pub struct RecordIter<'r> {
 }
 
 impl<'r> RecordIter<'r> {
+    /// Continues iterating `data` (the same bytes the cursor came from) at `cur`.
+    pub(crate) fn resume(data: &'r [u8], cur: RecordCursor) -> Self {
+        RecordIter { data, cur }
+    }
+
+    /// The iteration state, for [`RecordIter::resume`].
+    pub(crate) fn cursor(&self) -> RecordCursor {
+        self.cur
+    }
+
     fn fail(&mut self, err: Error) -> Option<Result<Record<'r>>> {
-        self.done = true;
+        self.cur.done = true;
         Some(Err(err))
     }
 }
@@ -464,41 +499,41 @@ impl<'r> Iterator for RecordIter<'r> {
     type Item = Result<Record<'r>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
+        if self.cur.done {
             return None;
         }
-        let base_offset = self.ctx.base_offset;
-        if i64::from(self.index) >= i64::from(self.declared) {
-            self.done = true;
-            if self.pos != self.data.len() {
+        let base_offset = self.cur.ctx.base_offset;
+        if i64::from(self.cur.index) >= i64::from(self.cur.declared) {
+            self.cur.done = true;
+            if self.cur.pos != self.data.len() {
                 return Some(Err(Error::CorruptRecord {
                     base_offset,
-                    index: self.index,
+                    index: self.cur.index,
                     reason: "bytes left after the declared record count",
                 }));
             }
             return None;
         }
-        if self.pos >= self.data.len() {
+        if self.cur.pos >= self.data.len() {
             let err = Error::RecordCountMismatch {
                 base_offset,
-                declared: self.declared,
-                found: self.index,
+                declared: self.cur.declared,
+                found: self.cur.index,
             };
             return self.fail(err);
         }
-        let index = self.index;
-        match parse_record(self.data, &mut self.pos, &self.ctx) {
+        let index = self.cur.index;
+        match parse_record(self.data, &mut self.cur.pos, &self.cur.ctx) {
             Ok((record, delta)) => {
-                if delta <= self.previous_delta || delta > self.last_offset_delta {
+                if delta <= self.cur.previous_delta || delta > self.cur.last_offset_delta {
                     return self.fail(Error::CorruptRecord {
                         base_offset,
                         index,
                         reason: "offset delta out of order or past the last offset delta",
                     });
                 }
-                self.previous_delta = delta;
-                self.index += 1;
+                self.cur.previous_delta = delta;
+                self.cur.index += 1;
                 Some(Ok(record))
             }
             Err(reason) => self.fail(Error::CorruptRecord {
@@ -510,10 +545,10 @@ impl<'r> Iterator for RecordIter<'r> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
+        if self.cur.done {
             return (0, Some(0));
         }
-        let left = (i64::from(self.declared) - i64::from(self.index)).max(0) as usize;
+        let left = (i64::from(self.cur.declared) - i64::from(self.cur.index)).max(0) as usize;
         (0, Some(left.saturating_add(1)))
     }
 }
@@ -605,7 +640,10 @@ impl<'a> BatchMut<'a> {
     /// Sets the timestamp type and max timestamp (LogAppendTime stamping) and recomputes the
     /// CRC, since both fields lie inside it.
     pub fn set_max_timestamp(&mut self, timestamp_type: TimestampType, max_timestamp: i64) {
-        let attrs = self.as_batch().attributes().with_timestamp_type(timestamp_type);
+        let attrs = self
+            .as_batch()
+            .attributes()
+            .with_timestamp_type(timestamp_type);
         put(self.bytes, ATTRIBUTES, &attrs.0.to_be_bytes());
         put(self.bytes, MAX_TIMESTAMP, &max_timestamp.to_be_bytes());
         let crc = self.as_batch().compute_crc();

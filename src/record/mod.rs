@@ -14,6 +14,7 @@ mod header;
 mod record;
 mod varint;
 
+pub(crate) use batch::RecordCursor;
 pub use batch::{Batch, BatchMut, Batches, DecodeLimits, RecordIter, Records};
 pub use builder::{BatchBuilder, BatchOptions, NO_TIMESTAMP};
 pub use codec::Compression;

@@ -16,7 +16,9 @@
 //!   value           bytes
 //! ```
 
-use super::varint::{read_varint, read_varlong, varint_size, varlong_size, write_varint, write_varlong};
+use super::varint::{
+    read_varint, read_varlong, varint_size, varlong_size, write_varint, write_varlong,
+};
 
 /// One record header: a key and an optional value. Keys may repeat; order is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +71,11 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The encoded headers and their count.
+    pub(crate) fn raw_headers(&self) -> (&'a [u8], u32) {
+        (self.headers, self.header_count)
+    }
+
     /// Number of headers.
     pub fn header_count(&self) -> usize {
         self.header_count as usize
@@ -95,6 +102,17 @@ pub struct Headers<'a> {
     buf: &'a [u8],
     pos: usize,
     remaining: u32,
+}
+
+impl<'a> Headers<'a> {
+    /// Headers over encoded header bytes already checked by the record parser.
+    pub(crate) fn from_raw(buf: &'a [u8], count: u32) -> Self {
+        Headers {
+            buf,
+            pos: 0,
+            remaining: count,
+        }
+    }
 }
 
 impl<'a> Iterator for Headers<'a> {
@@ -152,9 +170,7 @@ fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Bytes<'a>, &'static 
     if len < 0 {
         return Ok(None);
     }
-    let end = pos
-        .checked_add(len as usize)
-        .ok_or("length overflows")?;
+    let end = pos.checked_add(len as usize).ok_or("length overflows")?;
     let bytes = buf.get(*pos..end).ok_or("length runs past the record")?;
     *pos = end;
     Ok(Some(bytes))
@@ -187,7 +203,9 @@ pub(crate) fn parse_record<'a>(
         return Err("negative record length");
     }
     let end = pos.checked_add(len as usize).ok_or("length overflows")?;
-    let body = buf.get(*pos..end).ok_or("record length runs past the batch")?;
+    let body = buf
+        .get(*pos..end)
+        .ok_or("record length runs past the batch")?;
     let mut p = 0usize;
     let attributes = *body.first().ok_or("record shorter than its attributes")? as i8;
     p += 1;

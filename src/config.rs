@@ -1,0 +1,108 @@
+//! Configuration of a partition log, with Kafka's names and defaults.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::record::{DecodeLimits, TimestampType};
+
+/// Milliseconds since the Unix epoch, from a source the log can be given.
+pub trait Clock: Send + Sync {
+    /// The current time in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> i64;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A clock that only moves when told to: for tests and simulations.
+#[derive(Debug, Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    /// A clock reading `now_ms`.
+    pub fn new(now_ms: i64) -> Self {
+        ManualClock(std::sync::atomic::AtomicI64::new(now_ms))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, now_ms: i64) {
+        self.0.store(now_ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the time forward.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Settings of one partition log. Field names follow Kafka's topic configs.
+///
+/// ```
+/// use streamlog::LogConfig;
+/// let config = LogConfig { segment_bytes: 64 << 20, ..LogConfig::default() };
+/// assert_eq!(config.index_interval_bytes, 4096);
+/// ```
+#[derive(Clone)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this (default 1 GiB).
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when this long has passed since the active segment's first
+    /// timestamp (default 7 days). `None` never rolls on time.
+    pub segment_ms: Option<i64>,
+    /// `segment.index.bytes`: size each index file is preallocated to (default 10 MiB).
+    pub segment_index_bytes: u32,
+    /// `index.interval.bytes`: bytes of batches between offset-index entries (default 4096).
+    pub index_interval_bytes: u32,
+    /// `max.message.bytes`: largest batch a producer may append (default 1 MiB + 12).
+    pub max_message_bytes: u32,
+    /// `message.timestamp.type`: CreateTime, or LogAppendTime to stamp batches on append.
+    pub message_timestamp_type: TimestampType,
+    /// Limits for decoding stored batches (record iteration, validation of compressed data).
+    pub decode_limits: DecodeLimits,
+    /// Where the log reads the time (`segment.ms`, LogAppendTime).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: Some(7 * 24 * 60 * 60 * 1000),
+            segment_index_bytes: 10 << 20,
+            index_interval_bytes: 4096,
+            max_message_bytes: 1_048_588,
+            message_timestamp_type: TimestampType::CreateTime,
+            decode_limits: DecodeLimits::DEFAULT,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl fmt::Debug for LogConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogConfig")
+            .field("segment_bytes", &self.segment_bytes)
+            .field("segment_ms", &self.segment_ms)
+            .field("segment_index_bytes", &self.segment_index_bytes)
+            .field("index_interval_bytes", &self.index_interval_bytes)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("message_timestamp_type", &self.message_timestamp_type)
+            .field("decode_limits", &self.decode_limits)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,198 @@
+//! The real filesystem, through `std::fs` and `memmap2`.
+
+use std::fs::OpenOptions;
+use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU32;
+use std::sync::Arc;
+
+use super::{File, FileSystem, MappedWords, OpenMode};
+
+/// The operating system's filesystem.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealFs;
+
+impl RealFs {
+    /// A shared handle, as logs take it.
+    pub fn shared() -> Arc<dyn FileSystem> {
+        Arc::new(RealFs)
+    }
+}
+
+impl FileSystem for RealFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
+        let mut o = OpenOptions::new();
+        o.read(true);
+        match mode {
+            OpenMode::Read => {}
+            OpenMode::ReadWrite => {
+                o.write(true).create(true);
+            }
+            OpenMode::CreateNew => {
+                o.write(true).create_new(true);
+            }
+        }
+        let file = o.open(path)?;
+        Ok(Arc::new(RealFile { file }))
+    }
+
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.path()))
+            .collect()
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::File::open(dir)?.sync_all()
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+}
+
+#[derive(Debug)]
+struct RealFile {
+    file: std::fs::File,
+}
+
+impl File for RealFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        loop {
+            match self.file.read_at(buf, pos) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    fn append(&self, bufs: &[&[u8]]) -> io::Result<()> {
+        // The file cursor is only moved here and by `set_len`'s seek, both called by the one
+        // writer, so the cursor is the end of the file.
+        let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+        let mut slices = slices.as_mut_slice();
+        let mut f = &self.file;
+        while !slices.is_empty() {
+            match f.write_vectored(slices) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "write returned 0 bytes",
+                    ))
+                }
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, pos)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        use std::io::Seek;
+        self.file.set_len(len)?;
+        (&self.file).seek(io::SeekFrom::Start(len))?;
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn map_words(&self, len: u64, writable: bool) -> io::Result<Arc<dyn MappedWords>> {
+        if len % 4 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("mapping length {len} is not a multiple of 4"),
+            ));
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mapping too large"))?;
+        if len == 0 {
+            return Ok(Arc::new(EmptyMap));
+        }
+        let map = if writable {
+            // SAFETY: the file is only changed through this mapping (by the one writer) and
+            // through `set_len`, which never shrinks it below the words in use; every access
+            // goes through the atomic view in `words`, so concurrent readers are sound.
+            Mapping::Rw(unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file)? })
+        } else {
+            // SAFETY: as above; a read-only mapping is only read through atomic loads.
+            Mapping::Ro(unsafe { memmap2::MmapOptions::new().len(len).map(&self.file)? })
+        };
+        Ok(Arc::new(RealMap { map, len }))
+    }
+
+    fn as_std(&self) -> Option<&std::fs::File> {
+        Some(&self.file)
+    }
+}
+
+#[derive(Debug)]
+enum Mapping {
+    Rw(memmap2::MmapMut),
+    Ro(memmap2::Mmap),
+}
+
+#[derive(Debug)]
+struct RealMap {
+    map: Mapping,
+    len: usize,
+}
+
+impl MappedWords for RealMap {
+    fn words(&self) -> &[AtomicU32] {
+        let ptr = match &self.map {
+            Mapping::Rw(m) => m.as_ptr(),
+            Mapping::Ro(m) => m.as_ptr(),
+        };
+        // SAFETY: the mapping is page-aligned (so 4-byte aligned) and `len` bytes long, a
+        // multiple of 4 checked in `map_words`; AtomicU32 has u32's size and alignment; the
+        // slice borrows `self`, which owns the mapping, so it cannot outlive it; and the bytes
+        // are never accessed non-atomically while the mapping lives (we never deref the
+        // Mmap as a byte slice). Relaxed/Acquire loads on a read-only mapping of lock-free
+        // 32-bit atomics are permitted.
+        unsafe { std::slice::from_raw_parts(ptr.cast::<AtomicU32>(), self.len / 4) }
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        match &self.map {
+            Mapping::Rw(m) => m.flush(),
+            Mapping::Ro(_) => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct EmptyMap;
+
+impl MappedWords for EmptyMap {
+    fn words(&self) -> &[AtomicU32] {
+        &[]
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+}

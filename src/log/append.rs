@@ -1,0 +1,285 @@
+//! Appending batches: producer appends (offsets assigned) and replica appends (offsets kept).
+
+use std::sync::Arc;
+
+use super::{Log, Writer};
+use crate::error::{Error, Result};
+use crate::record::{
+    Batch, BatchBuilder, BatchOptions, Batches, Compression, OwnedRecord, TimestampType,
+    BATCH_HEADER_SIZE,
+};
+use crate::segment::{BatchPos, Segment};
+
+/// What an append stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppendInfo {
+    /// Offset of the first record.
+    pub first_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// The batch's max timestamp as stored.
+    pub max_timestamp: i64,
+    /// The time stamped on the batch under LogAppendTime, else `None`.
+    pub log_append_time: Option<i64>,
+    /// Records appended.
+    pub record_count: u32,
+    /// Bytes appended.
+    pub size_in_bytes: u64,
+}
+
+// Header byte positions rewritten on append (see record/header.rs for the layout).
+const BASE_OFFSET_AT: usize = 0;
+const LEADER_EPOCH_AT: usize = 12;
+const CRC_AT: usize = 17;
+const ATTRIBUTES_AT: usize = 21;
+const MAX_TIMESTAMP_AT: usize = 35;
+
+impl Log {
+    /// Appends one producer batch: validates it (frame, CRC, every record), assigns offsets
+    /// from the log end offset, stamps the leader epoch and, under LogAppendTime, the append
+    /// time. The caller's bytes are written as they are apart from those header fields.
+    pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
+        let b = self.check_producer_batch(batch)?;
+        let mut w = self.lock_open()?;
+        let now = self.config.clock.now_ms();
+        let base = w.log_end_offset;
+        let last = base + i64::from(b.last_offset_delta());
+        let log_append = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let max_timestamp = if log_append { now } else { b.max_timestamp() };
+        self.maybe_roll(
+            &mut w,
+            b.size_in_bytes() as u64,
+            max_timestamp,
+            base,
+            last,
+            now,
+        )?;
+
+        let mut header = [0u8; BATCH_HEADER_SIZE];
+        header.copy_from_slice(
+            batch
+                .get(..BATCH_HEADER_SIZE)
+                .unwrap_or(&[0; BATCH_HEADER_SIZE]),
+        );
+        put(&mut header, BASE_OFFSET_AT, &base.to_be_bytes());
+        put(&mut header, LEADER_EPOCH_AT, &w.leader_epoch.to_be_bytes());
+        let body = batch.get(BATCH_HEADER_SIZE..).unwrap_or_default();
+        if log_append {
+            let attrs = b
+                .attributes()
+                .with_timestamp_type(TimestampType::LogAppendTime);
+            put(&mut header, ATTRIBUTES_AT, &attrs.0.to_be_bytes());
+            put(&mut header, MAX_TIMESTAMP_AT, &now.to_be_bytes());
+            let crc = crc32c::crc32c_append(
+                crc32c::crc32c(header.get(ATTRIBUTES_AT..).unwrap_or_default()),
+                body,
+            );
+            put(&mut header, CRC_AT, &crc.to_be_bytes());
+        }
+        let pos = BatchPos {
+            position: 0,
+            size: batch.len() as u64,
+            base_offset: base,
+            last_offset: last,
+            max_timestamp,
+        };
+        self.write_batch(&mut w, &[&header, body], &pos)?;
+        Ok(AppendInfo {
+            first_offset: base,
+            last_offset: last,
+            max_timestamp,
+            log_append_time: log_append.then_some(now),
+            record_count: b.record_count().max(0) as u32,
+            size_in_bytes: batch.len() as u64,
+        })
+    }
+
+    /// Builds a batch from `records` (their timestamps, keys, values and headers; their
+    /// offsets are ignored) and appends it as a producer batch.
+    pub fn append_records(
+        &self,
+        records: &[OwnedRecord],
+        compression: Compression,
+    ) -> Result<AppendInfo> {
+        let mut b = BatchBuilder::new(BatchOptions::compressed(compression));
+        for r in records {
+            let headers: Vec<crate::record::Header<'_>> = r
+                .headers
+                .iter()
+                .map(|(k, v)| crate::record::Header {
+                    key: k,
+                    value: v.as_deref(),
+                })
+                .collect();
+            b.append(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers)?;
+        }
+        self.append(&b.build()?)
+    }
+
+    /// Appends batches that already carry offsets, as a replication follower does: each
+    /// must validate and start at or after the offset where the log ends (compacted logs
+    /// leave gaps), so the log continues exactly what the leader holds.
+    pub fn append_replicated(&self, batches: &[u8]) -> Result<AppendInfo> {
+        let mut checked = Vec::new();
+        for b in Batches::with_limits(batches, self.config.decode_limits) {
+            let b = b?;
+            b.validate()?;
+            checked.push(b);
+        }
+        let (Some(first), Some(last)) = (checked.first(), checked.last()) else {
+            return Err(Error::InvalidArgument("no batches to append".into()));
+        };
+        let mut w = self.lock_open()?;
+        let mut expected = w.log_end_offset;
+        for b in &checked {
+            if b.base_offset() < expected {
+                return Err(Error::UnexpectedAppendOffset {
+                    base_offset: b.base_offset(),
+                    last_offset: b.last_offset(),
+                    log_end_offset: w.log_end_offset,
+                });
+            }
+            expected = b.next_offset();
+        }
+        let now = self.config.clock.now_ms();
+        let mut max_timestamp = crate::record::NO_TIMESTAMP;
+        let mut records = 0u32;
+        for b in &checked {
+            let pos = BatchPos::of(b, 0);
+            self.maybe_roll(
+                &mut w,
+                pos.size,
+                pos.max_timestamp,
+                b.base_offset(),
+                b.last_offset(),
+                now,
+            )?;
+            // A batch starting past the end (a compaction gap) moves the end forward first.
+            w.log_end_offset = b.base_offset();
+            self.write_batch(&mut w, &[b.as_bytes()], &pos)?;
+            max_timestamp = max_timestamp.max(pos.max_timestamp);
+            records += b.record_count().max(0) as u32;
+        }
+        Ok(AppendInfo {
+            first_offset: first.base_offset(),
+            last_offset: last.last_offset(),
+            max_timestamp,
+            log_append_time: None,
+            record_count: records,
+            size_in_bytes: batches.len() as u64,
+        })
+    }
+
+    /// Checks a producer batch completely before anything is written.
+    fn check_producer_batch<'b>(&self, batch: &'b [u8]) -> Result<Batch<'b>> {
+        let limit = u64::from(self.config.max_message_bytes);
+        if batch.len() as u64 > limit {
+            return Err(Error::MessageTooLarge {
+                size: batch.len() as u64,
+                limit,
+            });
+        }
+        let b = Batch::new(batch)?;
+        b.validate()?;
+        let base_offset = b.base_offset();
+        let invalid = |reason| Error::InvalidBatchHeader {
+            base_offset,
+            reason,
+        };
+        if b.is_control() {
+            return Err(invalid("producers cannot append control batches"));
+        }
+        if b.record_count() == 0 {
+            return Err(invalid("producer batch without records"));
+        }
+        if b.last_offset_delta() != b.record_count() - 1 {
+            return Err(invalid("producer batch offsets are not contiguous"));
+        }
+        // Decode every record: a corrupt record must never reach the log. Offset deltas are
+        // checked to run 0, 1, 2, ... (the iterator checks they increase up to the last).
+        let mut scratch = Vec::new();
+        let records = b.records_in(&mut scratch, &self.config.decode_limits)?;
+        for r in records.iter() {
+            r?;
+        }
+        Ok(b)
+    }
+
+    /// Rolls first when the batch would not fit the active segment's rules.
+    fn maybe_roll(
+        &self,
+        w: &mut Writer,
+        size: u64,
+        max_timestamp: i64,
+        base_offset: i64,
+        last_offset: i64,
+        now: i64,
+    ) -> Result<()> {
+        let Some(active) = w.segments.last() else {
+            return Ok(());
+        };
+        let seg_size = active.size();
+        if seg_size == 0 {
+            if active.base_offset() != base_offset {
+                // An empty active segment whose name no longer fits (a replica gap): rename
+                // by replacing it.
+                let old = w.segments.pop();
+                if let Some(old) = old {
+                    old.delete_files()?;
+                }
+                let seg = Segment::create(
+                    &self.fs,
+                    &self.dir,
+                    base_offset,
+                    Log::index_config(&self.config),
+                )?;
+                w.segments.push(Arc::new(seg));
+                self.publish(w);
+            }
+            return Ok(());
+        }
+        let st = active.write_state();
+        let waited = match st.rolling_base_timestamp {
+            Some(t) => max_timestamp.saturating_sub(t),
+            None => 0,
+        };
+        let _ = now;
+        let time_up = self.config.segment_ms.is_some_and(|ms| waited > ms);
+        let too_big = seg_size.saturating_add(size) > self.config.segment_bytes;
+        let offset_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
+        let position_overflow = seg_size.saturating_add(size) > u64::from(u32::MAX);
+        if time_up || too_big || offset_overflow || position_overflow || active.indexes_full()? {
+            w.log_end_offset = w.log_end_offset.max(base_offset);
+            self.roll_locked(w)?;
+            self.publish(w);
+        }
+        Ok(())
+    }
+
+    /// Writes a batch to the active segment and publishes the new end.
+    fn write_batch(&self, w: &mut Writer, parts: &[&[u8]], pos: &BatchPos) -> Result<()> {
+        let Some(active) = w.segments.last().cloned() else {
+            return Err(Error::InvalidArgument("log has no segment".into()));
+        };
+        active.append(parts, pos)?;
+        w.log_end_offset = pos.last_offset + 1;
+        let current = self.view();
+        if current
+            .segments
+            .last()
+            .is_some_and(|s| Arc::ptr_eq(s, &active))
+        {
+            self.publish_append(w, &current);
+        } else {
+            self.publish(w);
+        }
+        Ok(())
+    }
+}
+
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}

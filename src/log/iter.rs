@@ -1,0 +1,254 @@
+//! Iterating records across batches and segments.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::Log;
+use crate::error::Result;
+use crate::io::AlignedBuf;
+use crate::record::{Batch, DecodeLimits, Headers, OwnedRecord, RecordCursor, RecordIter};
+
+/// Bytes read from the log per step of a record iteration.
+const FETCH_BYTES: usize = 1 << 20;
+
+/// Bytes that records point into: a read chunk of stored batches, or one decompressed batch.
+#[derive(Debug)]
+enum Chunk {
+    Stored(AlignedBuf),
+    Decompressed(Vec<u8>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Stored(b) => b.as_slice(),
+            Chunk::Decompressed(v) => v,
+        }
+    }
+}
+
+/// A record read from the log. It shares the buffer it was decoded from, so iterating
+/// allocates per read chunk, not per record.
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    data: Arc<Chunk>,
+    offset: i64,
+    timestamp: i64,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
+    headers: Range<usize>,
+    header_count: u32,
+}
+
+impl LogRecord {
+    /// The record's offset.
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// The record's timestamp (the batch's under LogAppendTime).
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// The key, `None` for null.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.key.clone().and_then(|r| self.data.bytes().get(r))
+    }
+
+    /// The value, `None` for null.
+    pub fn value(&self) -> Option<&[u8]> {
+        self.value.clone().and_then(|r| self.data.bytes().get(r))
+    }
+
+    /// The headers in order.
+    pub fn headers(&self) -> Headers<'_> {
+        let buf = self
+            .data
+            .bytes()
+            .get(self.headers.clone())
+            .unwrap_or_default();
+        Headers::from_raw(buf, self.header_count)
+    }
+
+    /// An owned copy.
+    pub fn to_owned_record(&self) -> OwnedRecord {
+        OwnedRecord {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: self.key().map(<[u8]>::to_vec),
+            value: self.value().map(<[u8]>::to_vec),
+            headers: self
+                .headers()
+                .map(|h| (h.key.to_vec(), h.value.map(<[u8]>::to_vec)))
+                .collect(),
+        }
+    }
+}
+
+/// The batch being iterated: its records' bytes and where iteration stands.
+#[derive(Debug)]
+struct Current {
+    data: Arc<Chunk>,
+    range: Range<usize>,
+    cursor: RecordCursor,
+}
+
+/// Records from an offset to the end of the log (or an upper bound), across segments.
+///
+/// Each batch is checked (CRC and records) before its records are returned.
+#[derive(Debug)]
+pub struct LogRecords<'l> {
+    log: &'l Log,
+    next_fetch: i64,
+    min_offset: i64,
+    upper_bound: Option<i64>,
+    chunk: Option<(Arc<Chunk>, usize)>,
+    current: Option<Current>,
+    limits: DecodeLimits,
+    done: bool,
+}
+
+impl Log {
+    /// Iterates records from `offset` (the first record at or after it) to the log end.
+    pub fn records_from(&self, offset: i64) -> LogRecords<'_> {
+        self.records_between(offset, None)
+    }
+
+    /// Iterates records from `offset` in batches whose last offset is below `upper_bound`.
+    pub fn records_between(&self, offset: i64, upper_bound: Option<i64>) -> LogRecords<'_> {
+        LogRecords {
+            log: self,
+            next_fetch: offset,
+            min_offset: offset,
+            upper_bound,
+            chunk: None,
+            current: None,
+            limits: self.config.decode_limits,
+            done: false,
+        }
+    }
+
+    /// Reads stored batches from `offset` into an aligned buffer, retrying if a truncation
+    /// raced with the read. `None` at the end.
+    fn read_chunk(&self, offset: i64, upper_bound: Option<i64>) -> Result<Option<AlignedBuf>> {
+        loop {
+            let view = self.view();
+            let data = self.read_in(&view, offset, FETCH_BYTES, upper_bound)?;
+            let Some(slice) = data.slice else {
+                return Ok(None);
+            };
+            let mut buf = AlignedBuf::new(usize::try_from(slice.len()).unwrap_or(0));
+            slice.read_into(buf.as_mut_slice())?;
+            if self.view.read().generation == view.generation {
+                return Ok(Some(buf));
+            }
+        }
+    }
+}
+
+impl LogRecords<'_> {
+    fn fail<T>(&mut self, e: crate::Error) -> Option<Result<T>> {
+        self.done = true;
+        Some(Err(e))
+    }
+
+    /// Moves to the next batch of the current chunk; false when the chunk is used up.
+    fn next_batch(&mut self) -> Result<bool> {
+        let Some((chunk, pos)) = self.chunk.as_mut() else {
+            return Ok(false);
+        };
+        let bytes = chunk.bytes().get(*pos..).unwrap_or_default();
+        if bytes.is_empty() {
+            self.chunk = None;
+            return Ok(false);
+        }
+        let (batch, _) = Batch::parse(bytes, &self.limits)?;
+        batch.validate()?;
+        let start = *pos;
+        *pos += batch.size_in_bytes();
+        self.next_fetch = batch.next_offset();
+        let chunk = Arc::clone(chunk);
+        if batch.last_offset() < self.min_offset {
+            return Ok(true);
+        }
+        let current = if batch.compression()? == crate::Compression::None {
+            let records = batch.records_with(&self.limits)?;
+            let cursor = records.cursor();
+            let from = start + crate::record::BATCH_HEADER_SIZE;
+            Current {
+                data: chunk,
+                range: from..start + batch.size_in_bytes(),
+                cursor,
+            }
+        } else {
+            let records = batch.records_with(&self.limits)?;
+            let cursor = records.cursor();
+            let bytes = records.as_bytes().to_vec();
+            let len = bytes.len();
+            Current {
+                data: Arc::new(Chunk::Decompressed(bytes)),
+                range: 0..len,
+                cursor,
+            }
+        };
+        self.current = Some(current);
+        Ok(true)
+    }
+}
+
+impl Iterator for LogRecords<'_> {
+    type Item = Result<LogRecord>;
+
+    fn next(&mut self) -> Option<Result<LogRecord>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(cur) = self.current.as_mut() {
+                let all = cur.data.bytes();
+                let data = all.get(cur.range.clone()).unwrap_or_default();
+                let mut it = RecordIter::resume(data, cur.cursor);
+                match it.next() {
+                    Some(Ok(r)) => {
+                        cur.cursor = it.cursor();
+                        if r.offset < self.min_offset {
+                            continue;
+                        }
+                        let base = all.as_ptr() as usize;
+                        let range_of = |s: &[u8]| {
+                            let start = s.as_ptr() as usize - base;
+                            start..start + s.len()
+                        };
+                        let (headers, header_count) = r.raw_headers();
+                        return Some(Ok(LogRecord {
+                            data: Arc::clone(&cur.data),
+                            offset: r.offset,
+                            timestamp: r.timestamp,
+                            key: r.key.map(range_of),
+                            value: r.value.map(range_of),
+                            headers: range_of(headers),
+                            header_count,
+                        }));
+                    }
+                    Some(Err(e)) => return self.fail(e),
+                    None => self.current = None,
+                }
+                continue;
+            }
+            match self.next_batch() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => return self.fail(e),
+            }
+            match self.log.read_chunk(self.next_fetch, self.upper_bound) {
+                Ok(Some(buf)) => self.chunk = Some((Arc::new(Chunk::Stored(buf)), 0)),
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => return self.fail(e),
+            }
+        }
+    }
+}

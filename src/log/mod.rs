@@ -1,0 +1,369 @@
+//! One partition's log: ordered segments, offsets, append, read, roll and truncation.
+//!
+//! ```text
+//! <dir>/00000000000000000000.log         batches, byte for byte as Kafka stores them
+//!      /00000000000000000000.index       sparse offset index
+//!      /00000000000000000000.timeindex   sparse time index
+//!      /00000000000000001234.log ...     the next segment, named by its base offset
+//!      /log-start-offset-checkpoint      the log start offset, when above the first segment
+//!      /.kafka_cleanshutdown             present only while the log is cleanly closed
+//! ```
+//!
+//! One writer (appends, rolls, truncations, serialised by a mutex) and any number of
+//! readers. The writer publishes an immutable [`View`] (segments, offsets, the active
+//! segment's readable size) after the bytes are in the file; readers clone the current view
+//! (a pointer copy under a read lock) and read only what it covers, so they never see a
+//! partial batch and never wait for the writer's I/O.
+
+mod append;
+mod iter;
+mod open;
+mod read;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+pub use append::AppendInfo;
+pub use iter::{LogRecord, LogRecords};
+pub use open::RecoveryInfo;
+pub use read::{FetchData, FileSlice};
+
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::io::FileSystem;
+use crate::segment::{IndexConfig, Segment};
+
+/// Name of the marker file that says the log was closed cleanly.
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+/// Name of the file holding the log start offset.
+pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+
+/// What readers see: an immutable snapshot the writer replaces after every change.
+#[derive(Debug)]
+pub(crate) struct View {
+    pub segments: Arc<[Arc<Segment>]>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    /// Readable bytes of the last (active) segment.
+    pub active_size: u64,
+    /// Bumped by every truncation, so a reader can tell its positions may be stale.
+    pub generation: u64,
+}
+
+impl View {
+    /// Index of the segment that holds `offset` (the last with base offset ≤ it).
+    pub(crate) fn segment_index(&self, offset: i64) -> Option<usize> {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .checked_sub(1)
+    }
+
+    /// Readable size of segment `i` under this view.
+    pub(crate) fn readable_size(&self, i: usize) -> u64 {
+        if i + 1 == self.segments.len() {
+            self.active_size
+        } else {
+            self.segments.get(i).map_or(0, |s| s.size())
+        }
+    }
+}
+
+/// State only the writer touches.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub segments: Vec<Arc<Segment>>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub leader_epoch: i32,
+    pub generation: u64,
+    pub closed: bool,
+}
+
+/// One partition's log in a directory. `Send + Sync`: share it in an `Arc`.
+///
+/// ```
+/// use streamlog::{Log, LogConfig, OwnedRecord, Compression};
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = Log::open(dir.path(), LogConfig::default())?;
+/// let info = log.append_records(
+///     &[OwnedRecord::new(1_700_000_000_000, Some(b"k"), Some(b"v"))],
+///     Compression::None,
+/// )?;
+/// assert_eq!(info.first_offset, 0);
+/// let records: Vec<_> = log.records_from(0).collect::<Result<_, _>>()?;
+/// assert_eq!(records[0].value(), Some(&b"v"[..]));
+/// log.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    fs: Arc<dyn FileSystem>,
+    writer: Mutex<Writer>,
+    view: RwLock<Arc<View>>,
+}
+
+impl Log {
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The log's configuration.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub(crate) fn index_config(config: &LogConfig) -> IndexConfig {
+        IndexConfig {
+            max_index_bytes: config.segment_index_bytes,
+            index_interval_bytes: config.index_interval_bytes,
+        }
+    }
+
+    pub(crate) fn view(&self) -> Arc<View> {
+        Arc::clone(&self.view.read())
+    }
+
+    /// Publishes the writer's state to readers.
+    pub(crate) fn publish(&self, w: &Writer) {
+        let view = View {
+            segments: w.segments.iter().cloned().collect(),
+            log_start_offset: w.log_start_offset,
+            log_end_offset: w.log_end_offset,
+            active_size: w.segments.last().map_or(0, |s| s.size()),
+            generation: w.generation,
+        };
+        *self.view.write() = Arc::new(view);
+    }
+
+    /// Publishes only new offsets and size, keeping the segment list (the append fast path).
+    pub(crate) fn publish_append(&self, w: &Writer, current: &View) {
+        let view = View {
+            segments: Arc::clone(&current.segments),
+            log_start_offset: w.log_start_offset,
+            log_end_offset: w.log_end_offset,
+            active_size: w.segments.last().map_or(0, |s| s.size()),
+            generation: w.generation,
+        };
+        *self.view.write() = Arc::new(view);
+    }
+
+    /// The first offset the log holds.
+    pub fn log_start_offset(&self) -> i64 {
+        self.view.read().log_start_offset
+    }
+
+    /// The offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.view.read().log_end_offset
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.view.read().segments.len()
+    }
+
+    /// Base offsets of the segments, ascending.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.view
+            .read()
+            .segments
+            .iter()
+            .map(|s| s.base_offset())
+            .collect()
+    }
+
+    /// Total bytes of the `.log` files.
+    pub fn size_in_bytes(&self) -> u64 {
+        let v = self.view();
+        (0..v.segments.len()).map(|i| v.readable_size(i)).sum()
+    }
+
+    /// Sets the leader epoch that `append` stamps on batches.
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.writer.lock().leader_epoch = epoch;
+    }
+
+    /// The leader epoch that `append` stamps on batches.
+    pub fn leader_epoch(&self) -> i32 {
+        self.writer.lock().leader_epoch
+    }
+
+    fn lock_open(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
+        let w = self.writer.lock();
+        if w.closed {
+            return Err(Error::LogClosed {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(w)
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    pub fn roll(&self) -> Result<()> {
+        let mut w = self.lock_open()?;
+        self.roll_locked(&mut w)?;
+        self.publish(&w);
+        Ok(())
+    }
+
+    pub(crate) fn roll_locked(&self, w: &mut Writer) -> Result<()> {
+        let leo = w.log_end_offset;
+        if let Some(active) = w.segments.last() {
+            if active.size() == 0 {
+                return Ok(()); // already empty: nothing to roll away from
+            }
+            active.flush()?;
+            active.seal()?;
+        }
+        let seg = Segment::create(&self.fs, &self.dir, leo, Log::index_config(&self.config))?;
+        w.segments.push(Arc::new(seg));
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?;
+        Ok(())
+    }
+
+    /// Writes the log's data and indexes to disk (fsync).
+    pub fn flush(&self) -> Result<()> {
+        let w = self.lock_open()?;
+        if let Some(active) = w.segments.last() {
+            active.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Drops every batch at and above `offset`; the log end offset becomes `offset`, or the
+    /// base offset of the batch holding `offset` when it falls inside one (logs are cut at
+    /// batch boundaries, as Kafka cuts them). Truncating at or below the log start offset
+    /// empties the log and restarts it at `offset`.
+    pub fn truncate_to(&self, offset: i64) -> Result<()> {
+        let mut w = self.lock_open()?;
+        if offset >= w.log_end_offset {
+            return Ok(());
+        }
+        w.generation += 1;
+        if offset <= w.log_start_offset {
+            return self.truncate_fully_locked(&mut w, offset.max(0));
+        }
+        // Drop whole segments at or above the offset.
+        while w.segments.len() > 1 && w.segments.last().is_some_and(|s| s.base_offset() >= offset) {
+            if let Some(seg) = w.segments.pop() {
+                seg.delete_files()?;
+            }
+        }
+        let Some(last) = w.segments.last().cloned() else {
+            return self.truncate_fully_locked(&mut w, offset);
+        };
+        // The batch holding `offset` goes whole: the log ends at its base offset, or at
+        // `offset` when the offset falls in a gap (compacted logs have gaps).
+        let end = last.size();
+        let (position, new_leo) = match last.find_batch(offset, end)? {
+            Some(b) => (b.position, b.base_offset.min(offset)),
+            None => (end, offset),
+        };
+        let active = Segment::open_active(
+            &self.fs,
+            &self.dir,
+            last.base_offset(),
+            Log::index_config(&self.config),
+            Some((position, new_leo)),
+        )?;
+        if let Some(slot) = w.segments.last_mut() {
+            *slot = Arc::new(active);
+        }
+        w.log_end_offset = new_leo;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?;
+        self.publish(&w);
+        Ok(())
+    }
+
+    fn truncate_fully_locked(&self, w: &mut Writer, offset: i64) -> Result<()> {
+        for seg in w.segments.drain(..) {
+            seg.delete_files()?;
+        }
+        let seg = Segment::create(&self.fs, &self.dir, offset, Log::index_config(&self.config))?;
+        w.segments.push(Arc::new(seg));
+        w.log_start_offset = offset;
+        w.log_end_offset = offset;
+        self.write_log_start_checkpoint(offset)?;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e))?;
+        self.publish(w);
+        Ok(())
+    }
+
+    /// Advances the log start offset to `offset` (Kafka's DeleteRecords) and deletes the
+    /// segments entirely below it. The active segment is never deleted.
+    pub fn delete_records_before(&self, offset: i64) -> Result<()> {
+        let mut w = self.lock_open()?;
+        if offset > w.log_end_offset || offset < 0 {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start_offset: w.log_start_offset,
+                log_end_offset: w.log_end_offset,
+            });
+        }
+        if offset <= w.log_start_offset {
+            return Ok(());
+        }
+        w.log_start_offset = offset;
+        self.write_log_start_checkpoint(offset)?;
+        let mut deleted = false;
+        while w.segments.len() > 1
+            && w.segments
+                .get(1)
+                .is_some_and(|next| next.base_offset() <= offset)
+        {
+            let seg = w.segments.remove(0);
+            seg.delete_files()?;
+            deleted = true;
+        }
+        if deleted {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io(&self.dir, e))?;
+        }
+        self.publish(&w);
+        Ok(())
+    }
+
+    fn write_log_start_checkpoint(&self, offset: i64) -> Result<()> {
+        let name = self
+            .dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("log");
+        let (topic, partition) = match name.rsplit_once('-') {
+            Some((t, p)) if p.parse::<u32>().is_ok() => (t, p),
+            _ => (name, "0"),
+        };
+        let text = format!("0\n1\n{topic} {partition} {offset}\n");
+        crate::io::write_file_atomic(
+            &*self.fs,
+            &self.dir.join(LOG_START_OFFSET_CHECKPOINT),
+            text.as_bytes(),
+        )
+    }
+
+    /// Flushes, seals the indexes to their size, and marks the log cleanly closed, so the
+    /// next open loads indexes without scanning. Later calls fail with `LogClosed`.
+    pub fn close(&self) -> Result<()> {
+        let mut w = self.lock_open()?;
+        if let Some(active) = w.segments.last() {
+            active.flush()?;
+            active.seal()?;
+        }
+        crate::io::write_file_atomic(&*self.fs, &self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        w.closed = true;
+        Ok(())
+    }
+}

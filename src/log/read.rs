@@ -1,0 +1,209 @@
+//! Reading: whole stored batches by offset, as bytes or as a file range for `sendfile`, and
+//! offset lookup by timestamp.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use super::{Log, View};
+use crate::error::{Error, Result};
+use crate::io::File;
+
+/// A byte range of a segment file: what a server hands to `sendfile`.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    file: Arc<dyn File>,
+    position: u64,
+    len: u64,
+}
+
+impl FileSlice {
+    /// The file, for `sendfile` (the OS file when the log is on the real filesystem).
+    pub fn file(&self) -> &Arc<dyn File> {
+        &self.file
+    }
+
+    /// The operating-system file, when there is one.
+    pub fn std_file(&self) -> Option<&std::fs::File> {
+        self.file.as_std()
+    }
+
+    /// Byte position of the first batch in the file.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the slice is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads the slice's bytes into `buf` (which must be `len()` bytes long).
+    pub fn read_into(&self, buf: &mut [u8]) -> Result<()> {
+        self.file
+            .read_exact_at(buf, self.position)
+            .map_err(|e| Error::io(format!("{:?}", self.file), e))
+    }
+
+    /// Reads the slice's bytes.
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        let len = usize::try_from(self.len)
+            .map_err(|_| Error::InvalidArgument("slice larger than memory".into()))?;
+        let mut buf = vec![0u8; len];
+        self.read_into(&mut buf)?;
+        Ok(buf)
+    }
+}
+
+/// The result of a read: whole batches from one segment.
+#[derive(Debug, Clone)]
+pub struct FetchData {
+    /// The batches, as a file range; `None` when there is nothing to read.
+    pub slice: Option<FileSlice>,
+    /// Base offset of the first batch returned (it may start below the offset asked for).
+    pub first_batch_offset: Option<i64>,
+    /// The offset after the last batch returned.
+    pub next_offset: i64,
+    /// The log end offset when the read was made.
+    pub log_end_offset: i64,
+    generation: u64,
+}
+
+impl Log {
+    /// Whole batches starting with the one that holds `offset`, from a single segment, up
+    /// to `max_bytes` (but always at least one batch, even a larger one, as Kafka does), and
+    /// only batches whose last offset is below `upper_bound` (a high watermark or last
+    /// stable offset) when one is given.
+    ///
+    /// Reading at the log end returns no batches; below the log start offset or past the
+    /// end is [`Error::OffsetOutOfRange`].
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: Option<i64>,
+    ) -> Result<FetchData> {
+        let view = self.view();
+        self.read_in(&view, offset, max_bytes, upper_bound)
+    }
+
+    /// [`Log::read`], returning the batches' bytes. A truncation racing with the read is
+    /// detected and the read retried, so the bytes are always whole batches.
+    pub fn read_bytes(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: Option<i64>,
+    ) -> Result<Vec<u8>> {
+        loop {
+            let data = self.read(offset, max_bytes, upper_bound)?;
+            let bytes = match &data.slice {
+                Some(s) => s.to_vec()?,
+                None => Vec::new(),
+            };
+            if self.view.read().generation == data.generation {
+                return Ok(bytes);
+            }
+        }
+    }
+
+    pub(crate) fn read_in(
+        &self,
+        view: &View,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: Option<i64>,
+    ) -> Result<FetchData> {
+        let empty = |next| FetchData {
+            slice: None,
+            first_batch_offset: None,
+            next_offset: next,
+            log_end_offset: view.log_end_offset,
+            generation: view.generation,
+        };
+        if offset < view.log_start_offset || offset > view.log_end_offset {
+            return Err(Error::OffsetOutOfRange {
+                offset,
+                log_start_offset: view.log_start_offset,
+                log_end_offset: view.log_end_offset,
+            });
+        }
+        let bound = upper_bound.unwrap_or(i64::MAX).min(view.log_end_offset);
+        if offset >= bound {
+            return Ok(empty(offset));
+        }
+        let Some(mut i) = view.segment_index(offset) else {
+            return Ok(empty(offset));
+        };
+        while let Some(seg) = view.segments.get(i) {
+            let end = view.readable_size(i);
+            let Some(first) = seg.find_batch(offset, end)? else {
+                i += 1;
+                continue;
+            };
+            if first.last_offset >= bound {
+                return Ok(empty(offset));
+            }
+            let mut len = first.size;
+            let mut next = first.last_offset + 1;
+            seg.scan(first.position + first.size, end, |b| {
+                if b.last_offset >= bound || len + b.size > max_bytes as u64 {
+                    return ControlFlow::Break(());
+                }
+                len += b.size;
+                next = b.last_offset + 1;
+                ControlFlow::Continue(())
+            })?;
+            return Ok(FetchData {
+                slice: Some(FileSlice {
+                    file: Arc::clone(seg.log_file()),
+                    position: first.position,
+                    len,
+                }),
+                first_batch_offset: Some(first.base_offset),
+                next_offset: next,
+                log_end_offset: view.log_end_offset,
+                generation: view.generation,
+            });
+        }
+        Ok(empty(offset))
+    }
+
+    /// The first offset whose batch's max timestamp is at or after `timestamp`, through the
+    /// time indexes (Kafka's ListOffsets by timestamp, at batch granularity), with that
+    /// batch's max timestamp; `None` when no batch is that late.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        let view = self.view();
+        for (i, seg) in view.segments.iter().enumerate() {
+            let end = view.readable_size(i);
+            let is_last = i + 1 == view.segments.len();
+            if !is_last && seg.max_timestamp()? < timestamp {
+                continue;
+            }
+            if let Some(b) = seg.find_batch_by_time(timestamp, end)? {
+                if b.last_offset < view.log_start_offset {
+                    continue;
+                }
+                // Find the first record in the batch at or after the timestamp.
+                let bytes = {
+                    let mut buf = vec![0u8; usize::try_from(b.size).unwrap_or(0)];
+                    seg.read_exact(&mut buf, b.position)?;
+                    buf
+                };
+                let batch = crate::record::Batch::new(&bytes)?;
+                let records = batch.records_with(&self.config.decode_limits)?;
+                for r in records.iter() {
+                    let r = r?;
+                    if r.timestamp >= timestamp && r.offset >= view.log_start_offset {
+                        return Ok(Some((r.offset, r.timestamp)));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,431 @@
+//! One segment: a `.log` file of batches plus its `.index` and `.timeindex`.
+//!
+//! A segment is shared (`Arc`) between the log's one writer and its readers. Readers use
+//! positioned reads and the indexes' published entries; the writer appends, then publishes.
+
+mod index;
+mod scan;
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::Mutex;
+
+pub(crate) use index::{IndexFile, IndexKind, OffsetEntry, TimeEntry};
+pub(crate) use scan::BatchPos;
+
+use crate::error::{Error, Result};
+use crate::io::{File, FileSystem, OpenMode};
+use crate::record::NO_TIMESTAMP;
+
+/// `<20-digit base offset>.<ext>`, Kafka's segment file name.
+pub fn segment_file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// The base offset of a segment file named `<20 digits>.log`, if `path` is one.
+pub fn parse_segment_file_name(path: &Path, ext: &str) -> Option<i64> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Index settings a segment needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexConfig {
+    pub max_index_bytes: u32,
+    pub index_interval_bytes: u32,
+}
+
+/// The offset and time indexes of a segment.
+#[derive(Debug)]
+pub(crate) struct Indexes {
+    pub offset: IndexFile,
+    pub time: IndexFile,
+}
+
+/// What only the writer touches: where the next index entries go and the largest timestamp.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriteState {
+    pub bytes_since_last_index_entry: u64,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    /// The first batch's max timestamp: what `segment.ms` is measured from.
+    pub rolling_base_timestamp: Option<i64>,
+}
+
+impl Default for WriteState {
+    fn default() -> Self {
+        WriteState {
+            bytes_since_last_index_entry: 0,
+            max_timestamp: NO_TIMESTAMP,
+            offset_of_max_timestamp: -1,
+            rolling_base_timestamp: None,
+        }
+    }
+}
+
+/// One `.log` file and its indexes.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    base_offset: i64,
+    dir: PathBuf,
+    log_path: PathBuf,
+    log: Arc<dyn File>,
+    fs: Arc<dyn FileSystem>,
+    config: IndexConfig,
+    /// Bytes of whole batches in the file.
+    size: AtomicU64,
+    indexes: OnceLock<Arc<Indexes>>,
+    sealed: AtomicBool,
+    write_state: Mutex<WriteState>,
+}
+
+impl Segment {
+    fn path_for(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
+        dir.join(segment_file_name(base_offset, ext))
+    }
+
+    /// Path of this segment's file with extension `ext`.
+    pub(crate) fn file_path(&self, ext: &str) -> PathBuf {
+        Segment::path_for(&self.dir, self.base_offset, ext)
+    }
+
+    /// Creates a new, empty, active segment (reusing an empty `.log` file of the same name).
+    pub(crate) fn create(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        config: IndexConfig,
+    ) -> Result<Self> {
+        let log_path = Segment::path_for(dir, base_offset, "log");
+        let log = fs
+            .open(&log_path, OpenMode::ReadWrite)
+            .map_err(|e| Error::io(&log_path, e))?;
+        log.set_len(0).map_err(|e| Error::io(&log_path, e))?;
+        let seg = Segment::new(fs, dir, base_offset, log, 0, config);
+        let indexes = seg.open_writable_indexes(0, 0)?;
+        let _ = seg.indexes.set(Arc::new(indexes));
+        Ok(seg)
+    }
+
+    /// Opens an existing segment file. Indexes are loaded on first use.
+    pub(crate) fn open(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        config: IndexConfig,
+    ) -> Result<Self> {
+        let log_path = Segment::path_for(dir, base_offset, "log");
+        let log = fs
+            .open(&log_path, OpenMode::ReadWrite)
+            .map_err(|e| Error::io(&log_path, e))?;
+        let size = log.len().map_err(|e| Error::io(&log_path, e))?;
+        let seg = Segment::new(fs, dir, base_offset, log, size, config);
+        seg.sealed.store(true, Ordering::Release);
+        Ok(seg)
+    }
+
+    fn new(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        log: Arc<dyn File>,
+        size: u64,
+        config: IndexConfig,
+    ) -> Self {
+        Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            log_path: Segment::path_for(dir, base_offset, "log"),
+            log,
+            fs: Arc::clone(fs),
+            config,
+            size: AtomicU64::new(size),
+            indexes: OnceLock::new(),
+            sealed: AtomicBool::new(false),
+            write_state: Mutex::new(WriteState::default()),
+        }
+    }
+
+    fn open_writable_indexes(&self, offset_entries: usize, time_entries: usize) -> Result<Indexes> {
+        Ok(Indexes {
+            offset: IndexFile::open_writable(
+                &*self.fs,
+                &self.file_path("index"),
+                IndexKind::Offset,
+                self.config.max_index_bytes,
+                offset_entries,
+            )?,
+            time: IndexFile::open_writable(
+                &*self.fs,
+                &self.file_path("timeindex"),
+                IndexKind::Time,
+                self.config.max_index_bytes,
+                time_entries,
+            )?,
+        })
+    }
+
+    pub(crate) fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub(crate) fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    pub(crate) fn log_file(&self) -> &Arc<dyn File> {
+        &self.log
+    }
+
+    /// Bytes of whole batches in the `.log` file.
+    pub(crate) fn size(&self) -> u64 {
+        self.size.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn write_state(&self) -> WriteState {
+        *self.write_state.lock()
+    }
+
+    pub(crate) fn set_write_state(&self, state: WriteState) {
+        *self.write_state.lock() = state;
+    }
+
+    /// The indexes, loading (and if need be rebuilding) them on first use.
+    pub(crate) fn indexes(&self) -> Result<&Arc<Indexes>> {
+        if let Some(ix) = self.indexes.get() {
+            return Ok(ix);
+        }
+        let loaded = match self.load_sealed_indexes() {
+            Ok(ix) => ix,
+            Err(Error::CorruptIndex { .. }) | Err(Error::Io { .. }) => {
+                let rebuilt = self.recover(&mut |_| Ok(()))?;
+                maybe_append_time(
+                    &rebuilt.indexes.time,
+                    self.base_offset,
+                    &rebuilt.write_state,
+                );
+                rebuilt.indexes.offset.trim()?;
+                rebuilt.indexes.time.trim()?;
+                rebuilt.indexes
+            }
+            Err(e) => return Err(e),
+        };
+        let _ = self.indexes.set(Arc::new(loaded));
+        self.indexes
+            .get()
+            .ok_or_else(|| Error::InvalidArgument("segment indexes vanished".into()))
+    }
+
+    fn load_sealed_indexes(&self) -> Result<Indexes> {
+        let size = self.size();
+        let offset =
+            IndexFile::open_sealed(&*self.fs, &self.file_path("index"), IndexKind::Offset)?;
+        let time =
+            IndexFile::open_sealed(&*self.fs, &self.file_path("timeindex"), IndexKind::Time)?;
+        let max_rel = i64::from(u32::MAX);
+        offset.sanity_check(size, max_rel)?;
+        time.sanity_check(size, max_rel)?;
+        if size > 0 && offset.len() == 0 && size > u64::from(self.config.index_interval_bytes) * 2 {
+            // A segment this large always gets index entries; an empty index lost them.
+            return Err(Error::CorruptIndex {
+                path: offset.path().to_path_buf(),
+                reason: "empty index for a large segment",
+            });
+        }
+        Ok(Indexes { offset, time })
+    }
+
+    /// Opens an existing segment as the active one: its indexes writable and preallocated,
+    /// cut back to `truncate_at` bytes when given (entries at or past it dropped, and time
+    /// entries at or past `next_offset`), and its write state derived from what it holds.
+    pub(crate) fn open_active(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        config: IndexConfig,
+        truncate_at: Option<(u64, i64)>,
+    ) -> Result<Self> {
+        let sealed = Segment::open(fs, dir, base_offset, config)?;
+        let (mut off_n, mut time_n) = {
+            let ix = sealed.indexes()?;
+            (ix.offset.len(), ix.time.len())
+        };
+        let mut size = sealed.size();
+        if let Some((position, next_offset)) = truncate_at {
+            if position < size {
+                sealed
+                    .log
+                    .set_len(position)
+                    .map_err(|e| Error::io(&sealed.log_path, e))?;
+                size = position;
+            }
+            let ix = sealed.indexes()?;
+            off_n = (0..off_n)
+                .take_while(|&i| u64::from(ix.offset.offset_entry(i).position) < position)
+                .count();
+            time_n = (0..time_n)
+                .take_while(|&i| {
+                    base_offset + i64::from(ix.time.time_entry(i).relative_offset) < next_offset
+                })
+                .count();
+        }
+        let log = Arc::clone(&sealed.log);
+        drop(sealed);
+        let seg = Segment::new(fs, dir, base_offset, log, size, config);
+        let ix = seg.open_writable_indexes(off_n, time_n)?;
+        let mut state = WriteState::default();
+        if let Some(t) = ix.time.last_time_entry() {
+            state.max_timestamp = t.timestamp;
+            state.offset_of_max_timestamp = base_offset + i64::from(t.relative_offset);
+        }
+        let last_index_pos = ix.offset.last_offset_entry().map(|e| u64::from(e.position));
+        let _ = seg.indexes.set(Arc::new(ix));
+        let mut first = true;
+        seg.scan(last_index_pos.unwrap_or(0), size, |b| {
+            if first && last_index_pos.is_none() {
+                state.rolling_base_timestamp = Some(b.max_timestamp);
+            }
+            first = false;
+            if b.max_timestamp > state.max_timestamp {
+                state.max_timestamp = b.max_timestamp;
+                state.offset_of_max_timestamp = b.last_offset;
+            }
+            ControlFlow::Continue(())
+        })?;
+        // Kafka's rule counts bytes from the last indexed batch's start.
+        state.bytes_since_last_index_entry = size - last_index_pos.unwrap_or(0);
+        if state.rolling_base_timestamp.is_none() {
+            state.rolling_base_timestamp = seg.first_batch()?.map(|b| b.max_timestamp);
+        }
+        seg.set_write_state(state);
+        Ok(seg)
+    }
+
+    /// Appends one batch: `header` (its first bytes, possibly rewritten) then `body`.
+    pub(crate) fn append(&self, parts: &[&[u8]], batch: &BatchPos) -> Result<()> {
+        let position = self.size();
+        if let Err(e) = self.log.append(parts) {
+            // Cut any partial write so the file holds only whole batches; if even that
+            // fails, the error below still stops the append.
+            let _ = self.log.set_len(position);
+            return Err(Error::io(&self.log_path, e));
+        }
+        let ix = self.indexes()?;
+        let mut st = self.write_state.lock();
+        if st.rolling_base_timestamp.is_none() {
+            st.rolling_base_timestamp = Some(batch.max_timestamp);
+        }
+        if batch.max_timestamp > st.max_timestamp {
+            st.max_timestamp = batch.max_timestamp;
+            st.offset_of_max_timestamp = batch.last_offset;
+        }
+        if st.bytes_since_last_index_entry > u64::from(self.config.index_interval_bytes) {
+            let relative = self.relative(batch.last_offset);
+            ix.offset.push_offset(OffsetEntry {
+                relative_offset: relative,
+                position: position as u32,
+            });
+            maybe_append_time(&ix.time, self.base_offset, &st);
+            st.bytes_since_last_index_entry = 0;
+        }
+        st.bytes_since_last_index_entry += batch.size;
+        self.size.store(position + batch.size, Ordering::Release);
+        Ok(())
+    }
+
+    fn relative(&self, offset: i64) -> u32 {
+        u32::try_from(offset - self.base_offset).unwrap_or(u32::MAX)
+    }
+
+    /// Whether the next index entries may not fit.
+    pub(crate) fn indexes_full(&self) -> Result<bool> {
+        let ix = self.indexes()?;
+        // One time-index slot stays free for the entry `seal` adds.
+        Ok(ix.offset.is_full() || ix.time.len() + 1 >= ix.time.capacity())
+    }
+
+    /// Seals the segment: a final time-index entry, then indexes trimmed to their entries.
+    pub(crate) fn seal(&self) -> Result<()> {
+        if self.is_sealed() {
+            return Ok(());
+        }
+        let ix = self.indexes()?;
+        let st = self.write_state();
+        maybe_append_time(&ix.time, self.base_offset, &st);
+        ix.offset.trim()?;
+        ix.time.trim()?;
+        self.sealed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Flushes the log file and the index maps.
+    pub(crate) fn flush(&self) -> Result<()> {
+        self.log
+            .sync_data()
+            .map_err(|e| Error::io(&self.log_path, e))?;
+        if let Some(ix) = self.indexes.get() {
+            ix.offset.flush()?;
+            ix.time.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Removes the segment's files.
+    pub(crate) fn delete_files(&self) -> Result<()> {
+        for ext in ["log", "index", "timeindex"] {
+            let p = self.file_path(ext);
+            match self.fs.remove(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(p, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The largest timestamp in the segment (from the time index, or the write state).
+    pub(crate) fn max_timestamp(&self) -> Result<i64> {
+        if !self.is_sealed() {
+            return Ok(self.write_state().max_timestamp);
+        }
+        Ok(self
+            .indexes()?
+            .time
+            .last_time_entry()
+            .map_or(NO_TIMESTAMP, |e| e.timestamp))
+    }
+
+    /// Reads `buf.len()` bytes at `position`.
+    pub(crate) fn read_exact(&self, buf: &mut [u8], position: u64) -> Result<()> {
+        self.log
+            .read_exact_at(buf, position)
+            .map_err(|e| Error::io(&self.log_path, e))
+    }
+}
+
+fn maybe_append_time(time: &IndexFile, base_offset: i64, st: &WriteState) {
+    if st.max_timestamp == NO_TIMESTAMP && st.offset_of_max_timestamp < 0 {
+        return;
+    }
+    let grew = time
+        .last_time_entry()
+        .is_none_or(|last| st.max_timestamp > last.timestamp);
+    if grew {
+        let relative = u32::try_from(st.offset_of_max_timestamp - base_offset).unwrap_or(0);
+        time.push_time(TimeEntry {
+            timestamp: st.max_timestamp,
+            relative_offset: relative,
+        });
+    }
+}

@@ -1,0 +1,342 @@
+//! Walking a segment's batches: header scans for reads, and full validation for recovery.
+
+use std::ops::ControlFlow;
+
+use super::{IndexFile, IndexKind, Indexes, OffsetEntry, Segment, WriteState};
+use crate::error::{Error, Result};
+use crate::io::AlignedBuf;
+use crate::record::{Batch, Batches, DecodeLimits, BATCH_HEADER_SIZE, LOG_OVERHEAD};
+
+/// Where a batch sits in a segment, and the header fields a log needs without decoding it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchPos {
+    pub position: u64,
+    pub size: u64,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+impl BatchPos {
+    pub(crate) fn of(batch: &Batch<'_>, position: u64) -> Self {
+        BatchPos {
+            position,
+            size: batch.size_in_bytes() as u64,
+            base_offset: batch.base_offset(),
+            last_offset: batch.last_offset(),
+            max_timestamp: batch.max_timestamp(),
+        }
+    }
+}
+
+/// What recovery found in one segment.
+#[derive(Debug)]
+pub(crate) struct RecoveredSegment {
+    /// Bytes cut off after the last valid batch.
+    pub truncated_bytes: u64,
+    /// Offset after the last valid batch, if any batch is valid.
+    pub next_offset: Option<i64>,
+    /// Fresh indexes (writable, not trimmed).
+    pub indexes: Indexes,
+    /// Write state for appending after the last valid batch.
+    pub write_state: WriteState,
+}
+
+/// Reads a header-sized chunk at a time; big enough that a scan from an index entry usually
+/// takes one read.
+const SCAN_CHUNK: usize = 16 * 1024;
+/// Recovery reads this much at a time.
+const RECOVERY_CHUNK: usize = 8 << 20;
+
+impl Segment {
+    fn corrupt(&self, position: u64, reason: impl Into<String>) -> Error {
+        Error::CorruptSegment {
+            path: self.log_path().to_path_buf(),
+            position,
+            reason: reason.into(),
+        }
+    }
+
+    /// Calls `f` with the header of each batch from byte `from` to byte `end`, stopping when
+    /// `f` breaks. Checks only the frame (length, magic): the bytes were validated on append.
+    pub(crate) fn scan(
+        &self,
+        from: u64,
+        end: u64,
+        mut f: impl FnMut(BatchPos) -> ControlFlow<()>,
+    ) -> Result<()> {
+        let mut buf = [0u8; SCAN_CHUNK];
+        let mut pos = from;
+        let mut chunk_start = from;
+        let mut chunk_len = 0usize;
+        while pos < end {
+            let need = BATCH_HEADER_SIZE as u64;
+            if end - pos < need {
+                return Err(self.corrupt(pos, "partial batch header"));
+            }
+            if pos + need > chunk_start + chunk_len as u64 {
+                let want =
+                    usize::try_from((end - pos).min(SCAN_CHUNK as u64)).unwrap_or(SCAN_CHUNK);
+                let dst = buf.get_mut(..want).unwrap_or_default();
+                self.read_exact(dst, pos)?;
+                chunk_start = pos;
+                chunk_len = want;
+            }
+            let at = (pos - chunk_start) as usize;
+            let header = buf.get(at..at + BATCH_HEADER_SIZE).unwrap_or_default();
+            let b = parse_header(header).ok_or_else(|| self.corrupt(pos, "bad batch header"))?;
+            let size = b.0;
+            if size > end - pos {
+                return Err(self.corrupt(pos, "batch runs past the end of the segment"));
+            }
+            let bp = BatchPos {
+                position: pos,
+                size,
+                base_offset: b.1,
+                last_offset: b.2,
+                max_timestamp: b.3,
+            };
+            if f(bp).is_break() {
+                return Ok(());
+            }
+            pos += size;
+        }
+        Ok(())
+    }
+
+    /// The first batch, if the segment holds one.
+    pub(crate) fn first_batch(&self) -> Result<Option<BatchPos>> {
+        let mut first = None;
+        self.scan(0, self.size(), |b| {
+            first = Some(b);
+            ControlFlow::Break(())
+        })?;
+        Ok(first)
+    }
+
+    /// The first batch whose last offset is at least `offset`, below byte `end`.
+    pub(crate) fn find_batch(&self, offset: i64, end: u64) -> Result<Option<BatchPos>> {
+        let from = self.index_position(offset)?;
+        let mut found = None;
+        self.scan(from, end, |b| {
+            if b.last_offset >= offset {
+                found = Some(b);
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// Byte position to start scanning from for `offset` (the offset index's floor entry).
+    pub(crate) fn index_position(&self, offset: i64) -> Result<u64> {
+        let ix = self.indexes()?;
+        Ok(ix
+            .offset
+            .lookup_offset(offset - self.base_offset())
+            .map_or(0, |e| u64::from(e.position)))
+    }
+
+    /// The first batch whose max timestamp is at least `timestamp`, below byte `end`.
+    pub(crate) fn find_batch_by_time(&self, timestamp: i64, end: u64) -> Result<Option<BatchPos>> {
+        let ix = self.indexes()?;
+        let from = match ix.time.lookup_time(timestamp) {
+            Some(t) => self.index_position(self.base_offset() + i64::from(t.relative_offset))?,
+            None => 0,
+        };
+        let mut found = None;
+        self.scan(from, end, |b| {
+            if b.max_timestamp >= timestamp {
+                found = Some(b);
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        Ok(found)
+    }
+
+    /// Scans and validates every batch (frame, CRC, header fields, offsets increasing within
+    /// the segment), cuts the file at the first invalid byte, and rebuilds both indexes as
+    /// Kafka builds them on append. `on_batch` sees each valid batch in order.
+    pub(crate) fn recover(
+        &self,
+        on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
+    ) -> Result<RecoveredSegment> {
+        let file_len = self
+            .log_file()
+            .len()
+            .map_err(|e| Error::io(self.log_path(), e))?;
+        let fs = &*self.fs;
+        let offset = IndexFile::open_writable(
+            fs,
+            &self.file_path(IndexKind::Offset.extension()),
+            IndexKind::Offset,
+            self.config.max_index_bytes,
+            0,
+        )?;
+        let time = IndexFile::open_writable(
+            fs,
+            &self.file_path(IndexKind::Time.extension()),
+            IndexKind::Time,
+            self.config.max_index_bytes,
+            0,
+        )?;
+        let mut state = WriteState::default();
+        let mut pos = 0u64;
+        let mut next_offset: Option<i64> = None;
+        let mut buf = AlignedBuf::new(RECOVERY_CHUNK);
+        let limits = DecodeLimits {
+            max_batch_bytes: usize::MAX,
+            ..DecodeLimits::DEFAULT
+        };
+        'outer: while pos < file_len {
+            let want = usize::try_from((file_len - pos).min(RECOVERY_CHUNK as u64))
+                .unwrap_or(RECOVERY_CHUNK);
+            let chunk = buf.as_mut_slice().get_mut(..want).unwrap_or_default();
+            self.read_exact(chunk, pos)?;
+            let chunk = buf.as_slice().get(..want).unwrap_or_default();
+            let mut batches = Batches::with_limits(chunk, limits);
+            let mut consumed = 0u64;
+            loop {
+                let batch = match batches.next() {
+                    None => break,
+                    Some(Ok(b)) => b,
+                    Some(Err(Error::BatchTruncated { needed, .. }))
+                        if pos + consumed + needed <= file_len && consumed > 0 =>
+                    {
+                        // The batch continues past this chunk: read again from its start.
+                        break;
+                    }
+                    Some(Err(Error::BatchTruncated { needed, .. }))
+                        if pos + consumed + needed <= file_len =>
+                    {
+                        // A single batch larger than the chunk: read it whole.
+                        let mut big = vec![0u8; usize::try_from(needed).unwrap_or(usize::MAX)];
+                        self.read_exact(&mut big, pos)?;
+                        let (b, _) = match Batch::parse(&big, &limits) {
+                            Ok(b) => b,
+                            Err(_) => break 'outer,
+                        };
+                        if !self.accept(
+                            &b,
+                            pos,
+                            &mut next_offset,
+                            &offset,
+                            &time,
+                            &mut state,
+                            on_batch,
+                        )? {
+                            break 'outer;
+                        }
+                        consumed = needed;
+                        break;
+                    }
+                    Some(Err(_)) => {
+                        pos += consumed;
+                        break 'outer;
+                    }
+                };
+                if !self.accept(
+                    &batch,
+                    pos + consumed,
+                    &mut next_offset,
+                    &offset,
+                    &time,
+                    &mut state,
+                    on_batch,
+                )? {
+                    pos += consumed;
+                    break 'outer;
+                }
+                consumed += batch.size_in_bytes() as u64;
+            }
+            if consumed == 0 {
+                break;
+            }
+            pos += consumed;
+        }
+        let valid = pos.min(file_len);
+        if valid < file_len {
+            self.log_file()
+                .set_len(valid)
+                .map_err(|e| Error::io(self.log_path(), e))?;
+        }
+        self.size.store(valid, std::sync::atomic::Ordering::Release);
+        Ok(RecoveredSegment {
+            truncated_bytes: file_len - valid,
+            next_offset,
+            indexes: Indexes { offset, time },
+            write_state: state,
+        })
+    }
+
+    /// Checks one batch during recovery and indexes it; false means "cut here".
+    #[allow(clippy::too_many_arguments)]
+    fn accept(
+        &self,
+        batch: &Batch<'_>,
+        position: u64,
+        next_offset: &mut Option<i64>,
+        offset_index: &IndexFile,
+        time_index: &IndexFile,
+        state: &mut WriteState,
+        on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
+    ) -> Result<bool> {
+        if batch.validate().is_err() {
+            return Ok(false);
+        }
+        let base = self.base_offset();
+        let expected_min = next_offset.unwrap_or(base);
+        if batch.base_offset() < expected_min
+            || batch.last_offset() - base > i64::from(i32::MAX)
+            || position + batch.size_in_bytes() as u64 > u64::from(u32::MAX) + 1
+        {
+            return Ok(false);
+        }
+        on_batch(batch)?;
+        let bp = BatchPos::of(batch, position);
+        if state.rolling_base_timestamp.is_none() {
+            state.rolling_base_timestamp = Some(bp.max_timestamp);
+        }
+        if bp.max_timestamp > state.max_timestamp {
+            state.max_timestamp = bp.max_timestamp;
+            state.offset_of_max_timestamp = bp.last_offset;
+        }
+        if state.bytes_since_last_index_entry > u64::from(self.config.index_interval_bytes) {
+            offset_index.push_offset(OffsetEntry {
+                relative_offset: (bp.last_offset - base) as u32,
+                position: position as u32,
+            });
+            super::maybe_append_time(time_index, base, state);
+            state.bytes_since_last_index_entry = 0;
+        }
+        state.bytes_since_last_index_entry += bp.size;
+        *next_offset = Some(bp.last_offset + 1);
+        Ok(true)
+    }
+}
+
+/// (size, base offset, last offset, max timestamp) from a batch header, or `None` when the
+/// frame is not a v2 batch.
+fn parse_header(h: &[u8]) -> Option<(u64, i64, i64, i64)> {
+    let word = |at: usize, n: usize| -> Option<u64> {
+        let s = h.get(at..at + n)?;
+        Some(s.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+    };
+    let base = word(0, 8)? as i64;
+    let length = word(8, 4)? as u32 as i32;
+    let magic = *h.get(16)? as i8;
+    if magic != crate::record::MAGIC_V2 || length < (BATCH_HEADER_SIZE - LOG_OVERHEAD) as i32 {
+        return None;
+    }
+    let last_delta = word(23, 4)? as u32 as i32;
+    let max_ts = word(35, 8)? as i64;
+    Some((
+        length as u64 + LOG_OVERHEAD as u64,
+        base,
+        base.wrapping_add(i64::from(last_delta)),
+        max_ts,
+    ))
+}
