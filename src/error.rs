@@ -201,6 +201,13 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A read raced with retention or truncation that removed the segment it was reading.
+    #[error("segment {path} was deleted while being read")]
+    SegmentDeleted {
+        /// The segment's `.log` file.
+        path: PathBuf,
+    },
+
     /// The log was closed; open it again to use it.
     #[error("log {dir} is closed")]
     LogClosed {

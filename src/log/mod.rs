@@ -218,7 +218,8 @@ impl Log {
             if active.size() == 0 {
                 return Ok(()); // already empty: nothing to roll away from
             }
-            active.flush()?;
+            // Sealing trims the indexes; durability of the sealed data is the flush
+            // policy's business, not the roll's.
             active.seal()?;
         }
         let seg = Segment::create(&self.fs, &self.dir, leo, Log::index_config(&self.config))?;

@@ -83,6 +83,9 @@ pub(crate) struct Segment {
     size: AtomicU64,
     indexes: OnceLock<Arc<Indexes>>,
     sealed: AtomicBool,
+    /// Set when the files are removed; readers holding the segment then must not recreate
+    /// its indexes.
+    deleted: AtomicBool,
     write_state: Mutex<WriteState>,
 }
 
@@ -149,6 +152,7 @@ impl Segment {
             size: AtomicU64::new(size),
             indexes: OnceLock::new(),
             sealed: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
             write_state: Mutex::new(WriteState::default()),
         }
     }
@@ -205,6 +209,11 @@ impl Segment {
     pub(crate) fn indexes(&self) -> Result<&Arc<Indexes>> {
         if let Some(ix) = self.indexes.get() {
             return Ok(ix);
+        }
+        if self.deleted.load(Ordering::Acquire) {
+            return Err(Error::SegmentDeleted {
+                path: self.log_path.clone(),
+            });
         }
         let loaded = match self.load_sealed_indexes() {
             Ok(ix) => ix,
@@ -383,6 +392,7 @@ impl Segment {
 
     /// Removes the segment's files.
     pub(crate) fn delete_files(&self) -> Result<()> {
+        self.deleted.store(true, Ordering::Release);
         for ext in ["log", "index", "timeindex"] {
             let p = self.file_path(ext);
             match self.fs.remove(&p) {
