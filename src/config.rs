@@ -74,7 +74,17 @@ pub struct LogConfig {
     pub message_timestamp_type: TimestampType,
     /// Limits for decoding stored batches (record iteration, validation of compressed data).
     pub decode_limits: DecodeLimits,
-    /// Where the log reads the time (`segment.ms`, LogAppendTime).
+    /// `flush.messages`: fsync after this many appended messages (`Some(1)`: every append).
+    /// `None` (Kafka's default) leaves flushing to `flush()`, `flush_ms` and the OS.
+    pub flush_messages: Option<u64>,
+    /// `flush.ms`: fsync when this long has passed since the last flush, checked by
+    /// [`Log::tick`](crate::Log::tick) or a background flusher. `None` never flushes on time.
+    pub flush_ms: Option<i64>,
+    /// What opening does with damage below the recovery point (data acknowledged durable):
+    /// `false` (default) fails with `DamageBelowRecoveryPoint`; `true` truncates it and
+    /// reports it in `RecoveryInfo`.
+    pub truncate_damage_below_recovery_point: bool,
+    /// Where the log reads the time (`segment.ms`, LogAppendTime, `flush.ms`).
     pub clock: Arc<dyn Clock>,
 }
 
@@ -88,6 +98,9 @@ impl Default for LogConfig {
             max_message_bytes: 1_048_588,
             message_timestamp_type: TimestampType::CreateTime,
             decode_limits: DecodeLimits::DEFAULT,
+            flush_messages: None,
+            flush_ms: None,
+            truncate_damage_below_recovery_point: false,
             clock: Arc::new(SystemClock),
         }
     }
@@ -103,6 +116,12 @@ impl fmt::Debug for LogConfig {
             .field("max_message_bytes", &self.max_message_bytes)
             .field("message_timestamp_type", &self.message_timestamp_type)
             .field("decode_limits", &self.decode_limits)
+            .field("flush_messages", &self.flush_messages)
+            .field("flush_ms", &self.flush_ms)
+            .field(
+                "truncate_damage_below_recovery_point",
+                &self.truncate_damage_below_recovery_point,
+            )
             .finish_non_exhaustive()
     }
 }

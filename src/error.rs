@@ -201,6 +201,28 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// Recovery found damage in data the log had acknowledged as durable.
+    #[error("{path} is damaged at byte {position} (offset {offset}), below the recovery point {recovery_point}")]
+    DamageBelowRecoveryPoint {
+        /// The damaged `.log` file.
+        path: PathBuf,
+        /// Byte position of the first invalid byte.
+        position: u64,
+        /// The offset expected there.
+        offset: i64,
+        /// Offsets below this were known durable.
+        recovery_point: i64,
+    },
+
+    /// An earlier fsync failed: the log no longer knows what is durable and refuses writes.
+    #[error("log {dir} is poisoned by an earlier I/O failure: {reason}")]
+    LogPoisoned {
+        /// The partition directory.
+        dir: PathBuf,
+        /// The failure that poisoned it.
+        reason: String,
+    },
+
     /// A read raced with retention or truncation that removed the segment it was reading.
     #[error("segment {path} was deleted while being read")]
     SegmentDeleted {

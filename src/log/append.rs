@@ -85,12 +85,15 @@ impl Log {
             max_timestamp,
         };
         self.write_batch(&mut w, &[&header, body], &pos)?;
+        drop(w);
+        let record_count = b.record_count().max(0) as u32;
+        self.after_append(u64::from(record_count), last)?;
         Ok(AppendInfo {
             first_offset: base,
             last_offset: last,
             max_timestamp,
             log_append_time: log_append.then_some(now),
-            record_count: b.record_count().max(0) as u32,
+            record_count,
             size_in_bytes: batch.len() as u64,
         })
     }
@@ -161,6 +164,8 @@ impl Log {
             max_timestamp = max_timestamp.max(pos.max_timestamp);
             records += b.record_count().max(0) as u32;
         }
+        drop(w);
+        self.after_append(u64::from(records), last.last_offset())?;
         Ok(AppendInfo {
             first_offset: first.base_offset(),
             last_offset: last.last_offset(),
@@ -262,7 +267,21 @@ impl Log {
         let Some(active) = w.segments.last().cloned() else {
             return Err(Error::InvalidArgument("log has no segment".into()));
         };
-        active.append(parts, pos)?;
+        if let Err(e) = active.append(parts, pos) {
+            // The segment cut any partial write; if the file still disagrees with what the
+            // log believes it holds, later appends would land after garbage: stop here.
+            let consistent = active
+                .log_file()
+                .len()
+                .is_ok_and(|len| len == active.size());
+            if !consistent {
+                self.poison(format!(
+                    "append to {} failed and could not be undone: {e}",
+                    active.log_path().display()
+                ));
+            }
+            return Err(e);
+        }
         w.log_end_offset = pos.last_offset + 1;
         let current = self.view();
         if current

@@ -16,16 +16,21 @@
 //! partial batch and never wait for the writer's I/O.
 
 mod append;
+mod checkpoint;
+mod flush;
 mod iter;
 mod open;
 mod read;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
 pub use append::AppendInfo;
+pub use checkpoint::RECOVERY_POINT_CHECKPOINT;
+pub use flush::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
 pub use read::{FetchData, FileSlice};
@@ -78,7 +83,6 @@ pub(crate) struct Writer {
     pub log_end_offset: i64,
     pub leader_epoch: i32,
     pub generation: u64,
-    pub closed: bool,
 }
 
 /// One partition's log in a directory. `Send + Sync`: share it in an `Arc`.
@@ -105,6 +109,9 @@ pub struct Log {
     fs: Arc<dyn FileSystem>,
     writer: Mutex<Writer>,
     view: RwLock<Arc<View>>,
+    flusher: flush::Flusher,
+    poisoned: AtomicBool,
+    closed: AtomicBool,
 }
 
 impl Log {
@@ -196,11 +203,7 @@ impl Log {
 
     fn lock_open(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
         let w = self.writer.lock();
-        if w.closed {
-            return Err(Error::LogClosed {
-                dir: self.dir.clone(),
-            });
-        }
+        self.check_usable()?;
         Ok(w)
     }
 
@@ -227,15 +230,6 @@ impl Log {
         self.fs
             .sync_dir(&self.dir)
             .map_err(|e| Error::io(&self.dir, e))?;
-        Ok(())
-    }
-
-    /// Writes the log's data and indexes to disk (fsync).
-    pub fn flush(&self) -> Result<()> {
-        let w = self.lock_open()?;
-        if let Some(active) = w.segments.last() {
-            active.flush()?;
-        }
         Ok(())
     }
 
@@ -283,7 +277,7 @@ impl Log {
             .sync_dir(&self.dir)
             .map_err(|e| Error::io(&self.dir, e))?;
         self.publish(&w);
-        Ok(())
+        self.clamp_recovery_point(new_leo)
     }
 
     fn truncate_fully_locked(&self, w: &mut Writer, offset: i64) -> Result<()> {
@@ -299,7 +293,7 @@ impl Log {
             .sync_dir(&self.dir)
             .map_err(|e| Error::io(&self.dir, e))?;
         self.publish(w);
-        Ok(())
+        self.clamp_recovery_point(offset)
     }
 
     /// Advances the log start offset to `offset` (Kafka's DeleteRecords) and deletes the
@@ -338,33 +332,28 @@ impl Log {
     }
 
     fn write_log_start_checkpoint(&self, offset: i64) -> Result<()> {
-        let name = self
-            .dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("log");
-        let (topic, partition) = match name.rsplit_once('-') {
-            Some((t, p)) if p.parse::<u32>().is_ok() => (t, p),
-            _ => (name, "0"),
-        };
-        let text = format!("0\n1\n{topic} {partition} {offset}\n");
-        crate::io::write_file_atomic(
-            &*self.fs,
-            &self.dir.join(LOG_START_OFFSET_CHECKPOINT),
-            text.as_bytes(),
-        )
+        checkpoint::write(&*self.fs, &self.dir, LOG_START_OFFSET_CHECKPOINT, offset)
     }
 
-    /// Flushes, seals the indexes to their size, and marks the log cleanly closed, so the
-    /// next open loads indexes without scanning. Later calls fail with `LogClosed`.
+    /// Flushes, seals the indexes to their size, writes the checkpoints and marks the log
+    /// cleanly closed, so the next open loads indexes without scanning. Later calls fail
+    /// with `LogClosed`.
     pub fn close(&self) -> Result<()> {
-        let mut w = self.lock_open()?;
+        let w = self.lock_open()?;
+        let leo = w.log_end_offset;
         if let Some(active) = w.segments.last() {
-            active.flush()?;
             active.seal()?;
         }
+        drop(w);
+        self.flush_to(leo)?;
+        let w = self.lock_open()?;
+        if let Some(active) = w.segments.last() {
+            // The trimmed indexes, durable before the marker says they can be trusted.
+            active.flush()?;
+        }
+        self.write_recovery_point(w.log_end_offset)?;
         crate::io::write_file_atomic(&*self.fs, &self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
-        w.closed = true;
+        self.closed.store(true, Ordering::Release);
         Ok(())
     }
 }

@@ -1,11 +1,13 @@
 //! Opening a log: finding its segments, loading or rebuilding indexes, recovering the tail.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::checkpoint::RECOVERY_POINT_CHECKPOINT;
 use super::{Log, View, Writer, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT};
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
@@ -21,6 +23,10 @@ pub struct RecoveryInfo {
     pub clean_shutdown: bool,
     /// Segments whose batches were scanned and indexes rebuilt.
     pub segments_recovered: usize,
+    /// Segments deleted because they followed the first invalid byte.
+    pub segments_deleted: usize,
+    /// The offset below which everything was known durable when the log opened.
+    pub recovery_point: i64,
     /// Bytes cut from torn or corrupt tails.
     pub bytes_truncated: u64,
     /// Time the open took.
@@ -71,48 +77,73 @@ impl Log {
         }
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = fs.exists(&marker);
-        let checkpoint = read_log_start_checkpoint(&*fs, dir)?;
+        let checkpoints = Checkpoints {
+            log_start: super::checkpoint::read(&*fs, dir, LOG_START_OFFSET_CHECKPOINT)?,
+            recovery_point: super::checkpoint::read(&*fs, dir, RECOVERY_POINT_CHECKPOINT)?,
+        };
+        let checkpoint = checkpoints.log_start;
         let mut info = RecoveryInfo {
             clean_shutdown: clean,
             ..RecoveryInfo::default()
         };
 
         let mut segments = Vec::with_capacity(bases.len().max(1));
-        let Some((&last_base, older)) = bases.split_last() else {
+        let Some(&last_base) = bases.last() else {
             let start = checkpoint.unwrap_or(0).max(0);
             let seg = Segment::create(&fs, dir, start, index_config)?;
             segments.push(Arc::new(seg));
             fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
-            return Log::finish_open(fs, dir, config, segments, checkpoint, start, info, started);
+            info.recovery_point = start;
+            return Log::finish_open(
+                fs,
+                dir,
+                config,
+                segments,
+                &checkpoints,
+                start,
+                info,
+                started,
+            );
         };
-        for &base in older {
-            segments.push(Arc::new(Segment::open(&fs, dir, base, index_config)?));
-        }
-        let log_end_offset;
         if clean {
+            for &base in bases.iter().take(bases.len() - 1) {
+                segments.push(Arc::new(Segment::open(&fs, dir, base, index_config)?));
+            }
             let active = Segment::open_active(&fs, dir, last_base, index_config, None)?;
-            log_end_offset = active_next_offset(&active)?;
+            let log_end_offset = active_next_offset(&active)?;
             segments.push(Arc::new(active));
-        } else {
-            let seg = Segment::open(&fs, dir, last_base, index_config)?;
-            let rec = seg.recover(on_batch)?;
-            info.segments_recovered += 1;
-            info.bytes_truncated += rec.truncated_bytes;
-            log_end_offset = rec.next_offset.unwrap_or(last_base);
-            // Trimmed, the rebuilt indexes load as a clean segment's would.
-            rec.indexes.offset.trim()?;
-            rec.indexes.time.trim()?;
-            drop(rec);
-            // Reopen as active over the rebuilt (writable) indexes.
-            let active = Segment::open_active(&fs, dir, last_base, index_config, None)?;
-            segments.push(Arc::new(active));
+            info.recovery_point = log_end_offset;
+            return Log::finish_open(
+                fs,
+                dir,
+                config,
+                segments,
+                &checkpoints,
+                log_end_offset,
+                info,
+                started,
+            );
         }
+        let recovery_point = checkpoints.recovery_point.unwrap_or(0);
+        let log_end_offset = recover_segments(
+            &fs,
+            dir,
+            &config,
+            &bases,
+            recovery_point,
+            &mut segments,
+            &mut info,
+            on_batch,
+        )?;
+        // What survived recovery is on disk as it was found; only what is flushed from
+        // here on counts as durable.
+        info.recovery_point = recovery_point.min(log_end_offset);
         Log::finish_open(
             fs,
             dir,
             config,
             segments,
-            checkpoint,
+            &checkpoints,
             log_end_offset,
             info,
             started,
@@ -125,13 +156,14 @@ impl Log {
         dir: &Path,
         config: LogConfig,
         segments: Vec<Arc<Segment>>,
-        checkpoint: Option<i64>,
+        checkpoints: &Checkpoints,
         log_end_offset: i64,
         mut info: RecoveryInfo,
         started: Instant,
     ) -> Result<(Log, RecoveryInfo)> {
         let first_base = segments.first().map_or(0, |s| s.base_offset());
-        let log_start_offset = checkpoint
+        let log_start_offset = checkpoints
+            .log_start
             .unwrap_or(first_base)
             .max(first_base)
             .min(log_end_offset);
@@ -147,7 +179,6 @@ impl Log {
             log_end_offset,
             leader_epoch: 0,
             generation: 0,
-            closed: false,
         };
         let view = View {
             segments: Arc::from([]),
@@ -162,11 +193,151 @@ impl Log {
             fs,
             writer: Mutex::new(writer),
             view: RwLock::new(Arc::new(view)),
+            flusher: super::flush::Flusher::default(),
+            poisoned: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         };
+        {
+            let mut st = log.flusher.state.lock();
+            st.recovery_point = info.recovery_point;
+            st.checkpointed = checkpoints.recovery_point.unwrap_or(i64::MIN);
+            st.last_flush_ms = log.config.clock.now_ms();
+        }
         log.publish(&log.writer.lock());
         info.duration = started.elapsed();
         Ok((log, info))
     }
+}
+
+/// The checkpoint files found at open.
+#[derive(Debug, Clone, Copy)]
+struct Checkpoints {
+    log_start: Option<i64>,
+    recovery_point: Option<i64>,
+}
+
+/// Scans every segment from the one holding the recovery point: validates each batch,
+/// rebuilds the indexes, cuts at the first invalid byte and deletes the segments after it.
+/// Returns the log end offset.
+#[allow(clippy::too_many_arguments)]
+fn recover_segments(
+    fs: &Arc<dyn FileSystem>,
+    dir: &Path,
+    config: &LogConfig,
+    bases: &[i64],
+    recovery_point: i64,
+    segments: &mut Vec<Arc<Segment>>,
+    info: &mut RecoveryInfo,
+    on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
+) -> Result<i64> {
+    let index_config = Log::index_config(config);
+    // The segment holding the recovery point, and everything after it, may hold unflushed
+    // bytes; Kafka trusts the segments below it.
+    let first_unsafe = bases
+        .partition_point(|&b| b <= recovery_point)
+        .saturating_sub(1);
+    let mut next_offset: Option<i64> = None;
+    let mut cut = false;
+    for (i, &base) in bases.iter().enumerate() {
+        if cut {
+            let seg = Segment::open(fs, dir, base, index_config)?;
+            seg.delete_files()?;
+            info.segments_deleted += 1;
+            continue;
+        }
+        if i < first_unsafe {
+            segments.push(Arc::new(Segment::open(fs, dir, base, index_config)?));
+            continue;
+        }
+        let seg = Segment::open(fs, dir, base, index_config)?;
+        if next_offset.is_some_and(|n| base < n) {
+            // Overlaps the previous segment's batches: nothing in it can be trusted.
+            check_damage(config, seg.log_path(), 0, base, recovery_point)?;
+            seg.delete_files()?;
+            info.segments_deleted += 1;
+            cut = true;
+            continue;
+        }
+        let file_len = seg
+            .log_file()
+            .len()
+            .map_err(|e| Error::io(seg.log_path(), e))?;
+        let rec = seg.recover(&mut |b| {
+            if b.base_offset() < recovery_point {
+                return Ok(());
+            }
+            on_batch(b)
+        })?;
+        info.segments_recovered += 1;
+        if rec.truncated_bytes > 0 {
+            let damaged_at = rec.next_offset.unwrap_or(base);
+            check_damage(
+                config,
+                seg.log_path(),
+                file_len - rec.truncated_bytes,
+                damaged_at,
+                recovery_point,
+            )?;
+            info.bytes_truncated += rec.truncated_bytes;
+            cut = true;
+        }
+        // Trimmed, the rebuilt indexes load as a clean segment's would.
+        super::super::segment::finish_rebuilt_indexes(&rec)?;
+        next_offset = Some(
+            rec.next_offset
+                .unwrap_or(base)
+                .max(next_offset.unwrap_or(base)),
+        );
+        drop(rec);
+        drop(seg);
+        if cut || i + 1 == bases.len() {
+            segments.push(Arc::new(Segment::open_active(
+                fs,
+                dir,
+                base,
+                index_config,
+                None,
+            )?));
+        } else {
+            segments.push(Arc::new(Segment::open(fs, dir, base, index_config)?));
+        }
+    }
+    if !segments.is_empty() {
+        fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let log_end_offset = match segments.last() {
+        Some(last) if next_offset.is_none() => active_next_offset(last)?,
+        _ => next_offset.unwrap_or(0),
+    };
+    if log_end_offset < recovery_point {
+        // Offsets acknowledged durable are gone (the files end early).
+        let path = segments
+            .last()
+            .map_or_else(|| dir.to_path_buf(), |s| s.log_path().to_path_buf());
+        let size = segments.last().map_or(0, |s| s.size());
+        check_damage(config, &path, size, log_end_offset, recovery_point)?;
+    }
+    Ok(log_end_offset)
+}
+
+/// Damage at offsets below the recovery point was acknowledged as durable: an error unless
+/// the configuration says to truncate it.
+fn check_damage(
+    config: &LogConfig,
+    path: &Path,
+    position: u64,
+    offset: i64,
+    recovery_point: i64,
+) -> Result<()> {
+    if offset < recovery_point && !config.truncate_damage_below_recovery_point {
+        return Err(Error::DamageBelowRecoveryPoint {
+            path: path.to_path_buf(),
+            position,
+            offset,
+            recovery_point,
+        });
+    }
+    Ok(())
 }
 
 /// The offset after the last batch of an active segment opened cleanly.
@@ -182,31 +353,4 @@ fn active_next_offset(seg: &Segment) -> Result<i64> {
         std::ops::ControlFlow::Continue(())
     })?;
     Ok(next)
-}
-
-/// Reads the log start offset checkpoint (Kafka's format: version, count, entries).
-fn read_log_start_checkpoint(fs: &dyn FileSystem, dir: &Path) -> Result<Option<i64>> {
-    let path = dir.join(LOG_START_OFFSET_CHECKPOINT);
-    if !fs.exists(&path) {
-        return Ok(None);
-    }
-    let bytes = crate::io::read_file(fs, &path)?;
-    let bad = || Error::CorruptCheckpoint { path: path.clone() };
-    let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
-    let mut lines = text.lines();
-    if lines.next() != Some("0") {
-        return Err(bad());
-    }
-    let count: usize = lines.next().and_then(|l| l.parse().ok()).ok_or_else(bad)?;
-    let mut offset = None;
-    for _ in 0..count {
-        let line = lines.next().ok_or_else(bad)?;
-        let value = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse::<i64>().ok())
-            .ok_or_else(bad)?;
-        offset = Some(value);
-    }
-    Ok(offset)
 }

@@ -136,9 +136,10 @@ impl Log {
         if offset >= bound {
             return Ok(empty(offset));
         }
-        let Some(mut i) = view.segment_index(offset) else {
-            return Ok(empty(offset));
-        };
+        // Below the first segment's base (a replica's first batch can start past the log
+        // start offset, leaving a gap) the next batch is in the first segment, as it is for
+        // a gap inside a segment; answering "nothing" would stall the reader forever.
+        let mut i = view.segment_index(offset).unwrap_or(0);
         while let Some(seg) = view.segments.get(i) {
             let end = view.readable_size(i);
             let Some(first) = seg.find_batch(offset, end)? else {

@@ -20,6 +20,14 @@ use crate::error::{Error, Result};
 use crate::io::{File, FileSystem, OpenMode};
 use crate::record::NO_TIMESTAMP;
 
+/// Trims indexes rebuilt by recovery to their entries, with the final time-index entry a
+/// sealed segment has, so they load as a cleanly closed segment's would.
+pub(crate) fn finish_rebuilt_indexes(rec: &scan::RecoveredSegment) -> Result<()> {
+    maybe_append_time(&rec.indexes.time, rec.base_offset, &rec.write_state);
+    rec.indexes.offset.trim()?;
+    rec.indexes.time.trim()
+}
+
 /// `<20-digit base offset>.<ext>`, Kafka's segment file name.
 pub fn segment_file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
@@ -110,7 +118,12 @@ impl Segment {
         let log = fs
             .open(&log_path, OpenMode::ReadWrite)
             .map_err(|e| Error::io(&log_path, e))?;
-        log.set_len(0).map_err(|e| Error::io(&log_path, e))?;
+        // Only cut a file that holds something: on ext4, truncating a file to zero marks it
+        // for a forced writeback of everything written to it when it is closed
+        // (`auto_da_alloc`), which a brand-new segment has no reason to pay for.
+        if log.len().map_err(|e| Error::io(&log_path, e))? != 0 {
+            log.set_len(0).map_err(|e| Error::io(&log_path, e))?;
+        }
         let seg = Segment::new(fs, dir, base_offset, log, 0, config);
         let indexes = seg.open_writable_indexes(0, 0)?;
         let _ = seg.indexes.set(Arc::new(indexes));
@@ -376,6 +389,13 @@ impl Segment {
         ix.time.trim()?;
         self.sealed.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// fsyncs the `.log` file only (the indexes are rebuilt from it after a crash).
+    pub(crate) fn sync_log(&self) -> Result<()> {
+        self.log
+            .sync_data()
+            .map_err(|e| Error::io(&self.log_path, e))
     }
 
     /// Flushes the log file and the index maps.

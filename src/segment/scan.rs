@@ -32,6 +32,8 @@ impl BatchPos {
 /// What recovery found in one segment.
 #[derive(Debug)]
 pub(crate) struct RecoveredSegment {
+    /// The segment's base offset.
+    pub base_offset: i64,
     /// Bytes cut off after the last valid batch.
     pub truncated_bytes: u64,
     /// Offset after the last valid batch, if any batch is valid.
@@ -265,6 +267,7 @@ impl Segment {
         }
         self.size.store(valid, std::sync::atomic::Ordering::Release);
         Ok(RecoveredSegment {
+            base_offset: self.base_offset(),
             truncated_bytes: file_len - valid,
             next_offset,
             indexes: Indexes { offset, time },
