@@ -204,13 +204,13 @@ impl Log {
     }
 
     pub(crate) fn write_recovery_point(&self, rp: i64) -> Result<()> {
-        if let Err(e) = checkpoint::write(&*self.fs, &self.dir, RECOVERY_POINT_CHECKPOINT, rp) {
-            // A checkpoint whose fsync failed may or may not be on disk: poison, as for data.
-            if matches!(e, Error::Io { .. }) {
-                self.poison(e.to_string());
-            }
-            return Err(e);
-        }
+        // A checkpoint whose fsync failed may or may not be on disk: poison, as for data.
+        self.poison_on_io(checkpoint::write(
+            &*self.fs,
+            &self.dir,
+            RECOVERY_POINT_CHECKPOINT,
+            rp,
+        ))?;
         self.flusher.state.lock().checkpointed = rp;
         Ok(())
     }

@@ -227,16 +227,15 @@ impl Log {
         }
         let seg = Segment::create(&self.fs, &self.dir, leo, Log::index_config(&self.config))?;
         w.segments.push(Arc::new(seg));
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io(&self.dir, e))?;
+        self.sync_dir()?;
         Ok(())
     }
 
     /// Drops every batch at and above `offset`; the log end offset becomes `offset`, or the
     /// base offset of the batch holding `offset` when it falls inside one (logs are cut at
     /// batch boundaries, as Kafka cuts them). Truncating at or below the log start offset
-    /// empties the log and restarts it at `offset`.
+    /// empties the log and restarts it at `offset`; so does cutting the batch that holds the
+    /// log start offset, which restarts the log at that batch's base offset.
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
         let mut w = self.lock_open()?;
         if offset >= w.log_end_offset {
@@ -273,9 +272,14 @@ impl Log {
             *slot = Arc::new(active);
         }
         w.log_end_offset = new_leo;
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io(&self.dir, e))?;
+        if new_leo < w.log_start_offset {
+            // The batch holding `offset` also held the log start offset and went whole: the
+            // log is left empty where that batch began (a log never starts after it ends,
+            // and a follower refetches the batch from its base).
+            w.log_start_offset = new_leo;
+            self.write_log_start_checkpoint(new_leo)?;
+        }
+        self.sync_dir()?;
         self.publish(&w);
         self.clamp_recovery_point(new_leo)
     }
@@ -289,9 +293,7 @@ impl Log {
         w.log_start_offset = offset;
         w.log_end_offset = offset;
         self.write_log_start_checkpoint(offset)?;
-        self.fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io(&self.dir, e))?;
+        self.sync_dir()?;
         self.publish(w);
         self.clamp_recovery_point(offset)
     }
@@ -323,16 +325,37 @@ impl Log {
             deleted = true;
         }
         if deleted {
-            self.fs
-                .sync_dir(&self.dir)
-                .map_err(|e| Error::io(&self.dir, e))?;
+            self.sync_dir()?;
         }
         self.publish(&w);
         Ok(())
     }
 
     fn write_log_start_checkpoint(&self, offset: i64) -> Result<()> {
-        checkpoint::write(&*self.fs, &self.dir, LOG_START_OFFSET_CHECKPOINT, offset)
+        self.poison_on_io(checkpoint::write(
+            &*self.fs,
+            &self.dir,
+            LOG_START_OFFSET_CHECKPOINT,
+            offset,
+        ))
+    }
+
+    /// fsyncs the partition directory (after segments are created, renamed or removed).
+    pub(crate) fn sync_dir(&self) -> Result<()> {
+        let r = self
+            .fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e));
+        self.poison_on_io(r)
+    }
+
+    /// An I/O failure while making metadata durable leaves the log unsure what is on disk:
+    /// poison it, as for a failed fsync of data.
+    pub(crate) fn poison_on_io<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e @ Error::Io { .. }) = &r {
+            self.poison(e.to_string());
+        }
+        r
     }
 
     /// Flushes, seals the indexes to their size, writes the checkpoints and marks the log
@@ -349,10 +372,14 @@ impl Log {
         let w = self.lock_open()?;
         if let Some(active) = w.segments.last() {
             // The trimmed indexes, durable before the marker says they can be trusted.
-            active.flush()?;
+            self.poison_on_io(active.flush())?;
         }
         self.write_recovery_point(w.log_end_offset)?;
-        crate::io::write_file_atomic(&*self.fs, &self.dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        self.poison_on_io(crate::io::write_file_atomic(
+            &*self.fs,
+            &self.dir.join(CLEAN_SHUTDOWN_FILE),
+            b"",
+        ))?;
         self.closed.store(true, Ordering::Release);
         Ok(())
     }

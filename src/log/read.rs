@@ -174,9 +174,9 @@ impl Log {
         Ok(empty(offset))
     }
 
-    /// The first offset whose batch's max timestamp is at or after `timestamp`, through the
-    /// time indexes (Kafka's ListOffsets by timestamp, at batch granularity), with that
-    /// batch's max timestamp; `None` when no batch is that late.
+    /// The first offset at or above the log start offset whose record's timestamp is at or
+    /// after `timestamp`, with that timestamp (Kafka's ListOffsets by timestamp), found
+    /// through the time indexes; `None` when no record is that late.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
         let view = self.view();
         for (i, seg) in view.segments.iter().enumerate() {
@@ -185,10 +185,11 @@ impl Log {
             if !is_last && seg.max_timestamp()? < timestamp {
                 continue;
             }
-            if let Some(b) = seg.find_batch_by_time(timestamp, end)? {
-                if b.last_offset < view.log_start_offset {
-                    continue;
-                }
+            // A batch can qualify by its max timestamp yet hold no record that does (the
+            // late records lie below the log start offset), so the search goes on after it,
+            // in this segment first.
+            let mut min_offset = view.log_start_offset;
+            while let Some(b) = seg.find_batch_by_time(timestamp, min_offset, end)? {
                 // Find the first record in the batch at or after the timestamp.
                 let bytes = {
                     let mut buf = vec![0u8; usize::try_from(b.size).unwrap_or(0)];
@@ -203,6 +204,7 @@ impl Log {
                         return Ok(Some((r.offset, r.timestamp)));
                     }
                 }
+                min_offset = b.last_offset + 1;
             }
         }
         Ok(None)
