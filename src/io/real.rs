@@ -1,7 +1,7 @@
 //! The real filesystem, through `std::fs` and `memmap2`.
 
 use std::fs::OpenOptions;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, IoSlice, Seek, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
@@ -80,11 +80,14 @@ impl File for RealFile {
     }
 
     fn append(&self, bufs: &[&[u8]]) -> io::Result<()> {
-        // The file cursor is only moved here and by `set_len`'s seek, both called by the one
-        // writer, so the cursor is the end of the file.
+        // Writes go where the file cursor is, so put it at the end first: a file just opened
+        // has its cursor at 0 (appending there would overwrite the first batches of a
+        // reopened segment), and `write_at` can extend a file without moving it. Only the one
+        // writer appends, so nothing moves the cursor between this seek and the writes.
+        let mut f = &self.file;
+        f.seek(io::SeekFrom::End(0))?;
         let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
         let mut slices = slices.as_mut_slice();
-        let mut f = &self.file;
         while !slices.is_empty() {
             match f.write_vectored(slices) {
                 Ok(0) => {
@@ -110,7 +113,6 @@ impl File for RealFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        use std::io::Seek;
         self.file.set_len(len)?;
         (&self.file).seek(io::SeekFrom::Start(len))?;
         Ok(())

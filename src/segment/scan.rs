@@ -140,16 +140,24 @@ impl Segment {
             .map_or(0, |e| u64::from(e.position)))
     }
 
-    /// The first batch whose max timestamp is at least `timestamp`, below byte `end`.
-    pub(crate) fn find_batch_by_time(&self, timestamp: i64, end: u64) -> Result<Option<BatchPos>> {
+    /// The first batch whose max timestamp is at least `timestamp` and whose last offset is
+    /// at least `min_offset` (the log start offset, or past a batch already searched), below
+    /// byte `end`.
+    pub(crate) fn find_batch_by_time(
+        &self,
+        timestamp: i64,
+        min_offset: i64,
+        end: u64,
+    ) -> Result<Option<BatchPos>> {
         let ix = self.indexes()?;
-        let from = match ix.time.lookup_time(timestamp) {
+        let by_time = match ix.time.lookup_time(timestamp) {
             Some(t) => self.index_position(self.base_offset() + i64::from(t.relative_offset))?,
             None => 0,
         };
+        let from = by_time.max(self.index_position(min_offset)?);
         let mut found = None;
         self.scan(from, end, |b| {
-            if b.max_timestamp >= timestamp {
+            if b.max_timestamp >= timestamp && b.last_offset >= min_offset {
                 found = Some(b);
                 ControlFlow::Break(())
             } else {
