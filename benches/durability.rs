@@ -1,0 +1,181 @@
+//! Durability costs, each beside its physical baseline in the same run.
+//!
+//! - `durable_append/streamlog_8_threads`: 8 producer threads, each appending a batch and then
+//!   calling `Log::flush()` (returns once the batch is durable) in a loop; concurrent flushes
+//!   share fsyncs (group commit). Throughput in bytes of batches.
+//! - `durable_append/bare_write_fdatasync`: one thread writing the same batches to a file
+//!   with `write()` + `fdatasync()` after each one: what durability per batch costs without
+//!   group commit.
+//! - `recovery/streamlog_open_unclean`: opening a log whose 1 GiB was never flushed nor
+//!   checkpointed (no recovery point, no clean-shutdown marker): every batch is read,
+//!   CRC-checked and indexed.
+//! - `recovery/bare_read_crc`: reading the same segment files with `read()` into an aligned
+//!   8 MiB buffer and CRC-32C over every byte.
+//!
+//! Run: `cargo bench --bench durability -- --warm-up-time 1 --measurement-time 10`
+//! (`STREAMLOG_BENCH_RECOVERY_MB` sets the recovery size, default 1024).
+
+use std::fs::File;
+use std::hint::black_box;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use streamlog::io::AlignedBuf;
+use streamlog::{BatchBuilder, BatchOptions, Log, LogConfig};
+
+const THREADS: usize = 8;
+const BATCHES_PER_THREAD: usize = 64;
+const RECORDS_PER_BATCH: usize = 16;
+const VALUE_SIZE: usize = 256;
+
+fn batch(records: usize, value_size: usize) -> Vec<u8> {
+    let mut b = BatchBuilder::new(BatchOptions::default());
+    let mut value = vec![0u8; value_size];
+    for i in 0..records {
+        for (j, v) in value.iter_mut().enumerate() {
+            *v = b'a' + ((i + j) % 26) as u8;
+        }
+        b.append(1_700_000_000_000 + i as i64, Some(&(i as u32).to_be_bytes()), Some(&value), &[])
+            .expect("record encodes");
+    }
+    b.build().expect("batch builds")
+}
+
+fn fresh_dir(root: &Path, name: &str) -> PathBuf {
+    let dir = root.join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn durable_appends(c: &mut Criterion) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let bytes = batch(RECORDS_PER_BATCH, VALUE_SIZE);
+    let total = (bytes.len() * THREADS * BATCHES_PER_THREAD) as u64;
+    let mut g = c.benchmark_group("durable_append");
+    g.throughput(Throughput::Bytes(total));
+    g.sample_size(10);
+
+    g.bench_function("streamlog_8_threads", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = fresh_dir(root.path(), "durable-0");
+                let log = Arc::new(Log::open(&dir, LogConfig::default()).expect("open"));
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for _ in 0..THREADS {
+                        let log = Arc::clone(&log);
+                        let bytes = &bytes;
+                        s.spawn(move || {
+                            for _ in 0..BATCHES_PER_THREAD {
+                                let info = log.append(bytes).expect("append");
+                                let durable = log.flush().expect("flush");
+                                assert!(durable > info.last_offset);
+                            }
+                        });
+                    }
+                });
+                elapsed += start.elapsed();
+                drop(log);
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            elapsed
+        })
+    });
+
+    g.bench_function("bare_write_fdatasync", |b| {
+        b.iter_custom(|iters| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..iters {
+                let path = root.path().join("bare.log");
+                let mut f = File::create(&path).expect("create");
+                let start = Instant::now();
+                for _ in 0..THREADS * BATCHES_PER_THREAD {
+                    f.write_all(&bytes).expect("write");
+                    f.sync_data().expect("fdatasync");
+                }
+                elapsed += start.elapsed();
+                drop(f);
+                let _ = std::fs::remove_file(&path);
+            }
+            elapsed
+        })
+    });
+    g.finish();
+}
+
+/// Builds an unflushed, never-checkpointed log of about `mb` MiB.
+fn build_unclean_log(dir: &Path, mb: usize) -> u64 {
+    let log = Log::open(dir, LogConfig::default()).expect("open");
+    let bytes = batch(100, 100);
+    let n = (mb << 20) / bytes.len();
+    for _ in 0..n {
+        log.append(&bytes).expect("append");
+    }
+    let size = log.size_in_bytes();
+    drop(log); // no close: no marker, no checkpoint
+    size
+}
+
+fn recovery(c: &mut Criterion) {
+    let mb: usize = std::env::var("STREAMLOG_BENCH_RECOVERY_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("recover-0");
+    let size = build_unclean_log(&dir, mb);
+    let mut g = c.benchmark_group("recovery");
+    g.throughput(Throughput::Bytes(size));
+    g.sample_size(10);
+
+    g.bench_function("streamlog_open_unclean", |b| {
+        b.iter(|| {
+            // Leave no marker or checkpoint behind for the next iteration.
+            let (log, info) = Log::open_with(
+                streamlog::io::RealFs::shared(),
+                &dir,
+                LogConfig::default(),
+                &mut |_| Ok(()),
+            )
+            .expect("open");
+            assert!(!info.clean_shutdown && info.segments_recovered > 0);
+            black_box(log.log_end_offset());
+        })
+    });
+
+    g.bench_function("bare_read_crc", |b| {
+        let mut buf = AlignedBuf::new(8 << 20);
+        b.iter(|| {
+            let mut crc = 0u32;
+            let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .expect("dir")
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect();
+            logs.sort();
+            for p in logs {
+                let mut f = File::open(p).expect("open");
+                loop {
+                    let n = f.read(buf.as_mut_slice()).expect("read");
+                    if n == 0 {
+                        break;
+                    }
+                    crc = crc32c::crc32c_append(crc, &buf.as_slice()[..n]);
+                }
+            }
+            black_box(crc)
+        })
+    });
+    g.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    durable_appends(&mut c);
+    recovery(&mut c);
+    c.final_summary();
+}
