@@ -6,6 +6,7 @@
 //! a log needs and nothing else.
 
 mod real;
+mod sim;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 pub use real::RealFs;
+pub use sim::{SimError, SimFs, SimOp, SpaceLimitMode};
 
 /// How to open a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
