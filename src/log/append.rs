@@ -158,8 +158,6 @@ impl Log {
                 b.last_offset(),
                 now,
             )?;
-            // A batch starting past the end (a compaction gap) moves the end forward first.
-            w.log_end_offset = b.base_offset();
             self.write_batch(&mut w, &[b.as_bytes()], &pos)?;
             max_timestamp = max_timestamp.max(pos.max_timestamp);
             records += b.record_count().max(0) as u32;
@@ -225,21 +223,29 @@ impl Log {
             return Ok(());
         };
         let seg_size = active.size();
+        // A new segment starts where the log ends, so consecutive segments meet exactly and
+        // recovery can tell a lost tail from a legitimate gap; only a gap too wide for u32
+        // relative offsets names the new segment after the batch instead.
+        let gap_overflows = last_offset - w.log_end_offset > i64::from(i32::MAX);
+        let roll_base = if gap_overflows {
+            base_offset
+        } else {
+            w.log_end_offset
+        };
         if seg_size == 0 {
-            if active.base_offset() != base_offset {
-                // An empty active segment whose name no longer fits (a replica gap): rename
-                // by replacing it.
-                let old = w.segments.pop();
-                if let Some(old) = old {
+            if last_offset - active.base_offset() > i64::from(i32::MAX) {
+                // An empty active segment that cannot index this batch: replace it.
+                if let Some(old) = w.segments.pop() {
                     old.delete_files()?;
                 }
                 let seg = Segment::create(
                     &self.fs,
                     &self.dir,
-                    base_offset,
+                    roll_base,
                     Log::index_config(&self.config),
                 )?;
                 w.segments.push(Arc::new(seg));
+                self.sync_dir()?;
                 self.publish(w);
             }
             return Ok(());
@@ -255,8 +261,7 @@ impl Log {
         let offset_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
         let position_overflow = seg_size.saturating_add(size) > u64::from(u32::MAX);
         if time_up || too_big || offset_overflow || position_overflow || active.indexes_full()? {
-            w.log_end_offset = w.log_end_offset.max(base_offset);
-            self.roll_locked(w)?;
+            self.roll_locked_at(w, roll_base)?;
             self.publish(w);
         }
         Ok(())

@@ -134,14 +134,20 @@ impl Log {
     fn read_chunk(&self, offset: i64, upper_bound: Option<i64>) -> Result<Option<AlignedBuf>> {
         loop {
             let view = self.view();
-            let data = self.read_in(&view, offset, FETCH_BYTES, upper_bound)?;
-            let Some(slice) = data.slice else {
-                return Ok(None);
-            };
-            let mut buf = AlignedBuf::new(usize::try_from(slice.len()).unwrap_or(0));
-            slice.read_into(buf.as_mut_slice())?;
+            let read = self
+                .read_in(&view, offset, FETCH_BYTES, upper_bound)
+                .and_then(|data| {
+                    let Some(slice) = data.slice else {
+                        return Ok(None);
+                    };
+                    let mut buf = AlignedBuf::new(usize::try_from(slice.len()).unwrap_or(0));
+                    slice.read_into(buf.as_mut_slice())?;
+                    Ok(Some(buf))
+                });
+            // A truncation since the view was taken can have cut the file under the read
+            // (an I/O or frame error) or rewritten it (wrong bytes): either way, read again.
             if self.view.read().generation == view.generation {
-                return Ok(Some(buf));
+                return read;
             }
         }
     }

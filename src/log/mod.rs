@@ -217,6 +217,13 @@ impl Log {
 
     pub(crate) fn roll_locked(&self, w: &mut Writer) -> Result<()> {
         let leo = w.log_end_offset;
+        self.roll_locked_at(w, leo)
+    }
+
+    /// Seals the active segment and starts a new one at `base_offset` (the log end offset,
+    /// or a replicated batch's base when the gap to it is too wide for relative offsets).
+    pub(crate) fn roll_locked_at(&self, w: &mut Writer, base_offset: i64) -> Result<()> {
+        let leo = base_offset;
         if let Some(active) = w.segments.last() {
             if active.size() == 0 {
                 return Ok(()); // already empty: nothing to roll away from
@@ -233,9 +240,11 @@ impl Log {
 
     /// Drops every batch at and above `offset`; the log end offset becomes `offset`, or the
     /// base offset of the batch holding `offset` when it falls inside one (logs are cut at
-    /// batch boundaries, as Kafka cuts them). Truncating at or below the log start offset
-    /// empties the log and restarts it at `offset`; so does cutting the batch that holds the
-    /// log start offset, which restarts the log at that batch's base offset.
+    /// batch boundaries, as Kafka cuts them). Where a compaction gap lies below that point,
+    /// the log ends at the gap's start instead, after the last batch kept. Truncating at or
+    /// below the log start offset, or below the first segment, empties the log and restarts
+    /// it at `offset`; a cut below the log start offset by any of the rules above leaves the
+    /// log empty where it now ends.
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
         let mut w = self.lock_open()?;
         if offset >= w.log_end_offset {
@@ -254,13 +263,36 @@ impl Log {
         let Some(last) = w.segments.last().cloned() else {
             return self.truncate_fully_locked(&mut w, offset);
         };
-        // The batch holding `offset` goes whole: the log ends at its base offset, or at
-        // `offset` when the offset falls in a gap (compacted logs have gaps).
+        if last.base_offset() > offset {
+            // Only a first segment that starts past `offset` is left (a replica's log whose
+            // first batch lay past its log start offset): all of it goes, and the log
+            // restarts at `offset`, as Kafka's truncateTo does below the first segment. Cut
+            // in place, the segment would be named past its own log end offset.
+            return self.truncate_fully_locked(&mut w, offset);
+        }
+        // The batch holding `offset` (or, in a compaction gap, the batch after it) goes
+        // whole, and the log ends after the last batch kept: never in a gap, which no open
+        // could find again (recovery would take the offsets the recovery point covers for
+        // lost data).
         let end = last.size();
-        let (position, new_leo) = match last.find_batch(offset, end)? {
+        let (position, first_dropped) = match last.find_batch(offset, end)? {
             Some(b) => (b.position, b.base_offset.min(offset)),
             None => (end, offset),
         };
+        let mut new_leo = last.base_offset();
+        last.scan(last.index_position(first_dropped - 1)?, position, |b| {
+            new_leo = b.last_offset + 1;
+            std::ops::ControlFlow::Continue(())
+        })?;
+        // Readers must never reach bytes while they are cut: first show them only what is
+        // kept, under the new generation (so reads begun on an older view retry), then cut.
+        *self.view.write() = Arc::new(View {
+            segments: w.segments.iter().cloned().collect(),
+            log_start_offset: w.log_start_offset.min(new_leo),
+            log_end_offset: new_leo,
+            active_size: position,
+            generation: w.generation,
+        });
         let active = Segment::open_active(
             &self.fs,
             &self.dir,
@@ -268,14 +300,17 @@ impl Log {
             Log::index_config(&self.config),
             Some((position, new_leo)),
         )?;
+        // Make the cut durable now: batches truncated away (a follower's divergent tail)
+        // must not come back after a crash.
+        self.poison_on_io(active.sync_log())?;
         if let Some(slot) = w.segments.last_mut() {
             *slot = Arc::new(active);
         }
         w.log_end_offset = new_leo;
         if new_leo < w.log_start_offset {
-            // The batch holding `offset` also held the log start offset and went whole: the
-            // log is left empty where that batch began (a log never starts after it ends,
-            // and a follower refetches the batch from its base).
+            // The batch holding `offset` (or the gap before it) also held the log start
+            // offset and went whole: the log is left empty where it now ends (a log never
+            // starts after it ends, and a follower refetches the batch from its base).
             w.log_start_offset = new_leo;
             self.write_log_start_checkpoint(new_leo)?;
         }

@@ -281,6 +281,25 @@ fn recover_segments(
             info.bytes_truncated += rec.truncated_bytes;
             cut = true;
         }
+        // Segments are rolled where the log ends, so the next one must start exactly where
+        // this one's batches end. Each file's unflushed tail survives a crash on its own: a
+        // tail lost at a batch boundary, with a later segment kept, would leave a hole that
+        // recovery must not paper over. Cut there (everything after was unflushed).
+        let this_next = rec.next_offset.unwrap_or(base);
+        if !cut {
+            if let Some(&next_base) = bases.get(i + 1) {
+                if next_base != this_next {
+                    check_damage(
+                        config,
+                        seg.log_path(),
+                        rec.valid_bytes(),
+                        this_next,
+                        recovery_point,
+                    )?;
+                    cut = true;
+                }
+            }
+        }
         // Trimmed, the rebuilt indexes load as a clean segment's would.
         super::super::segment::finish_rebuilt_indexes(&rec)?;
         next_offset = Some(

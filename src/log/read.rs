@@ -61,6 +61,7 @@ impl FileSlice {
 
 /// The result of a read: whole batches from one segment.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct FetchData {
     /// The batches, as a file range; `None` when there is nothing to read.
     pub slice: Option<FileSlice>,
@@ -70,7 +71,6 @@ pub struct FetchData {
     pub next_offset: i64,
     /// The log end offset when the read was made.
     pub log_end_offset: i64,
-    generation: u64,
 }
 
 impl Log {
@@ -100,13 +100,17 @@ impl Log {
         upper_bound: Option<i64>,
     ) -> Result<Vec<u8>> {
         loop {
-            let data = self.read(offset, max_bytes, upper_bound)?;
-            let bytes = match &data.slice {
-                Some(s) => s.to_vec()?,
-                None => Vec::new(),
-            };
-            if self.view.read().generation == data.generation {
-                return Ok(bytes);
+            let view = self.view();
+            let read = self
+                .read_in(&view, offset, max_bytes, upper_bound)
+                .and_then(|data| match &data.slice {
+                    Some(s) => s.to_vec(),
+                    None => Ok(Vec::new()),
+                });
+            // A truncation since the view was taken can have cut the file under the read
+            // (an I/O or frame error) or rewritten it (wrong bytes): either way, read again.
+            if self.view.read().generation == view.generation {
+                return read;
             }
         }
     }
@@ -123,7 +127,6 @@ impl Log {
             first_batch_offset: None,
             next_offset: next,
             log_end_offset: view.log_end_offset,
-            generation: view.generation,
         };
         if offset < view.log_start_offset || offset > view.log_end_offset {
             return Err(Error::OffsetOutOfRange {
@@ -168,7 +171,6 @@ impl Log {
                 first_batch_offset: Some(first.base_offset),
                 next_offset: next,
                 log_end_offset: view.log_end_offset,
-                generation: view.generation,
             });
         }
         Ok(empty(offset))
