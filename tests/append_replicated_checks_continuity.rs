@@ -122,12 +122,11 @@ fn gap_at_the_start_of_an_empty_log() {
     log.append_replicated(&replica_batch(100, 3, 1, T0))
         .unwrap();
     assert_eq!(log.log_end_offset(), 103);
-    // The empty first segment is renamed to start where the data does.
-    assert_eq!(log.segment_base_offsets(), vec![100]);
-    let start = log.log_start_offset();
-    assert!(start <= 100);
-    // Every offset from the log start finds the first batch rather than nothing.
-    for offset in [start, 50, 99, 100] {
+    // The batch fits the empty first segment: the log still starts at 0.
+    assert_eq!(log.segment_base_offsets(), vec![0]);
+    assert_eq!(log.log_start_offset(), 0);
+    // Every offset in the gap finds the first batch rather than nothing.
+    for offset in [0, 50, 99, 100] {
         let data = log.read(offset, 1 << 20, None).unwrap();
         assert_eq!(
             batch_ranges(&fetched(&data)),
@@ -139,5 +138,6 @@ fn gap_at_the_start_of_an_empty_log() {
     drop(log);
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
     assert_eq!(log.log_end_offset(), 103);
-    assert_eq!(offsets(&log, log.log_start_offset()), vec![100, 101, 102]);
+    assert_eq!(log.log_start_offset(), 0);
+    assert_eq!(offsets(&log, 0), vec![100, 101, 102]);
 }
