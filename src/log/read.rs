@@ -154,14 +154,28 @@ impl Log {
             }
             let mut len = first.size;
             let mut next = first.last_offset + 1;
-            seg.scan(first.position + first.size, end, |b| {
-                if b.last_offset >= bound || len + b.size > max_bytes as u64 {
-                    return ControlFlow::Break(());
-                }
-                len += b.size;
-                next = b.last_offset + 1;
-                ControlFlow::Continue(())
-            })?;
+            let max = max_bytes as u64;
+            // A first batch that fills the read needs no look at what follows.
+            if len < max {
+                // Skip through the offset index to the last batch known to fit, and read
+                // headers only from there.
+                let limit = first.position.saturating_add(max).min(end);
+                let from = match seg.indexed_batch_within(&first, limit, bound)? {
+                    Some(position) => {
+                        len = position - first.position;
+                        position
+                    }
+                    None => first.position + first.size,
+                };
+                seg.scan(from, end, |b| {
+                    if b.last_offset >= bound || len + b.size > max {
+                        return ControlFlow::Break(());
+                    }
+                    len += b.size;
+                    next = b.last_offset + 1;
+                    ControlFlow::Continue(())
+                })?;
+            }
             return Ok(FetchData {
                 slice: Some(FileSlice {
                     file: Arc::clone(seg.log_file()),

@@ -209,6 +209,19 @@ impl IndexFile {
         .map(|i| self.offset_entry(i))
     }
 
+    /// Index of the last offset entry with relative offset ≤ `relative`.
+    pub(crate) fn floor_offset(&self, relative: i64) -> Option<usize> {
+        self.floor(relative, |i| {
+            i64::from(self.offset_entry(i).relative_offset)
+        })
+    }
+
+    /// Index of the last offset entry whose batch starts at or before byte `position`.
+    pub(crate) fn floor_position(&self, position: u64) -> Option<usize> {
+        let target = i64::try_from(position).unwrap_or(i64::MAX);
+        self.floor(target, |i| i64::from(self.offset_entry(i).position))
+    }
+
     /// The last time entry with timestamp ≤ `timestamp`.
     pub(crate) fn lookup_time(&self, timestamp: i64) -> Option<TimeEntry> {
         self.floor(timestamp, |i| self.time_entry(i).timestamp)
