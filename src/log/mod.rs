@@ -21,6 +21,7 @@ mod flush;
 mod iter;
 mod open;
 mod read;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +35,10 @@ pub use flush::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
 pub use read::{FetchData, FileSlice};
+pub use verify::{
+    list_segment_files, verify_partition, verify_partition_with, Finding, FindingKind,
+    SegmentReader, VerifyProgress, VerifyReport,
+};
 
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
