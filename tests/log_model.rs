@@ -540,10 +540,21 @@ impl Harness {
         let records = owned_records(specs, now);
         let opts = batch_options(codec, producer);
         let bytes = common::build_batch(opts, &records).unwrap();
-        let info = match producer {
-            None => self.log().append_records(&records, codec).unwrap(),
-            Some(_) => self.log().append(&bytes).unwrap(),
+        let result = match producer {
+            None => self.log().append_records(&records, codec),
+            Some(_) => self.log().append(&bytes),
         };
+        // Kafka refuses a batch that could not fit a segment on its own.
+        let limit = u64::from(self.config.max_message_bytes).min(self.config.segment_bytes);
+        if bytes.len() as u64 > limit {
+            assert!(
+                matches!(result, Err(streamlog::Error::MessageTooLarge { .. })),
+                "a {}-byte batch must be refused under a {limit}-byte limit: {result:?}",
+                bytes.len()
+            );
+            return;
+        }
+        let info = result.unwrap();
         let append_time =
             (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now);
         let base = self.model.log_end_offset;

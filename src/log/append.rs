@@ -5,8 +5,8 @@ use std::sync::Arc;
 use super::{Log, Writer};
 use crate::error::{Error, Result};
 use crate::record::{
-    Batch, BatchBuilder, BatchOptions, Batches, Compression, OwnedRecord, TimestampType,
-    BATCH_HEADER_SIZE,
+    Batch, BatchBuilder, BatchOptions, Batches, Compression, DecodeLimits, OwnedRecord,
+    TimestampType, BATCH_HEADER_SIZE,
 };
 use crate::segment::{BatchPos, Segment};
 
@@ -176,14 +176,30 @@ impl Log {
 
     /// Checks a producer batch completely before anything is written.
     fn check_producer_batch<'b>(&self, batch: &'b [u8]) -> Result<Batch<'b>> {
-        let limit = u64::from(self.config.max_message_bytes);
+        // Kafka's rules: no batch above max.message.bytes, and none that could not fit a
+        // segment on its own.
+        let limit = u64::from(self.config.max_message_bytes).min(self.config.segment_bytes);
         if batch.len() as u64 > limit {
             return Err(Error::MessageTooLarge {
                 size: batch.len() as u64,
                 limit,
             });
         }
-        let b = Batch::new(batch)?;
+        let limits = DecodeLimits {
+            max_batch_bytes: self
+                .config
+                .decode_limits
+                .max_batch_bytes
+                .max(self.config.max_message_bytes as usize),
+            ..self.config.decode_limits
+        };
+        let (b, rest) = Batch::parse(batch, &limits)?;
+        if !rest.is_empty() {
+            return Err(Error::InvalidBatchHeader {
+                base_offset: b.base_offset(),
+                reason: "bytes follow the batch's declared length",
+            });
+        }
         b.validate()?;
         let base_offset = b.base_offset();
         let invalid = |reason| Error::InvalidBatchHeader {

@@ -39,9 +39,11 @@ impl Log {
         Log::open_with(RealFs::shared(), dir.as_ref(), config, &mut |_| Ok(())).map(|(l, _)| l)
     }
 
-    /// Opens the log in `dir` through `fs`. After an unclean shutdown the tail segment is
-    /// scanned, and `on_batch` sees every valid batch found there, in order (the hook that
-    /// producer state and leader-epoch caches are rebuilt from). Returns what recovery did.
+    /// Opens the log in `dir` through `fs`. After an unclean shutdown every segment from
+    /// the one holding the recovery point on is scanned, its batches validated and its
+    /// indexes rebuilt; `on_batch` sees every valid batch at or above the recovery point, in
+    /// order (the hook that producer state and leader-epoch caches are rebuilt from).
+    /// Returns what recovery did.
     pub fn open_with(
         fs: Arc<dyn FileSystem>,
         dir: &Path,

@@ -231,7 +231,7 @@ impl Segment {
         let loaded = match self.load_sealed_indexes() {
             Ok(ix) => ix,
             Err(Error::CorruptIndex { .. }) | Err(Error::Io { .. }) => {
-                let rebuilt = self.recover(&mut |_| Ok(()))?;
+                let rebuilt = self.rebuild_indexes()?;
                 maybe_append_time(
                     &rebuilt.indexes.time,
                     self.base_offset,

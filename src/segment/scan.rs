@@ -293,6 +293,21 @@ impl Segment {
         &self,
         on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
     ) -> Result<RecoveredSegment> {
+        self.scan_and_index(true, on_batch)
+    }
+
+    /// Rebuilds the indexes of a sealed segment from its valid batches without cutting the
+    /// file: damage in the middle of a log is for recovery (or an operator) to judge, not
+    /// for a reader that happened to need an index. Reads past the damage fail cleanly.
+    pub(crate) fn rebuild_indexes(&self) -> Result<RecoveredSegment> {
+        self.scan_and_index(false, &mut |_| Ok(()))
+    }
+
+    fn scan_and_index(
+        &self,
+        cut_damage: bool,
+        on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
+    ) -> Result<RecoveredSegment> {
         let file_len = self
             .log_file()
             .len()
@@ -387,6 +402,16 @@ impl Segment {
             pos += consumed;
         }
         let valid = pos.min(file_len);
+        if !cut_damage {
+            return Ok(RecoveredSegment {
+                base_offset: self.base_offset(),
+                truncated_bytes: 0,
+                file_len,
+                next_offset,
+                indexes: Indexes { offset, time },
+                write_state: state,
+            });
+        }
         if valid < file_len {
             self.log_file()
                 .set_len(valid)
