@@ -298,13 +298,26 @@ impl Log {
             active_size: position,
             generation: w.generation,
         });
+        // Trimmed first, the indexes reload as they are instead of being rebuilt by a scan.
+        last.seal()?;
         let active = Segment::open_active(
             &self.fs,
             &self.dir,
             last.base_offset(),
             Log::index_config(&self.config),
             Some((position, new_leo)),
-        )?;
+        );
+        // Readers were already shown the cut log: a writer that cannot follow must stop.
+        let active = match active {
+            Ok(a) => a,
+            Err(e) => {
+                self.poison(format!(
+                    "truncation of {} failed: {e}",
+                    last.log_path().display()
+                ));
+                return Err(e);
+            }
+        };
         // Make the cut durable now: batches truncated away (a follower's divergent tail)
         // must not come back after a crash.
         self.poison_on_io(active.sync_log())?;
