@@ -1,397 +1,58 @@
 //! Read-only verification of a partition directory, and a reader that walks the batches of
 //! a `.log` file without trusting it.
 //!
-//! [`verify_partition`] opens every file read-only and changes nothing: it is safe on the
-//! directory of a live log or of a broker that crashed. What it checks:
-//!
-//! ```text
-//! names        <20-digit base offset>.{log,index,timeindex,txnindex,snapshot}
-//! .log         every batch: frame (length, magic), CRC-32C, header consistency, records
-//!              decode to the declared count, record timestamps ≤ the max timestamp
-//!              (CreateTime), a control batch's record is a control record
-//! offsets      each batch ≥ its segment's base offset, relative offsets fit 31 bits, batch
-//!              offsets increase within and across segments (overlaps are problems, gaps are
-//!              notes: compaction leaves gaps)
-//! .index       size a multiple of 8; entries strictly increasing; each position the start
-//!              of a batch whose offsets hold the entry's offset
-//! .timeindex   size a multiple of 12; timestamps strictly increasing, offsets
-//!              non-decreasing and inside the segment; no entry claims a timestamp the
-//!              batches up to its offset have not reached
-//! checkpoints  log-start-offset and recovery-point checkpoints parse
-//! ```
-//!
-//! Preallocated index space (an active segment's trailing zero entries) is a note, not a
-//! problem, as is a missing index: a log rebuilds indexes from the `.log` files. So are bad
-//! index entries of the segments the next open reindexes anyway: after an unclean shutdown
-//! (no clean-shutdown marker), those from the one holding the recovery point on.
+//! [`verify_partition`] opens every file read-only and changes nothing; its documentation
+//! lists what it checks.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::checkpoint::{self, RECOVERY_POINT_CHECKPOINT};
 use super::{CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT};
 use crate::error::{Error, Result};
-use crate::io::{File, FileSystem, OpenMode, RealFs};
-use crate::record::{Batch, DecodeLimits, TimestampType, BATCH_HEADER_SIZE};
+use crate::io::{FileSystem, OpenMode, RealFs};
+use crate::record::{Batch, DecodeLimits, TimestampType};
 use crate::segment::parse_segment_file_name;
 
-/// Bytes read from a `.log` file at a time.
-const READ_CHUNK: usize = 1 << 20;
+mod reader;
+mod report;
+
+pub use reader::{list_segment_files, SegmentReader};
+pub use report::{Finding, FindingKind, VerifyProgress, VerifyReport};
+
 /// Size of an `.index` entry: relative offset u32, position u32 (big-endian).
 const OFFSET_ENTRY_SIZE: usize = 8;
 /// Size of a `.timeindex` entry: timestamp i64, relative offset u32 (big-endian).
 const TIME_ENTRY_SIZE: usize = 12;
-/// Findings listed per kind of list; beyond it they are only counted.
-const MAX_LISTED: usize = 1000;
 /// Bad entries reported per index file; beyond it they are only counted.
 const MAX_INDEX_FINDINGS: usize = 20;
 /// Extensions of files named after a segment's base offset.
 const SEGMENT_EXTENSIONS: [&str; 5] = ["log", "index", "timeindex", "txnindex", "snapshot"];
 
-/// Reads the batches of one `.log` file in order, read-only, checking only each batch's
-/// frame (length and magic); call [`Batch::validate`] for the rest.
+/// Verifies the partition directory `dir` on the real filesystem, read-only.
 ///
-/// It reads ahead in large chunks, so walking a segment of small batches costs few
-/// system calls. After an error (a damaged frame, a file ending mid-batch) it returns
-/// nothing more, and [`SegmentReader::position`] is where the damage starts.
+/// It opens every file read-only and changes nothing: it is safe on the directory of a live
+/// log or of a broker that crashed. What it checks:
 ///
+/// ```text
+/// names        <20-digit base offset>.{log,index,timeindex,txnindex,snapshot}
+/// .log         every batch: frame (length, magic), CRC-32C, header consistency, records
+///              decode to the declared count, record timestamps ≤ the max timestamp
+///              (CreateTime), a control batch's record is a control record
+/// offsets      each batch ≥ its segment's base offset, relative offsets fit 31 bits, batch
+///              offsets increase within and across segments (overlaps are problems, gaps are
+///              notes: compaction leaves gaps)
+/// .index       size a multiple of 8; entries strictly increasing; each position the start
+///              of a batch whose offsets hold the entry's offset
+/// .timeindex   size a multiple of 12; timestamps strictly increasing, offsets
+///              non-decreasing and inside the segment; no entry claims a timestamp the
+///              batches up to its offset have not reached
+/// checkpoints  log-start-offset and recovery-point checkpoints parse
 /// ```
-/// use streamlog::{Log, LogConfig, OwnedRecord, Compression};
-/// use streamlog::log::SegmentReader;
 ///
-/// let dir = tempfile::tempdir()?;
-/// let log = Log::open(dir.path(), LogConfig::default())?;
-/// log.append_records(&[OwnedRecord::new(0, None, Some(b"v"))], Compression::None)?;
-/// log.close()?;
-///
-/// let mut reader = SegmentReader::open(&dir.path().join("00000000000000000000.log"))?;
-/// let (position, batch) = reader.next_batch()?.expect("one batch");
-/// assert_eq!((position, batch.base_offset()), (0, 0));
-/// assert!(reader.next_batch()?.is_none());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug)]
-pub struct SegmentReader {
-    file: Arc<dyn File>,
-    path: PathBuf,
-    len: u64,
-    position: u64,
-    buf: Vec<u8>,
-    buf_start: u64,
-    limits: DecodeLimits,
-    done: bool,
-}
-
-impl SegmentReader {
-    /// Opens the `.log` file at `path` read-only on the real filesystem.
-    pub fn open(path: &Path) -> Result<Self> {
-        SegmentReader::open_in(&RealFs, path)
-    }
-
-    /// Opens the `.log` file at `path` read-only through `fs`.
-    pub fn open_in(fs: &dyn FileSystem, path: &Path) -> Result<Self> {
-        let file = fs
-            .open(path, OpenMode::Read)
-            .map_err(|e| Error::io(path, e))?;
-        let len = file.len().map_err(|e| Error::io(path, e))?;
-        Ok(SegmentReader {
-            file,
-            path: path.to_path_buf(),
-            len,
-            position: 0,
-            buf: Vec::new(),
-            buf_start: 0,
-            limits: DecodeLimits::DEFAULT,
-            done: false,
-        })
-    }
-
-    /// The file being read.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The file's length when it was opened.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
-    /// Whether the file was empty when it was opened.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Byte position of the next batch; after an error, of the damaged bytes.
-    pub fn position(&self) -> u64 {
-        self.position
-    }
-
-    /// The next batch and its byte position, `None` at the end of the file or after an
-    /// error. Errors carry what is wrong with the frame; a file that ends mid-batch is
-    /// [`Error::BatchTruncated`] with the file position.
-    pub fn next_batch(&mut self) -> Result<Option<(u64, Batch<'_>)>> {
-        if self.done || self.position >= self.len {
-            return Ok(None);
-        }
-        let position = self.position;
-        let left = self.len - position;
-        let header = (BATCH_HEADER_SIZE as u64).min(left);
-        self.fill(header)?;
-        let needed = match Batch::parse(self.buffered(), &self.limits) {
-            Ok(_) => None,
-            Err(Error::BatchTruncated { needed, .. }) if needed <= left => Some(needed),
-            Err(Error::BatchTruncated { needed, .. }) => {
-                self.done = true;
-                return Err(Error::BatchTruncated {
-                    position,
-                    needed,
-                    available: left,
-                });
-            }
-            Err(e) => {
-                self.done = true;
-                return Err(e);
-            }
-        };
-        if let Some(needed) = needed {
-            self.fill(needed)?;
-        }
-        let limits = self.limits;
-        let start = usize::try_from(position - self.buf_start).unwrap_or(usize::MAX);
-        let bytes = self.buf.get(start..).unwrap_or_default();
-        match Batch::parse(bytes, &limits) {
-            Ok((batch, _)) => {
-                self.position += batch.size_in_bytes() as u64;
-                Ok(Some((position, batch)))
-            }
-            Err(e) => {
-                self.done = true;
-                Err(e)
-            }
-        }
-    }
-
-    /// The buffered bytes from the current position on.
-    fn buffered(&self) -> &[u8] {
-        let start = usize::try_from(self.position - self.buf_start).unwrap_or(usize::MAX);
-        self.buf.get(start..).unwrap_or_default()
-    }
-
-    /// Makes sure `n` bytes from the current position are buffered.
-    fn fill(&mut self, n: u64) -> Result<()> {
-        let end = self.position + n;
-        if self.position >= self.buf_start && end <= self.buf_start + self.buf.len() as u64 {
-            return Ok(());
-        }
-        let want = n.max(READ_CHUNK as u64).min(self.len - self.position);
-        let Ok(want) = usize::try_from(want) else {
-            self.done = true;
-            return Err(Error::InvalidArgument(format!(
-                "{}: batch too large to read",
-                self.path.display()
-            )));
-        };
-        self.buf.resize(want, 0);
-        if let Err(e) = self.file.read_exact_at(&mut self.buf, self.position) {
-            self.done = true;
-            return Err(Error::io(&self.path, e));
-        }
-        self.buf_start = self.position;
-        Ok(())
-    }
-}
-
-/// The `.log` segment files of the partition directory `dir` (those named by a 20-digit
-/// base offset), with their base offsets, in offset order.
-pub fn list_segment_files(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
-    let mut logs: Vec<(i64, PathBuf)> = RealFs
-        .list(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .into_iter()
-        .filter_map(|p| parse_segment_file_name(&p, "log").map(|base| (base, p)))
-        .collect();
-    logs.sort();
-    Ok(logs)
-}
-
-/// What a finding is about. Problems make [`VerifyReport::is_ok`] false; notes do not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum FindingKind {
-    /// Problem: a file named like a segment file without a 20-digit base offset.
-    BadFileName,
-    /// Problem: a file that could not be read.
-    Io,
-    /// Problem: bytes that do not frame a v2 batch (length, magic), or a file ending
-    /// mid-batch. Nothing after it in the file can be found.
-    BatchFrame,
-    /// Problem: a batch whose CRC-32C does not match its bytes.
-    Checksum,
-    /// Problem: header fields that contradict each other or the records.
-    BatchHeader,
-    /// Problem: records that do not decode, or disagree with the header.
-    Records,
-    /// Problem: a batch at or below the previous batch's last offset, or a segment whose
-    /// base offset is at or below the previous segment's last offset.
-    OffsetOverlap,
-    /// Problem: a batch below its segment's base offset, or too far above it for a 31-bit
-    /// relative offset.
-    OffsetOutsideSegment,
-    /// Problem: a bad `.index` file or entry.
-    OffsetIndex,
-    /// Problem: a bad `.timeindex` file or entry.
-    TimeIndex,
-    /// Problem: a checkpoint file that does not parse.
-    Checkpoint,
-    /// Note: offsets missing between two batches (normal after compaction).
-    OffsetGap,
-    /// Note: an index file's trailing zero entries (preallocated space of an active
-    /// segment).
-    PreallocatedIndex,
-    /// Note: a segment without an index file (a log rebuilds it).
-    MissingIndex,
-    /// Note: an index file without its `.log` file (a log deletes it).
-    OrphanIndex,
-    /// Note: a bad index file or entry of a segment that the next open scans and reindexes
-    /// (one at or after the recovery point, after an unclean shutdown), such as the stale
-    /// entries a live active segment's preallocated index can hold past its last entry.
-    IndexRebuiltOnOpen,
-}
-
-impl FindingKind {
-    /// Whether this kind is a problem (as opposed to information).
-    pub fn is_problem(self) -> bool {
-        !matches!(
-            self,
-            FindingKind::OffsetGap
-                | FindingKind::PreallocatedIndex
-                | FindingKind::MissingIndex
-                | FindingKind::OrphanIndex
-                | FindingKind::IndexRebuiltOnOpen
-        )
-    }
-
-    /// A short, stable name (`checksum`, `offset-gap`, ...), for machine-readable output.
-    pub fn name(self) -> &'static str {
-        match self {
-            FindingKind::BadFileName => "bad-file-name",
-            FindingKind::Io => "io",
-            FindingKind::BatchFrame => "batch-frame",
-            FindingKind::Checksum => "checksum",
-            FindingKind::BatchHeader => "batch-header",
-            FindingKind::Records => "records",
-            FindingKind::OffsetOverlap => "offset-overlap",
-            FindingKind::OffsetOutsideSegment => "offset-outside-segment",
-            FindingKind::OffsetIndex => "offset-index",
-            FindingKind::TimeIndex => "time-index",
-            FindingKind::Checkpoint => "checkpoint",
-            FindingKind::OffsetGap => "offset-gap",
-            FindingKind::PreallocatedIndex => "preallocated-index",
-            FindingKind::MissingIndex => "missing-index",
-            FindingKind::OrphanIndex => "orphan-index",
-            FindingKind::IndexRebuiltOnOpen => "index-rebuilt-on-open",
-        }
-    }
-}
-
-impl fmt::Display for FindingKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// One thing verification found, located by file and byte position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// The file it is in.
-    pub path: PathBuf,
-    /// Byte position within that file (0 for findings about the whole file).
-    pub position: u64,
-    /// What kind of finding it is.
-    pub kind: FindingKind,
-    /// What exactly was found.
-    pub detail: String,
-}
-
-impl fmt::Display for Finding {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} at byte {}: {}: {}",
-            self.path.display(),
-            self.position,
-            self.kind,
-            self.detail
-        )
-    }
-}
-
-/// What [`verify_partition`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct VerifyReport {
-    /// The partition directory.
-    pub dir: PathBuf,
-    /// `.log` files found.
-    pub segments: usize,
-    /// Batches whose frame was readable.
-    pub batches: u64,
-    /// Records decoded from batches that validated.
-    pub records: u64,
-    /// Total size of the `.log` files.
-    pub bytes: u64,
-    /// Base offset of the first batch, if any.
-    pub first_offset: Option<i64>,
-    /// Last offset of the last batch, if any.
-    pub last_offset: Option<i64>,
-    /// Whether the clean-shutdown marker is present.
-    pub clean_shutdown: bool,
-    /// Number of problems found (`problems` lists at most the first 1000).
-    pub problem_count: u64,
-    /// Number of notes (`notes` lists at most the first 1000).
-    pub note_count: u64,
-    /// Problems, in the order found.
-    pub problems: Vec<Finding>,
-    /// Information that is not a problem (offset gaps, preallocated index space).
-    pub notes: Vec<Finding>,
-}
-
-impl VerifyReport {
-    /// Whether no problem was found.
-    pub fn is_ok(&self) -> bool {
-        self.problem_count == 0
-    }
-
-    fn add(&mut self, path: &Path, position: u64, kind: FindingKind, detail: String) {
-        let (count, list) = if kind.is_problem() {
-            (&mut self.problem_count, &mut self.problems)
-        } else {
-            (&mut self.note_count, &mut self.notes)
-        };
-        *count += 1;
-        if list.len() < MAX_LISTED {
-            list.push(Finding {
-                path: path.to_path_buf(),
-                position,
-                kind,
-                detail,
-            });
-        }
-    }
-}
-
-/// How far verification has got, for a progress display.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VerifyProgress {
-    /// Bytes of `.log` files checked so far.
-    pub bytes_done: u64,
-    /// Total bytes of the `.log` files.
-    pub bytes_total: u64,
-}
-
-/// Verifies the partition directory `dir` on the real filesystem, read-only. See the
-/// [module documentation](self) for what is checked.
+/// Preallocated index space (an active segment's trailing zero entries) is a note, not a
+/// problem, as is a missing index: a log rebuilds indexes from the `.log` files. So are bad
+/// index entries of the segments the next open reindexes anyway: after an unclean shutdown
+/// (no clean-shutdown marker), those from the one holding the recovery point on.
 ///
 /// Returns an error only when the directory cannot be listed; everything wrong inside it
 /// is a [`Finding`] in the report.
@@ -1292,34 +953,5 @@ mod tests {
             let report = verify_partition(dir.path()).unwrap();
             assert!(report.is_ok(), "round {round}: {:#?}", report.problems);
         }
-    }
-
-    #[test]
-    fn reader_walks_batches_across_chunk_boundaries() {
-        let mut file = Vec::new();
-        let mut expected = Vec::new();
-        let mut base = 0i64;
-        while file.len() < 3 * READ_CHUNK {
-            let mut b = BatchBuilder::new(BatchOptions {
-                base_offset: base,
-                ..BatchOptions::default()
-            });
-            b.append(0, None, Some(&vec![7u8; 9_000]), &[]).unwrap();
-            let bytes = b.build().unwrap();
-            expected.push((file.len() as u64, base));
-            file.extend_from_slice(&bytes);
-            base += 1;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("00000000000000000000.log");
-        std::fs::write(&path, &file).unwrap();
-        let mut reader = SegmentReader::open(&path).unwrap();
-        let mut got = Vec::new();
-        while let Some((position, batch)) = reader.next_batch().unwrap() {
-            batch.validate().unwrap();
-            got.push((position, batch.base_offset()));
-        }
-        assert_eq!(got, expected);
-        assert_eq!(reader.position(), file.len() as u64);
     }
 }
