@@ -229,15 +229,22 @@ impl Log {
     /// or a replicated batch's base when the gap to it is too wide for relative offsets).
     pub(crate) fn roll_locked_at(&self, w: &mut Writer, base_offset: i64) -> Result<()> {
         let leo = base_offset;
+        if w.segments.last().is_some_and(|active| active.size() == 0) {
+            return Ok(()); // already empty: nothing to roll away from
+        }
+        // The new segment first: if it cannot be made (no space for its preallocated
+        // indexes), the active segment is left as it was, unsealed, and takes the batches
+        // that still fit it. Sealed first, it would go on taking them with its indexes
+        // trimmed under their maps.
+        let seg = Segment::create(&self.fs, &self.dir, leo, Log::index_config(&self.config))?;
         if let Some(active) = w.segments.last() {
-            if active.size() == 0 {
-                return Ok(()); // already empty: nothing to roll away from
-            }
             // Sealing trims the indexes; durability of the sealed data is the flush
             // policy's business, not the roll's.
-            active.seal()?;
+            if let Err(e) = active.seal() {
+                let _ = seg.delete_files();
+                return self.poison_on_io(Err(e));
+            }
         }
-        let seg = Segment::create(&self.fs, &self.dir, leo, Log::index_config(&self.config))?;
         w.segments.push(Arc::new(seg));
         self.sync_dir()?;
         Ok(())
@@ -415,25 +422,26 @@ impl Log {
     /// cleanly closed, so the next open loads indexes without scanning. Later calls fail
     /// with `LogClosed`.
     pub fn close(&self) -> Result<()> {
+        // The writer lock is held throughout: nothing may append to the sealed segment,
+        // whose index files are trimmed below their mappings. Flushing never takes it.
         let w = self.lock_open()?;
         let leo = w.log_end_offset;
         if let Some(active) = w.segments.last() {
             active.seal()?;
         }
-        drop(w);
         self.flush_to(leo)?;
-        let w = self.lock_open()?;
         if let Some(active) = w.segments.last() {
             // The trimmed indexes, durable before the marker says they can be trusted.
             self.poison_on_io(active.flush())?;
         }
-        self.write_recovery_point(w.log_end_offset)?;
+        self.write_recovery_point(leo)?;
         self.poison_on_io(crate::io::write_file_atomic(
             &*self.fs,
             &self.dir.join(CLEAN_SHUTDOWN_FILE),
             b"",
         ))?;
         self.closed.store(true, Ordering::Release);
+        drop(w);
         Ok(())
     }
 }

@@ -125,7 +125,16 @@ impl Segment {
             log.set_len(0).map_err(|e| Error::io(&log_path, e))?;
         }
         let seg = Segment::new(fs, dir, base_offset, log, 0, config);
-        let indexes = seg.open_writable_indexes(0, 0)?;
+        let indexes = match seg.open_writable_indexes(0, 0) {
+            Ok(ix) => ix,
+            Err(e) => {
+                // No half-made segment left behind (no space to preallocate an index): an
+                // empty `.log` named at the log end would become the active segment at the
+                // next open, below batches the caller goes on appending elsewhere.
+                let _ = seg.delete_files();
+                return Err(e);
+            }
+        };
         let _ = seg.indexes.set(Arc::new(indexes));
         Ok(seg)
     }
@@ -336,6 +345,13 @@ impl Segment {
 
     /// Appends one batch: `header` (its first bytes, possibly rewritten) then `body`.
     pub(crate) fn append(&self, parts: &[&[u8]], batch: &BatchPos) -> Result<()> {
+        if self.is_sealed() {
+            // Its index files are trimmed below their mappings: never write them again.
+            return Err(Error::InvalidArgument(format!(
+                "segment {} is sealed",
+                self.log_path.display()
+            )));
+        }
         let position = self.size();
         if let Err(e) = self.log.append(parts) {
             // Cut any partial write so the file holds only whole batches; if even that
