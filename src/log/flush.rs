@@ -192,7 +192,11 @@ impl Log {
     }
 
     /// Writes the recovery-point checkpoint if the recovery point moved since the last one.
+    /// A poisoned log refuses, as it refuses every other write.
     pub fn checkpoint(&self) -> Result<()> {
+        if self.is_poisoned() {
+            return Err(self.poison_error());
+        }
         let rp = {
             let st = self.flusher.state.lock();
             if st.recovery_point == st.checkpointed {

@@ -280,6 +280,7 @@ fn recover_segments(
                 damaged_at,
                 recovery_point,
             )?;
+            seg.cut_invalid_tail(&rec)?;
             info.bytes_truncated += rec.truncated_bytes;
             cut = true;
         }

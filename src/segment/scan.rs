@@ -286,26 +286,39 @@ impl Segment {
         Ok(found)
     }
 
-    /// Scans and validates every batch (frame, CRC, header fields, offsets increasing within
-    /// the segment), cuts the file at the first invalid byte, and rebuilds both indexes as
-    /// Kafka builds them on append. `on_batch` sees each valid batch in order.
+    /// Scans and validates every batch (frame, CRC, header fields, records, offsets
+    /// increasing within the segment) and rebuilds both indexes as Kafka builds them on
+    /// append. `on_batch` sees each valid batch in order. The file is not cut here: the
+    /// caller judges the damage first (below the recovery point it may refuse to open, and
+    /// then the bytes must still be there), then cuts with [`Segment::cut_invalid_tail`].
     pub(crate) fn recover(
         &self,
         on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
     ) -> Result<RecoveredSegment> {
-        self.scan_and_index(true, on_batch)
+        self.scan_and_index(on_batch)
+    }
+
+    /// Cuts the `.log` file after the valid batches `rec` found.
+    pub(crate) fn cut_invalid_tail(&self, rec: &RecoveredSegment) -> Result<()> {
+        let valid = rec.valid_bytes();
+        if valid < rec.file_len {
+            self.log_file()
+                .set_len(valid)
+                .map_err(|e| Error::io(self.log_path(), e))?;
+        }
+        self.size.store(valid, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// Rebuilds the indexes of a sealed segment from its valid batches without cutting the
     /// file: damage in the middle of a log is for recovery (or an operator) to judge, not
     /// for a reader that happened to need an index. Reads past the damage fail cleanly.
     pub(crate) fn rebuild_indexes(&self) -> Result<RecoveredSegment> {
-        self.scan_and_index(false, &mut |_| Ok(()))
+        self.scan_and_index(&mut |_| Ok(()))
     }
 
     fn scan_and_index(
         &self,
-        cut_damage: bool,
         on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
     ) -> Result<RecoveredSegment> {
         let file_len = self
@@ -331,6 +344,7 @@ impl Segment {
         let mut pos = 0u64;
         let mut next_offset: Option<i64> = None;
         let mut buf = AlignedBuf::new(RECOVERY_CHUNK);
+        let mut scratch = Vec::new();
         let limits = DecodeLimits {
             max_batch_bytes: usize::MAX,
             ..DecodeLimits::DEFAULT
@@ -370,6 +384,7 @@ impl Segment {
                             &offset,
                             &time,
                             &mut state,
+                            &mut scratch,
                             on_batch,
                         )? {
                             break 'outer;
@@ -389,6 +404,7 @@ impl Segment {
                     &offset,
                     &time,
                     &mut state,
+                    &mut scratch,
                     on_batch,
                 )? {
                     pos += consumed;
@@ -402,22 +418,6 @@ impl Segment {
             pos += consumed;
         }
         let valid = pos.min(file_len);
-        if !cut_damage {
-            return Ok(RecoveredSegment {
-                base_offset: self.base_offset(),
-                truncated_bytes: 0,
-                file_len,
-                next_offset,
-                indexes: Indexes { offset, time },
-                write_state: state,
-            });
-        }
-        if valid < file_len {
-            self.log_file()
-                .set_len(valid)
-                .map_err(|e| Error::io(self.log_path(), e))?;
-        }
-        self.size.store(valid, std::sync::atomic::Ordering::Release);
         Ok(RecoveredSegment {
             base_offset: self.base_offset(),
             truncated_bytes: file_len - valid,
@@ -438,9 +438,10 @@ impl Segment {
         offset_index: &IndexFile,
         time_index: &IndexFile,
         state: &mut WriteState,
+        scratch: &mut Vec<u8>,
         on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
     ) -> Result<bool> {
-        if batch.validate().is_err() {
+        if batch.validate().is_err() || !records_intact(batch, scratch) {
             return Ok(false);
         }
         let base = self.base_offset();
@@ -471,6 +472,20 @@ impl Segment {
         state.bytes_since_last_index_entry += bp.size;
         *next_offset = Some(bp.last_offset + 1);
         Ok(true)
+    }
+}
+
+/// Whether a batch's records agree with its header: each decodes, offset deltas increase
+/// up to the last offset delta, and there are exactly as many as the record count says. A
+/// CRC only proves that a writer wrote these bytes, and a batch whose records contradict
+/// its header would fail every reader after recovery kept it. A codec this build lacks, or
+/// records larger decompressed than the default limit, cannot be checked here: the CRC has
+/// to do.
+fn records_intact(batch: &Batch<'_>, scratch: &mut Vec<u8>) -> bool {
+    match batch.records_in(scratch, &DecodeLimits::DEFAULT) {
+        Ok(records) => records.iter().all(|r| r.is_ok()),
+        Err(Error::CodecDisabled { .. } | Error::DecompressedTooLarge { .. }) => true,
+        Err(_) => false,
     }
 }
 
