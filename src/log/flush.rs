@@ -56,6 +56,26 @@ impl Log {
         self.flusher.state.lock().recovery_point
     }
 
+    /// Blocks until every offset below `offset` is durable (flushed by another caller, the
+    /// flush policy or a background flusher), or `timeout` passes. Returns whether it is
+    /// durable; fails when the log is poisoned.
+    pub fn wait_durable(&self, offset: i64, timeout: Duration) -> Result<bool> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut st = self.flusher.state.lock();
+        loop {
+            if st.poison.is_some() {
+                drop(st);
+                return Err(self.poison_error());
+            }
+            if st.recovery_point >= offset {
+                return Ok(true);
+            }
+            if self.flusher.done.wait_until(&mut st, deadline).timed_out() {
+                return Ok(st.recovery_point >= offset);
+            }
+        }
+    }
+
     /// Whether an fsync failure has poisoned the log.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Ordering::Acquire)
