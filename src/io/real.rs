@@ -138,7 +138,14 @@ impl File for RealFile {
             // SAFETY: the file is only changed through this mapping (by the one writer) and
             // through `set_len`, which never shrinks it below the words in use; every access
             // goes through the atomic view in `words`, so concurrent readers are sound.
-            Mapping::Rw(unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file)? })
+            let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file)? };
+            // A writable index is a preallocated, mostly sparse file filled from the front
+            // and searched at random. With the default advice the first touch of a page
+            // reads around it (the device's read-ahead, 8 MiB on our VM): zeroed page cache
+            // for entries that do not exist yet, paid by the append that crosses the page.
+            // Advice is only a hint, so failing to give it changes nothing.
+            let _ = map.advise(memmap2::Advice::Random);
+            Mapping::Rw(map)
         } else {
             // SAFETY: as above; a read-only mapping is only read through atomic loads.
             Mapping::Ro(unsafe { memmap2::MmapOptions::new().len(len).map(&self.file)? })
