@@ -161,6 +161,18 @@ fn main() {
             sum
         })
     });
+    g.bench_function(BenchmarkId::from_parameter("streamlog_next_record"), |b| {
+        b.iter(|| {
+            let mut sum = 0usize;
+            let mut records = log.records_from(0);
+            for _ in 0..RECORDS_PER_ITER {
+                let r = records.next_record().expect("a record").expect("record");
+                sum += r.value.map_or(0, <[u8]>::len);
+            }
+            assert_eq!(sum, RECORDS_PER_ITER * VALUE_SIZE);
+            sum
+        })
+    });
     g.finish();
 
     let mut rng = Rng(42);

@@ -71,6 +71,27 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// A record over parts already checked by the record parser.
+    pub(crate) fn from_parts(
+        offset: i64,
+        timestamp: i64,
+        attributes: i8,
+        key: Option<&'a [u8]>,
+        value: Option<&'a [u8]>,
+        headers: &'a [u8],
+        header_count: u32,
+    ) -> Self {
+        Record {
+            offset,
+            timestamp,
+            attributes,
+            key,
+            value,
+            headers,
+            header_count,
+        }
+    }
+
     /// The encoded headers and their count.
     pub(crate) fn raw_headers(&self) -> (&'a [u8], u32) {
         (self.headers, self.header_count)
@@ -165,6 +186,7 @@ impl OwnedRecord {
 
 type Bytes<'a> = Option<&'a [u8]>;
 
+#[inline]
 fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Bytes<'a>, &'static str> {
     let len = read_varint(buf, pos).map_err(|e| e.reason())?;
     if len < 0 {
@@ -193,6 +215,7 @@ pub(crate) struct RecordContext {
 
 /// Parses the record at `*pos`, advancing past it. Checks that every length agrees with the
 /// bytes and that the record's fields end exactly where its length says.
+#[inline]
 pub(crate) fn parse_record<'a>(
     buf: &'a [u8],
     pos: &mut usize,
@@ -239,6 +262,7 @@ pub(crate) fn parse_record<'a>(
     Ok((record, offset_delta))
 }
 
+#[inline]
 fn bytes_size(b: Bytes<'_>) -> usize {
     match b {
         None => 1,
@@ -246,6 +270,7 @@ fn bytes_size(b: Bytes<'_>) -> usize {
     }
 }
 
+#[inline]
 fn write_bytes(out: &mut Vec<u8>, b: Bytes<'_>) {
     match b {
         None => write_varint(out, -1),
@@ -267,6 +292,7 @@ pub(crate) struct RecordFields<'a, H> {
 }
 
 /// Bytes a record's body takes (everything after its length varint).
+#[inline]
 pub(crate) fn body_size<'h, H: Iterator<Item = Header<'h>> + Clone>(
     f: &RecordFields<'_, H>,
 ) -> Option<(usize, usize)> {
@@ -282,12 +308,15 @@ pub(crate) fn body_size<'h, H: Iterator<Item = Header<'h>> + Clone>(
 }
 
 /// Appends the encoded record (length prefix included) to `out`.
+#[inline]
 pub(crate) fn write_record<'h, H: Iterator<Item = Header<'h>> + Clone>(
     out: &mut Vec<u8>,
     f: RecordFields<'_, H>,
     body: usize,
     header_count: usize,
 ) {
+    // One capacity check for the whole record, so the pushes below never reallocate.
+    out.reserve(varint_size(body as i32) + body);
     write_varint(out, body as i32);
     out.push(0);
     write_varlong(out, f.timestamp_delta);
