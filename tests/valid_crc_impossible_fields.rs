@@ -229,3 +229,43 @@ fn an_impossible_batch_below_the_recovery_point_fails_the_open() {
         assert_eq!(log.flush().unwrap(), END + 2, "{what}");
     }
 }
+
+/// Segments below the recovery point's are trusted at open, as Kafka trusts them: not
+/// scanned. A batch there whose base offset goes back below the batch before it is found
+/// by the reader instead, as a typed error, after the records before it, and never makes
+/// record iteration hand out an offset twice or loop.
+#[test]
+fn a_batch_going_back_in_a_trusted_segment_fails_the_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    fill(&log, 3, 3);
+    let first_end = log.log_end_offset();
+    log.roll().unwrap();
+    fill(&log, 2, 3);
+    log.flush().unwrap();
+    log.checkpoint().unwrap();
+    drop(log);
+    // Appended to the first segment: offsets 3.. again, where 6.. was expected.
+    append_to_file(
+        &segment_file(dir.path(), 0, "log"),
+        &logs::replica_batch(first_end - 3, 3, 0, T0),
+    );
+    let (log, info, _) = try_open(dir.path(), config()).unwrap();
+    assert_eq!(info.segments_recovered, 1, "the first segment is trusted");
+    let mut offsets = Vec::new();
+    let mut error = None;
+    for r in log.records_from(0) {
+        match r {
+            Ok(r) => offsets.push(r.offset()),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(offsets, span(0, first_end));
+    assert!(
+        matches!(error, Some(Error::InvalidBatchHeader { base_offset, .. }) if base_offset == first_end - 3),
+        "{error:?}"
+    );
+}

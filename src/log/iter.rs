@@ -110,6 +110,9 @@ pub struct LogRecords<'l> {
     /// Whether a batch was iterated: `next_fetch` is then the offset after it, below which
     /// no later batch may start.
     started: bool,
+    /// The log end offset when the current chunk was read: no batch in it ends there or
+    /// past it.
+    chunk_log_end: i64,
 }
 
 impl Log {
@@ -130,12 +133,18 @@ impl Log {
             limits: self.config.decode_limits,
             done: false,
             started: false,
+            chunk_log_end: i64::MAX,
         }
     }
 
     /// Reads stored batches from `offset` into an aligned buffer, retrying if a truncation
     /// raced with the read. `None` at the end.
-    fn read_chunk(&self, offset: i64, upper_bound: Option<i64>) -> Result<Option<AlignedBuf>> {
+    /// Also returns the log end offset the read was made under.
+    fn read_chunk(
+        &self,
+        offset: i64,
+        upper_bound: Option<i64>,
+    ) -> Result<Option<(AlignedBuf, i64)>> {
         loop {
             let view = self.view();
             let read = self
@@ -146,7 +155,7 @@ impl Log {
                     };
                     let mut buf = AlignedBuf::new(usize::try_from(slice.len()).unwrap_or(0));
                     slice.read_into(buf.as_mut_slice())?;
-                    Ok(Some(buf))
+                    Ok(Some((buf, data.log_end_offset)))
                 });
             // A truncation since the view was taken can have cut the file under the read
             // (an I/O or frame error) or rewritten it (wrong bytes): either way, read again.
@@ -182,6 +191,14 @@ impl LogRecords<'_> {
             return Err(crate::Error::InvalidBatchHeader {
                 base_offset: batch.base_offset(),
                 reason: "base offset below the end of the batch before it",
+            });
+        }
+        // Nor do they reach past the log end (the read stops before the log end by the
+        // offsets of the index, not of every header it passes).
+        if batch.last_offset() >= self.chunk_log_end {
+            return Err(crate::Error::InvalidBatchHeader {
+                base_offset: batch.base_offset(),
+                reason: "last offset past the log end offset",
             });
         }
         self.started = true;
@@ -309,7 +326,10 @@ impl LogRecords<'_> {
                 Err(e) => return self.fail(e),
             }
             match self.log.read_chunk(self.next_fetch, self.upper_bound) {
-                Ok(Some(buf)) => self.chunk = Some((Arc::new(Chunk::Stored(buf)), 0)),
+                Ok(Some((buf, log_end))) => {
+                    self.chunk = Some((Arc::new(Chunk::Stored(buf)), 0));
+                    self.chunk_log_end = log_end;
+                }
                 Ok(None) => {
                     self.done = true;
                     return None;

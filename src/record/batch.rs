@@ -365,6 +365,35 @@ impl<'a> Batch<'a> {
         Ok(self.records_over(Cow::Borrowed(data)))
     }
 
+    /// Whether an uncompressed batch's records section frames exactly the records its
+    /// header counts: each a varint length and that many bytes, nothing left over. A cheap
+    /// structural check (no field is decoded) for recovery, where decoding every record
+    /// would cost more than reading and checksumming the file. `None` for a compressed
+    /// batch, whose records cannot be framed without decompressing them.
+    pub(crate) fn frames_declared_records(&self) -> Option<bool> {
+        if self.compression().ok()? != Compression::None {
+            return None;
+        }
+        let data = self.records_section();
+        let Ok(count) = u32::try_from(self.record_count()) else {
+            return Some(false);
+        };
+        let mut pos = 0usize;
+        for _ in 0..count {
+            let len = super::varint::read_varint(data, &mut pos)
+                .ok()
+                .and_then(|l| usize::try_from(l).ok());
+            let Some(len) = len else {
+                return Some(false);
+            };
+            match pos.checked_add(len) {
+                Some(end) if end <= data.len() => pos = end,
+                _ => return Some(false),
+            }
+        }
+        Some(pos == data.len())
+    }
+
     /// The bytes after the header: the records, compressed or not.
     pub fn records_section(&self) -> &'a [u8] {
         self.bytes.get(BATCH_HEADER_SIZE..).unwrap_or_default()

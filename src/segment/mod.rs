@@ -274,26 +274,7 @@ impl Segment {
                 reason: "empty index for a large segment",
             });
         }
-        // The last time entry holds the segment's largest timestamp (sealing appends it when
-        // the batches after the last index entry raised it). Lost from the end of the file,
-        // it leaves whole, increasing entries that would make a timestamp lookup skip this
-        // segment, so those batches must not be later than the last entry. A scan that
-        // meets damage judges nothing: reads report the damage where they reach it.
-        let from = offset
-            .last_offset_entry()
-            .map_or(0, |e| u64::from(e.position));
-        let mut tail_max = NO_TIMESTAMP;
-        let scanned = self.scan(from, size, |b| {
-            tail_max = tail_max.max(b.max_timestamp);
-            ControlFlow::Continue(())
-        });
-        let indexed_max = time.last_time_entry().map_or(NO_TIMESTAMP, |e| e.timestamp);
-        if scanned.is_ok() && tail_max > indexed_max {
-            return Err(Error::CorruptIndex {
-                path: time.path().to_path_buf(),
-                reason: "the last entry is below the segment's largest timestamp",
-            });
-        }
+        self.check_last_entries(&offset, &time, size)?;
         Ok(Indexes { offset, time })
     }
 

@@ -5,7 +5,7 @@ use std::ops::ControlFlow;
 use super::{IndexFile, IndexKind, Indexes, OffsetEntry, Segment, WriteState};
 use crate::error::{Error, Result};
 use crate::io::AlignedBuf;
-use crate::record::{Batch, Batches, DecodeLimits, BATCH_HEADER_SIZE, LOG_OVERHEAD};
+use crate::record::{Batch, Batches, DecodeLimits, BATCH_HEADER_SIZE, LOG_OVERHEAD, NO_TIMESTAMP};
 
 /// Where a batch sits in a segment, and the header fields a log needs without decoding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,7 +206,7 @@ impl Segment {
     /// The batch whose header is at `position`, if a whole valid frame starts there below
     /// byte `end` (`None` otherwise: the caller falls back to a scan, which reports damage
     /// where it meets it).
-    fn batch_at(&self, position: u64, end: u64) -> Result<Option<BatchPos>> {
+    pub(super) fn batch_at(&self, position: u64, end: u64) -> Result<Option<BatchPos>> {
         if end.saturating_sub(position) < BATCH_HEADER_SIZE as u64 {
             return Ok(None);
         }
@@ -248,6 +248,78 @@ impl Segment {
         };
         let position = u64::from(offsets.offset_entry(by_bytes.min(by_offset)).position);
         Ok((position > first.position).then_some(position))
+    }
+
+    /// Checks that the last entries of a sealed segment's indexes describe its `.log` as it
+    /// is. After a crash the indexes of segments below the recovery point are trusted as
+    /// they are on disk, and their writes are not synced with the log's: a truncation's cut
+    /// can be lost from an index while the log's is kept, leaving whole, increasing entries
+    /// for bytes that were cut and rewritten; and a time index can lose its final entry (the
+    /// segment's largest timestamp), which would make timestamp lookups skip the segment.
+    /// Stale entries follow the valid ones, so the last entries tell. A scan that meets
+    /// damage judges nothing: reads report the damage where they reach it.
+    pub(super) fn check_last_entries(
+        &self,
+        offset: &IndexFile,
+        time: &IndexFile,
+        size: u64,
+    ) -> Result<()> {
+        let corrupt = |index: &IndexFile, reason| {
+            Err(Error::CorruptIndex {
+                path: index.path().to_path_buf(),
+                reason,
+            })
+        };
+        let base = self.base_offset();
+        // The last offset entry must point at a batch starting at or below its offset
+        // (Kafka's older appends indexed the first batch of a multi-batch append under the
+        // last offset of all of them), so a lookup scanning from it cannot miss.
+        let mut from = 0;
+        if let Some(e) = offset.last_offset_entry() {
+            from = u64::from(e.position);
+            let target = base + i64::from(e.relative_offset);
+            if self
+                .batch_at(from, size)?
+                .is_none_or(|b| b.base_offset > target)
+            {
+                return corrupt(offset, "the last entry does not point at a batch");
+            }
+        }
+        // No batch after the last offset entry may be later than the last time entry.
+        let mut tail_max = NO_TIMESTAMP;
+        let scanned = self.scan(from, size, |b| {
+            tail_max = tail_max.max(b.max_timestamp);
+            ControlFlow::Continue(())
+        });
+        let Some(t) = time.last_time_entry() else {
+            if scanned.is_ok() && tail_max > NO_TIMESTAMP {
+                return corrupt(time, "empty for a segment with timestamps");
+            }
+            return Ok(());
+        };
+        if scanned.is_ok() && tail_max > t.timestamp {
+            return corrupt(
+                time,
+                "the last entry is below the segment's largest timestamp",
+            );
+        }
+        // And the last time entry's offset is in a batch of exactly its timestamp.
+        let target = base + i64::from(t.relative_offset);
+        let from = offset
+            .lookup_offset(i64::from(t.relative_offset))
+            .map_or(0, |e| u64::from(e.position));
+        let mut holds = None;
+        let scanned = self.scan(from, size, |b| {
+            if b.last_offset < target {
+                return ControlFlow::Continue(());
+            }
+            holds = Some(b.base_offset <= target && b.max_timestamp == t.timestamp);
+            ControlFlow::Break(())
+        });
+        if scanned.is_ok() && holds != Some(true) {
+            return corrupt(time, "the last entry does not match its batch");
+        }
+        Ok(())
     }
 
     /// Byte position to start scanning from for `offset` (the offset index's floor entry).
@@ -344,7 +416,6 @@ impl Segment {
         let mut pos = 0u64;
         let mut next_offset: Option<i64> = None;
         let mut buf = AlignedBuf::new(RECOVERY_CHUNK);
-        let mut scratch = Vec::new();
         let limits = DecodeLimits {
             max_batch_bytes: usize::MAX,
             ..DecodeLimits::DEFAULT
@@ -384,7 +455,6 @@ impl Segment {
                             &offset,
                             &time,
                             &mut state,
-                            &mut scratch,
                             on_batch,
                         )? {
                             break 'outer;
@@ -404,7 +474,6 @@ impl Segment {
                     &offset,
                     &time,
                     &mut state,
-                    &mut scratch,
                     on_batch,
                 )? {
                     pos += consumed;
@@ -438,10 +507,12 @@ impl Segment {
         offset_index: &IndexFile,
         time_index: &IndexFile,
         state: &mut WriteState,
-        scratch: &mut Vec<u8>,
         on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
     ) -> Result<bool> {
-        if batch.validate().is_err() || !records_intact(batch, scratch) {
+        // A CRC only proves that some writer wrote these bytes: records that contradict
+        // the header's count would fail every reader after recovery kept them. Framing
+        // them is cheap; compressed records are left to the CRC and to readers.
+        if batch.validate().is_err() || batch.frames_declared_records() == Some(false) {
             return Ok(false);
         }
         let base = self.base_offset();
@@ -472,20 +543,6 @@ impl Segment {
         state.bytes_since_last_index_entry += bp.size;
         *next_offset = Some(bp.last_offset + 1);
         Ok(true)
-    }
-}
-
-/// Whether a batch's records agree with its header: each decodes, offset deltas increase
-/// up to the last offset delta, and there are exactly as many as the record count says. A
-/// CRC only proves that a writer wrote these bytes, and a batch whose records contradict
-/// its header would fail every reader after recovery kept it. A codec this build lacks, or
-/// records larger decompressed than the default limit, cannot be checked here: the CRC has
-/// to do.
-fn records_intact(batch: &Batch<'_>, scratch: &mut Vec<u8>) -> bool {
-    match batch.records_in(scratch, &DecodeLimits::DEFAULT) {
-        Ok(records) => records.iter().all(|r| r.is_ok()),
-        Err(Error::CodecDisabled { .. } | Error::DecompressedTooLarge { .. }) => true,
-        Err(_) => false,
     }
 }
 
