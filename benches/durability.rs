@@ -38,8 +38,13 @@ fn batch(records: usize, value_size: usize) -> Vec<u8> {
         for (j, v) in value.iter_mut().enumerate() {
             *v = b'a' + ((i + j) % 26) as u8;
         }
-        b.append(1_700_000_000_000 + i as i64, Some(&(i as u32).to_be_bytes()), Some(&value), &[])
-            .expect("record encodes");
+        b.append(
+            1_700_000_000_000 + i as i64,
+            Some(&(i as u32).to_be_bytes()),
+            Some(&value),
+            &[],
+        )
+        .expect("record encodes");
     }
     b.build().expect("batch builds")
 }

@@ -20,7 +20,13 @@ const BASE_TIME: i64 = 1_700_000_000_000;
 fn value_for(i: usize, out: &mut Vec<u8>) {
     // Log-like content: a little structure, a little repetition, not all zeros.
     out.clear();
-    out.extend_from_slice(format!("{{\"seq\":{i},\"level\":\"INFO\",\"msg\":\"user {} did ", i % 977).as_bytes());
+    out.extend_from_slice(
+        format!(
+            "{{\"seq\":{i},\"level\":\"INFO\",\"msg\":\"user {} did ",
+            i % 977
+        )
+        .as_bytes(),
+    );
     while out.len() < VALUE_BYTES - 2 {
         out.push(b'a' + (i % 26) as u8);
     }
@@ -55,7 +61,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let mut appended_bytes = 0usize;
     for b in 0..RECORDS / PER_BATCH {
-        let mut builder = BatchBuilder::with_buffer(BatchOptions::default(), std::mem::take(&mut buffer));
+        let mut builder =
+            BatchBuilder::with_buffer(BatchOptions::default(), std::mem::take(&mut buffer));
         for r in 0..PER_BATCH {
             let i = b * PER_BATCH + r;
             value_for(i, &mut value);
@@ -140,14 +147,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("codecs    one batch of {PER_BATCH} records of {VALUE_BYTES} B:");
     for codec in Compression::ALL {
         if !codec.is_enabled() {
-            println!("  {codec:<6} (build with --features {})", if codec == Compression::Zstd { "zstd" } else { "snappy" });
+            println!(
+                "  {codec:<6} (build with --features {})",
+                if codec == Compression::Zstd {
+                    "zstd"
+                } else {
+                    "snappy"
+                }
+            );
             continue;
         }
         let t = Instant::now();
         let mut builder = BatchBuilder::new(BatchOptions::compressed(codec));
         for i in 0..PER_BATCH {
             value_for(i, &mut value);
-            builder.append(BASE_TIME, None, Some(&value), &[Header::new("src", Some(b"app"))])?;
+            builder.append(
+                BASE_TIME,
+                None,
+                Some(&value),
+                &[Header::new("src", Some(b"app"))],
+            )?;
         }
         let bytes = builder.build()?;
         let encode = t.elapsed().as_secs_f64();
