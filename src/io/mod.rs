@@ -150,6 +150,16 @@ impl AlignedBuf {
         AlignedBuf { raw, start, len }
     }
 
+    /// Makes the buffer `len` bytes long, reusing its memory when it is large enough (the
+    /// bytes are then whatever the buffer held; callers overwrite them).
+    pub fn resize(&mut self, len: usize) {
+        if self.start + len > self.raw.len() {
+            *self = AlignedBuf::new(len);
+        } else {
+            self.len = len;
+        }
+    }
+
     /// The buffer's bytes, writable.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         self.raw

@@ -104,6 +104,8 @@ pub struct LogRecords<'l> {
     min_offset: i64,
     upper_bound: Option<i64>,
     chunk: Option<(Arc<Chunk>, usize)>,
+    /// A read buffer no record refers to any more, for the next chunk.
+    spare: Option<AlignedBuf>,
     current: Option<Current>,
     limits: DecodeLimits,
     done: bool,
@@ -129,6 +131,7 @@ impl Log {
             min_offset: offset,
             upper_bound,
             chunk: None,
+            spare: None,
             current: None,
             limits: self.config.decode_limits,
             done: false,
@@ -144,6 +147,7 @@ impl Log {
         &self,
         offset: i64,
         upper_bound: Option<i64>,
+        spare: &mut Option<AlignedBuf>,
     ) -> Result<Option<(AlignedBuf, i64)>> {
         loop {
             let view = self.view();
@@ -153,7 +157,16 @@ impl Log {
                     let Some(slice) = data.slice else {
                         return Ok(None);
                     };
-                    let mut buf = AlignedBuf::new(usize::try_from(slice.len()).unwrap_or(0));
+                    let len = usize::try_from(slice.len()).unwrap_or(0);
+                    // A buffer the previous chunk left behind saves allocating and faulting
+                    // in a fresh one per chunk.
+                    let mut buf = match spare.take() {
+                        Some(mut b) => {
+                            b.resize(len);
+                            b
+                        }
+                        None => AlignedBuf::new(len),
+                    };
                     slice.read_into(buf.as_mut_slice())?;
                     Ok(Some((buf, data.log_end_offset)))
                 });
@@ -179,7 +192,12 @@ impl LogRecords<'_> {
         };
         let bytes = chunk.bytes().get(*pos..).unwrap_or_default();
         if bytes.is_empty() {
-            self.chunk = None;
+            // Keep the buffer for the next chunk unless records handed out still share it.
+            if let Some((chunk, _)) = self.chunk.take() {
+                if let Ok(Chunk::Stored(buf)) = Arc::try_unwrap(chunk) {
+                    self.spare = Some(buf);
+                }
+            }
             return Ok(false);
         }
         let (batch, _) = Batch::parse(bytes, &self.limits)?;
@@ -325,7 +343,10 @@ impl LogRecords<'_> {
                 Ok(false) => {}
                 Err(e) => return self.fail(e),
             }
-            match self.log.read_chunk(self.next_fetch, self.upper_bound) {
+            match self
+                .log
+                .read_chunk(self.next_fetch, self.upper_bound, &mut self.spare)
+            {
                 Ok(Some((buf, log_end))) => {
                     self.chunk = Some((Arc::new(Chunk::Stored(buf)), 0));
                     self.chunk_log_end = log_end;
