@@ -34,7 +34,10 @@ impl FileSystem for RealFs {
             }
         }
         let file = o.open(path)?;
-        Ok(Arc::new(RealFile { file }))
+        Ok(Arc::new(RealFile {
+            file,
+            at_end: std::sync::atomic::AtomicBool::new(false),
+        }))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -67,6 +70,8 @@ impl FileSystem for RealFs {
 #[derive(Debug)]
 struct RealFile {
     file: std::fs::File,
+    /// Whether the file cursor is known to be at the end (saves an `lseek` per append).
+    at_end: std::sync::atomic::AtomicBool,
 }
 
 impl File for RealFile {
@@ -84,8 +89,14 @@ impl File for RealFile {
         // has its cursor at 0 (appending there would overwrite the first batches of a
         // reopened segment), and `write_at` can extend a file without moving it. Only the one
         // writer appends, so nothing moves the cursor between this seek and the writes.
+        use std::sync::atomic::Ordering;
         let mut f = &self.file;
-        f.seek(io::SeekFrom::End(0))?;
+        if !self.at_end.load(Ordering::Acquire) {
+            f.seek(io::SeekFrom::End(0))?;
+            self.at_end.store(true, Ordering::Release);
+        }
+        // Until this append completes the cursor may stop short of the end.
+        self.at_end.store(false, Ordering::Release);
         let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
         let mut slices = slices.as_mut_slice();
         while !slices.is_empty() {
@@ -101,10 +112,15 @@ impl File for RealFile {
                 Err(e) => return Err(e),
             }
         }
+        self.at_end
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
     fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        // May extend the file without moving the cursor.
+        self.at_end
+            .store(false, std::sync::atomic::Ordering::Release);
         self.file.write_all_at(buf, pos)
     }
 
@@ -113,8 +129,11 @@ impl File for RealFile {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        use std::sync::atomic::Ordering;
+        self.at_end.store(false, Ordering::Release);
         self.file.set_len(len)?;
         (&self.file).seek(io::SeekFrom::Start(len))?;
+        self.at_end.store(true, Ordering::Release);
         Ok(())
     }
 
