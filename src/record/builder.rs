@@ -172,7 +172,13 @@ impl BatchBuilder {
                     record.offset, self.opts.base_offset
                 ))
             })?;
-        self.push::<Headers<'_>>(delta, record.timestamp, record.key, record.value, record.headers())
+        self.push::<Headers<'_>>(
+            delta,
+            record.timestamp,
+            record.key,
+            record.value,
+            record.headers(),
+        )
     }
 
     fn next_delta(&self) -> Result<i32> {
@@ -246,13 +252,23 @@ impl BatchBuilder {
             control,
             opts.delete_horizon.is_some(),
         );
-        let base_timestamp = base_timestamp.or(opts.delete_horizon).unwrap_or(NO_TIMESTAMP);
+        let base_timestamp = base_timestamp
+            .or(opts.delete_horizon)
+            .unwrap_or(NO_TIMESTAMP);
         put(&mut out, BASE_OFFSET, &opts.base_offset.to_be_bytes());
         put(&mut out, BATCH_LENGTH, &length.to_be_bytes());
-        put(&mut out, PARTITION_LEADER_EPOCH, &opts.partition_leader_epoch.to_be_bytes());
+        put(
+            &mut out,
+            PARTITION_LEADER_EPOCH,
+            &opts.partition_leader_epoch.to_be_bytes(),
+        );
         put(&mut out, MAGIC, &[MAGIC_V2 as u8]);
         put(&mut out, ATTRIBUTES, &attrs.0.to_be_bytes());
-        put(&mut out, LAST_OFFSET_DELTA, &last_offset_delta.unwrap_or(0).to_be_bytes());
+        put(
+            &mut out,
+            LAST_OFFSET_DELTA,
+            &last_offset_delta.unwrap_or(0).to_be_bytes(),
+        );
         put(&mut out, BASE_TIMESTAMP, &base_timestamp.to_be_bytes());
         put(&mut out, MAX_TIMESTAMP, &max_timestamp.to_be_bytes());
         put(&mut out, PRODUCER_ID, &opts.producer_id.to_be_bytes());

@@ -12,7 +12,7 @@
 //! [`Error::DecompressedTooLarge`] as soon as the output passes the limit, so a
 //! decompression bomb costs at most `limit` bytes of memory.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 
 use crate::error::{Error, Result};
 
@@ -121,15 +121,19 @@ impl Compression {
                 out.extend_from_slice(input);
                 Ok(())
             }
-            Compression::Gzip => {
-                read_bounded(self, flate2::read::MultiGzDecoder::new(input), out, limit)
-            }
-            Compression::Lz4 => read_bounded(
+            // The bufread decoder inflates straight from the slice; the read one would first
+            // copy the input through a BufReader.
+            Compression::Gzip => read_bounded(
                 self,
-                lz4_flex::frame::FrameDecoder::new(input),
+                flate2::bufread::MultiGzDecoder::new(input),
                 out,
                 limit,
             ),
+            // The frame decoder is a BufRead over its own block buffer: copying its blocks
+            // out directly avoids read_to_end's probing and zero-filling.
+            Compression::Lz4 => {
+                read_bounded_buf(self, lz4_flex::frame::FrameDecoder::new(input), out, limit)
+            }
             Compression::Snappy => snappy::decompress(input, out, limit),
             Compression::Zstd => zstd_codec::decompress(input, out, limit),
         }
@@ -181,6 +185,34 @@ fn read_bounded(
         return Err(codec.too_large(limit));
     }
     Ok(())
+}
+
+/// Like [`read_bounded`] for a decoder that exposes its output buffer.
+fn read_bounded_buf(
+    codec: Compression,
+    mut reader: impl BufRead,
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<()> {
+    let start = out.len();
+    loop {
+        let chunk = match reader.fill_buf() {
+            Ok([]) => return Ok(()),
+            Ok(chunk) => chunk,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                out.truncate(start);
+                return Err(codec.decode_error(e));
+            }
+        };
+        if out.len() - start + chunk.len() > limit {
+            out.truncate(start);
+            return Err(codec.too_large(limit));
+        }
+        out.extend_from_slice(chunk);
+        let n = chunk.len();
+        reader.consume(n);
+    }
 }
 
 fn gzip_compress(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
@@ -316,8 +348,8 @@ mod zstd_codec {
 
     pub(super) fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
         let codec = Compression::Zstd;
-        let mut enc = zstd::stream::write::Encoder::new(out, LEVEL)
-            .map_err(|e| codec.encode_error(e))?;
+        let mut enc =
+            zstd::stream::write::Encoder::new(out, LEVEL).map_err(|e| codec.encode_error(e))?;
         enc.write_all(input).map_err(|e| codec.encode_error(e))?;
         enc.finish().map_err(|e| codec.encode_error(e))?;
         Ok(())
@@ -325,8 +357,8 @@ mod zstd_codec {
 
     pub(super) fn decompress(input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<()> {
         let codec = Compression::Zstd;
-        let dec = zstd::stream::read::Decoder::with_buffer(input)
-            .map_err(|e| codec.decode_error(e))?;
+        let dec =
+            zstd::stream::read::Decoder::with_buffer(input).map_err(|e| codec.decode_error(e))?;
         super::read_bounded(codec, dec, out, limit)
     }
 }
@@ -366,7 +398,9 @@ mod tests {
             let mut packed = Vec::new();
             codec.compress(&input, &mut packed).unwrap();
             let mut unpacked = Vec::new();
-            codec.decompress(&packed, &mut unpacked, input.len()).unwrap();
+            codec
+                .decompress(&packed, &mut unpacked, input.len())
+                .unwrap();
             assert_eq!(unpacked, input, "{codec}");
         }
     }
@@ -402,7 +436,10 @@ mod tests {
         let mut out = Vec::new();
         Compression::Lz4.compress(b"hello", &mut out).unwrap();
         // Magic 0x184D2204 (LE), FLG = version 01, block independence; BD = 64 KiB.
-        assert_eq!(out.get(..6), Some(&[0x04, 0x22, 0x4d, 0x18, 0x60, 0x40][..]));
+        assert_eq!(
+            out.get(..6),
+            Some(&[0x04, 0x22, 0x4d, 0x18, 0x60, 0x40][..])
+        );
     }
 
     #[test]

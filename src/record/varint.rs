@@ -21,8 +21,26 @@ impl VarintError {
     }
 }
 
-#[inline]
+/// Reads an unsigned varint of at most `max_bytes` bytes at `*pos`.
+///
+/// Record lengths, deltas and key/value lengths are almost always one or two bytes, so those
+/// are decoded straight from a slice pattern; longer ones take the byte loop.
+#[inline(always)]
 fn read_unsigned(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64, VarintError> {
+    match buf.get(*pos..) {
+        Some([b0, ..]) if b0 & 0x80 == 0 => {
+            *pos += 1;
+            Ok(u64::from(*b0))
+        }
+        Some([b0, b1, ..]) if b1 & 0x80 == 0 => {
+            *pos += 2;
+            Ok(u64::from(b0 & 0x7f) | (u64::from(*b1) << 7))
+        }
+        _ => read_unsigned_long(buf, pos, max_bytes),
+    }
+}
+
+fn read_unsigned_long(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64, VarintError> {
     let mut value: u64 = 0;
     let mut shift = 0u32;
     for i in 0..max_bytes {
@@ -40,23 +58,15 @@ fn read_unsigned(buf: &[u8], pos: &mut usize, max_bytes: usize) -> Result<u64, V
 }
 
 /// Reads a zig-zag varint (i32) at `*pos`, advancing `pos` past it.
-#[inline]
+#[inline(always)]
 pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i32, VarintError> {
-    // Fast path: one byte, the common case for lengths and deltas below 64.
-    if let Some(&b) = buf.get(*pos) {
-        if b & 0x80 == 0 {
-            *pos += 1;
-            let v = u32::from(b);
-            return Ok(((v >> 1) as i32) ^ -((v & 1) as i32));
-        }
-    }
     // Kafka reads at most 5 bytes and keeps the low 32 bits.
     let raw = read_unsigned(buf, pos, 5)? as u32;
     Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
 }
 
 /// Reads a zig-zag varlong (i64) at `*pos`, advancing `pos` past it.
-#[inline]
+#[inline(always)]
 pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, VarintError> {
     let raw = read_unsigned(buf, pos, 10)?;
     Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
@@ -96,22 +106,13 @@ pub(crate) fn varlong_size(v: i64) -> usize {
 
 #[inline]
 fn write_unsigned(out: &mut Vec<u8>, mut v: u64) {
-    if v < 0x80 {
-        out.push(v as u8);
-        return;
-    }
-    let mut tmp = [0u8; 10];
-    let mut n = 0;
-    for slot in tmp.iter_mut() {
-        n += 1;
-        if v < 0x80 {
-            *slot = v as u8;
-            break;
-        }
-        *slot = (v as u8 & 0x7f) | 0x80;
+    // Byte pushes rather than a copy from a stack buffer: one or two bytes is the common
+    // case, and a variable-length copy costs a memcpy call per varint.
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
         v >>= 7;
     }
-    out.extend_from_slice(tmp.get(..n).unwrap_or(&tmp));
+    out.push(v as u8);
 }
 
 /// Appends `v` as a zig-zag varint.
@@ -149,9 +150,15 @@ mod tests {
         let mut pos = 0;
         assert_eq!(read_varint(&[0x80; 6], &mut pos), Err(VarintError::TooLong));
         let mut pos = 0;
-        assert_eq!(read_varint(&[0x80, 0x80], &mut pos), Err(VarintError::Truncated));
+        assert_eq!(
+            read_varint(&[0x80, 0x80], &mut pos),
+            Err(VarintError::Truncated)
+        );
         let mut pos = 0;
-        assert_eq!(read_varlong(&[0xff; 11], &mut pos), Err(VarintError::TooLong));
+        assert_eq!(
+            read_varlong(&[0xff; 11], &mut pos),
+            Err(VarintError::TooLong)
+        );
         assert_eq!(pos, 0, "a failed read leaves the cursor alone");
     }
 
