@@ -186,7 +186,7 @@ impl OwnedRecord {
 
 type Bytes<'a> = Option<&'a [u8]>;
 
-#[inline]
+#[inline(always)]
 fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Bytes<'a>, &'static str> {
     let len = read_varint(buf, pos).map_err(|e| e.reason())?;
     if len < 0 {
