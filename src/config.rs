@@ -84,6 +84,9 @@ pub struct LogConfig {
     /// `false` (default) fails with `DamageBelowRecoveryPoint`; `true` truncates it and
     /// reports it in `RecoveryInfo`.
     pub truncate_damage_below_recovery_point: bool,
+    /// `producer.id.expiration.ms`: a producer id idle this long, without an open
+    /// transaction, is forgotten (default 1 day).
+    pub producer_id_expiration_ms: i64,
     /// Where the log reads the time (`segment.ms`, LogAppendTime, `flush.ms`).
     pub clock: Arc<dyn Clock>,
 }
@@ -101,6 +104,7 @@ impl Default for LogConfig {
             flush_messages: None,
             flush_ms: None,
             truncate_damage_below_recovery_point: false,
+            producer_id_expiration_ms: crate::producer::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
             clock: Arc::new(SystemClock),
         }
     }
@@ -122,6 +126,7 @@ impl fmt::Debug for LogConfig {
                 "truncate_damage_below_recovery_point",
                 &self.truncate_damage_below_recovery_point,
             )
+            .field("producer_id_expiration_ms", &self.producer_id_expiration_ms)
             .finish_non_exhaustive()
     }
 }

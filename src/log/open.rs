@@ -60,6 +60,7 @@ impl Log {
                 bases.push(base);
             } else if parse_segment_file_name(&path, "index").is_some()
                 || parse_segment_file_name(&path, "timeindex").is_some()
+                || parse_segment_file_name(&path, "txnindex").is_some()
             {
                 index_files.push(path);
             } else if path.extension().is_some_and(|e| e == "tmp") {
@@ -69,7 +70,7 @@ impl Log {
         }
         bases.sort_unstable();
         for path in index_files {
-            let orphan = ["index", "timeindex"]
+            let orphan = ["index", "timeindex", "txnindex"]
                 .iter()
                 .filter_map(|ext| parse_segment_file_name(&path, ext))
                 .all(|b| bases.binary_search(&b).is_err());
@@ -189,6 +190,7 @@ impl Log {
             active_size: 0,
             generation: 0,
         };
+        let config_expiration = config.producer_id_expiration_ms;
         let log = Log {
             dir: dir.to_path_buf(),
             config,
@@ -198,6 +200,10 @@ impl Log {
             flusher: super::flush::Flusher::default(),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            producers: Mutex::new(crate::producer::ProducerStateManager::new(
+                config_expiration,
+                log_start_offset,
+            )),
         };
         {
             let mut st = log.flusher.state.lock();
@@ -205,7 +211,11 @@ impl Log {
             st.checkpointed = checkpoints.recovery_point.unwrap_or(i64::MIN);
             st.last_flush_ms = log.config.clock.now_ms();
         }
-        log.publish(&log.writer.lock());
+        {
+            let w = log.writer.lock();
+            log.publish(&w);
+            log.load_producer_state(&w)?;
+        }
         info.duration = started.elapsed();
         Ok((log, info))
     }
