@@ -47,7 +47,9 @@ pub(crate) mod segment;
 pub use config::{Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use log::{AppendInfo, FetchData, FileSlice, Log, LogRecord, LogRecords, RecoveryInfo};
-pub use producer::{AbortedTransaction, AbortedTxn, IsolationLevel, TxnResult};
+pub use producer::{
+    AbortedTransaction, AbortedTxn, BatchMetadata, IsolationLevel, ProducerStateEntry, TxnResult,
+};
 pub use record::{
     Attributes, Batch, BatchBuilder, BatchHeader, BatchMut, BatchOptions, Batches, Compression,
     ControlRecord, ControlRecordType, DecodeLimits, EndTxnMarker, Header, OwnedRecord, Record,

@@ -252,7 +252,7 @@ impl Log {
         let pos = BatchPos::of(&batch, 0);
         self.maybe_roll(&mut w, pos.size, pos.max_timestamp, offset, offset, now)?;
         self.write_batch(&mut w, &[&bytes], &pos)?;
-        let (_, aborted) = self.producers.lock().apply_marker(&marker, false)?;
+        let aborted = self.producers.lock().apply_marker(&marker, false)?;
         self.index_abort(&w, aborted)?;
         drop(w);
         self.after_append(1, offset)?;
@@ -376,7 +376,7 @@ fn apply_unchecked(state: &mut ProducerStateManager, b: &Batch<'_>) -> Result<Op
             offset: b.base_offset(),
             timestamp: b.max_timestamp(),
         };
-        return Ok(state.apply_marker(&marker, false)?.1);
+        return state.apply_marker(&marker, false);
     }
     state.apply_data(&ProducerAppend::of(b, b.base_offset(), b.max_timestamp()));
     Ok(None)

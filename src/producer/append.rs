@@ -173,12 +173,13 @@ pub(crate) struct MarkerAppend {
 }
 
 /// Kafka's `appendEndTxnMarker`: fences older producer and coordinator epochs (unless
-/// `checked` is false, for replication and replay), closes the producer's transaction.
+/// `checked` is false, for replication and replay), closes the producer's transaction if
+/// one is open (a marker without one completes nothing, as in Kafka).
 pub(crate) fn check_marker(
     entry: Option<&ProducerStateEntry>,
     m: &MarkerAppend,
     checked: bool,
-) -> Result<(ProducerStateEntry, CompletedTxn)> {
+) -> Result<(ProducerStateEntry, Option<CompletedTxn>)> {
     let mut updated = entry
         .cloned()
         .unwrap_or_else(|| ProducerStateEntry::empty(m.producer_id));
@@ -194,12 +195,14 @@ pub(crate) fn check_marker(
             });
         }
     }
-    let completed = CompletedTxn {
-        producer_id: m.producer_id,
-        first_offset: updated.current_txn_first_offset.unwrap_or(m.offset),
-        last_offset: m.offset,
-        aborted: m.result == TxnResult::Abort,
-    };
+    let completed = updated
+        .current_txn_first_offset
+        .map(|first_offset| CompletedTxn {
+            producer_id: m.producer_id,
+            first_offset,
+            last_offset: m.offset,
+            aborted: m.result == TxnResult::Abort,
+        });
     updated.maybe_update_epoch(m.producer_epoch);
     updated.coordinator_epoch = m.coordinator_epoch;
     updated.current_txn_first_offset = None;

@@ -114,15 +114,17 @@ impl ProducerStateManager {
     }
 
     /// Checks (when `checked`) and applies a transaction marker written at `m.offset`;
-    /// returns the completed transaction and, for an abort, its `.txnindex` entry.
+    /// returns, for an abort of an open transaction, its `.txnindex` entry.
     pub(crate) fn apply_marker(
         &mut self,
         m: &MarkerAppend,
         checked: bool,
-    ) -> Result<(CompletedTxn, Option<AbortedTxn>)> {
+    ) -> Result<Option<AbortedTxn>> {
         let (entry, completed) =
             append::check_marker(self.producers.get(&m.producer_id), m, checked)?;
-        Ok((completed, self.complete(entry, completed)))
+        self.map_end_offset = self.map_end_offset.max(m.offset + 1);
+        self.producers.insert(entry.producer_id, entry);
+        Ok(completed.and_then(|c| self.complete(c)))
     }
 
     /// Checks a marker without applying it.
@@ -130,12 +132,10 @@ impl ProducerStateManager {
         append::check_marker(self.producers.get(&m.producer_id), m, true).map(|_| ())
     }
 
-    fn complete(&mut self, entry: ProducerStateEntry, c: CompletedTxn) -> Option<AbortedTxn> {
+    fn complete(&mut self, c: CompletedTxn) -> Option<AbortedTxn> {
         if self.ongoing.get(&c.first_offset) == Some(&c.producer_id) {
             self.ongoing.remove(&c.first_offset);
         }
-        self.producers.insert(entry.producer_id, entry);
-        self.map_end_offset = self.map_end_offset.max(c.last_offset + 1);
         self.unreplicated.insert(c.first_offset, c.last_offset);
         if !c.aborted {
             return None;

@@ -95,7 +95,7 @@ pub(crate) fn decode(
             || t.first_offset > t.last_offset
             || t.last_offset < base_offset
             || t.last_offset >= next_base
-            || t.last_stable_offset <= t.first_offset
+            || t.last_stable_offset < 0
         {
             return Err(corrupt("entry outside the segment or inconsistent"));
         }
