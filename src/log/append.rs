@@ -98,8 +98,8 @@ impl Log {
             max_timestamp,
         };
         self.write_batch(&mut w, &[&header, body], &pos)?;
-        if let Some(check) = producer_check {
-            self.commit_producer_append(check, base, last);
+        if let Some(append) = &producer_check {
+            self.commit_producer_append(append);
         }
         drop(w);
         let record_count = b.record_count().max(0) as u32;

@@ -136,33 +136,25 @@ impl Log {
         ))
     }
 
-    /// Checks a client batch with a producer id stored at `first_offset`: `Ok(Err(info))`
-    /// for a duplicate (the original's offsets; nothing is to be written).
+    /// Checks a client batch with a producer id stored at `first_offset`: what to record
+    /// once it is written, or `Err(info)` for a duplicate (the original's offsets; nothing
+    /// is to be written).
     pub(super) fn check_producer_append(
         &self,
         b: &Batch<'_>,
         first_offset: i64,
         max_timestamp: i64,
-    ) -> Result<std::result::Result<producer::AppendCheck, AppendInfo>> {
+    ) -> Result<std::result::Result<ProducerAppend, AppendInfo>> {
         let append = ProducerAppend::of(b, first_offset, max_timestamp);
         match self.producers.lock().check_client(&append)? {
             producer::AppendCheck::Duplicate(m) => Ok(Err(duplicate_info(&m))),
-            check => Ok(Ok(check)),
+            producer::AppendCheck::Append => Ok(Ok(append)),
         }
     }
 
-    /// Stores a checked append's producer state once its batch is written.
-    pub(super) fn commit_producer_append(
-        &self,
-        check: producer::AppendCheck,
-        first_offset: i64,
-        last_offset: i64,
-    ) {
-        if let producer::AppendCheck::Append { entry, txn_started } = check {
-            self.producers
-                .lock()
-                .commit_append(entry, txn_started, first_offset, last_offset);
-        }
+    /// Records a checked append's producer state once its batch is written.
+    pub(super) fn commit_producer_append(&self, append: &ProducerAppend) {
+        self.producers.lock().apply_data(append);
     }
 
     /// Records a replicated batch's producer fields (no checks) once it is written.

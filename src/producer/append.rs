@@ -50,11 +50,8 @@ impl ProducerAppend {
 pub(crate) enum AppendCheck {
     /// A retry of a retained batch: nothing is written, the original offsets are returned.
     Duplicate(BatchMetadata),
-    /// Write the batch, then store this entry; `txn_started` when it opened a transaction.
-    Append {
-        entry: ProducerStateEntry,
-        txn_started: bool,
-    },
+    /// Write the batch, then record it with [`apply`] (nothing is copied until then).
+    Append,
 }
 
 /// Checks a client's data batch against the producer's entry (`None`: unknown producer).
@@ -62,65 +59,41 @@ pub(crate) fn check_client(
     entry: Option<&ProducerStateEntry>,
     b: &ProducerAppend,
 ) -> Result<AppendCheck> {
-    if let Some(e) = entry {
-        if let Some(dup) = e.find_duplicate(b.producer_epoch, b.first_seq, b.last_seq) {
-            return Ok(AppendCheck::Duplicate(dup));
-        }
-        check_epoch(e, b.producer_id, b.producer_epoch)?;
-        check_sequence(e, b)?;
-    } else if b.first_seq == NO_SEQUENCE {
-        return Err(Error::OutOfOrderSequence {
-            producer_id: b.producer_id,
-            producer_epoch: b.producer_epoch,
-            first_sequence: b.first_seq,
-            last_sequence: NO_SEQUENCE,
-            offset: b.first_offset,
-        });
-    }
-    apply(entry, b, true)
-}
-
-/// Records a replicated (or replayed) data batch: no checks, as Kafka trusts the leader.
-pub(crate) fn apply_replicated(
-    entry: Option<&ProducerStateEntry>,
-    b: &ProducerAppend,
-) -> ProducerStateEntry {
-    match apply(entry, b, false) {
-        Ok(AppendCheck::Append { entry, .. }) => entry,
-        // Unchecked application always appends.
-        _ => entry
-            .cloned()
-            .unwrap_or_else(|| ProducerStateEntry::empty(b.producer_id)),
-    }
-}
-
-fn apply(
-    entry: Option<&ProducerStateEntry>,
-    b: &ProducerAppend,
-    checked: bool,
-) -> Result<AppendCheck> {
-    let mut updated = entry
-        .cloned()
-        .unwrap_or_else(|| ProducerStateEntry::empty(b.producer_id));
-    let mut txn_started = false;
-    match (updated.current_txn_first_offset, b.transactional) {
-        (Some(_), false) if checked => {
-            return Err(Error::InvalidTxnState {
+    let Some(e) = entry else {
+        if b.first_seq == NO_SEQUENCE {
+            return Err(Error::OutOfOrderSequence {
                 producer_id: b.producer_id,
-                reason: "non-transactional batch while the producer's transaction is open",
+                producer_epoch: b.producer_epoch,
+                first_sequence: b.first_seq,
+                last_sequence: NO_SEQUENCE,
+                offset: b.first_offset,
             });
         }
-        (None, true) => {
-            updated.current_txn_first_offset = Some(b.first_offset);
-            txn_started = true;
-        }
-        _ => {}
+        return Ok(AppendCheck::Append);
+    };
+    if let Some(dup) = e.find_duplicate(b.producer_epoch, b.first_seq, b.last_seq) {
+        return Ok(AppendCheck::Duplicate(dup));
     }
-    updated.add_batch(b.producer_epoch, b.metadata());
-    Ok(AppendCheck::Append {
-        entry: updated,
-        txn_started,
-    })
+    check_epoch(e, b.producer_id, b.producer_epoch)?;
+    check_sequence(e, b)?;
+    if e.current_txn_first_offset.is_some() && !b.transactional {
+        return Err(Error::InvalidTxnState {
+            producer_id: b.producer_id,
+            reason: "non-transactional batch while the producer's transaction is open",
+        });
+    }
+    Ok(AppendCheck::Append)
+}
+
+/// Records a data batch in the producer's entry (checked already, or replicated, which
+/// Kafka does not check); returns whether it opened a transaction.
+pub(crate) fn apply(entry: &mut ProducerStateEntry, b: &ProducerAppend) -> bool {
+    let started = entry.current_txn_first_offset.is_none() && b.transactional;
+    if started {
+        entry.current_txn_first_offset = Some(b.first_offset);
+    }
+    entry.add_batch(b.producer_epoch, b.metadata());
+    started
 }
 
 /// An older epoch than the producer's current one is fenced.
@@ -229,10 +202,12 @@ mod tests {
     }
 
     fn appended(entry: Option<&ProducerStateEntry>, b: &ProducerAppend) -> ProducerStateEntry {
-        match check_client(entry, b).unwrap() {
-            AppendCheck::Append { entry, .. } => entry,
-            other => panic!("not appended: {other:?}"),
-        }
+        assert_eq!(check_client(entry, b).unwrap(), AppendCheck::Append);
+        let mut e = entry
+            .cloned()
+            .unwrap_or_else(|| ProducerStateEntry::empty(b.producer_id));
+        apply(&mut e, b);
+        e
     }
 
     #[test]

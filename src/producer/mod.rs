@@ -18,6 +18,7 @@ mod state;
 
 pub(crate) use append::{AppendCheck, MarkerAppend, ProducerAppend};
 pub use entry::{BatchMetadata, ProducerStateEntry};
+pub use snapshot::parse_snapshot_file;
 pub(crate) use snapshot::{
     delete_snapshots_above, delete_snapshots_below, list_snapshots, read_snapshot, write_snapshot,
 };
@@ -82,6 +83,16 @@ pub enum TxnResult {
     Commit,
     /// The transaction's records are hidden from read_committed readers.
     Abort,
+}
+
+/// Parses the bytes of a `.txnindex` file read from `path`: its aborted transactions, or
+/// [`Error::CorruptTxnIndex`](crate::Error::CorruptTxnIndex).
+pub fn parse_txn_index_file(
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> crate::Result<Vec<AbortedTxn>> {
+    let base = crate::segment::parse_segment_file_name(path, "txnindex").unwrap_or(0);
+    crate::segment::txnindex::decode(path, bytes, base, i64::MAX)
 }
 
 /// Sequence `next` follows `last` (wrapping at `i32::MAX`, Kafka's `inSequence`).

@@ -107,12 +107,22 @@ pub(crate) fn write_snapshot(
 pub(crate) fn read_snapshot(fs: &dyn FileSystem, dir: &Path, offset: i64) -> Result<Snapshot> {
     let path = path_of(dir, offset);
     let bytes = crate::io::read_file(fs, &path)?;
+    parse(&path, &bytes)
+}
+
+/// Parses the bytes of a `.snapshot` file read from `path` (streamlog's version 2, or
+/// Kafka's version 1): the producers it holds, or [`Error::CorruptSnapshot`].
+pub fn parse_snapshot_file(path: &Path, bytes: &[u8]) -> Result<Vec<ProducerStateEntry>> {
+    parse(path, bytes).map(|s| s.entries)
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<Snapshot> {
     let corrupt = |reason: &'static str| Error::CorruptSnapshot {
-        path: path.clone(),
+        path: path.to_path_buf(),
         reason,
     };
     let mut r = Reader {
-        bytes: &bytes,
+        bytes,
         at: VERSION_AT,
     };
     let version = r.i16().ok_or_else(|| corrupt("shorter than its header"))?;

@@ -87,30 +87,17 @@ impl ProducerStateManager {
         append::check_client(self.producers.get(&b.producer_id), b)
     }
 
-    /// Stores the entry a checked append produced, once the batch is written.
-    pub(crate) fn commit_append(
-        &mut self,
-        entry: ProducerStateEntry,
-        txn_started: bool,
-        first_offset: i64,
-        last_offset: i64,
-    ) {
-        if txn_started {
-            self.ongoing.insert(first_offset, entry.producer_id);
-        }
-        self.producers.insert(entry.producer_id, entry);
-        self.map_end_offset = self.map_end_offset.max(last_offset + 1);
-    }
-
-    /// Records a data batch without checks (replication, replay at open).
+    /// Records a data batch once it is written (checked by [`check_client`](Self::check_client)
+    /// for a client, unchecked for replication and replay).
     pub(crate) fn apply_data(&mut self, b: &ProducerAppend) {
-        let before = self
+        let entry = self
             .producers
-            .get(&b.producer_id)
-            .and_then(|e| e.current_txn_first_offset);
-        let entry = append::apply_replicated(self.producers.get(&b.producer_id), b);
-        let started = before.is_none() && entry.current_txn_first_offset.is_some();
-        self.commit_append(entry, started, b.first_offset, b.last_offset);
+            .entry(b.producer_id)
+            .or_insert_with(|| ProducerStateEntry::empty(b.producer_id));
+        if append::apply(entry, b) {
+            self.ongoing.insert(b.first_offset, b.producer_id);
+        }
+        self.map_end_offset = self.map_end_offset.max(b.last_offset + 1);
     }
 
     /// Checks (when `checked`) and applies a transaction marker written at `m.offset`;
