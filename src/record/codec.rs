@@ -129,11 +129,16 @@ impl Compression {
                 out,
                 limit,
             ),
-            // The frame decoder is a BufRead over its own block buffer: copying its blocks
-            // out directly avoids read_to_end's probing and zero-filling.
-            Compression::Lz4 => {
-                read_bounded_buf(self, lz4_flex::frame::FrameDecoder::new(input), out, limit)
-            }
+            // Kafka's frames decode in place (see `lz4.rs`); whatever that path does not
+            // take goes through lz4_flex's frame decoder, a BufRead over its own block
+            // buffer, copied out directly to avoid read_to_end's probing and zero-filling.
+            Compression::Lz4 => match super::lz4::decompress(input, out, limit) {
+                super::lz4::Outcome::Done => Ok(()),
+                super::lz4::Outcome::TooLarge => Err(self.too_large(limit)),
+                super::lz4::Outcome::Fallback => {
+                    read_bounded_buf(self, lz4_flex::frame::FrameDecoder::new(input), out, limit)
+                }
+            },
             Compression::Snappy => snappy::decompress(input, out, limit),
             Compression::Zstd => zstd_codec::decompress(input, out, limit),
         }
