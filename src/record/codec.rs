@@ -105,7 +105,9 @@ impl Compression {
                 Ok(())
             }
             Compression::Gzip => gzip_compress(input, out),
-            Compression::Lz4 => lz4_compress(input, out),
+            Compression::Lz4 => {
+                super::lz4::compress(input, out).map_err(|e| Compression::Lz4.encode_error(e))
+            }
             Compression::Snappy => snappy::compress(input, out),
             Compression::Zstd => zstd_codec::compress(input, out),
         }
@@ -227,20 +229,6 @@ fn gzip_compress(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
         .map_err(|e| Compression::Gzip.encode_error(e))?;
     enc.finish()
         .map_err(|e| Compression::Gzip.encode_error(e))?;
-    Ok(())
-}
-
-fn lz4_compress(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
-    let info = FrameInfo::new()
-        .block_size(BlockSize::Max64KB)
-        .block_mode(BlockMode::Independent)
-        .block_checksums(false)
-        .content_checksum(false);
-    let mut enc = FrameEncoder::with_frame_info(info, out);
-    enc.write_all(input)
-        .map_err(|e| Compression::Lz4.encode_error(e))?;
-    enc.finish().map_err(|e| Compression::Lz4.encode_error(e))?;
     Ok(())
 }
 

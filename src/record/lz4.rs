@@ -37,6 +37,43 @@ const UNCOMPRESSED_BIT: u32 = 1 << 31;
 /// How far back an LZ4 match may reach: the dictionary a linked block needs.
 const WINDOW: usize = 64 << 10;
 
+/// Block size Kafka's Java client writes, and the BD byte that says so.
+const KAFKA_BLOCK: usize = 64 << 10;
+const KAFKA_BD: u8 = 4 << 4;
+
+/// Appends `input` as one frame the way Kafka's Java client frames it: 64 KiB independent
+/// blocks, no checksums, no content size; a block that does not shrink is stored as is.
+/// Each block is compressed straight into `out` (lz4_flex's `FrameEncoder` would copy the
+/// input into a buffer of its own and the output out of another).
+pub(super) fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let flg = FLG_VERSION | FLG_INDEPENDENT;
+    out.reserve(7 + 4 + lz4_flex::block::get_maximum_output_size(input.len()) + 8);
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    out.extend_from_slice(&[flg, KAFKA_BD]);
+    out.push((XxHash32::oneshot(0, &[flg, KAFKA_BD]) >> 8) as u8);
+    for block in input.chunks(KAFKA_BLOCK) {
+        let at = out.len();
+        out.resize(
+            at + 4 + lz4_flex::block::get_maximum_output_size(block.len()),
+            0,
+        );
+        let n = lz4_flex::block::compress_into(block, out.get_mut(at + 4..).unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        if n < block.len() {
+            out.truncate(at + 4 + n);
+            if let Some(size) = out.get_mut(at..at + 4) {
+                size.copy_from_slice(&(n as u32).to_le_bytes());
+            }
+        } else {
+            out.truncate(at);
+            out.extend_from_slice(&(block.len() as u32 | UNCOMPRESSED_BIT).to_le_bytes());
+            out.extend_from_slice(block);
+        }
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+    Ok(())
+}
+
 /// What the fast path concluded.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Outcome {
@@ -224,6 +261,43 @@ mod tests {
                     assert_eq!(reference(&frame).unwrap(), input);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn compress_frames_like_kafka_and_decodes_everywhere() {
+        for input in [
+            Vec::new(),
+            b"x".to_vec(),
+            data(1000),
+            data(KAFKA_BLOCK),
+            data(3 * KAFKA_BLOCK + 17),
+            (0..200_000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+        ] {
+            let mut frame = b"head".to_vec();
+            compress(&input, &mut frame).unwrap();
+            let frame = &frame[4..];
+            // The same descriptor lz4_flex writes for Kafka's settings (and Java writes).
+            let theirs = encode(
+                &input,
+                FrameInfo::new()
+                    .block_size(BlockSize::Max64KB)
+                    .block_mode(BlockMode::Independent),
+            );
+            assert_eq!(frame[..7], theirs[..7]);
+            assert_eq!(reference(frame).unwrap(), input);
+            let mut out = Vec::new();
+            assert_eq!(decompress(frame, &mut out, usize::MAX), Outcome::Done);
+            assert_eq!(out, input);
+            // Within 1 % of lz4_flex's frame encoder (whose table carries across blocks).
+            assert!(
+                frame.len() <= theirs.len() + theirs.len() / 100 + 4,
+                "{} vs {}",
+                frame.len(),
+                theirs.len()
+            );
         }
     }
 
