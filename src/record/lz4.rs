@@ -74,31 +74,43 @@ pub(super) fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
-/// What the fast path concluded.
+/// Why the fast path gave up.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Outcome {
-    /// Every frame decoded into `out`.
-    Done,
-    /// More than `limit` bytes would come out; `out` is as it was.
+    /// More than `limit` bytes would come out.
     TooLarge,
-    /// Not for this path (or malformed); `out` is as it was: use `FrameDecoder`.
+    /// Not for this path (or malformed): use `FrameDecoder`.
     Fallback,
 }
 
-/// Decodes the LZ4 frames in `input`, appending at most `limit` bytes to `out`.
-pub(super) fn decompress(input: &[u8], out: &mut Vec<u8>, limit: usize) -> Outcome {
-    let start = out.len();
+/// Decodes the LZ4 frames in `input` into `out` from index `start` on, and returns where the
+/// decoded bytes end. At most `limit` bytes are produced. Bytes of `out` past `start` are
+/// overwritten, and `out` only grows when they are too few: a caller that keeps one buffer
+/// for many batches pays for zero-filling it once, not for every batch. On failure the bytes
+/// past `start` are unspecified; `out` is never shorter than `start`.
+pub(super) fn decompress_at(
+    input: &[u8],
+    out: &mut Vec<u8>,
+    start: usize,
+    limit: usize,
+) -> Result<usize, Outcome> {
+    if out.len() < start {
+        out.resize(start, 0);
+    }
+    let mut end = start;
     let mut rest = input;
     while !rest.is_empty() {
-        match frame(rest, out, start, limit) {
-            Ok(after) => rest = after,
-            Err(outcome) => {
-                out.truncate(start);
-                return outcome;
-            }
-        }
+        rest = frame(rest, out, start, &mut end, limit)?;
     }
-    Outcome::Done
+    Ok(end)
+}
+
+/// Makes `out[at..at + len]` writable, growing `out` (zero-filled) only when it is shorter.
+fn room(out: &mut Vec<u8>, at: usize, len: usize) -> &mut [u8] {
+    if out.len() < at + len {
+        out.resize(at + len, 0);
+    }
+    out.get_mut(at..at + len).unwrap_or_default()
 }
 
 fn u32_le(input: &[u8], at: usize) -> Result<u32, Outcome> {
@@ -108,11 +120,13 @@ fn u32_le(input: &[u8], at: usize) -> Result<u32, Outcome> {
     Ok(u32::from_le_bytes(word))
 }
 
-/// Decodes one frame at the start of `input` and returns the bytes after it.
+/// Decodes one frame at the start of `input` to `out[*end..]`, advancing `*end`, and returns
+/// the bytes after the frame.
 fn frame<'a>(
     input: &'a [u8],
     out: &mut Vec<u8>,
     start: usize,
+    end: &mut usize,
     limit: usize,
 ) -> Result<&'a [u8], Outcome> {
     if u32_le(input, 0)? != MAGIC {
@@ -149,7 +163,7 @@ fn frame<'a>(
     }
     pos += 1;
 
-    let frame_start = out.len();
+    let frame_start = *end;
     let linked = flg & FLG_INDEPENDENT == 0;
     loop {
         let word = u32_le(input, pos)?;
@@ -169,35 +183,37 @@ fn frame<'a>(
             }
             pos += 4;
         }
-        let produced = out.len() - start;
+        let at = *end;
+        let produced = at - start;
         if word & UNCOMPRESSED_BIT != 0 {
             if produced + size > limit {
                 return Err(Outcome::TooLarge);
             }
-            out.extend_from_slice(data);
+            room(out, at, size).copy_from_slice(data);
+            *end += size;
             continue;
         }
-        let room = block_max.min(limit - produced);
-        let at = out.len();
-        out.resize(at + room, 0);
+        let space = block_max.min(limit - produced);
+        room(out, at, space);
         let decoded = if linked {
             let (before, after) = out.split_at_mut(at);
             let dict = before
                 .get(frame_start.max(at.saturating_sub(WINDOW))..)
                 .unwrap_or_default();
+            let after = after.get_mut(..space).unwrap_or_default();
             lz4_flex::block::decompress_into_with_dict(data, after, dict)
         } else {
-            lz4_flex::block::decompress_into(data, out.get_mut(at..).unwrap_or_default())
+            lz4_flex::block::decompress_into(data, room(out, at, space))
         };
         match decoded {
-            Ok(n) => out.truncate(at + n),
-            Err(lz4_flex::block::DecompressError::OutputTooSmall { .. }) if room < block_max => {
+            Ok(n) => *end += n,
+            Err(lz4_flex::block::DecompressError::OutputTooSmall { .. }) if space < block_max => {
                 return Err(Outcome::TooLarge)
             }
             Err(_) => return Err(Outcome::Fallback),
         }
     }
-    let content = out.get(frame_start..).unwrap_or_default();
+    let content = out.get(frame_start..*end).unwrap_or_default();
     if flg & FLG_CONTENT_CHECKSUM != 0 {
         if u32_le(input, pos)? != XxHash32::oneshot(0, content) {
             return Err(Outcome::Fallback);
@@ -208,6 +224,22 @@ fn frame<'a>(
         return Err(Outcome::Fallback);
     }
     input.get(pos..).ok_or(Outcome::Fallback)
+}
+
+/// Appends the decoded frames to `out`, or leaves `out` as it was.
+#[cfg(test)]
+fn decompress(input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), Outcome> {
+    let start = out.len();
+    match decompress_at(input, out, start, limit) {
+        Ok(end) => {
+            out.truncate(end);
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -255,7 +287,7 @@ mod tests {
                     }
                     let frame = encode(&input, info);
                     let mut out = b"prefix".to_vec();
-                    assert_eq!(decompress(&frame, &mut out, usize::MAX), Outcome::Done);
+                    assert_eq!(decompress(&frame, &mut out, usize::MAX), Ok(()));
                     assert_eq!(&out[..6], b"prefix");
                     assert_eq!(out[6..], input[..], "{mode:?} {size:?}");
                     assert_eq!(reference(&frame).unwrap(), input);
@@ -289,7 +321,7 @@ mod tests {
             assert_eq!(frame[..7], theirs[..7]);
             assert_eq!(reference(frame).unwrap(), input);
             let mut out = Vec::new();
-            assert_eq!(decompress(frame, &mut out, usize::MAX), Outcome::Done);
+            assert_eq!(decompress(frame, &mut out, usize::MAX), Ok(()));
             assert_eq!(out, input);
             // Within 1 % of lz4_flex's frame encoder (whose table carries across blocks).
             assert!(
@@ -308,12 +340,30 @@ mod tests {
         let mut frames = encode(&a, FrameInfo::new());
         frames.extend(encode(&b, FrameInfo::new()));
         let mut out = Vec::new();
-        assert_eq!(decompress(&frames, &mut out, usize::MAX), Outcome::Done);
+        assert_eq!(decompress(&frames, &mut out, usize::MAX), Ok(()));
         assert_eq!(out, [a, b].concat());
         let mut out = Vec::new();
-        assert_eq!(decompress(&[], &mut out, 10), Outcome::Done);
+        assert_eq!(decompress(&[], &mut out, 10), Ok(()));
         assert!(out.is_empty());
         assert_eq!(reference(&[]).unwrap(), b"");
+    }
+
+    #[test]
+    fn reused_buffer_is_overwritten_not_appended_to() {
+        let a = data(100_000);
+        let b: Vec<u8> = data(30_000).iter().map(|x| x ^ 0x55).collect();
+        let mut buf = Vec::new();
+        let end = decompress_at(&encode(&a, FrameInfo::new()), &mut buf, 0, usize::MAX).unwrap();
+        assert_eq!(buf[..end], a[..]);
+        let end = decompress_at(&encode(&b, FrameInfo::new()), &mut buf, 0, usize::MAX).unwrap();
+        assert_eq!(buf[..end], b[..]);
+        assert!(
+            buf.len() >= a.len(),
+            "the buffer keeps its initialised bytes"
+        );
+        let linked = encode(&a, FrameInfo::new().block_mode(BlockMode::Linked));
+        let end = decompress_at(&linked, &mut buf, 5, usize::MAX).unwrap();
+        assert_eq!(buf[5..end], a[..]);
     }
 
     #[test]
@@ -321,11 +371,11 @@ mod tests {
         let input = data(200_000);
         let frame = encode(&input, FrameInfo::new());
         let mut out = vec![7];
-        assert_eq!(decompress(&frame, &mut out, input.len()), Outcome::Done);
+        assert_eq!(decompress(&frame, &mut out, input.len()), Ok(()));
         let mut out = vec![7];
         assert_eq!(
             decompress(&frame, &mut out, input.len() - 1),
-            Outcome::TooLarge
+            Err(Outcome::TooLarge)
         );
         assert_eq!(out, [7]);
     }
@@ -346,7 +396,7 @@ mod tests {
                 let mut out = b"x".to_vec();
                 match decompress(&bad, &mut out, usize::MAX) {
                     // Accepted only when the reference decoder accepts it with the same bytes.
-                    Outcome::Done => assert_eq!(Some(&out[1..]), reference(&bad).ok().as_deref()),
+                    Ok(()) => assert_eq!(Some(&out[1..]), reference(&bad).ok().as_deref()),
                     _ => assert_eq!(out, b"x"),
                 }
             }
@@ -356,10 +406,7 @@ mod tests {
         }
         for cut in [3, 6, 7, 10, frame.len() / 2, frame.len() - 1] {
             let mut out = Vec::new();
-            assert_ne!(
-                decompress(&frame[..cut], &mut out, usize::MAX),
-                Outcome::Done
-            );
+            assert!(decompress(&frame[..cut], &mut out, usize::MAX).is_err());
             assert!(out.is_empty());
         }
     }
