@@ -323,13 +323,17 @@ mod tests {
             let mut out = Vec::new();
             assert_eq!(decompress(frame, &mut out, usize::MAX), Ok(()));
             assert_eq!(out, input);
-            // Within 1 % of lz4_flex's frame encoder (whose table carries across blocks).
-            assert!(
-                frame.len() <= theirs.len() + theirs.len() / 100 + 4,
-                "{} vs {}",
-                frame.len(),
-                theirs.len()
-            );
+            if input.len() <= KAFKA_BLOCK {
+                assert_eq!(
+                    frame,
+                    &theirs[..],
+                    "one block: byte for byte lz4_flex's frame"
+                );
+            } else {
+                // lz4_flex's frame encoder keeps its match table from block to block, so
+                // later blocks may differ by a few matches.
+                assert!(frame.len() <= theirs.len() + theirs.len() / 100);
+            }
         }
     }
 
