@@ -327,13 +327,25 @@ fn bench_case(c: &mut Criterion, case: &Case) {
     for bare in [Bare::Lz4, Bare::Gzip] {
         let codec = bare.compression();
         let packed = bare.compress(section, Vec::new());
-        // The bare codec must produce exactly the bytes streamlog stores, or the comparison
-        // would not be like for like.
+        // Like for like: the bare decompressor gets exactly the bytes streamlog stores (for
+        // lz4, streamlog frames blocks itself, so its bytes may differ from lz4_flex's frame
+        // encoder by a few matches), and must give back the records section.
         let batch = case.encode(codec, Vec::new());
-        let stored = Batch::new(&batch).expect("frame").records_section();
+        let stored = Batch::new(&batch)
+            .expect("frame")
+            .records_section()
+            .to_vec();
+        let mut check = Vec::new();
+        bare.decompress(&stored, &mut check);
         assert!(
-            stored == packed,
-            "{codec}: bare codec differs from streamlog"
+            check == section,
+            "{codec}: bare codec cannot read streamlog's bytes"
+        );
+        eprintln!(
+            "{}: {codec} bare codec {} bytes, streamlog {} bytes",
+            case.name,
+            packed.len(),
+            stored.len()
         );
         let mut out = Vec::new();
         group.bench_function(format!("bare/{codec}_compress"), |b| {
@@ -343,7 +355,7 @@ fn bench_case(c: &mut Criterion, case: &Case) {
             })
         });
         group.bench_function(format!("bare/{codec}_decompress"), |b| {
-            b.iter(|| bare.decompress(black_box(&packed), &mut out))
+            b.iter(|| bare.decompress(black_box(&stored), &mut out))
         });
     }
     group.bench_function("bare/crc32c", |b| {

@@ -13,6 +13,11 @@
 //!   10,000 producers with its snapshots removed, so the whole log is replayed into producer
 //!   state (Kafka's worst case, a missing snapshot).
 //!
+//! Criterion measures one variant after the other, so load from other processes (and the
+//! page cache's state) can favour one. After criterion, `alternating` runs the two append
+//! variants and the two scans in turns (rotating who goes first), 15 rounds, and prints each
+//! one's median and the median of the per-round ratios: the figures to compare.
+//!
 //! Run: `cargo bench --bench producer -- --warm-up-time 1 --measurement-time 3`
 
 mod common;
@@ -201,5 +206,90 @@ fn rebuild(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, scan, rebuild);
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Times `a` and `b` in alternating order for `rounds` rounds; prints both medians and the
+/// median of the per-round ratios b / a.
+fn alternate(name: &str, rounds: usize, a: &mut dyn FnMut() -> f64, b: &mut dyn FnMut() -> f64) {
+    let (mut ta, mut tb, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (x, y) = if round % 2 == 0 {
+            let x = a();
+            (x, b())
+        } else {
+            let y = b();
+            (a(), y)
+        };
+        ta.push(x);
+        tb.push(y);
+        ratio.push(y / x);
+    }
+    println!(
+        "alternating {name}: {:.1} vs {:.1} (median of {rounds} rounds), median ratio {:.3}",
+        median(ta),
+        median(tb),
+        median(ratio)
+    );
+}
+
+fn alternating(_: &mut Criterion) {
+    let root = common::scratch_root();
+    let mut rng = common::Rng(4);
+    let appends = 20_000u32;
+    let mut append_run = |pid: i64| {
+        let log =
+            Log::open(root.path().join(format!("alt{pid}")), LogConfig::default()).expect("open");
+        let mut batch = build(pid, 0, false, &mut rng);
+        move || {
+            let start = Instant::now();
+            for i in 0..appends {
+                let seq = if pid >= 0 {
+                    (i * RECORDS as u32) as i32
+                } else {
+                    -1
+                };
+                patch(&mut batch, seq);
+                black_box(log.append(&batch).expect("append"));
+            }
+            let ns = start.elapsed().as_nanos() as f64 / f64::from(appends);
+            log.truncate_to(0).expect("truncate");
+            ns
+        }
+    };
+    let mut plain = append_run(-1);
+    let mut idempotent = append_run(7);
+    alternate(
+        "append ns/batch plain vs idempotent",
+        15,
+        &mut plain,
+        &mut idempotent,
+    );
+
+    let log = transactional_log(&root.path().join("alt-txn"), 20_000);
+    let hw = log.log_end_offset();
+    let scan = |committed: bool| {
+        let start = Instant::now();
+        let mut records = if committed {
+            log.records_committed(0, hw)
+        } else {
+            log.records_from(0)
+        };
+        while let Some(r) = records.next_record() {
+            black_box(r.expect("record"));
+        }
+        // Milliseconds for the whole log (the same log either way).
+        start.elapsed().as_secs_f64() * 1e3
+    };
+    alternate(
+        "scan ms read_uncommitted vs read_committed",
+        15,
+        &mut || scan(false),
+        &mut || scan(true),
+    );
+}
+
+criterion_group!(benches, append, scan, rebuild, alternating);
 criterion_main!(benches);

@@ -40,6 +40,7 @@ pub mod config;
 pub mod error;
 pub mod io;
 pub mod log;
+pub mod partitioner;
 pub mod producer;
 pub mod record;
 pub(crate) mod segment;

@@ -89,6 +89,10 @@ pub(crate) struct Writer {
     pub log_end_offset: i64,
     pub leader_epoch: i32,
     pub generation: u64,
+    /// When the active segment was created or opened (clock ms): `segment.ms` measures from
+    /// here when the segment's first batch carries no timestamp, as Kafka's `LogSegment`
+    /// falls back to its creation time.
+    pub active_since_ms: i64,
 }
 
 /// One partition's log in a directory. `Send + Sync`: share it in an `Arc`.
@@ -249,6 +253,7 @@ impl Log {
             }
         }
         w.segments.push(Arc::new(seg));
+        w.active_since_ms = self.config.clock.now_ms();
         self.sync_dir()?;
         // Kafka snapshots producer state at every roll: an open replays at most the
         // active segment.
@@ -362,6 +367,7 @@ impl Log {
         }
         let seg = Segment::create(&self.fs, &self.dir, offset, Log::index_config(&self.config))?;
         w.segments.push(Arc::new(seg));
+        w.active_since_ms = self.config.clock.now_ms();
         w.log_start_offset = offset;
         w.log_end_offset = offset;
         self.write_log_start_checkpoint(offset)?;

@@ -182,6 +182,7 @@ impl Log {
             log_end_offset,
             leader_epoch: 0,
             generation: 0,
+            active_since_ms: config.clock.now_ms(),
         };
         let view = View {
             segments: Arc::from([]),

@@ -351,15 +351,15 @@ impl Log {
 /// `.txnindex` entry of an ABORT marker.
 fn apply_unchecked(state: &mut ProducerStateManager, b: &Batch<'_>) -> Result<Option<AbortedTxn>> {
     if b.is_control() {
-        let result = match b.control_record()?.map(|c| c.kind) {
-            Some(ControlRecordType::Commit) => TxnResult::Commit,
-            Some(ControlRecordType::Abort) => TxnResult::Abort,
-            _ => return Ok(None),
+        let Some(control) = b.control_record()? else {
+            return Ok(None);
         };
-        let coordinator_epoch = b
-            .control_record()?
-            .and_then(|c| c.marker)
-            .map_or(-1, |m| m.coordinator_epoch);
+        let result = match control.kind {
+            ControlRecordType::Commit => TxnResult::Commit,
+            ControlRecordType::Abort => TxnResult::Abort,
+            ControlRecordType::Unknown(_) => return Ok(None),
+        };
+        let coordinator_epoch = control.marker.map_or(-1, |m| m.coordinator_epoch);
         let marker = MarkerAppend {
             producer_id: b.producer_id(),
             producer_epoch: b.producer_epoch(),

@@ -6,7 +6,7 @@
 //!      /00000000000000001200.txnindex   aborted transactions whose marker is in that segment
 //! ```
 //!
-//! Every batch with a producer id passes through [`ProducerAppend`] checks before it is
+//! Every batch with a producer id passes Kafka's `ProducerAppendInfo` checks before it is
 //! written (a client append) or is only recorded (a replicated append, a replay at open).
 //! The state is rebuilt at open from the newest readable snapshot plus a replay of the log
 //! after it; a missing or corrupt snapshot only makes the replay longer.

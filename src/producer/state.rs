@@ -82,7 +82,7 @@ impl ProducerStateManager {
         self.producers.len()
     }
 
-    /// Checks a client batch (nothing changes until [`commit_append`](Self::commit_append)).
+    /// Checks a client batch (nothing changes until [`apply_data`](Self::apply_data)).
     pub(crate) fn check_client(&self, b: &ProducerAppend) -> Result<AppendCheck> {
         append::check_client(self.producers.get(&b.producer_id), b)
     }
