@@ -71,6 +71,8 @@ fn duplicates_recognised_after_clean_reopen_with_snapshot() {
     assert!(!snapshot_files(&fs).is_empty());
     let (log, info) = sim_log::open(&fs, &config, "reopen");
     assert!(info.clean_shutdown);
+    // The close's snapshot holds everything: nothing is replayed.
+    assert_eq!(info.producer_state_replayed_from, log.log_end_offset());
     check_retries(&log, &sent);
 }
 
@@ -84,7 +86,11 @@ fn duplicates_recognised_after_reopen_without_snapshots() {
     for p in snapshot_files(&fs) {
         streamlog::io::FileSystem::remove(&fs, &p).unwrap();
     }
-    let (log, _) = sim_log::open(&fs, &config, "reopen");
+    let (log, info) = sim_log::open(&fs, &config, "reopen");
+    assert_eq!(
+        info.producer_state_replayed_from, 0,
+        "the whole log is replayed"
+    );
     check_retries(&log, &sent);
 }
 
@@ -102,6 +108,10 @@ fn duplicates_recognised_after_crash() {
         drop(log);
         let (log, info) = sim_log::open(&crashed, &config, "reopen after crash");
         assert!(!info.clean_shutdown);
+        // With segments rolled, the last roll's snapshot survives the crash and only the
+        // active segment is replayed; without, the whole log is.
+        let active_base = *log.segment_base_offsets().last().unwrap();
+        assert_eq!(info.producer_state_replayed_from, active_base);
         assert_eq!(log.log_end_offset(), sent.last().unwrap().2 + 1);
         check_retries(&log, &sent);
     }

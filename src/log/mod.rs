@@ -275,7 +275,7 @@ impl Log {
         let cut = self.truncate_locked(&mut w, offset);
         // Producer state above the cut goes: reloaded from an older snapshot plus a replay.
         let reloaded = self.load_producer_state(&w);
-        cut.and(reloaded)
+        cut.and(reloaded.map(|_| ()))
     }
 
     fn truncate_locked(&self, w: &mut Writer, offset: i64) -> Result<()> {

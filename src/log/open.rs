@@ -29,6 +29,10 @@ pub struct RecoveryInfo {
     pub recovery_point: i64,
     /// Bytes cut from torn or corrupt tails.
     pub bytes_truncated: u64,
+    /// Where the replay that rebuilt the producer state began: the offset of the snapshot
+    /// it started from, or the log start offset when no usable snapshot (or `.txnindex`)
+    /// was found. Equal to the log end offset when nothing needed replaying.
+    pub producer_state_replayed_from: i64,
     /// Time the open took.
     pub duration: Duration,
 }
@@ -215,7 +219,7 @@ impl Log {
         {
             let w = log.writer.lock();
             log.publish(&w);
-            log.load_producer_state(&w)?;
+            info.producer_state_replayed_from = log.load_producer_state(&w)?;
         }
         info.duration = started.elapsed();
         Ok((log, info))

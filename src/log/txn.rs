@@ -24,8 +24,9 @@ impl Log {
     /// Rebuilds the producer state for the log as it now is: the newest readable snapshot at
     /// or below the log end offset, the `.txnindex` entries it vouches for, then a replay of
     /// the batches after it. Damaged snapshots are removed; damaged or missing `.txnindex`
-    /// files make the replay start at the log start offset and rewrite them all.
-    pub(crate) fn load_producer_state(&self, w: &Writer) -> Result<()> {
+    /// files make the replay start at the log start offset and rewrite them all. Returns
+    /// where the replay began.
+    pub(crate) fn load_producer_state(&self, w: &Writer) -> Result<i64> {
         let fs = &*self.fs;
         let (start, end) = (w.log_start_offset, w.log_end_offset);
         let expiration = self.config.producer_id_expiration_ms;
@@ -100,7 +101,7 @@ impl Log {
             ))?;
         }
         *self.producers.lock() = state;
-        Ok(())
+        Ok(from)
     }
 
     /// Applies every batch in `[from, to)` to `state`, without checks.
@@ -127,8 +128,14 @@ impl Log {
         Ok(())
     }
 
-    /// Writes `<log end offset>.snapshot` (at roll and at clean close).
+    /// Writes `<log end offset>.snapshot` (at roll and at clean close). The `.txnindex`
+    /// files of the last two segments are made durable first: the snapshot vouches for the
+    /// aborted transactions below its offset, and a crash losing them would cost a full
+    /// replay at the next open.
     pub(crate) fn snapshot_producer_state(&self, w: &Writer) -> Result<()> {
+        for seg in w.segments.iter().rev().take(2) {
+            self.poison_on_io(txnindex::sync(&*self.fs, &self.dir, seg.base_offset()))?;
+        }
         let state = self.producers.lock();
         let offset = w.log_end_offset.max(state.map_end_offset());
         self.poison_on_io(producer::write_snapshot(

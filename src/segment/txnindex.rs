@@ -137,6 +137,18 @@ pub(crate) fn append(
     file.append(&[&encode(t)]).map_err(|e| Error::io(&path, e))
 }
 
+/// fsyncs a segment's `.txnindex`, if it has one.
+pub(crate) fn sync(fs: &dyn FileSystem, dir: &Path, base_offset: i64) -> Result<()> {
+    let path = txn_index_path(dir, base_offset);
+    if !fs.exists(&path) {
+        return Ok(());
+    }
+    let file = fs
+        .open(&path, OpenMode::ReadWrite)
+        .map_err(|e| Error::io(&path, e))?;
+    file.sync_data().map_err(|e| Error::io(&path, e))
+}
+
 /// Replaces a segment's `.txnindex` with `entries` (removing it when there are none).
 pub(crate) fn rewrite(
     fs: &dyn FileSystem,
