@@ -9,7 +9,7 @@ mod sim_log;
 
 use producers::batch;
 use streamlog::io::SimFs;
-use streamlog::{Error, Log};
+use streamlog::{Error, Log, LogConfig};
 
 const PID: i64 = 1000;
 
@@ -60,15 +60,21 @@ fn snapshot_files(fs: &SimFs) -> Vec<std::path::PathBuf> {
         .collect()
 }
 
-#[test]
-fn duplicates_recognised_after_clean_reopen_with_snapshot() {
-    let fs = SimFs::new(1);
+/// Six batches over several segments of a log on a fresh `SimFs`, closed cleanly.
+fn closed_log(seed: u64) -> (SimFs, LogConfig, Vec<(i32, i64, i64)>) {
+    let fs = SimFs::new(seed);
     let config = sim_log::rolling(300);
     let (log, _) = sim_log::open(&fs, &config, "first open");
     let sent = six_batches(&log);
     assert!(log.segment_count() > 2, "batches should span segments");
     log.close().unwrap();
     assert!(!snapshot_files(&fs).is_empty());
+    (fs, config, sent)
+}
+
+#[test]
+fn duplicates_recognised_after_clean_reopen_with_snapshot() {
+    let (fs, config, sent) = closed_log(1);
     let (log, info) = sim_log::open(&fs, &config, "reopen");
     assert!(info.clean_shutdown);
     // The close's snapshot holds everything: nothing is replayed.
@@ -78,11 +84,7 @@ fn duplicates_recognised_after_clean_reopen_with_snapshot() {
 
 #[test]
 fn duplicates_recognised_after_reopen_without_snapshots() {
-    let fs = SimFs::new(2);
-    let config = sim_log::rolling(300);
-    let (log, _) = sim_log::open(&fs, &config, "first open");
-    let sent = six_batches(&log);
-    log.close().unwrap();
+    let (fs, config, sent) = closed_log(2);
     for p in snapshot_files(&fs) {
         streamlog::io::FileSystem::remove(&fs, &p).unwrap();
     }
