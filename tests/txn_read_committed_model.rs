@@ -2,7 +2,8 @@
 //! aborts, retries, truncations, clean reopens and crashes on the simulated filesystem:
 //! read_committed readers see exactly the committed (and non-transactional) records below
 //! the last stable offset, in log order, never an aborted one; read_uncommitted readers see
-//! every record.
+//! every record. DeleteRecords moves the log start offset, forgetting the producers (and
+//! their open transactions) whose batches all lie below it.
 
 #[path = "common/producers.rs"]
 mod producers;
@@ -23,6 +24,7 @@ enum Op {
     Plain { n: usize },
     Flush,
     Truncate { back: usize },
+    DeleteBefore { back: usize },
     Reopen,
     Crash,
 }
@@ -35,6 +37,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (1..3usize).prop_map(|n| Op::Plain { n }),
         1 => Just(Op::Flush),
         1 => (1..4usize).prop_map(|back| Op::Truncate { back }),
+        1 => (1..6usize).prop_map(|back| Op::DeleteBefore { back }),
         1 => Just(Op::Reopen),
         1 => Just(Op::Crash),
     ]
@@ -55,6 +58,10 @@ enum Entry {
         commit: bool,
         offset: i64,
     },
+    /// The log start offset passed all of the producer's batches: the log forgot it.
+    Forget {
+        pid: i64,
+    },
 }
 
 impl Entry {
@@ -62,12 +69,14 @@ impl Entry {
         match *self {
             Entry::Data { first, .. } => first,
             Entry::Marker { offset, .. } => offset,
+            Entry::Forget { .. } => i64::MIN,
         }
     }
     fn end(&self) -> i64 {
         match *self {
             Entry::Data { first, n, .. } => first + n as i64,
             Entry::Marker { offset, .. } => offset + 1,
+            Entry::Forget { .. } => i64::MIN,
         }
     }
 }
@@ -75,32 +84,59 @@ impl Entry {
 #[derive(Default)]
 struct Model {
     entries: Vec<Entry>,
+    /// The log start offset.
+    start: i64,
+    /// Where the log ends when it holds no batch (after a full truncation).
+    base: i64,
 }
 
 impl Model {
     fn end(&self) -> i64 {
-        self.entries.last().map_or(0, Entry::end)
-    }
-    fn next_seq(&self, pid: i64) -> i32 {
         self.entries
             .iter()
-            .rev()
-            .find_map(|e| match *e {
-                Entry::Data { pid: p, seq, n, .. } if p == pid => Some(seq + n as i32),
-                _ => None,
-            })
-            .unwrap_or(0)
+            .map(Entry::end)
+            .max()
+            .unwrap_or(self.base)
+            .max(self.base)
     }
+    /// First offset of the batch `back` batches from the end (markers count), if any.
+    fn batch_back(&self, back: usize) -> Option<i64> {
+        let firsts: Vec<i64> = self
+            .entries
+            .iter()
+            .filter(|e| !matches!(e, Entry::Forget { .. }))
+            .map(Entry::first)
+            .collect();
+        firsts.get(firsts.len().checked_sub(back)?).copied()
+    }
+    /// The sequence the producer's next batch must carry. A forgotten producer starts
+    /// again at 0: whether the log still knows it (a marker since, or a reload that
+    /// replayed one, makes it known again at its epoch with no batches) or not (any
+    /// sequence goes), 0 is taken.
+    fn next_seq(&self, pid: i64) -> i32 {
+        for e in self.entries.iter().rev() {
+            match *e {
+                Entry::Data { pid: p, seq, n, .. } if p == pid => return seq + n as i32,
+                Entry::Forget { pid: p } if p == pid => return 0,
+                _ => {}
+            }
+        }
+        0
+    }
+    /// The producer's last batch, if the log still knows the producer.
     fn last_batch(&self, pid: i64) -> Option<Entry> {
         self.entries
             .iter()
             .rev()
-            .find(|e| matches!(e, Entry::Data { pid: p, .. } if *p == pid))
+            .find(
+                |e| matches!(e, Entry::Data { pid: p, .. } | Entry::Forget { pid: p } if *p == pid),
+            )
+            .filter(|e| matches!(e, Entry::Data { .. }))
             .cloned()
     }
-    /// First offset of `pid`'s open transaction.
-    fn open_txn(&self, pid: i64) -> Option<i64> {
-        let mut open = None;
+    /// First offsets of `pid`'s open transaction's batches, in order.
+    fn open_txn_batches(&self, pid: i64) -> Vec<i64> {
+        let mut open = Vec::new();
         for e in &self.entries {
             match *e {
                 Entry::Data {
@@ -108,26 +144,68 @@ impl Model {
                     txn: true,
                     first,
                     ..
-                } if p == pid && open.is_none() => open = Some(first),
-                Entry::Marker { pid: p, .. } if p == pid => open = None,
+                } if p == pid => open.push(first),
+                Entry::Marker { pid: p, .. } | Entry::Forget { pid: p } if p == pid => open.clear(),
                 _ => {}
             }
         }
         open
     }
-    fn lso(&self) -> i64 {
-        (0..PRODUCERS)
+    /// First offset of `pid`'s open transaction.
+    fn open_txn(&self, pid: i64) -> Option<i64> {
+        self.open_txn_batches(pid).first().copied()
+    }
+    /// The range the last stable offset may lie in. A transaction begun below the log start
+    /// offset holds the LSO at the log start offset while the log remembers where it began;
+    /// rebuilt from the log (a reopen without a snapshot that old, a truncation), the state
+    /// knows only its batches at or above the log start, and the LSO may be at the first of
+    /// them. Both are right: no record of the transaction lies between.
+    fn lso_bounds(&self) -> (i64, i64) {
+        let end = self.end();
+        let low = (0..PRODUCERS)
             .filter_map(|p| self.open_txn(p))
             .min()
-            .unwrap_or_else(|| self.end())
+            .unwrap_or(end)
+            .max(self.start);
+        let high = (0..PRODUCERS)
+            .filter_map(|p| {
+                self.open_txn_batches(p)
+                    .into_iter()
+                    .find(|&f| f >= self.start)
+            })
+            .min()
+            .unwrap_or(end)
+            .max(self.start);
+        (low, high)
     }
+    /// The log now ends at `end` (a truncation or a crash).
     fn truncate(&mut self, end: i64) {
+        if end <= self.start {
+            // Nothing is left: the log restarts empty at `end`.
+            self.entries.clear();
+            self.start = end;
+            self.base = end;
+            return;
+        }
         self.entries.retain(|e| e.end() <= end);
         assert_eq!(self.end(), end, "the log was cut inside a batch");
+        self.forget_below_start();
+    }
+    /// The log start offset moved to `start`.
+    fn delete_before(&mut self, start: i64) {
+        self.start = start;
+        self.forget_below_start();
+    }
+    /// Producers whose last batch lies below the log start offset are forgotten.
+    fn forget_below_start(&mut self) {
+        for pid in 0..PRODUCERS {
+            if self.last_batch(pid).is_some_and(|b| b.end() <= self.start) {
+                self.entries.push(Entry::Forget { pid });
+            }
+        }
     }
     /// Values of all records, and of those a read_committed reader sees.
-    fn expected(&self) -> (Vec<String>, Vec<String>) {
-        let lso = self.lso();
+    fn expected(&self, lso: i64) -> (Vec<String>, Vec<String>) {
         let mut all = Vec::new();
         let mut committed = Vec::new();
         for (i, e) in self.entries.iter().enumerate() {
@@ -150,6 +228,9 @@ impl Model {
                     }
                 })
                 .collect();
+            if first < self.start {
+                continue;
+            }
             all.extend(values.iter().cloned());
             if first >= lso {
                 continue;
@@ -197,11 +278,17 @@ fn check(log: &Log, model: &Model) {
     let hw = log.log_end_offset();
     assert_eq!(hw, model.end());
     let lso = log.last_stable_offset(hw);
-    assert_eq!(lso, model.lso(), "last stable offset");
-    let (all, committed) = model.expected();
-    assert_eq!(values(log.records_from(0)), all, "read_uncommitted");
+    let (low, high) = model.lso_bounds();
+    assert!(
+        (low..=high).contains(&lso),
+        "last stable offset {lso} outside [{low}, {high}]"
+    );
+    let (all, committed) = model.expected(lso);
+    assert_eq!(log.log_start_offset(), model.start, "log start offset");
+    let start = model.start;
+    assert_eq!(values(log.records_from(start)), all, "read_uncommitted");
     assert_eq!(
-        values(log.records_committed(0, hw)),
+        values(log.records_committed(start, hw)),
         committed,
         "read_committed"
     );
@@ -330,14 +417,20 @@ fn run(ops: Vec<Op>) {
                 log.flush().unwrap();
             }
             Op::Truncate { back } => {
-                let keep = model.entries.len().saturating_sub(back);
-                let to = model.entries.get(keep).map_or(model.end(), Entry::first);
+                let to = model.batch_back(back).unwrap_or_else(|| model.end());
                 log.truncate_to(to).unwrap();
                 model.truncate(to);
             }
             Op::Reopen => {
                 log.close().unwrap();
                 log = sim_log::open(&fs, &config(), "reopen").0;
+            }
+            Op::DeleteBefore { back } => {
+                let Some(to) = model.batch_back(back).filter(|&to| to > model.start) else {
+                    continue;
+                };
+                log.delete_records_before(to).unwrap();
+                model.delete_before(to);
             }
             Op::Crash => {
                 let durable = log.recovery_point();
@@ -405,5 +498,66 @@ fn aborted_transactions_hidden_across_crash_and_reopen() {
             pid: 0,
             commit: true,
         },
+    ]);
+}
+
+/// Found by the model: a crash cut the log below a roll's snapshot, whose removal at the
+/// next open was not made durable; a second crash brought it back, with a transaction open
+/// that the log no longer held.
+#[test]
+fn snapshot_removed_after_a_crash_stays_removed() {
+    use Op::*;
+    run(vec![
+        Append {
+            pid: 0,
+            n: 1,
+            txn: false,
+        },
+        Marker {
+            pid: 0,
+            commit: false,
+        },
+        Append {
+            pid: 1,
+            n: 1,
+            txn: false,
+        },
+        Append {
+            pid: 0,
+            n: 1,
+            txn: false,
+        },
+        Truncate { back: 3 },
+        Append {
+            pid: 0,
+            n: 1,
+            txn: false,
+        },
+        Plain { n: 2 },
+        Append {
+            pid: 0,
+            n: 1,
+            txn: true,
+        },
+        Append {
+            pid: 0,
+            n: 3,
+            txn: true,
+        },
+        Marker {
+            pid: 0,
+            commit: true,
+        },
+        Crash,
+        Append {
+            pid: 0,
+            n: 3,
+            txn: false,
+        },
+        Marker {
+            pid: 0,
+            commit: false,
+        },
+        Crash,
     ]);
 }

@@ -174,6 +174,12 @@ impl Log {
             .unwrap_or(first_base)
             .max(first_base)
             .min(log_end_offset);
+        if checkpoints.log_start.is_some_and(|c| c > log_start_offset) {
+            // A crash lost the offsets up to the checkpointed log start: the log now starts
+            // where it ends. Left as it is, the checkpoint would move the start forward again
+            // at a later open, over records appended since.
+            super::checkpoint::write(&*fs, dir, LOG_START_OFFSET_CHECKPOINT, log_start_offset)?;
+        }
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         if fs.exists(&marker) {
             // From here on a crash must be treated as unclean.

@@ -216,16 +216,22 @@ pub(crate) fn delete_snapshots_below(fs: &dyn FileSystem, dir: &Path, offset: i6
     delete_where(fs, dir, |o| o < offset)
 }
 
+/// Removes the matching snapshots durably: a snapshot of offsets a truncation or a crash
+/// took away must not come back after the next crash and describe a different log.
 fn delete_where(fs: &dyn FileSystem, dir: &Path, doomed: impl Fn(i64) -> bool) -> Result<()> {
+    let mut removed = false;
     for offset in list_snapshots(fs, dir)? {
         if doomed(offset) {
             let p = path_of(dir, offset);
             match fs.remove(&p) {
-                Ok(()) => {}
+                Ok(()) => removed = true,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(p, e)),
             }
         }
+    }
+    if removed {
+        fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
     }
     Ok(())
 }

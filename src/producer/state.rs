@@ -194,13 +194,14 @@ impl ProducerStateManager {
     }
 
     /// The log start offset moved to `start`: producers whose last data batch is below it
-    /// go, with their open transactions (Kafka's `truncateHead`), so the last stable offset
-    /// never waits on records that no longer exist.
+    /// go, with their open transactions (as Kafka's `truncateHead` did), so the last stable
+    /// offset never waits on records that no longer exist. Producers without retained
+    /// batches (an epoch bumped by a marker) stay: they still fence older epochs.
     pub(crate) fn truncate_head(&mut self, start: i64) {
         let gone: Vec<i64> = self
             .producers
             .values()
-            .filter(|e| e.last_data_offset() < start)
+            .filter(|e| e.last_batch().is_some_and(|b| b.last_offset < start))
             .map(|e| e.producer_id)
             .collect();
         for pid in gone {

@@ -159,7 +159,8 @@ pub(crate) fn rewrite(
     let path = txn_index_path(dir, base_offset);
     if entries.is_empty() {
         return match fs.remove(&path) {
-            Ok(()) => Ok(()),
+            // Durably: entries of aborts a truncation took away must not come back.
+            Ok(()) => fs.sync_dir(dir).map_err(|e| Error::io(dir, e)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(path, e)),
         };
