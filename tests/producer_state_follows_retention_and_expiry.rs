@@ -115,3 +115,30 @@ fn truncation_forgets_the_cut_batches_and_markers() {
     assert!(dup.duplicate);
     assert_eq!(dup.first_offset, 9);
 }
+
+#[test]
+fn an_epoch_bumped_by_a_marker_still_fences_after_the_log_start_moves() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let log = Log::open(dir.path(), config(&clock)).unwrap();
+    log.append(&batch(1, 0, 0, 2, true)).unwrap();
+    // The coordinator aborts with a bumped epoch: the producer's batches are forgotten.
+    log.write_txn_marker(1, 1, TxnResult::Abort, 0).unwrap();
+    for i in 0..3 {
+        log.append(&batch(2, 0, i, 1, false)).unwrap();
+    }
+    log.delete_records_before(4).unwrap();
+    let fenced = |log: &Log| {
+        matches!(
+            log.append(&batch(1, 0, 2, 1, true)),
+            Err(Error::InvalidProducerEpoch {
+                current_epoch: 1,
+                ..
+            })
+        )
+    };
+    assert!(fenced(&log));
+    log.close().unwrap();
+    let log = Log::open(dir.path(), config(&clock)).unwrap();
+    assert!(fenced(&log));
+}

@@ -561,3 +561,29 @@ fn snapshot_removed_after_a_crash_stays_removed() {
         Crash,
     ]);
 }
+
+/// Found by the model: DeleteRecords checkpointed a log start offset, a crash lost every
+/// unflushed batch below it, and records appended after were hidden again at the next
+/// reopen, which moved the start back up to the stale checkpoint.
+#[test]
+fn log_start_checkpoint_follows_a_crash_below_it() {
+    use Op::*;
+    let append = |pid, n| Append { pid, n, txn: false };
+    let marker = |pid| Marker { pid, commit: false };
+    run(vec![
+        marker(0),
+        marker(0),
+        marker(0),
+        append(0, 2),
+        Plain { n: 2 },
+        append(0, 1),
+        DeleteBefore { back: 3 },
+        Crash,
+        append(0, 1),
+        append(0, 1),
+        append(0, 1),
+        append(0, 1),
+        append(0, 1),
+        Reopen,
+    ]);
+}
