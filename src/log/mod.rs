@@ -21,6 +21,7 @@ mod flush;
 mod iter;
 mod open;
 mod read;
+mod retention;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use flush::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
 pub use read::{FetchData, FileSlice};
+pub use retention::{RetentionOutcome, RetentionRule, SegmentInfo};
 pub use verify::{
     list_segment_files, verify_partition, verify_partition_with, Finding, FindingKind,
     SegmentReader, VerifyProgress, VerifyReport,
@@ -372,22 +374,14 @@ impl Log {
         if offset <= w.log_start_offset {
             return Ok(());
         }
-        w.log_start_offset = offset;
-        self.write_log_start_checkpoint(offset)?;
-        let mut deleted = false;
-        while w.segments.len() > 1
-            && w.segments
-                .get(1)
-                .is_some_and(|next| next.base_offset() <= offset)
-        {
-            let seg = w.segments.remove(0);
-            seg.delete_files()?;
-            deleted = true;
-        }
-        if deleted {
-            self.sync_dir()?;
-        }
-        self.publish(&w);
+        // Segments whose successor starts at or below the new start hold nothing readable.
+        let below = w
+            .segments
+            .iter()
+            .skip(1)
+            .take_while(|next| next.base_offset() <= offset)
+            .count();
+        self.delete_prefix_locked(&mut w, below, offset)?;
         Ok(())
     }
 
