@@ -257,7 +257,9 @@ impl Log {
             // indexes mapped before the files go, they read on from the open handles.
             let _ = seg.indexes();
             bytes += seg.size();
-            seg.delete_files()?;
+            // Files the log no longer lists but could not remove: stop and let the next
+            // open clean up (the log start offset is already past them).
+            self.poison_on_io(seg.delete_files())?;
         }
         if count > 0 {
             self.sync_dir()?;
