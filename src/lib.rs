@@ -46,8 +46,8 @@ pub(crate) mod segment;
 pub use config::{CleanupPolicy, Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use log::{
-    AppendInfo, FetchData, FileSlice, Log, LogRecord, LogRecords, RecoveryInfo, RetentionOutcome,
-    RetentionRule, SegmentInfo,
+    AppendInfo, FetchData, FileSlice, ListOffsetsSpec, Log, LogRecord, LogRecords, RecoveryInfo,
+    RetentionOutcome, RetentionRule, SegmentInfo, TimestampAndOffset,
 };
 pub use record::{
     Attributes, Batch, BatchBuilder, BatchHeader, BatchMut, BatchOptions, Batches, Compression,

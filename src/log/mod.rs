@@ -22,6 +22,7 @@ mod iter;
 mod open;
 mod read;
 mod retention;
+mod timestamp;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
 pub use read::{FetchData, FileSlice};
 pub use retention::{RetentionOutcome, RetentionRule, SegmentInfo};
+pub use timestamp::{ListOffsetsSpec, TimestampAndOffset};
 pub use verify::{
     list_segment_files, verify_partition, verify_partition_with, Finding, FindingKind,
     SegmentReader, VerifyProgress, VerifyReport,
@@ -62,6 +64,9 @@ pub(crate) struct View {
     pub active_size: u64,
     /// Bumped by every truncation, so a reader can tell its positions may be stale.
     pub generation: u64,
+    /// Largest timestamps of the sealed segments, built by the first timestamp lookup and
+    /// shared by every view of the same segment list.
+    pub segment_times: timestamp::SegmentTimesCell,
 }
 
 impl View {
@@ -151,6 +156,7 @@ impl Log {
             log_end_offset: w.log_end_offset,
             active_size: w.segments.last().map_or(0, |s| s.size()),
             generation: w.generation,
+            segment_times: timestamp::new_segment_times(),
         };
         *self.view.write() = Arc::new(view);
     }
@@ -163,6 +169,7 @@ impl Log {
             log_end_offset: w.log_end_offset,
             active_size: w.segments.last().map_or(0, |s| s.size()),
             generation: w.generation,
+            segment_times: Arc::clone(&current.segment_times),
         };
         *self.view.write() = Arc::new(view);
     }
@@ -306,6 +313,7 @@ impl Log {
             log_end_offset: new_leo,
             active_size: position,
             generation: w.generation,
+            segment_times: timestamp::new_segment_times(),
         });
         // Trimmed first, the indexes reload as they are instead of being rebuilt by a scan.
         last.seal()?;
