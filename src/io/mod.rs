@@ -43,6 +43,13 @@ pub trait FileSystem: Send + Sync + std::fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Whether a file exists at `path`.
     fn exists(&self, path: &Path) -> bool;
+    /// When the file at `path` was last modified, in milliseconds since the Unix epoch;
+    /// `None` when the filesystem keeps no such time (retention then relies on record
+    /// timestamps alone).
+    fn modified_ms(&self, path: &Path) -> io::Result<Option<i64>> {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 /// An open file. All methods take `&self`: a file is shared between the one writer and any
