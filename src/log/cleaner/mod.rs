@@ -271,14 +271,20 @@ impl Cleaner {
                         BatchRetention::DeleteEmpty | BatchRetention::RetainEmpty
                     )
                 {
+                    // Whole batches only: the map then describes exactly the offsets up to
+                    // its latest offset, and the pass ends at a batch boundary.
+                    let count = usize::try_from(b.record_count()).unwrap_or(0);
+                    if !map.has_room_for(count) {
+                        full = true;
+                        done = true;
+                        return Ok(ControlFlow::Break(()));
+                    }
                     let records = b.records_in(&mut self.bufs.scratch, limits)?;
                     for r in records.iter() {
                         let r = r?;
                         if let Some(key) = r.key {
-                            if r.offset >= first_dirty && !map.put(map.hash(key), r.offset) {
-                                full = true;
-                                done = true;
-                                return Ok(ControlFlow::Break(()));
+                            if r.offset >= first_dirty {
+                                map.put(map.hash(key), r.offset);
                             }
                         }
                     }

@@ -16,8 +16,10 @@ use std::hash::{BuildHasher, Hasher};
 
 /// Bytes one slot takes.
 pub(crate) const SLOT_BYTES: usize = 24;
-/// Slots a fresh table starts with.
+/// Slots a fresh table starts with (fewer if the budget is smaller).
 const INITIAL_SLOTS: usize = 1 << 10;
+/// The smallest table.
+const MIN_SLOTS: usize = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slot {
@@ -59,12 +61,12 @@ impl OffsetMap {
     /// `load_factor` of its slots.
     pub(crate) fn new(budget_bytes: usize, load_factor: f64) -> Self {
         // A power of two, so a probe masks instead of dividing.
-        let slots = (budget_bytes / SLOT_BYTES).max(INITIAL_SLOTS);
+        let slots = (budget_bytes / SLOT_BYTES).max(MIN_SLOTS);
         let max_slots = 1usize << (usize::BITS - 1 - slots.leading_zeros());
         OffsetMap {
             slots: Vec::new(),
             max_slots,
-            load_factor: load_factor.clamp(0.1, 0.95),
+            load_factor: load_factor.clamp(0.05, 0.95),
             entries: 0,
             latest_offset: -1,
             hash_hi: RandomState::new(),
@@ -81,6 +83,11 @@ impl OffsetMap {
         }
         self.entries = 0;
         self.latest_offset = -1;
+    }
+
+    /// Room for `n` more keys, whatever they are.
+    pub(crate) fn has_room_for(&self, n: usize) -> bool {
+        self.entries.saturating_add(n) <= self.max_entries()
     }
 
     /// Keys held.
