@@ -94,7 +94,10 @@ fn check(log: &Log, m: &Model) {
     let present: BTreeMap<i64, (Option<Vec<u8>>, Option<Vec<u8>>)> =
         got.into_iter().map(|(o, k, v)| (o, (k, v))).collect();
     for (&o, (k, v)) in &present {
-        let a = m.history.get(&o).unwrap_or_else(|| panic!("offset {o} never appended"));
+        let a = m
+            .history
+            .get(&o)
+            .unwrap_or_else(|| panic!("offset {o} never appended"));
         assert_eq!(k, &a.key.map(|k| vec![k]), "key at {o}");
         assert_eq!(v, &a.value.map(|v| vec![v]), "value at {o}");
     }
@@ -102,19 +105,22 @@ fn check(log: &Log, m: &Model) {
     for (&o, a) in &m.history {
         let here = present.contains_key(&o);
         if o >= end {
-            assert!(here, "offset {o} at or above the cleaned point {end} must be kept");
+            assert!(
+                here,
+                "offset {o} at or above the cleaned point {end} must be kept"
+            );
             continue;
         }
         let Some(key) = a.key else {
             assert!(!here, "record without a key at {o} below {end} must go");
             continue;
         };
-        let superseded = m
-            .history
-            .range(o + 1..end)
-            .any(|(_, b)| b.key == Some(key));
+        let superseded = m.history.range(o + 1..end).any(|(_, b)| b.key == Some(key));
         if superseded {
-            assert!(!here, "offset {o} (key {key}) superseded below {end} must go");
+            assert!(
+                !here,
+                "offset {o} (key {key}) superseded below {end} must go"
+            );
             continue;
         }
         if a.value.is_some() {
@@ -151,10 +157,8 @@ fn run(ops: Vec<Op>) {
                     .collect();
                 let info = log.append_records(&owned, codec).unwrap();
                 for (i, (k, v)) in records.into_iter().enumerate() {
-                    m.history.insert(
-                        info.first_offset + i as i64,
-                        Appended { key: k, value: v },
-                    );
+                    m.history
+                        .insert(info.first_offset + i as i64, Appended { key: k, value: v });
                 }
             }
             Op::Roll => log.roll().unwrap(),
@@ -173,7 +177,12 @@ fn run(ops: Vec<Op>) {
                 let before = log.cleanable(upper, now).unwrap();
                 let stats = cleaner.clean(&log, upper, now).unwrap();
                 assert!(!stats.aborted);
-                assert!(stats.end_offset <= before.first_uncleanable_offset.max(stats.first_dirty_offset));
+                assert!(
+                    stats.end_offset
+                        <= before
+                            .first_uncleanable_offset
+                            .max(stats.first_dirty_offset)
+                );
                 assert!(stats.records_written <= stats.records_read);
                 for o in m.cleaned_upto..stats.end_offset {
                     m.first_cover.entry(o).or_insert(now);
@@ -196,7 +205,7 @@ fn run(ops: Vec<Op>) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(32),
         max_shrink_iters: 2_000,
         ..ProptestConfig::default()
     })]

@@ -20,8 +20,9 @@
 //!    (null values) stay until `delete.retention.ms` after the cleaner first keeps them:
 //!    that first time it stamps the batch's delete horizon (attribute bit 6, base timestamp,
 //!    KIP-534), and a later pass past the horizon removes them.
-//! 4. **Swap.** Each cleaned segment replaces its group through `.swap` files
-//!    ([`swap`]); readers holding an older view go on reading the old segments' open files.
+//! 4. **Swap.** The cleaned segments replace their groups through `.swap` files, all in
+//!    one commit ([`swap`]): a crash leaves the log as it was before the pass or after it.
+//!    Readers holding an older view go on reading the old segments' open files.
 //! 5. **Checkpoint** the new first dirty offset.
 //!
 //! Producer state (transactions, idempotence) plugs in through [`CompactionHooks`]: Kafka
@@ -205,8 +206,11 @@ impl Cleaner {
             .take_while(|s| s.base_offset() < end)
             .cloned()
             .collect();
+        // Every group is cleaned before any is swapped in, so the whole pass commits at
+        // once (see `swap`): a crash leaves the log before the pass or after it.
+        let mut replacements: Vec<(Segment, Vec<Arc<Segment>>)> = Vec::new();
         for group in group_segments_by_size(log, &to_clean, first_uncleanable)? {
-            let Some(cleaned) = clean::clean_group(
+            let cleaned = clean::clean_group(
                 &log.fs,
                 &log.dir,
                 Log::index_config(&log.config),
@@ -214,18 +218,29 @@ impl Cleaner {
                 &ctx,
                 &mut self.bufs,
                 &mut stats,
-            )?
-            else {
-                continue;
-            };
-            stats.bytes_written += cleaned.size();
-            if !log.swap_in(cleaned, &group)? {
-                stats.aborted = true;
-                stats.duration = started.elapsed();
-                return Ok(stats);
+            );
+            match cleaned {
+                Ok(Some(cleaned)) => {
+                    stats.bytes_written += cleaned.size();
+                    stats.segments_before += group.len();
+                    stats.segments_after += 1;
+                    replacements.push((cleaned, group));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    for (cleaned, _) in &replacements {
+                        let _ = cleaned.delete_files();
+                    }
+                    return Err(e);
+                }
             }
-            stats.segments_before += group.len();
-            stats.segments_after += 1;
+        }
+        if !log.swap_in(replacements)? {
+            stats.aborted = true;
+            stats.segments_before = 0;
+            stats.segments_after = 0;
+            stats.duration = started.elapsed();
+            return Ok(stats);
         }
         log.poison_on_io(checkpoint::write(&*log.fs, &log.dir, end))?;
         stats.end_offset = end;
@@ -437,34 +452,48 @@ impl Log {
         }
     }
 
-    /// Replaces `old` (adjacent sealed segments) with `cleaned`, on disk and in the view.
-    /// False, with the cleaned files removed, when `old` is no longer in the log (a
-    /// truncation or deletion ran meanwhile).
-    fn swap_in(&self, cleaned: Segment, old: &[Arc<Segment>]) -> Result<bool> {
+    /// Replaces each group of adjacent sealed segments with its cleaned segment, on disk
+    /// (all at once) and in the view. False, with the cleaned files removed, when a group is
+    /// no longer in the log (a truncation or deletion ran meanwhile).
+    fn swap_in(&self, replacements: Vec<(Segment, Vec<Arc<Segment>>)>) -> Result<bool> {
+        if replacements.is_empty() {
+            return Ok(true);
+        }
         let mut w = self.lock_open()?;
-        let at = old
-            .first()
-            .and_then(|first| w.segments.iter().position(|s| Arc::ptr_eq(s, first)));
-        let in_place = at.is_some_and(|at| {
-            at + old.len() < w.segments.len()
-                && old.iter().enumerate().all(|(i, s)| {
-                    w.segments
-                        .get(at + i)
-                        .is_some_and(|cur| Arc::ptr_eq(cur, s))
-                })
-        });
-        let (Some(at), true) = (at, in_place) else {
-            drop(w);
-            cleaned.delete_files()?;
-            return Ok(false);
-        };
-        let base = cleaned.base_offset();
-        drop(cleaned);
-        self.poison_on_io(swap::commit(&*self.fs, &self.dir, base))?;
-        self.poison_on_io(swap::finish(&*self.fs, &self.dir, base, old))?;
-        let seg = Segment::open(&self.fs, &self.dir, base, Log::index_config(&self.config));
-        let seg = self.poison_on_io(seg)?;
-        w.segments.splice(at..at + old.len(), [Arc::new(seg)]);
+        let mut positions = Vec::with_capacity(replacements.len());
+        for (_, old) in &replacements {
+            let at = old
+                .first()
+                .and_then(|first| w.segments.iter().position(|s| Arc::ptr_eq(s, first)));
+            let in_place = at.filter(|&at| {
+                at + old.len() < w.segments.len()
+                    && old.iter().enumerate().all(|(i, s)| {
+                        w.segments
+                            .get(at + i)
+                            .is_some_and(|cur| Arc::ptr_eq(cur, s))
+                    })
+            });
+            match in_place {
+                Some(at) => positions.push(at),
+                None => {
+                    drop(w);
+                    for (cleaned, _) in &replacements {
+                        cleaned.delete_files()?;
+                    }
+                    return Ok(false);
+                }
+            }
+        }
+        let bases: Vec<i64> = replacements.iter().map(|(c, _)| c.base_offset()).collect();
+        let olds: Vec<Vec<Arc<Segment>>> = replacements.into_iter().map(|(_, old)| old).collect();
+        self.poison_on_io(swap::commit(&*self.fs, &self.dir, &bases))?;
+        self.poison_on_io(swap::finish(&*self.fs, &self.dir, &bases, &olds))?;
+        // Spliced from the last group back, so earlier positions stay valid.
+        for ((&base, old), &at) in bases.iter().zip(&olds).zip(&positions).rev() {
+            let seg = Segment::open(&self.fs, &self.dir, base, Log::index_config(&self.config));
+            let seg = self.poison_on_io(seg)?;
+            w.segments.splice(at..at + old.len(), [Arc::new(seg)]);
+        }
         w.generation += 1;
         self.publish(&w);
         Ok(true)
