@@ -75,15 +75,17 @@ fn config() -> LogConfig {
     }
 }
 
+/// A record's key and value as read back.
+type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 fn check(log: &Log, m: &Model) {
-    let got: Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>)> = log
+    let got: Vec<(i64, KeyValue)> = log
         .records_from(log.log_start_offset())
         .map(|r| {
             let r = r.unwrap();
             (
                 r.offset(),
-                r.key().map(<[u8]>::to_vec),
-                r.value().map(<[u8]>::to_vec),
+                (r.key().map(<[u8]>::to_vec), r.value().map(<[u8]>::to_vec)),
             )
         })
         .collect();
@@ -91,8 +93,7 @@ fn check(log: &Log, m: &Model) {
         got.windows(2).all(|w| w[0].0 < w[1].0),
         "offsets increase: {got:?}"
     );
-    let present: BTreeMap<i64, (Option<Vec<u8>>, Option<Vec<u8>>)> =
-        got.into_iter().map(|(o, k, v)| (o, (k, v))).collect();
+    let present: BTreeMap<i64, KeyValue> = got.into_iter().collect();
     for (&o, (k, v)) in &present {
         let a = m
             .history

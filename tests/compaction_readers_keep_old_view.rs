@@ -23,7 +23,11 @@ fn reads_begun_before_a_pass_finish_on_the_old_or_new_segments() {
         let value = format!("v{i}");
         let info = log
             .append_records(
-                &[OwnedRecord::new(i64::from(i), Some(key.as_bytes()), Some(value.as_bytes()))],
+                &[OwnedRecord::new(
+                    i64::from(i),
+                    Some(key.as_bytes()),
+                    Some(value.as_bytes()),
+                )],
                 Compression::None,
             )
             .unwrap();
@@ -57,9 +61,6 @@ fn reads_begun_before_a_pass_finish_on_the_old_or_new_segments() {
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
     assert_eq!(seen.last(), Some(&299));
     // A new read sees only the compacted log: the last value of each key.
-    let now: Vec<i64> = log
-        .records_from(0)
-        .map(|r| r.unwrap().offset())
-        .collect();
+    let now: Vec<i64> = log.records_from(0).map(|r| r.unwrap().offset()).collect();
     assert_eq!(now, (290..300).collect::<Vec<_>>());
 }

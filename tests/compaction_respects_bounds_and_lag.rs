@@ -58,7 +58,10 @@ fn passes_stay_below_bound_lag_and_active_segment() {
     // The caller's bound below that wins: nothing at or above offset 5 is touched.
     let stats = log.compact(5, T0 + 1_200).unwrap();
     assert_eq!(stats.end_offset, 5);
-    assert_eq!(offsets(&log), [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]);
+    assert_eq!(
+        offsets(&log),
+        [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20]
+    );
 
     let stats = log.compact(i64::MAX, T0 + 1_200).unwrap();
     assert_eq!((stats.first_dirty_offset, stats.end_offset), (5, 10));
@@ -67,10 +70,16 @@ fn passes_stay_below_bound_lag_and_active_segment() {
     // Reopened, the pass resumes from the checkpoint, in Kafka's format.
     log.close().unwrap();
     let text = std::fs::read_to_string(dir.path().join(CLEANER_OFFSET_CHECKPOINT)).unwrap();
-    assert!(text.starts_with("0\n1\n") && text.ends_with(" 10\n"), "{text:?}");
+    assert!(
+        text.starts_with("0\n1\n") && text.ends_with(" 10\n"),
+        "{text:?}"
+    );
     let log = Log::open(dir.path(), config()).unwrap();
     let info = log.cleanable(i64::MAX, T0 + 5_000).unwrap();
-    assert_eq!((info.first_dirty_offset, info.first_uncleanable_offset), (10, 20));
+    assert_eq!(
+        (info.first_dirty_offset, info.first_uncleanable_offset),
+        (10, 20)
+    );
     assert!(!info.lag_due);
     assert!(log.cleanable(i64::MAX, T0 + 20_000).unwrap().lag_due);
 

@@ -52,6 +52,7 @@ pub(super) struct Buffers {
     pub read: Vec<u8>,
     pub scratch: Vec<u8>,
     pub out: Vec<u8>,
+    pub write: Vec<u8>,
 }
 
 /// Calls `f` with every batch of a sealed segment, in order, reading it in large chunks.
@@ -139,6 +140,42 @@ pub(super) fn clean_group(
     }
 }
 
+/// Batches on their way to the cleaned segment, written a large run at a time.
+struct Output<'s> {
+    seg: &'s Segment,
+    bytes: Vec<u8>,
+    batches: Vec<BatchPos>,
+}
+
+/// Bytes gathered before a write.
+const WRITE_RUN: usize = 1 << 20;
+
+impl Output<'_> {
+    fn push(&mut self, bytes: &[u8], batch: &Batch<'_>) -> Result<()> {
+        self.batches.push(BatchPos {
+            position: 0,
+            size: bytes.len() as u64,
+            base_offset: batch.base_offset(),
+            last_offset: batch.last_offset(),
+            max_timestamp: Batch::new(bytes).map_or(batch.max_timestamp(), |b| b.max_timestamp()),
+        });
+        self.bytes.extend_from_slice(bytes);
+        if self.bytes.len() >= WRITE_RUN {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.batches.is_empty() {
+            self.seg.append_batches(&[&self.bytes], &self.batches)?;
+        }
+        self.bytes.clear();
+        self.batches.clear();
+        Ok(())
+    }
+}
+
 /// Writes the group's surviving batches to `out`; false when the group had no batch.
 fn fill(
     out: &Segment,
@@ -151,7 +188,13 @@ fn fill(
         read,
         scratch,
         out: built,
+        write,
     } = bufs;
+    let mut output = Output {
+        seg: out,
+        bytes: std::mem::take(write),
+        batches: Vec::new(),
+    };
     // The header of the last batch read, when it was dropped: the group must still end
     // where it ended (see `empty_batch`).
     let mut dropped_last: Option<[u8; BATCH_HEADER_SIZE]> = None;
@@ -162,11 +205,11 @@ fn fill(
             stats.bytes_read += b.size_in_bytes() as u64;
             match filter_batch(b, ctx, scratch, built, stats)? {
                 Filtered::Unchanged => {
-                    append(out, b.as_bytes(), b)?;
+                    output.push(b.as_bytes(), b)?;
                     dropped_last = None;
                 }
                 Filtered::Rebuilt => {
-                    append(out, built, b)?;
+                    output.push(built, b)?;
                     dropped_last = None;
                 }
                 Filtered::Dropped => {
@@ -183,20 +226,11 @@ fn fill(
     if let Some(header) = dropped_last {
         let empty = empty_batch(&header);
         let b = Batch::new(&empty)?;
-        append(out, &empty, &b)?;
+        output.push(&empty, &b)?;
     }
+    output.flush()?;
+    *write = output.bytes;
     Ok(any)
-}
-
-fn append(out: &Segment, bytes: &[u8], batch: &Batch<'_>) -> Result<()> {
-    let pos = BatchPos {
-        position: 0,
-        size: bytes.len() as u64,
-        base_offset: batch.base_offset(),
-        last_offset: batch.last_offset(),
-        max_timestamp: Batch::new(bytes).map_or(batch.max_timestamp(), |b| b.max_timestamp()),
-    };
-    out.append(&[bytes], &pos)
 }
 
 enum Filtered {

@@ -178,6 +178,7 @@ impl Cleaner {
             &limits,
             &mut stats,
         )?;
+        stats.map_duration = started.elapsed();
         stats.keys = self.map.len();
         stats.map_bytes = self.map.allocated_bytes();
         let latest = self.map.latest_offset();
@@ -235,6 +236,7 @@ impl Cleaner {
                 }
             }
         }
+        let swap_started = Instant::now();
         if !log.swap_in(replacements)? {
             stats.aborted = true;
             stats.segments_before = 0;
@@ -243,6 +245,7 @@ impl Cleaner {
             return Ok(stats);
         }
         log.poison_on_io(checkpoint::write(&*log.fs, &log.dir, end))?;
+        stats.swap_duration = swap_started.elapsed();
         stats.end_offset = end;
         stats.complete = !full && end >= first_uncleanable;
         stats.duration = started.elapsed();

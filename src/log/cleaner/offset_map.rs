@@ -3,16 +3,19 @@
 //! Kafka's `SkimpyOffsetMap` in spirit: keys are never stored, only a 128-bit hash of each,
 //! in a fixed-budget open-addressing table (linear probing), so memory is bounded by the
 //! configured bytes whatever the keys' sizes. Each slot is 24 bytes (two hash words and an
-//! offset). Two distinct keys could share a hash and one of them lose records; with 128
-//! bits from two independently keyed SipHash instances (keys drawn at random per map, so no
-//! producer can aim at a collision) that chance is negligible, as Kafka accepts with MD5.
+//! offset). Two distinct keys could share a hash and one of them lose records; Kafka accepts
+//! that with MD5. Here the 128 bits come from two independent multiply-fold hash chains
+//! (the construction of foldhash and wyhash) whose seeds are drawn at random for each map,
+//! so no producer can aim at a collision and a chance one needs both 64-bit halves to
+//! collide. It is several times faster than SipHash, and the cleaner hashes every record
+//! twice.
 //!
 //! Unlike Kafka's, the table starts small and doubles (the hashes are kept, so nothing is
 //! rehashed from keys) up to the budget: a log with few keys does not pay for clearing the
 //! whole buffer.
 
 use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 
 /// Bytes one slot takes.
 pub(crate) const SLOT_BYTES: usize = 24;
@@ -52,9 +55,22 @@ pub(crate) struct OffsetMap {
     entries: usize,
     /// The last offset of the last batch added (Kafka's `latestOffset`); -1 when none.
     latest_offset: i64,
-    hash_hi: RandomState,
-    hash_lo: RandomState,
+    /// Seeds of the two hash chains.
+    seeds: [u64; 4],
 }
+
+/// Multiplies and folds the 128-bit product: the mixing step of foldhash and wyhash.
+#[inline(always)]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a).wrapping_mul(u128::from(b));
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Odd constants (digits of pi), so a zero seed still mixes.
+const K0: u64 = 0x243f_6a88_85a3_08d3;
+const K1: u64 = 0x1319_8a2e_0370_7344;
+const K2: u64 = 0xa409_3822_299f_31d0;
+const K3: u64 = 0x082e_fa98_ec4e_6c89;
 
 impl OffsetMap {
     /// A map using at most `budget_bytes` (at least one initial table), filled to at most
@@ -69,8 +85,7 @@ impl OffsetMap {
             load_factor: load_factor.clamp(0.05, 0.95),
             entries: 0,
             latest_offset: -1,
-            hash_hi: RandomState::new(),
-            hash_lo: RandomState::new(),
+            seeds: std::array::from_fn(|i| RandomState::new().hash_one(i)),
         }
     }
 
@@ -113,14 +128,35 @@ impl OffsetMap {
         self.latest_offset = offset;
     }
 
-    /// The key's hash.
+    /// The key's hash: two seeded multiply-fold chains over its 8-byte words.
+    #[inline]
     pub(crate) fn hash(&self, key: &[u8]) -> KeyHash {
-        let mut h = self.hash_hi.build_hasher();
-        h.write(key);
-        let hi = h.finish();
-        let mut h = self.hash_lo.build_hasher();
-        h.write(key);
-        KeyHash { hi, lo: h.finish() }
+        let [s0, s1, s2, s3] = self.seeds;
+        let len = key.len() as u64;
+        let mut hi = s0 ^ len.wrapping_mul(K0);
+        let mut lo = s1 ^ len.wrapping_mul(K1);
+        let mut words = key.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            let w = u64::from_le_bytes(b);
+            hi = fold_mul(hi ^ w, K2 ^ s2);
+            lo = fold_mul(lo ^ w.rotate_left(29), K3 ^ s3);
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            if let Some(dst) = b.get_mut(..rest.len()) {
+                dst.copy_from_slice(rest);
+            }
+            let w = u64::from_le_bytes(b);
+            hi = fold_mul(hi ^ w, K2 ^ s2);
+            lo = fold_mul(lo ^ w.rotate_left(29), K3 ^ s3);
+        }
+        KeyHash {
+            hi: fold_mul(hi, K1 ^ s3),
+            lo: fold_mul(lo, K0 ^ s2),
+        }
     }
 
     fn probe(&self, hash: KeyHash) -> usize {
@@ -142,7 +178,7 @@ impl OffsetMap {
         if self.slots.is_empty() {
             self.clear();
         }
-        let i = self.probe(hash);
+        let mut i = self.probe(hash);
         if let Some(s) = self.slots.get_mut(i) {
             if s.offset >= 0 {
                 s.offset = offset;
@@ -154,8 +190,8 @@ impl OffsetMap {
         }
         if (self.entries + 1) as f64 > self.slots.len() as f64 * self.load_factor {
             self.grow();
+            i = self.probe(hash);
         }
-        let i = self.probe(hash);
         match self.slots.get_mut(i) {
             Some(s) => {
                 *s = Slot {

@@ -37,6 +37,10 @@ pub struct CleanerStats {
     pub map_bytes: usize,
     /// Wall time of the whole pass.
     pub duration: Duration,
+    /// Of which building the key map (Kafka's "buffer time").
+    pub map_duration: Duration,
+    /// Of which swapping in and checkpointing (renames, removals, directory fsyncs).
+    pub swap_duration: Duration,
     /// Set when a truncation or deletion changed the segments being cleaned while the pass
     /// ran: nothing was swapped in, and the next pass starts again.
     pub aborted: bool,
