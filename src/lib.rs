@@ -42,9 +42,11 @@ pub mod io;
 pub mod log;
 pub mod record;
 pub(crate) mod segment;
+pub mod storage;
 
 pub use config::{Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use storage::{Storage, StorageConfig, TopicConfig};
 pub use log::{AppendInfo, FetchData, FileSlice, Log, LogRecord, LogRecords, RecoveryInfo};
 pub use record::{
     Attributes, Batch, BatchBuilder, BatchHeader, BatchMut, BatchOptions, Batches, Compression,

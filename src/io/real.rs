@@ -65,6 +65,10 @@ impl FileSystem for RealFs {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir(path)
+    }
 }
 
 #[derive(Debug)]

@@ -1,0 +1,344 @@
+//! Maintenance of every partition: retention (and, once it lands, compaction), flush.ms.
+//!
+//! Open logs are maintained directly. A closed log carries the [`Summary`] taken when it was
+//! closed; from it maintenance decides without opening anything whether retention could
+//! delete a segment, so a pass over thousands of idle partitions touches no file.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use super::config::TopicSettings;
+use super::Storage;
+use crate::error::{Error, Result};
+use crate::log::Log;
+use crate::record::NO_TIMESTAMP;
+
+/// What a closed partition looked like when it was closed: enough to decide whether
+/// retention has anything to do without opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub size_bytes: u64,
+    pub segments: u32,
+    /// Bytes of the first segment.
+    pub first_segment_bytes: u64,
+    /// Largest timestamp of the first segment, when it is not the active one.
+    pub first_segment_max_timestamp: i64,
+    /// Base offset of the second segment (`i64::MAX` with a single segment).
+    pub second_segment_base: i64,
+}
+
+impl Summary {
+    /// Summarises an open log (the caller is about to close it, so nothing changes it).
+    pub(crate) fn of(log: &Log) -> Result<Summary> {
+        let view = log.view();
+        let segments = &view.segments;
+        let size_bytes = (0..segments.len()).map(|i| view.readable_size(i)).sum();
+        let (first_max_ts, second_base) = match (segments.first(), segments.get(1)) {
+            (Some(first), Some(second)) => (first.max_timestamp()?, second.base_offset()),
+            _ => (NO_TIMESTAMP, i64::MAX),
+        };
+        Ok(Summary {
+            log_start_offset: view.log_start_offset,
+            log_end_offset: view.log_end_offset,
+            size_bytes,
+            segments: u32::try_from(segments.len()).unwrap_or(u32::MAX),
+            first_segment_bytes: view.readable_size(0),
+            first_segment_max_timestamp: first_max_ts,
+            second_segment_base: second_base,
+        })
+    }
+
+    /// Whether retention would delete the first segment now (see [`segment_breached`]).
+    pub(crate) fn retention_due(&self, settings: &TopicSettings, now_ms: i64) -> bool {
+        self.segments > 1
+            && segment_breached(
+                settings,
+                now_ms,
+                SegmentFacts {
+                    next_base: self.second_segment_base,
+                    log_start_offset: self.log_start_offset,
+                    bytes: self.first_segment_bytes,
+                    max_timestamp: self.first_segment_max_timestamp,
+                    remaining_bytes: self.size_bytes,
+                },
+            )
+    }
+
+    /// The summary's fields as one line of the summaries file.
+    pub(crate) fn to_line(self) -> String {
+        format!(
+            "{} {} {} {} {} {} {}",
+            self.log_start_offset,
+            self.log_end_offset,
+            self.size_bytes,
+            self.segments,
+            self.first_segment_bytes,
+            self.first_segment_max_timestamp,
+            self.second_segment_base
+        )
+    }
+
+    /// Parses [`Summary::to_line`]'s output.
+    pub(crate) fn from_line(line: &str) -> Option<Summary> {
+        let mut f = line.split(' ');
+        let mut next = || f.next();
+        Some(Summary {
+            log_start_offset: next()?.parse().ok()?,
+            log_end_offset: next()?.parse().ok()?,
+            size_bytes: next()?.parse().ok()?,
+            segments: next()?.parse().ok()?,
+            first_segment_bytes: next()?.parse().ok()?,
+            first_segment_max_timestamp: next()?.parse().ok()?,
+            second_segment_base: next()?.parse().ok()?,
+        })
+    }
+}
+
+/// What retention looks at for one sealed segment.
+#[derive(Debug, Clone, Copy)]
+struct SegmentFacts {
+    next_base: i64,
+    log_start_offset: i64,
+    bytes: u64,
+    max_timestamp: i64,
+    /// Bytes of the log from this segment on.
+    remaining_bytes: u64,
+}
+
+/// Kafka's three reasons to delete a sealed segment: it lies wholly below the log start
+/// offset; its largest timestamp is more than `retention.ms` old; or the log stays at least
+/// `retention.bytes` without it.
+fn segment_breached(settings: &TopicSettings, now_ms: i64, s: SegmentFacts) -> bool {
+    let by_start = s.next_base <= s.log_start_offset;
+    let by_time = settings.retention_ms.is_some_and(|r| {
+        s.max_timestamp != NO_TIMESTAMP && now_ms.saturating_sub(s.max_timestamp) > r
+    });
+    let by_size = settings
+        .retention_bytes
+        .is_some_and(|r| s.remaining_bytes.saturating_sub(r) >= s.bytes);
+    by_start || by_time || by_size
+}
+
+/// What retention did to one log.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RetentionDone {
+    pub segments: usize,
+    pub bytes: u64,
+}
+
+/// Deletes the sealed segments retention has breached, oldest first, stopping at the first
+/// it keeps; the active segment is never deleted.
+///
+/// The retention engineer's `Log::delete_retention_breached` replaces this once it lands.
+pub(crate) fn apply_retention(
+    log: &Log,
+    settings: &TopicSettings,
+    now_ms: i64,
+) -> Result<RetentionDone> {
+    let mut done = RetentionDone::default();
+    if !settings.cleanup_policy.deletes() {
+        return Ok(done);
+    }
+    let view = log.view();
+    let mut remaining: u64 = (0..view.segments.len())
+        .map(|i| view.readable_size(i))
+        .sum();
+    let mut delete_before = None;
+    for (i, pair) in view.segments.windows(2).enumerate() {
+        let [seg, next] = pair else { break };
+        let bytes = view.readable_size(i);
+        let facts = SegmentFacts {
+            next_base: next.base_offset(),
+            log_start_offset: view.log_start_offset,
+            bytes,
+            max_timestamp: seg.max_timestamp()?,
+            remaining_bytes: remaining,
+        };
+        if !segment_breached(settings, now_ms, facts) {
+            break;
+        }
+        remaining -= bytes;
+        done.segments += 1;
+        done.bytes += bytes;
+        delete_before = Some(next.base_offset());
+    }
+    if let Some(offset) = delete_before {
+        if offset > view.log_start_offset {
+            log.delete_records_before(offset)?;
+        }
+    }
+    Ok(done)
+}
+
+/// What one [`Storage::maintain`] pass did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct MaintenanceReport {
+    /// Partitions looked at.
+    pub partitions: usize,
+    /// Partitions that were open when the pass began.
+    pub open: usize,
+    /// Closed partitions the pass had to open (their summaries said retention was due, or
+    /// they had no summary yet).
+    pub opened: usize,
+    /// Segments deleted by retention.
+    pub segments_deleted: usize,
+    /// Bytes of the segments deleted.
+    pub bytes_deleted: u64,
+    /// Partitions whose maintenance failed, with the error; the pass goes on past them.
+    pub failures: Vec<(String, u32, Error)>,
+}
+
+impl Storage {
+    /// One maintenance pass at time `now_ms` over every partition: retention for topics whose
+    /// `cleanup.policy` includes delete, and [`Log::tick`] (flush.ms) for open logs.
+    ///
+    /// A closed partition is opened only when the summary cached at its close says retention
+    /// would delete a segment (or when it has no summary yet: never opened since the storage
+    /// opened, after an unclean shutdown); a partition opened here is closed again after.
+    /// One partition's failure is reported in [`MaintenanceReport::failures`], not returned.
+    pub fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport> {
+        let mut report = MaintenanceReport::default();
+        let mut inner = self.lock()?;
+        let mut to_open = Vec::new();
+        for (name, topic) in &inner.topics {
+            let deletes = topic.settings.cleanup_policy.deletes();
+            for (p, part) in topic.partitions.iter().enumerate() {
+                report.partitions += 1;
+                let p = u32::try_from(p).unwrap_or(u32::MAX);
+                if let Some(log) = &part.log {
+                    report.open += 1;
+                    let r = log
+                        .tick(now_ms)
+                        .and_then(|()| apply_retention(log, &topic.settings, now_ms));
+                    match r {
+                        Ok(done) => {
+                            report.segments_deleted += done.segments;
+                            report.bytes_deleted += done.bytes;
+                        }
+                        Err(e) => report.failures.push((name.clone(), p, e)),
+                    }
+                } else if deletes
+                    && part
+                        .summary
+                        .is_none_or(|s| s.retention_due(&topic.settings, now_ms))
+                {
+                    to_open.push((name.clone(), p));
+                }
+            }
+        }
+        for (name, p) in to_open {
+            report.opened += 1;
+            let settings = inner.topics.get(&name).map(|t| t.settings.clone());
+            let r = self
+                .open_locked(&mut inner, &name, p)
+                .and_then(|log| {
+                    let done = match &settings {
+                        Some(settings) => apply_retention(&log, settings, now_ms),
+                        None => Ok(RetentionDone::default()),
+                    };
+                    drop(log);
+                    let closed = self.close_partition_locked(&mut inner, &name, p);
+                    let done = done?;
+                    closed.map(|()| done)
+                });
+            match r {
+                Ok(done) => {
+                    report.segments_deleted += done.segments;
+                    report.bytes_deleted += done.bytes;
+                }
+                Err(e) => report.failures.push((name, p, e)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Starts a thread that calls [`Storage::maintain`] every `interval`, with the time from
+    /// the storage's log clock, until the handle is stopped or dropped.
+    pub fn spawn_maintenance(storage: Arc<Storage>, interval: Duration) -> MaintenanceHandle {
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let thread = thread::spawn(move || -> Result<()> {
+            let mut first_error = None;
+            loop {
+                match stop_rx.recv_timeout(interval) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        let now = storage.config.log.clock.now_ms();
+                        match storage.maintain(now) {
+                            Ok(report) => {
+                                if first_error.is_none() {
+                                    first_error =
+                                        report.failures.into_iter().next().map(|(_, _, e)| e);
+                                }
+                            }
+                            Err(Error::StorageClosed { .. }) => break,
+                            Err(e) => {
+                                first_error.get_or_insert(e);
+                            }
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        });
+        MaintenanceHandle {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+/// A background maintenance thread; dropping it stops the thread.
+#[derive(Debug)]
+pub struct MaintenanceHandle {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<Result<()>>>,
+}
+
+impl MaintenanceHandle {
+    /// Stops the thread (waiting for a pass under way) and returns the first error a pass
+    /// met, if any.
+    pub fn stop(mut self) -> Result<()> {
+        self.stop.take();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::InvalidArgument(
+                "maintenance thread panicked".into(),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for MaintenanceHandle {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_round_trips() {
+        let s = Summary {
+            log_start_offset: 3,
+            log_end_offset: 99,
+            size_bytes: 12345,
+            segments: 4,
+            first_segment_bytes: 1000,
+            first_segment_max_timestamp: -1,
+            second_segment_base: 40,
+        };
+        assert_eq!(Summary::from_line(&s.to_line()), Some(s));
+        assert_eq!(Summary::from_line("1 2 3"), None);
+    }
+}
