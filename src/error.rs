@@ -287,7 +287,9 @@ pub enum Error {
 
     /// A partition count that is zero, too large, or (when adding partitions) not above the
     /// current one.
-    #[error("topic {topic}: invalid partition count {requested} (current {current}, at most {max})")]
+    #[error(
+        "topic {topic}: invalid partition count {requested} (current {current}, at most {max})"
+    )]
     InvalidPartitionCount {
         /// The topic.
         topic: String,

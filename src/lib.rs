@@ -46,13 +46,13 @@ pub mod storage;
 
 pub use config::{Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};
-pub use storage::{Storage, StorageConfig, TopicConfig};
 pub use log::{AppendInfo, FetchData, FileSlice, Log, LogRecord, LogRecords, RecoveryInfo};
 pub use record::{
     Attributes, Batch, BatchBuilder, BatchHeader, BatchMut, BatchOptions, Batches, Compression,
     ControlRecord, ControlRecordType, DecodeLimits, EndTxnMarker, Header, OwnedRecord, Record,
     Records, TimestampType,
 };
+pub use storage::{Storage, StorageConfig, TopicConfig};
 
 /// The README's code examples, compiled and run as doctests.
 #[cfg(doctest)]

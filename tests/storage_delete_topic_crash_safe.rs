@@ -53,10 +53,7 @@ impl PowerCut {
     /// The filesystem as it comes back after the cut (or after a crash now, if the budget
     /// was never spent).
     fn recover(&self) -> SimFs {
-        self.after
-            .lock()
-            .take()
-            .unwrap_or_else(|| self.fs.crash())
+        self.after.lock().take().unwrap_or_else(|| self.fs.crash())
     }
 }
 
@@ -207,7 +204,10 @@ fn power_cut_at_every_step_of_a_deletion_leaves_all_or_nothing() {
         for seed in 0..4 {
             let (fs, ok) = delete_with_cut(seed, Some(cut));
             let survived = check_after_crash(fs);
-            assert!(!(ok && survived), "cut {cut}: deletion reported done, topic back");
+            assert!(
+                !(ok && survived),
+                "cut {cut}: deletion reported done, topic back"
+            );
             if survived {
                 kept += 1;
             } else {

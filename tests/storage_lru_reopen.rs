@@ -11,7 +11,8 @@ use streamlog::Error;
 
 /// Whether a partition's log is closed cleanly on disk (marker present).
 fn cleanly_closed(data: &Path, topic: &str, p: u32) -> bool {
-    data.join(format!("{topic}-{p}/.kafka_cleanshutdown")).exists()
+    data.join(format!("{topic}-{p}/.kafka_cleanshutdown"))
+        .exists()
 }
 
 #[test]
@@ -101,10 +102,7 @@ fn held_logs_are_never_closed_and_a_full_budget_of_held_logs_is_an_error() {
 
     // Closing the storage closes held logs too.
     storage.close().unwrap();
-    assert!(matches!(
-        append_result(&held),
-        Err(Error::LogClosed { .. })
-    ));
+    assert!(matches!(append_result(&held), Err(Error::LogClosed { .. })));
     assert!(matches!(
         storage.partition("t", 0),
         Err(Error::StorageClosed { .. })

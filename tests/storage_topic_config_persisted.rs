@@ -40,7 +40,9 @@ fn overrides_survive_reopen_and_reach_the_logs() {
         storage
             .create_topic("keyed", 2, TopicConfig::from_map(&all).unwrap())
             .unwrap();
-        storage.create_topic("plain", 1, TopicConfig::new()).unwrap();
+        storage
+            .create_topic("plain", 1, TopicConfig::new())
+            .unwrap();
         storage.close().unwrap();
     }
     let storage = open(dir.path(), config(64));
@@ -70,7 +72,11 @@ fn overrides_survive_reopen_and_reach_the_logs() {
     assert_eq!(d.cleanup_policy, TopicCleanupPolicy::Delete);
     assert_eq!(d.compression_type, CompressionType::Producer);
     assert_eq!(
-        storage.partition("plain", 0).unwrap().config().segment_bytes,
+        storage
+            .partition("plain", 0)
+            .unwrap()
+            .config()
+            .segment_bytes,
         4096
     );
 }
@@ -103,7 +109,9 @@ fn bad_values_are_typed_errors_naming_the_key() {
         config.set("retention.ms", "5").unwrap();
         let before = config.clone();
         match config.set(key, value) {
-            Err(Error::InvalidTopicConfig { key: k, value: v, .. }) => {
+            Err(Error::InvalidTopicConfig {
+                key: k, value: v, ..
+            }) => {
                 assert_eq!((k.as_str(), v.as_str()), (key, value));
             }
             other => panic!("{key}={value}: {other:?}"),
@@ -163,12 +171,18 @@ fn altered_config_is_persisted_and_applies_on_reopen_of_the_log() {
     // The held log keeps working under its old settings; the other reopens under the new.
     assert_eq!(held.config().segment_bytes, 4096);
     assert_eq!(held.log_end_offset(), 0);
-    assert_eq!(storage.partition("t", 1).unwrap().config().segment_bytes, 1024);
+    assert_eq!(
+        storage.partition("t", 1).unwrap().config().segment_bytes,
+        1024
+    );
     drop(held);
     storage.close().unwrap();
     let storage = open(dir.path(), config(64));
     assert_eq!(storage.topic_config("t").unwrap(), altered);
-    assert_eq!(storage.partition("t", 0).unwrap().config().segment_bytes, 1024);
+    assert_eq!(
+        storage.partition("t", 0).unwrap().config().segment_bytes,
+        1024
+    );
     assert!(matches!(
         storage.alter_topic_config("nope", TopicConfig::new()),
         Err(Error::UnknownTopic { .. })

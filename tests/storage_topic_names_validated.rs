@@ -67,20 +67,34 @@ fn accepted() -> Vec<String> {
 fn rejected_names_fail_and_create_nothing() {
     let dir = data_dir();
     let storage = open(dir.path(), config(64));
-    let before: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let before: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     for name in rejected() {
         assert!(
-            matches!(validate_topic_name(&name), Err(Error::InvalidTopicName { .. })),
+            matches!(
+                validate_topic_name(&name),
+                Err(Error::InvalidTopicName { .. })
+            ),
             "{name:?} should be rejected"
         );
-        let err = storage.create_topic(&name, 1, TopicConfig::new()).unwrap_err();
-        assert!(matches!(err, Error::InvalidTopicName { .. }), "{name:?}: {err}");
+        let err = storage
+            .create_topic(&name, 1, TopicConfig::new())
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidTopicName { .. }),
+            "{name:?}: {err}"
+        );
         assert!(matches!(
             storage.partition(&name, 0),
             Err(Error::UnknownTopic { .. })
         ));
     }
-    let after: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let after: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(before, after);
     assert!(storage.topics().is_empty());
     // Nothing appeared beside the data directory either.
@@ -140,7 +154,11 @@ fn partition_numbers_and_counts_are_checked() {
     storage.create_topic("t", 3, TopicConfig::new()).unwrap();
     assert!(matches!(
         storage.partition("t", 3),
-        Err(Error::UnknownPartition { partition: 3, partitions: 3, .. })
+        Err(Error::UnknownPartition {
+            partition: 3,
+            partitions: 3,
+            ..
+        })
     ));
     assert!(matches!(
         storage.add_partitions("t", 3),

@@ -248,13 +248,7 @@ impl TopicConfig {
                 self.message_timestamp_type = Some(match value {
                     "CreateTime" => TimestampType::CreateTime,
                     "LogAppendTime" => TimestampType::LogAppendTime,
-                    _ => {
-                        return Err(invalid(
-                            key,
-                            value,
-                            "expected CreateTime or LogAppendTime",
-                        ))
-                    }
+                    _ => return Err(invalid(key, value, "expected CreateTime or LogAppendTime")),
                 })
             }
             COMPRESSION_TYPE => {

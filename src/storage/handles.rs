@@ -98,8 +98,16 @@ impl Budget {
 
     /// Moves a log's charge from `old` to `new` without changing its place.
     pub(crate) fn recharge(&mut self, old: Cost, new: Cost) {
-        self.used.files = self.used.files.saturating_sub(old.files).saturating_add(new.files);
-        self.used.maps = self.used.maps.saturating_sub(old.maps).saturating_add(new.maps);
+        self.used.files = self
+            .used
+            .files
+            .saturating_sub(old.files)
+            .saturating_add(new.files);
+        self.used.maps = self
+            .used
+            .maps
+            .saturating_sub(old.maps)
+            .saturating_add(new.maps);
     }
 
     /// Forgets the log at `tick` (closed).

@@ -234,18 +234,16 @@ impl Storage {
         for (name, p) in to_open {
             report.opened += 1;
             let settings = inner.topics.get(&name).map(|t| t.settings.clone());
-            let r = self
-                .open_locked(&mut inner, &name, p)
-                .and_then(|log| {
-                    let done = match &settings {
-                        Some(settings) => apply_retention(&log, settings, now_ms),
-                        None => Ok(RetentionDone::default()),
-                    };
-                    drop(log);
-                    let closed = self.close_partition_locked(&mut inner, &name, p);
-                    let done = done?;
-                    closed.map(|()| done)
-                });
+            let r = self.open_locked(&mut inner, &name, p).and_then(|log| {
+                let done = match &settings {
+                    Some(settings) => apply_retention(&log, settings, now_ms),
+                    None => Ok(RetentionDone::default()),
+                };
+                drop(log);
+                let closed = self.close_partition_locked(&mut inner, &name, p);
+                let done = done?;
+                closed.map(|()| done)
+            });
             match r {
                 Ok(done) => {
                     report.segments_deleted += done.segments;
@@ -263,24 +261,18 @@ impl Storage {
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let thread = thread::spawn(move || -> Result<()> {
             let mut first_error = None;
-            loop {
-                match stop_rx.recv_timeout(interval) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        let now = storage.config.log.clock.now_ms();
-                        match storage.maintain(now) {
-                            Ok(report) => {
-                                if first_error.is_none() {
-                                    first_error =
-                                        report.failures.into_iter().next().map(|(_, _, e)| e);
-                                }
-                            }
-                            Err(Error::StorageClosed { .. }) => break,
-                            Err(e) => {
-                                first_error.get_or_insert(e);
-                            }
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(interval) {
+                let now = storage.config.log.clock.now_ms();
+                match storage.maintain(now) {
+                    Ok(report) => {
+                        if first_error.is_none() {
+                            first_error = report.failures.into_iter().next().map(|(_, _, e)| e);
                         }
                     }
-                    _ => break,
+                    Err(Error::StorageClosed { .. }) => break,
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
             first_error.map_or(Ok(()), Err)
@@ -306,9 +298,7 @@ impl MaintenanceHandle {
         self.stop.take();
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(Error::InvalidArgument(
-                "maintenance thread panicked".into(),
-            )),
+            Some(Err(_)) => Err(Error::InvalidArgument("maintenance thread panicked".into())),
             None => Ok(()),
         }
     }

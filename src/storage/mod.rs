@@ -53,10 +53,10 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 
 pub use config::{
-    CompressionType, StorageConfig, TopicCleanupPolicy, TopicConfig, TopicSettings,
-    CLEANUP_POLICY, COMPRESSION_TYPE, DELETE_RETENTION_MS, MAX_MESSAGE_BYTES,
-    MESSAGE_TIMESTAMP_TYPE, MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS, RETENTION_BYTES,
-    RETENTION_MS, SEGMENT_BYTES, SEGMENT_MS, TOPIC_CONFIG_KEYS,
+    CompressionType, StorageConfig, TopicCleanupPolicy, TopicConfig, TopicSettings, CLEANUP_POLICY,
+    COMPRESSION_TYPE, DELETE_RETENTION_MS, MAX_MESSAGE_BYTES, MESSAGE_TIMESTAMP_TYPE,
+    MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS, RETENTION_BYTES, RETENTION_MS, SEGMENT_BYTES,
+    SEGMENT_MS, TOPIC_CONFIG_KEYS,
 };
 pub use maintenance::{MaintenanceHandle, MaintenanceReport};
 pub use names::{topic_names_collide, validate_topic_name, MAX_TOPIC_NAME_LEN};
@@ -302,7 +302,8 @@ impl Storage {
             config: t.config.clone(),
         };
         metadata::write_meta(self.fs(), &self.dir, topic, &meta)?;
-        t.partitions.resize_with(partitions as usize, Partition::default);
+        t.partitions
+            .resize_with(partitions as usize, Partition::default);
         self.create_partition_dirs(topic, current..partitions)
     }
 
@@ -455,11 +456,7 @@ impl Storage {
     /// with [`Error::StorageClosed`].
     pub fn close(&self) -> Result<()> {
         let mut inner = self.lock()?;
-        let open: Vec<(String, u32)> = inner
-            .budget
-            .lru_order()
-            .map(|(_, k)| k.clone())
-            .collect();
+        let open: Vec<(String, u32)> = inner.budget.lru_order().map(|(_, k)| k.clone()).collect();
         let mut first = None;
         for (topic, p) in open {
             if let Err(e) = close_partition(&mut inner, &topic, p) {

@@ -50,7 +50,11 @@ pub fn config_on(fs: Arc<dyn FileSystem>, max_open_files: usize) -> StorageConfi
 pub fn append_tagged(log: &Log, topic: &str, partition: u32, seq: i64, timestamp: i64) -> i64 {
     let value = format!("{topic}/{partition}/{seq}");
     log.append_records(
-        &[OwnedRecord::new(timestamp, Some(b"k"), Some(value.as_bytes()))],
+        &[OwnedRecord::new(
+            timestamp,
+            Some(b"k"),
+            Some(value.as_bytes()),
+        )],
         Compression::None,
     )
     .unwrap()
