@@ -14,13 +14,18 @@ fn topic(i: u32) -> String {
     format!("topic-{i}")
 }
 
+/// Files and maps the last log used may hold beyond its charge: the budget is enforced when
+/// a log opens, and two segments rolled since (3 files, 2 maps each) are counted at the next.
+const GROWTH_SINCE_LAST_OPEN: usize = 6;
+
 /// Asserts the process holds no more files and maps than the budget allows beyond what it
 /// held before the storage opened anything.
 fn check_within_budget(base_fds: usize, base_maps: usize, at: &str) {
     let fds = open_fds().saturating_sub(base_fds);
     let mapped = maps().saturating_sub(base_maps);
-    assert!(fds <= BUDGET, "{at}: {fds} files open beyond the baseline");
-    assert!(mapped <= BUDGET, "{at}: {mapped} maps beyond the baseline");
+    let limit = BUDGET + GROWTH_SINCE_LAST_OPEN;
+    assert!(fds <= limit, "{at}: {fds} files open beyond the baseline");
+    assert!(mapped <= limit, "{at}: {mapped} maps beyond the baseline");
 }
 
 #[test]
@@ -39,6 +44,11 @@ fn ten_thousand_partitions_stay_within_the_file_budget() {
         for p in 0..PER_TOPIC {
             let log = storage.partition(&topic(t), p).unwrap();
             assert_eq!(append_tagged(&log, &topic(t), p, 0, 1_000), 0);
+            if p % 10 == 0 {
+                // Segments rolled through a held log count against the budget too.
+                log.roll().unwrap();
+                log.roll().unwrap();
+            }
             drop(log);
             if p % 100 == 0 {
                 check_within_budget(base_fds, base_maps, "appending");

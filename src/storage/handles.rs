@@ -15,6 +15,14 @@ pub(crate) struct Cost {
 }
 
 impl Cost {
+    /// Both charges together.
+    pub(crate) fn plus(self, other: Cost) -> Cost {
+        Cost {
+            files: self.files.saturating_add(other.files),
+            maps: self.maps.saturating_add(other.maps),
+        }
+    }
+
     /// The charge for a log of `segments` segments.
     pub(crate) fn of_segments(segments: usize) -> Cost {
         let segments = segments.max(1);

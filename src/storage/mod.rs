@@ -410,6 +410,7 @@ impl Storage {
             return Ok(log);
         }
         let estimate = Cost::of_segments(part.summary.map_or(1, |s| s.segments as usize));
+        refresh_charges(inner);
         make_room(inner, estimate, topic, partition)?;
         let Inner { topics, budget, .. } = &mut *inner;
         let t = get_topic_in(topics, topic)?;
@@ -523,6 +524,28 @@ fn get_partition<'a>(t: &'a mut Topic, topic: &str, partition: u32) -> Result<&'
             partition,
             partitions,
         })
+}
+
+/// Recounts what every open log is charged: callers holding a log may have rolled new
+/// segments since it was last charged.
+fn refresh_charges(inner: &mut Inner) {
+    let Inner { topics, budget, .. } = inner;
+    let (mut was, mut now) = (Cost::default(), Cost::default());
+    for (_, (t, p)) in budget.lru_order() {
+        let Some(part) = topics
+            .get_mut(t.as_str())
+            .and_then(|t| t.partitions.get_mut(*p as usize))
+        else {
+            continue;
+        };
+        if let Some(log) = &part.log {
+            let cost = Cost::of_segments(log.segment_count());
+            was = was.plus(part.cost);
+            now = now.plus(cost);
+            part.cost = cost;
+        }
+    }
+    budget.recharge(was, now);
 }
 
 /// Closes least recently used logs no caller holds until `need` more fits the budget.
