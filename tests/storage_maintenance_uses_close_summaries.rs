@@ -141,7 +141,7 @@ fn background_maintenance_applies_retention_and_stops() {
     let dir = data_dir();
     let clock = Arc::new(ManualClock::new(0));
     let mut cfg = config(64);
-    cfg.log.clock = clock.clone();
+    cfg.defaults.log.clock = clock.clone();
     let storage = Arc::new(Storage::open(dir.path(), cfg).unwrap());
     storage
         .create_topic("t", 1, topic_with("retention.ms", "1000"))

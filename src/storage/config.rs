@@ -319,7 +319,7 @@ impl TopicConfig {
     }
 
     /// The typed settings a partition of this topic uses: these overrides over `defaults`.
-    pub fn resolve(&self, defaults: &StorageConfig) -> TopicSettings {
+    pub fn resolve(&self, defaults: &TopicSettings) -> TopicSettings {
         let mut log = defaults.log.clone();
         if let Some(v) = self.segment_bytes {
             log.segment_bytes = u64::from(v);
@@ -367,50 +367,60 @@ impl TopicConfig {
     }
 }
 
-/// The typed settings of one topic's partitions: its overrides resolved over the defaults.
+/// The typed settings of one topic's partitions: its overrides resolved over the storage's
+/// defaults. The default value is Kafka's broker defaults.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TopicSettings {
     /// The partition log's config (segment.bytes, segment.ms, max.message.bytes,
-    /// message.timestamp.type applied).
+    /// message.timestamp.type applied); in the defaults, the template for every log.
     pub log: LogConfig,
-    /// `retention.ms`; `None` keeps data forever.
+    /// `retention.ms` (Kafka: 7 days); `None` keeps data forever.
     pub retention_ms: Option<i64>,
-    /// `retention.bytes` per partition; `None` is unlimited.
+    /// `retention.bytes` per partition (Kafka: unlimited, `None`).
     pub retention_bytes: Option<u64>,
-    /// `cleanup.policy`.
+    /// `cleanup.policy` (Kafka: delete).
     pub cleanup_policy: TopicCleanupPolicy,
-    /// `min.cleanable.dirty.ratio`.
+    /// `min.cleanable.dirty.ratio` (Kafka: 0.5).
     pub min_cleanable_dirty_ratio: f64,
-    /// `delete.retention.ms`.
+    /// `delete.retention.ms` (Kafka: 1 day).
     pub delete_retention_ms: i64,
-    /// `min.compaction.lag.ms`.
+    /// `min.compaction.lag.ms` (Kafka: 0).
     pub min_compaction_lag_ms: i64,
-    /// `compression.type`.
+    /// `compression.type` (Kafka: producer).
     pub compression_type: CompressionType,
 }
 
-/// Settings of a [`Storage`](super::Storage): the topic defaults (Kafka's broker defaults)
+impl Default for TopicSettings {
+    fn default() -> Self {
+        TopicSettings {
+            log: LogConfig::default(),
+            retention_ms: Some(7 * 24 * 60 * 60 * 1000),
+            retention_bytes: None,
+            cleanup_policy: TopicCleanupPolicy::Delete,
+            min_cleanable_dirty_ratio: 0.5,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
+            compression_type: CompressionType::Producer,
+        }
+    }
+}
+
+/// Settings of a [`Storage`](super::Storage): the settings of topics without overrides,
 /// and the budget of open files and memory maps.
+///
+/// ```
+/// use streamlog::storage::StorageConfig;
+/// let mut config = StorageConfig::default();
+/// config.defaults.log.segment_bytes = 64 << 20;
+/// config.defaults.retention_ms = None;
+/// config.max_open_files = 256;
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct StorageConfig {
-    /// Template for every partition log (topic overrides replace its fields).
-    pub log: LogConfig,
-    /// Default `retention.ms` (Kafka: 7 days); `None` keeps data forever.
-    pub retention_ms: Option<i64>,
-    /// Default `retention.bytes` (Kafka: unlimited).
-    pub retention_bytes: Option<u64>,
-    /// Default `cleanup.policy` (Kafka: delete).
-    pub cleanup_policy: TopicCleanupPolicy,
-    /// Default `min.cleanable.dirty.ratio` (Kafka: 0.5).
-    pub min_cleanable_dirty_ratio: f64,
-    /// Default `delete.retention.ms` (Kafka: 1 day).
-    pub delete_retention_ms: i64,
-    /// Default `min.compaction.lag.ms` (Kafka: 0).
-    pub min_compaction_lag_ms: i64,
-    /// Default `compression.type` (Kafka: producer).
-    pub compression_type: CompressionType,
+    /// What a topic uses where it has no override (Kafka's defaults unless changed).
+    pub defaults: TopicSettings,
     /// Most file handles the open partition logs may hold (default 512, half the usual
     /// limit of 1024). Each segment of an open log counts 3 (`.log`, `.index`,
     /// `.timeindex`).
@@ -425,14 +435,7 @@ pub struct StorageConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
-            log: LogConfig::default(),
-            retention_ms: Some(7 * 24 * 60 * 60 * 1000),
-            retention_bytes: None,
-            cleanup_policy: TopicCleanupPolicy::Delete,
-            min_cleanable_dirty_ratio: 0.5,
-            delete_retention_ms: 24 * 60 * 60 * 1000,
-            min_compaction_lag_ms: 0,
-            compression_type: CompressionType::Producer,
+            defaults: TopicSettings::default(),
             max_open_files: 512,
             max_open_maps: 1024,
             fs: RealFs::shared(),
@@ -443,10 +446,7 @@ impl Default for StorageConfig {
 impl std::fmt::Debug for StorageConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StorageConfig")
-            .field("log", &self.log)
-            .field("retention_ms", &self.retention_ms)
-            .field("retention_bytes", &self.retention_bytes)
-            .field("cleanup_policy", &self.cleanup_policy)
+            .field("defaults", &self.defaults)
             .field("max_open_files", &self.max_open_files)
             .field("max_open_maps", &self.max_open_maps)
             .finish_non_exhaustive()

@@ -262,7 +262,7 @@ impl Storage {
         let thread = thread::spawn(move || -> Result<()> {
             let mut first_error = None;
             while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(interval) {
-                let now = storage.config.log.clock.now_ms();
+                let now = storage.config.defaults.log.clock.now_ms();
                 match storage.maintain(now) {
                     Ok(report) => {
                         if first_error.is_none() {

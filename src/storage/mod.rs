@@ -37,7 +37,7 @@
 //! assert_eq!(storage.topic_config("orders")?.retention_ms, Some(86_400_000));
 //! assert_eq!(storage.partition("orders", 1)?.log_end_offset(), 1);
 //! assert!(storage.partition("orders", 3).is_err());
-//! # Ok::<(), streamlog::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 mod config;
@@ -184,7 +184,7 @@ impl Storage {
 
         let mut topics = BTreeMap::new();
         for (name, meta) in metas {
-            let settings = meta.config.resolve(&config);
+            let settings = meta.config.resolve(&config.defaults);
             let partitions = (0..meta.partitions).map(|_| Partition::default()).collect();
             topics.insert(
                 name,
@@ -262,7 +262,7 @@ impl Storage {
             config,
         };
         metadata::write_meta(self.fs(), &self.dir, topic, &meta)?;
-        let settings = meta.config.resolve(&self.config);
+        let settings = meta.config.resolve(&self.config.defaults);
         inner.topics.insert(
             topic.to_string(),
             Topic {
@@ -345,7 +345,7 @@ impl Storage {
             config,
         };
         metadata::write_meta(self.fs(), &self.dir, topic, &meta)?;
-        t.settings = meta.config.resolve(&self.config);
+        t.settings = meta.config.resolve(&self.config.defaults);
         t.config = meta.config;
         let unused: Vec<u32> = (0..meta.partitions)
             .filter(|&p| {

@@ -33,7 +33,7 @@ pub fn small_log_config() -> LogConfig {
 /// Storage defaults with small logs and the given open-file budget.
 pub fn config(max_open_files: usize) -> StorageConfig {
     let mut c = StorageConfig::default();
-    c.log = small_log_config();
+    c.defaults.log = small_log_config();
     c.max_open_files = max_open_files;
     c.max_open_maps = max_open_files;
     c
