@@ -14,8 +14,18 @@
 //! whose `Arc` a caller still holds is never closed by the budget: it stays usable, and is
 //! closed once released and least recently used.
 //!
-//! One mutex guards the table of topics and the budget; a partition's reads and appends go
-//! through its own [`Log`] and never take it.
+//! The budget is enforced whenever a log is opened: the charges of open logs are recounted
+//! first (a caller holding a log may have rolled segments since), so between two opens the
+//! logs callers hold can exceed it by what they rolled.
+//!
+//! One mutex guards the table of topics and the budget, and is held while a log opens or
+//! closes; a partition's reads and appends go through its own [`Log`] and never take it.
+//!
+//! A clean [`close`](Storage::close) leaves each partition's summary (offsets, size, the
+//! oldest segment's size and largest timestamp) in `partition-summaries`, which the next
+//! open reads and removes; [`maintain`](Storage::maintain) judges closed partitions from
+//! these, so the data directory must not be changed by anything else in between (as with
+//! Kafka, one process owns a data directory).
 //!
 //! ```
 //! use streamlog::storage::{Storage, StorageConfig, TopicConfig};
