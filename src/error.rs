@@ -230,6 +230,13 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A `cleanup.policy` value other than Kafka's `delete`, `compact` or both.
+    #[error("invalid cleanup.policy {value:?}: expected delete, compact or compact,delete")]
+    InvalidCleanupPolicy {
+        /// The value given.
+        value: String,
+    },
+
     /// The log was closed; open it again to use it.
     #[error("log {dir} is closed")]
     LogClosed {

@@ -50,6 +50,13 @@ pub trait FileSystem: Send + Sync + std::fmt::Debug {
             format!("cannot remove directory {}", path.display()),
         ))
     }
+    /// When the file at `path` was last modified, in milliseconds since the Unix epoch;
+    /// `None` when the filesystem keeps no such time (retention then relies on record
+    /// timestamps alone).
+    fn modified_ms(&self, path: &Path) -> io::Result<Option<i64>> {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 /// An open file. All methods take `&self`: a file is shared between the one writer and any
