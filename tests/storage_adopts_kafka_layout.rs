@@ -11,8 +11,11 @@ use streamlog::Log;
 fn partition_directories_without_metadata_become_topics() {
     let dir = data_dir();
     for p in [0u32, 3] {
-        let log = Log::open(dir.path().join(format!("legacy.events-{p}")), small_log_config())
-            .unwrap();
+        let log = Log::open(
+            dir.path().join(format!("legacy.events-{p}")),
+            small_log_config(),
+        )
+        .unwrap();
         append_tagged(&log, "legacy.events", p, 0, 1_000);
         log.close().unwrap();
     }

@@ -6,10 +6,8 @@ mod storage_util;
 use std::collections::BTreeMap;
 
 use storage_util::{config, data_dir, open};
-use streamlog::storage::{
-    CompressionType, Storage, TopicCleanupPolicy, TopicConfig, TOPIC_CONFIG_KEYS,
-};
-use streamlog::{Compression, Error, TimestampType};
+use streamlog::storage::{CompressionType, Storage, TopicConfig, TOPIC_CONFIG_KEYS};
+use streamlog::{CleanupPolicy, Compression, Error, TimestampType};
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -50,9 +48,9 @@ fn overrides_survive_reopen_and_reach_the_logs() {
     assert!(storage.topic_config("plain").unwrap().to_map().is_empty());
 
     let s = storage.topic_settings("keyed").unwrap();
-    assert_eq!(s.retention_ms, Some(3_600_000));
-    assert_eq!(s.retention_bytes, None);
-    assert_eq!(s.cleanup_policy, TopicCleanupPolicy::CompactDelete);
+    assert_eq!(s.log.retention_ms, Some(3_600_000));
+    assert_eq!(s.log.retention_bytes, None);
+    assert_eq!(s.log.cleanup_policy, CleanupPolicy::CompactDelete);
     assert_eq!(s.min_cleanable_dirty_ratio, 0.1);
     assert_eq!(s.delete_retention_ms, 1000);
     assert_eq!(s.min_compaction_lag_ms, 10);
@@ -68,8 +66,8 @@ fn overrides_survive_reopen_and_reach_the_logs() {
 
     // The defaults fill what a topic does not override.
     let d = storage.topic_settings("plain").unwrap();
-    assert_eq!(d.retention_ms, Some(7 * 24 * 60 * 60 * 1000));
-    assert_eq!(d.cleanup_policy, TopicCleanupPolicy::Delete);
+    assert_eq!(d.log.retention_ms, Some(7 * 24 * 60 * 60 * 1000));
+    assert_eq!(d.log.cleanup_policy, CleanupPolicy::Delete);
     assert_eq!(d.compression_type, CompressionType::Producer);
     assert_eq!(
         storage

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::LogConfig;
+use crate::config::{CleanupPolicy, LogConfig};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, RealFs};
 use crate::record::{Compression, TimestampType};
@@ -49,56 +49,6 @@ pub const TOPIC_CONFIG_KEYS: [&str; 11] = [
     MESSAGE_TIMESTAMP_TYPE,
     COMPRESSION_TYPE,
 ];
-
-/// `cleanup.policy`: what happens to old data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum TopicCleanupPolicy {
-    /// `delete`: segments past retention are deleted (Kafka's default).
-    #[default]
-    Delete,
-    /// `compact`: only the last record of every key is kept.
-    Compact,
-    /// `compact,delete`: both.
-    CompactDelete,
-}
-
-impl TopicCleanupPolicy {
-    /// Whether retention deletes old segments.
-    pub fn deletes(self) -> bool {
-        matches!(self, Self::Delete | Self::CompactDelete)
-    }
-
-    /// Whether the cleaner compacts the log.
-    pub fn compacts(self) -> bool {
-        matches!(self, Self::Compact | Self::CompactDelete)
-    }
-
-    /// Kafka's spelling.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Delete => "delete",
-            Self::Compact => "compact",
-            Self::CompactDelete => "compact,delete",
-        }
-    }
-
-    fn parse(value: &str) -> Option<Self> {
-        let (mut delete, mut compact) = (false, false);
-        for part in value.split(',') {
-            match part.trim() {
-                "delete" => delete = true,
-                "compact" => compact = true,
-                _ => return None,
-            }
-        }
-        match (compact, delete) {
-            (true, true) => Some(Self::CompactDelete),
-            (true, false) => Some(Self::Compact),
-            (false, true) => Some(Self::Delete),
-            (false, false) => None,
-        }
-    }
-}
 
 /// `compression.type` of a topic: keep what the producer sent, or store batches in one codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -169,7 +119,7 @@ pub struct TopicConfig {
     /// `segment.ms`.
     pub segment_ms: Option<i64>,
     /// `cleanup.policy`.
-    pub cleanup_policy: Option<TopicCleanupPolicy>,
+    pub cleanup_policy: Option<CleanupPolicy>,
     /// `min.cleanable.dirty.ratio`, in [0, 1].
     pub min_cleanable_dirty_ratio: Option<f64>,
     /// `delete.retention.ms`: how long tombstones outlive compaction.
@@ -227,7 +177,7 @@ impl TopicConfig {
             SEGMENT_BYTES => self.segment_bytes = Some(parse_int(key, value, 14)?),
             SEGMENT_MS => self.segment_ms = Some(parse_long(key, value, 1)?),
             CLEANUP_POLICY => {
-                self.cleanup_policy = Some(TopicCleanupPolicy::parse(value).ok_or_else(|| {
+                self.cleanup_policy = Some(value.parse().map_err(|_| {
                     invalid(key, value, "expected delete, compact or compact,delete")
                 })?)
             }
@@ -288,7 +238,7 @@ impl TopicConfig {
         put(SEGMENT_MS, self.segment_ms.map(|v| v.to_string()));
         put(
             CLEANUP_POLICY,
-            self.cleanup_policy.map(|v| v.name().to_string()),
+            self.cleanup_policy.map(|v| v.as_str().to_string()),
         );
         put(
             MIN_CLEANABLE_DIRTY_RATIO,
@@ -333,14 +283,17 @@ impl TopicConfig {
         if let Some(v) = self.message_timestamp_type {
             log.message_timestamp_type = v;
         }
-        let unlimited = |v: i64| (v >= 0).then_some(v);
+        if let Some(v) = self.retention_ms {
+            log.retention_ms = (v >= 0).then_some(v);
+        }
+        if let Some(v) = self.retention_bytes {
+            log.retention_bytes = u64::try_from(v).ok();
+        }
+        if let Some(v) = self.cleanup_policy {
+            log.cleanup_policy = v;
+        }
         TopicSettings {
             log,
-            retention_ms: self.retention_ms.map_or(defaults.retention_ms, unlimited),
-            retention_bytes: self
-                .retention_bytes
-                .map_or(defaults.retention_bytes, |v| u64::try_from(v).ok()),
-            cleanup_policy: self.cleanup_policy.unwrap_or(defaults.cleanup_policy),
             min_cleanable_dirty_ratio: self
                 .min_cleanable_dirty_ratio
                 .unwrap_or(defaults.min_cleanable_dirty_ratio),
@@ -372,15 +325,11 @@ impl TopicConfig {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TopicSettings {
-    /// The partition log's config (segment.bytes, segment.ms, max.message.bytes,
-    /// message.timestamp.type applied); in the defaults, the template for every log.
+    /// The partition log's config, with the overrides of the keys it holds applied
+    /// (retention.ms, retention.bytes, cleanup.policy, segment.bytes, segment.ms,
+    /// max.message.bytes, message.timestamp.type); in the defaults, the template for every
+    /// log.
     pub log: LogConfig,
-    /// `retention.ms` (Kafka: 7 days); `None` keeps data forever.
-    pub retention_ms: Option<i64>,
-    /// `retention.bytes` per partition (Kafka: unlimited, `None`).
-    pub retention_bytes: Option<u64>,
-    /// `cleanup.policy` (Kafka: delete).
-    pub cleanup_policy: TopicCleanupPolicy,
     /// `min.cleanable.dirty.ratio` (Kafka: 0.5).
     pub min_cleanable_dirty_ratio: f64,
     /// `delete.retention.ms` (Kafka: 1 day).
@@ -395,9 +344,6 @@ impl Default for TopicSettings {
     fn default() -> Self {
         TopicSettings {
             log: LogConfig::default(),
-            retention_ms: Some(7 * 24 * 60 * 60 * 1000),
-            retention_bytes: None,
-            cleanup_policy: TopicCleanupPolicy::Delete,
             min_cleanable_dirty_ratio: 0.5,
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_compaction_lag_ms: 0,
@@ -413,7 +359,7 @@ impl Default for TopicSettings {
 /// use streamlog::storage::StorageConfig;
 /// let mut config = StorageConfig::default();
 /// config.defaults.log.segment_bytes = 64 << 20;
-/// config.defaults.retention_ms = None;
+/// config.defaults.log.retention_ms = None;
 /// config.max_open_files = 256;
 /// ```
 #[derive(Clone)]
@@ -500,15 +446,5 @@ mod tests {
             TopicConfig::from_map(&parse_properties(&text).unwrap()).unwrap(),
             config
         );
-    }
-
-    #[test]
-    fn policy_spellings() {
-        assert_eq!(
-            TopicCleanupPolicy::parse("delete, compact"),
-            Some(TopicCleanupPolicy::CompactDelete)
-        );
-        assert_eq!(TopicCleanupPolicy::parse(""), None);
-        assert_eq!(TopicCleanupPolicy::parse("compact,erase"), None);
     }
 }

@@ -1,4 +1,5 @@
-//! Maintenance of every partition: retention (and, once it lands, compaction), flush.ms.
+//! Maintenance of every partition: retention, and flush.ms for open logs (compaction to
+//! come).
 //!
 //! Open logs are maintained directly. A closed log carries the [`Summary`] taken when it was
 //! closed; from it maintenance decides without opening anything whether retention could
@@ -9,10 +10,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use super::config::TopicSettings;
 use super::Storage;
+use crate::config::LogConfig;
 use crate::error::{Error, Result};
-use crate::log::Log;
+use crate::log::{Log, RetentionOutcome};
 use crate::record::NO_TIMESTAMP;
 
 /// What a closed partition looked like when it was closed: enough to decide whether
@@ -34,38 +35,51 @@ pub(crate) struct Summary {
 impl Summary {
     /// Summarises an open log (the caller is about to close it, so nothing changes it).
     pub(crate) fn of(log: &Log) -> Result<Summary> {
-        let view = log.view();
-        let segments = &view.segments;
-        let size_bytes = (0..segments.len()).map(|i| view.readable_size(i)).sum();
-        let (first_max_ts, second_base) = match (segments.first(), segments.get(1)) {
-            (Some(first), Some(second)) => (first.max_timestamp()?, second.base_offset()),
-            _ => (NO_TIMESTAMP, i64::MAX),
+        let segments = log.segments_info()?;
+        let (first_bytes, first_max_ts, second_base) = match (segments.first(), segments.get(1)) {
+            (Some(first), Some(second)) => (
+                first.size_bytes,
+                first.largest_timestamp,
+                second.base_offset,
+            ),
+            (Some(first), None) => (first.size_bytes, NO_TIMESTAMP, i64::MAX),
+            _ => (0, NO_TIMESTAMP, i64::MAX),
         };
         Ok(Summary {
-            log_start_offset: view.log_start_offset,
-            log_end_offset: view.log_end_offset,
-            size_bytes,
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+            size_bytes: segments.iter().map(|s| s.size_bytes).sum(),
             segments: u32::try_from(segments.len()).unwrap_or(u32::MAX),
-            first_segment_bytes: view.readable_size(0),
+            first_segment_bytes: first_bytes,
             first_segment_max_timestamp: first_max_ts,
             second_segment_base: second_base,
         })
     }
 
-    /// Whether retention would delete the first segment now (see [`segment_breached`]).
-    pub(crate) fn retention_due(&self, settings: &TopicSettings, now_ms: i64) -> bool {
-        self.segments > 1
-            && segment_breached(
-                settings,
-                now_ms,
-                SegmentFacts {
-                    next_base: self.second_segment_base,
-                    log_start_offset: self.log_start_offset,
-                    bytes: self.first_segment_bytes,
-                    max_timestamp: self.first_segment_max_timestamp,
-                    remaining_bytes: self.size_bytes,
-                },
-            )
+    /// Whether [`Log::delete_retention_breached`] could delete the first segment at `now_ms`,
+    /// by its rules: below the log start offset; over `retention.bytes`; older than
+    /// `retention.ms`. A largest timestamp that is missing or in the future counts as due:
+    /// the log then judges the segment's age from file times and later segments, which the
+    /// summary does not hold.
+    pub(crate) fn retention_due(&self, config: &LogConfig, now_ms: i64) -> bool {
+        if self.segments < 2 {
+            return false;
+        }
+        if self.second_segment_base <= self.log_start_offset {
+            return true;
+        }
+        if !config.cleanup_policy.deletes() {
+            return false;
+        }
+        let by_size = config.retention_bytes.is_some_and(|limit| {
+            let excess = self.size_bytes.saturating_sub(limit);
+            excess > 0 && excess >= self.first_segment_bytes
+        });
+        let by_time = config.retention_ms.is_some_and(|ms| {
+            let t = self.first_segment_max_timestamp;
+            ms >= 0 && (!(0..=now_ms).contains(&t) || now_ms.saturating_sub(t) > ms)
+        });
+        by_size || by_time
     }
 
     /// The summary's fields as one line of the summaries file.
@@ -98,82 +112,6 @@ impl Summary {
     }
 }
 
-/// What retention looks at for one sealed segment.
-#[derive(Debug, Clone, Copy)]
-struct SegmentFacts {
-    next_base: i64,
-    log_start_offset: i64,
-    bytes: u64,
-    max_timestamp: i64,
-    /// Bytes of the log from this segment on.
-    remaining_bytes: u64,
-}
-
-/// Kafka's three reasons to delete a sealed segment: it lies wholly below the log start
-/// offset; its largest timestamp is more than `retention.ms` old; or the log stays at least
-/// `retention.bytes` without it.
-fn segment_breached(settings: &TopicSettings, now_ms: i64, s: SegmentFacts) -> bool {
-    let by_start = s.next_base <= s.log_start_offset;
-    let by_time = settings.retention_ms.is_some_and(|r| {
-        s.max_timestamp != NO_TIMESTAMP && now_ms.saturating_sub(s.max_timestamp) > r
-    });
-    let by_size = settings
-        .retention_bytes
-        .is_some_and(|r| s.remaining_bytes.saturating_sub(r) >= s.bytes);
-    by_start || by_time || by_size
-}
-
-/// What retention did to one log.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RetentionDone {
-    pub segments: usize,
-    pub bytes: u64,
-}
-
-/// Deletes the sealed segments retention has breached, oldest first, stopping at the first
-/// it keeps; the active segment is never deleted.
-///
-/// The retention engineer's `Log::delete_retention_breached` replaces this once it lands.
-pub(crate) fn apply_retention(
-    log: &Log,
-    settings: &TopicSettings,
-    now_ms: i64,
-) -> Result<RetentionDone> {
-    let mut done = RetentionDone::default();
-    if !settings.cleanup_policy.deletes() {
-        return Ok(done);
-    }
-    let view = log.view();
-    let mut remaining: u64 = (0..view.segments.len())
-        .map(|i| view.readable_size(i))
-        .sum();
-    let mut delete_before = None;
-    for (i, pair) in view.segments.windows(2).enumerate() {
-        let [seg, next] = pair else { break };
-        let bytes = view.readable_size(i);
-        let facts = SegmentFacts {
-            next_base: next.base_offset(),
-            log_start_offset: view.log_start_offset,
-            bytes,
-            max_timestamp: seg.max_timestamp()?,
-            remaining_bytes: remaining,
-        };
-        if !segment_breached(settings, now_ms, facts) {
-            break;
-        }
-        remaining -= bytes;
-        done.segments += 1;
-        done.bytes += bytes;
-        delete_before = Some(next.base_offset());
-    }
-    if let Some(offset) = delete_before {
-        if offset > view.log_start_offset {
-            log.delete_records_before(offset)?;
-        }
-    }
-    Ok(done)
-}
-
 /// What one [`Storage::maintain`] pass did.
 #[derive(Debug, Default)]
 #[non_exhaustive]
@@ -193,9 +131,22 @@ pub struct MaintenanceReport {
     pub failures: Vec<(String, u32, Error)>,
 }
 
+impl MaintenanceReport {
+    fn add(&mut self, topic: &str, partition: u32, r: Result<RetentionOutcome>) {
+        match r {
+            Ok(done) => {
+                self.segments_deleted += done.segments_deleted;
+                self.bytes_deleted += done.bytes_freed;
+            }
+            Err(e) => self.failures.push((topic.to_string(), partition, e)),
+        }
+    }
+}
+
 impl Storage {
-    /// One maintenance pass at time `now_ms` over every partition: retention for topics whose
-    /// `cleanup.policy` includes delete, and [`Log::tick`] (flush.ms) for open logs.
+    /// One maintenance pass at time `now_ms` over every partition: retention
+    /// ([`Log::delete_retention_breached`]) and, for open logs, [`Log::tick`] (flush.ms).
+    /// Compaction is not run yet.
     ///
     /// A closed partition is opened only when the summary cached at its close says retention
     /// would delete a segment (or when it has no summary yet: never opened since the storage
@@ -206,7 +157,6 @@ impl Storage {
         let mut inner = self.lock()?;
         let mut to_open = Vec::new();
         for (name, topic) in &inner.topics {
-            let deletes = topic.settings.cleanup_policy.deletes();
             for (p, part) in topic.partitions.iter().enumerate() {
                 report.partitions += 1;
                 let p = u32::try_from(p).unwrap_or(u32::MAX);
@@ -214,18 +164,11 @@ impl Storage {
                     report.open += 1;
                     let r = log
                         .tick(now_ms)
-                        .and_then(|()| apply_retention(log, &topic.settings, now_ms));
-                    match r {
-                        Ok(done) => {
-                            report.segments_deleted += done.segments;
-                            report.bytes_deleted += done.bytes;
-                        }
-                        Err(e) => report.failures.push((name.clone(), p, e)),
-                    }
-                } else if deletes
-                    && part
-                        .summary
-                        .is_none_or(|s| s.retention_due(&topic.settings, now_ms))
+                        .and_then(|()| log.delete_retention_breached(now_ms));
+                    report.add(name, p, r);
+                } else if part
+                    .summary
+                    .is_none_or(|s| s.retention_due(&topic.settings.log, now_ms))
                 {
                     to_open.push((name.clone(), p));
                 }
@@ -233,24 +176,14 @@ impl Storage {
         }
         for (name, p) in to_open {
             report.opened += 1;
-            let settings = inner.topics.get(&name).map(|t| t.settings.clone());
             let r = self.open_locked(&mut inner, &name, p).and_then(|log| {
-                let done = match &settings {
-                    Some(settings) => apply_retention(&log, settings, now_ms),
-                    None => Ok(RetentionDone::default()),
-                };
+                let done = log.delete_retention_breached(now_ms);
                 drop(log);
                 let closed = self.close_partition_locked(&mut inner, &name, p);
                 let done = done?;
                 closed.map(|()| done)
             });
-            match r {
-                Ok(done) => {
-                    report.segments_deleted += done.segments;
-                    report.bytes_deleted += done.bytes;
-                }
-                Err(e) => report.failures.push((name, p, e)),
-            }
+            report.add(&name, p, r);
         }
         Ok(report)
     }

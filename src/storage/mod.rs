@@ -63,10 +63,10 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 
 pub use config::{
-    CompressionType, StorageConfig, TopicCleanupPolicy, TopicConfig, TopicSettings, CLEANUP_POLICY,
-    COMPRESSION_TYPE, DELETE_RETENTION_MS, MAX_MESSAGE_BYTES, MESSAGE_TIMESTAMP_TYPE,
-    MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS, RETENTION_BYTES, RETENTION_MS, SEGMENT_BYTES,
-    SEGMENT_MS, TOPIC_CONFIG_KEYS,
+    CompressionType, StorageConfig, TopicConfig, TopicSettings, CLEANUP_POLICY, COMPRESSION_TYPE,
+    DELETE_RETENTION_MS, MAX_MESSAGE_BYTES, MESSAGE_TIMESTAMP_TYPE, MIN_CLEANABLE_DIRTY_RATIO,
+    MIN_COMPACTION_LAG_MS, RETENTION_BYTES, RETENTION_MS, SEGMENT_BYTES, SEGMENT_MS,
+    TOPIC_CONFIG_KEYS,
 };
 pub use maintenance::{MaintenanceHandle, MaintenanceReport};
 pub use names::{topic_names_collide, validate_topic_name, MAX_TOPIC_NAME_LEN};
