@@ -43,6 +43,7 @@ pub mod log;
 pub mod partitioner;
 pub mod record;
 pub(crate) mod segment;
+pub mod storage;
 
 pub use config::{CleanupPolicy, Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};
@@ -55,6 +56,7 @@ pub use record::{
     ControlRecord, ControlRecordType, DecodeLimits, EndTxnMarker, Header, OwnedRecord, Record,
     Records, TimestampType,
 };
+pub use storage::{Storage, StorageConfig, TopicConfig};
 
 /// The README's code examples, compiled and run as doctests.
 #[cfg(doctest)]
