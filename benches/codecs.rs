@@ -8,6 +8,8 @@
 //!   an output buffer reused across iterations as a producer would reuse it.
 //! - `decode/<codec>`: `Batch::new` + `validate` (CRC) + `records_in` with a reused scratch
 //!   buffer + iterating every record, touching its key and value.
+//! - `decompress/<codec>`: the same without iterating the records: what a batch costs to
+//!   check and open before any record is looked at.
 //! - `bare/lz4_compress`, `bare/lz4_decompress`, `bare/gzip_compress`,
 //!   `bare/gzip_decompress`: lz4_flex's frame codec and flate2 (zlib-rs) gzip at level 6,
 //!   the settings streamlog uses, on the uncompressed records section of the batch, each in
@@ -241,6 +243,16 @@ fn decode(bytes: &[u8], scratch: &mut Vec<u8>) -> u64 {
         .sum()
 }
 
+/// The batch without its records: frame, CRC and header checks, decompression.
+fn decompress(bytes: &[u8], scratch: &mut Vec<u8>) -> usize {
+    let batch = Batch::new(bytes).expect("frame");
+    batch.validate().expect("valid");
+    let records = batch
+        .records_in(scratch, &DecodeLimits::DEFAULT)
+        .expect("records");
+    records.as_bytes().len()
+}
+
 /// A codec measured bare, with the settings streamlog uses.
 #[derive(Clone, Copy)]
 enum Bare {
@@ -321,6 +333,9 @@ fn bench_case(c: &mut Criterion, case: &Case) {
         );
         group.bench_function(format!("decode/{codec}"), |b| {
             b.iter(|| decode(black_box(&bytes), &mut scratch))
+        });
+        group.bench_function(format!("decompress/{codec}"), |b| {
+            b.iter(|| decompress(black_box(&bytes), &mut scratch))
         });
     }
 

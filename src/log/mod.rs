@@ -17,10 +17,13 @@
 
 mod append;
 mod checkpoint;
+pub mod cleaner;
 mod flush;
 mod iter;
 mod open;
 mod read;
+mod retention;
+mod timestamp;
 mod txn;
 mod verify;
 
@@ -32,10 +35,16 @@ use parking_lot::{Mutex, RwLock};
 
 pub use append::AppendInfo;
 pub use checkpoint::RECOVERY_POINT_CHECKPOINT;
+pub use cleaner::{
+    BatchRetention, CleanableInfo, Cleaner, CleanerConfig, CleanerStats, CompactionHooks,
+    DefaultCompactionHooks, CLEANER_OFFSET_CHECKPOINT,
+};
 pub use flush::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
 pub use read::{FetchData, FileSlice};
+pub use retention::{RetentionOutcome, RetentionRule, SegmentInfo};
+pub use timestamp::{ListOffsetsSpec, TimestampAndOffset};
 pub use verify::{
     list_segment_files, verify_partition, verify_partition_with, Finding, FindingKind,
     SegmentReader, VerifyProgress, VerifyReport,
@@ -61,6 +70,9 @@ pub(crate) struct View {
     pub active_size: u64,
     /// Bumped by every truncation, so a reader can tell its positions may be stale.
     pub generation: u64,
+    /// Largest timestamps of the sealed segments, built by the first timestamp lookup and
+    /// shared by every view of the same segment list.
+    pub segment_times: timestamp::SegmentTimesCell,
 }
 
 impl View {
@@ -122,6 +134,8 @@ pub struct Log {
     flusher: flush::Flusher,
     poisoned: AtomicBool,
     closed: AtomicBool,
+    /// Held by a compaction pass for its whole run: one pass per log at a time.
+    cleaner_lock: Mutex<()>,
     /// Producer state (idempotence, transactions); locked after `writer` when both are.
     producers: Mutex<crate::producer::ProducerStateManager>,
 }
@@ -156,6 +170,7 @@ impl Log {
             log_end_offset: w.log_end_offset,
             active_size: w.segments.last().map_or(0, |s| s.size()),
             generation: w.generation,
+            segment_times: timestamp::new_segment_times(),
         };
         *self.view.write() = Arc::new(view);
     }
@@ -168,6 +183,7 @@ impl Log {
             log_end_offset: w.log_end_offset,
             active_size: w.segments.last().map_or(0, |s| s.size()),
             generation: w.generation,
+            segment_times: Arc::clone(&current.segment_times),
         };
         *self.view.write() = Arc::new(view);
     }
@@ -321,6 +337,7 @@ impl Log {
             log_end_offset: new_leo,
             active_size: position,
             generation: w.generation,
+            segment_times: timestamp::new_segment_times(),
         });
         // Trimmed first, the indexes reload as they are instead of being rebuilt by a scan.
         last.seal()?;
@@ -390,23 +407,15 @@ impl Log {
         if offset <= w.log_start_offset {
             return Ok(());
         }
-        w.log_start_offset = offset;
-        self.write_log_start_checkpoint(offset)?;
-        let mut deleted = false;
-        while w.segments.len() > 1
-            && w.segments
-                .get(1)
-                .is_some_and(|next| next.base_offset() <= offset)
-        {
-            let seg = w.segments.remove(0);
-            seg.delete_files()?;
-            deleted = true;
-        }
-        if deleted {
-            self.sync_dir()?;
-        }
-        self.publish(&w);
-        self.on_log_start_offset_moved(&w)
+        // Segments whose successor starts at or below the new start hold nothing readable.
+        let below = w
+            .segments
+            .iter()
+            .skip(1)
+            .take_while(|next| next.base_offset() <= offset)
+            .count();
+        self.delete_prefix_locked(&mut w, below, offset)?;
+        Ok(())
     }
 
     fn write_log_start_checkpoint(&self, offset: i64) -> Result<()> {

@@ -57,6 +57,8 @@ impl Log {
         let started = Instant::now();
         fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let index_config = Log::index_config(&config);
+        // A compaction interrupted by a crash: finish its swap or drop its output.
+        super::cleaner::swap::recover(&fs, dir, index_config)?;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for path in fs.list(dir).map_err(|e| Error::io(dir, e))? {
@@ -200,6 +202,7 @@ impl Log {
             log_end_offset,
             active_size: 0,
             generation: 0,
+            segment_times: super::timestamp::new_segment_times(),
         };
         let config_expiration = config.producer_id_expiration_ms;
         let log = Log {
@@ -211,6 +214,7 @@ impl Log {
             flusher: super::flush::Flusher::default(),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            cleaner_lock: Mutex::new(()),
             producers: Mutex::new(crate::producer::ProducerStateManager::new(
                 config_expiration,
                 log_start_offset,
