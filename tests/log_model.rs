@@ -401,6 +401,10 @@ struct Harness {
     clock: Arc<ManualClock>,
     log: Option<Log>,
     model: Model,
+    /// Client appends are each given a producer id of their own: this model checks the
+    /// bytes a producer batch is stored with, not idempotence (a second batch of a producer
+    /// would be held to its sequence; tests/producer_*.rs and txn_*.rs check that).
+    client_appends: i64,
 }
 
 impl Harness {
@@ -428,6 +432,7 @@ impl Harness {
             config,
             clock,
             log: Some(log),
+            client_appends: 0,
             model: Model {
                 batches: Vec::new(),
                 log_start_offset: 0,
@@ -536,6 +541,11 @@ impl Harness {
     }
 
     fn append(&mut self, specs: &[RecordSpec], codec: Compression, producer: Option<Producer>) {
+        self.client_appends += 1;
+        let producer = producer.map(|p| Producer {
+            id: 1_000_000 + self.client_appends,
+            ..p
+        });
         let now = self.now();
         let records = owned_records(specs, now);
         let opts = batch_options(codec, producer);

@@ -45,6 +45,7 @@ pub use open::RecoveryInfo;
 pub use read::{FetchData, FileSlice};
 pub use retention::{RetentionOutcome, RetentionRule, SegmentInfo};
 pub use timestamp::{ListOffsetsSpec, TimestampAndOffset};
+pub use txn::ProducerCompactionHooks;
 pub use verify::{
     list_segment_files, verify_partition, verify_partition_with, Finding, FindingKind,
     SegmentReader, VerifyProgress, VerifyReport,

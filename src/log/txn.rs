@@ -271,9 +271,17 @@ impl Log {
     /// by a marker at or above the high watermark), never below the log start offset. The
     /// high watermark only moves forward: completed transactions below it are forgotten.
     pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        self.stable_offset(high_watermark, true)
+    }
+
+    /// The last stable offset for `high_watermark`, forgetting the completed transactions
+    /// below it when `advance` (the caller's high watermark is real, not a bound).
+    pub(crate) fn stable_offset(&self, high_watermark: i64, advance: bool) -> i64 {
         let hw = high_watermark.min(self.log_end_offset());
         let mut state = self.producers.lock();
-        state.on_high_watermark(hw);
+        if advance {
+            state.on_high_watermark(hw);
+        }
         let lso = state.first_unstable_offset(hw).map_or(hw, |f| f.min(hw));
         lso.max(self.log_start_offset().min(hw))
     }
@@ -428,6 +436,57 @@ impl AbortedFilter {
         // Ranges of one producer do not overlap and come in order.
         let i = ranges.partition_point(|&(_, last)| last < offset);
         ranges.get(i).is_some_and(|&(first, _)| first <= offset)
+    }
+}
+
+impl AbortedFilter {
+    /// Whether `batch` holds records of an aborted transaction.
+    pub(crate) fn is_aborted(&self, batch: &Batch<'_>) -> bool {
+        !batch.is_control() && self.skips(batch)
+    }
+}
+
+/// Compaction decisions from the producer state, after Kafka's log cleaner: an aborted
+/// transaction's batches go whole, a producer's last data batch stays (emptied if no record
+/// survives) so its sequence is still known after a replay of the log, transaction markers
+/// stay, other batches are compacted. Built by [`Log::producer_compaction_hooks`].
+#[derive(Debug, Default)]
+pub struct ProducerCompactionHooks {
+    aborted: AbortedFilter,
+    /// Each producer's last data batch, by its last offset.
+    last_batches: HashMap<i64, i64>,
+}
+
+impl super::cleaner::CompactionHooks for ProducerCompactionHooks {
+    fn batch_retention(&self, batch: &Batch<'_>) -> super::cleaner::BatchRetention {
+        use super::cleaner::BatchRetention;
+        if batch.is_control() {
+            return BatchRetention::Retain;
+        }
+        if self.aborted.is_aborted(batch) {
+            return BatchRetention::Delete;
+        }
+        let pid = batch.producer_id();
+        if pid >= 0 && self.last_batches.get(&pid) == Some(&batch.last_offset()) {
+            BatchRetention::RetainEmpty
+        } else {
+            BatchRetention::DeleteEmpty
+        }
+    }
+}
+
+impl Log {
+    /// The compaction hooks for this log's producer state now (what [`Log::compact`] uses).
+    pub fn producer_compaction_hooks(&self) -> ProducerCompactionHooks {
+        let state = self.producers.lock();
+        ProducerCompactionHooks {
+            aborted: AbortedFilter::new(state.aborted_from(i64::MIN)),
+            last_batches: state
+                .last_batches()
+                .into_iter()
+                .map(|(pid, b)| (pid, b.last_offset))
+                .collect(),
+        }
     }
 }
 

@@ -367,8 +367,15 @@ impl Log {
     /// time `now_ms`, with a [`Cleaner`] of the default configuration; see the
     /// [module docs](self) for what a pass does. Reuse a [`Cleaner`] to compact many logs
     /// with one key map.
+    ///
+    /// The producer state decides what happens to transactional data (see
+    /// [`ProducerCompactionHooks`](super::ProducerCompactionHooks)), and nothing at or above
+    /// the last stable offset for `upper_bound` is cleaned: undecided transactions stay
+    /// whole.
     pub fn compact(&self, upper_bound: i64, now_ms: i64) -> Result<CleanerStats> {
-        Cleaner::new(CleanerConfig::default()).clean(self, upper_bound, now_ms)
+        let upper_bound = self.stable_offset(upper_bound, false).min(upper_bound);
+        let hooks = self.producer_compaction_hooks();
+        Cleaner::new(CleanerConfig::default()).clean_with(self, upper_bound, now_ms, &hooks)
     }
 
     /// How much of the log below `upper_bound` awaits cleaning at `now_ms`, and whether it
