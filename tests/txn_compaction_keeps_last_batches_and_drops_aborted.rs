@@ -88,3 +88,59 @@ fn aborted_records_go_and_last_batches_stay() {
         Some(9)
     );
 }
+
+#[test]
+fn merged_segments_keep_their_aborted_transactions_indexed() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = LogConfig {
+        segment_bytes: 400,
+        ..config()
+    };
+    let log = Log::open(dir.path(), small).unwrap();
+    let mut seq = [0i32; 3];
+    for round in 0..8 {
+        let pid = round % 3;
+        let s = &mut seq[pid as usize];
+        log.append(&keyed(pid, *s, true, &["k", "x"], &format!("r{round}")))
+            .unwrap();
+        *s += 2;
+        let result = if round % 2 == 0 {
+            TxnResult::Abort
+        } else {
+            TxnResult::Commit
+        };
+        log.write_txn_marker(pid, 0, result, 0).unwrap();
+    }
+    log.append(&keyed(-1, 0, false, &["t"], "tail")).unwrap();
+    // Reopened with large segments, the cleaner merges the small ones.
+    log.close().unwrap();
+    let log = Log::open(dir.path(), config()).unwrap();
+    let end = log.log_end_offset();
+    let segments_before = log.segment_count();
+    let committed_before: Vec<i64> = log
+        .records_committed(0, end)
+        .map(|r| r.unwrap().offset())
+        .collect();
+    log.compact(end, T0 + 1_000).unwrap();
+    assert!(
+        log.segment_count() < segments_before,
+        "no segments were merged"
+    );
+    let aborted = log.aborted_transactions(0, end);
+    assert_eq!(aborted.len(), 4);
+    // Committed records survive compaction only as the latest per key.
+    let committed_after: Vec<i64> = log
+        .records_committed(0, end)
+        .map(|r| r.unwrap().offset())
+        .collect();
+    assert!(committed_after.iter().all(|o| committed_before.contains(o)));
+    log.close().unwrap();
+    let fs = streamlog::io::RealFs::shared();
+    let (log, info) = Log::open_with(fs, dir.path(), config(), &mut |_| Ok(())).unwrap();
+    assert_eq!(
+        info.producer_state_replayed_from,
+        log.log_end_offset(),
+        "the rewritten .txnindex files were trusted"
+    );
+    assert_eq!(log.aborted_transactions(0, end), aborted);
+}

@@ -78,28 +78,7 @@ impl Log {
         state.truncate_head(start);
         self.replay_into(&mut state, from, end)?;
         // Rewrite the `.txnindex` of every segment the replay covered.
-        for (i, seg) in w.segments.iter().enumerate() {
-            let next = w.segments.get(i + 1).map_or(i64::MAX, |s| s.base_offset());
-            if next <= from {
-                continue;
-            }
-            let entries: Vec<AbortedTxn> = state
-                .aborted_from(seg.base_offset())
-                .iter()
-                .take_while(|t| t.last_offset < next)
-                .copied()
-                .collect();
-            let path = txnindex::txn_index_path(&self.dir, seg.base_offset());
-            if entries.is_empty() && !fs.exists(&path) {
-                continue;
-            }
-            self.poison_on_io(txnindex::rewrite(
-                fs,
-                &self.dir,
-                seg.base_offset(),
-                &entries,
-            ))?;
-        }
+        self.write_txn_indexes(w, &state, from)?;
         *self.producers.lock() = state;
         Ok(from)
     }
@@ -124,6 +103,42 @@ impl Log {
                 break;
             }
             offset = data.next_offset;
+        }
+        Ok(())
+    }
+
+    /// Rewrites every segment's `.txnindex` from the aborted transactions in memory (after
+    /// compaction replaced segments), so the next open trusts them instead of replaying.
+    pub(crate) fn rewrite_txn_indexes(&self) -> Result<()> {
+        let w = self.lock_open()?;
+        let state = self.producers.lock();
+        self.write_txn_indexes(&w, &state, i64::MIN)
+    }
+
+    /// Writes the `.txnindex` of each segment ending above `from` whose file does not hold
+    /// exactly the aborted transactions `state` has for it.
+    fn write_txn_indexes(&self, w: &Writer, state: &ProducerStateManager, from: i64) -> Result<()> {
+        let fs = &*self.fs;
+        for (i, seg) in w.segments.iter().enumerate() {
+            let base = seg.base_offset();
+            let next = w.segments.get(i + 1).map_or(i64::MAX, |s| s.base_offset());
+            if next <= from {
+                continue;
+            }
+            let entries: Vec<AbortedTxn> = state
+                .aborted_from(base)
+                .iter()
+                .take_while(|t| t.last_offset < next)
+                .copied()
+                .collect();
+            let path = txnindex::txn_index_path(&self.dir, base);
+            if entries.is_empty() && !fs.exists(&path) {
+                continue;
+            }
+            if txnindex::load(fs, &self.dir, base, next).is_ok_and(|d| d == entries) {
+                continue;
+            }
+            self.poison_on_io(txnindex::rewrite(fs, &self.dir, base, &entries))?;
         }
         Ok(())
     }

@@ -375,7 +375,11 @@ impl Log {
     pub fn compact(&self, upper_bound: i64, now_ms: i64) -> Result<CleanerStats> {
         let upper_bound = self.stable_offset(upper_bound, false).min(upper_bound);
         let hooks = self.producer_compaction_hooks();
-        Cleaner::new(CleanerConfig::default()).clean_with(self, upper_bound, now_ms, &hooks)
+        let stats =
+            Cleaner::new(CleanerConfig::default()).clean_with(self, upper_bound, now_ms, &hooks)?;
+        // Merged segments took their `.txnindex` files with them.
+        self.rewrite_txn_indexes()?;
+        Ok(stats)
     }
 
     /// How much of the log below `upper_bound` awaits cleaning at `now_ms`, and whether it
