@@ -348,6 +348,7 @@ impl Log {
         }
         self.sync_dir()?;
         self.publish(&w);
+        self.clamp_cleaner_checkpoint(new_leo)?;
         self.clamp_recovery_point(new_leo)
     }
 
@@ -362,6 +363,7 @@ impl Log {
         self.write_log_start_checkpoint(offset)?;
         self.sync_dir()?;
         self.publish(w);
+        self.clamp_cleaner_checkpoint(offset)?;
         self.clamp_recovery_point(offset)
     }
 

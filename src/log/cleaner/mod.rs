@@ -237,14 +237,13 @@ impl Cleaner {
             }
         }
         let swap_started = Instant::now();
-        if !log.swap_in(replacements)? {
+        if !log.swap_in(replacements, end)? {
             stats.aborted = true;
             stats.segments_before = 0;
             stats.segments_after = 0;
             stats.duration = started.elapsed();
             return Ok(stats);
         }
-        log.poison_on_io(checkpoint::write(&*log.fs, &log.dir, end))?;
         stats.swap_duration = swap_started.elapsed();
         stats.end_offset = end;
         stats.complete = !full && end >= first_uncleanable;
@@ -456,13 +455,24 @@ impl Log {
     }
 
     /// Replaces each group of adjacent sealed segments with its cleaned segment, on disk
-    /// (all at once) and in the view. False, with the cleaned files removed, when a group is
-    /// no longer in the log (a truncation or deletion ran meanwhile).
-    fn swap_in(&self, replacements: Vec<(Segment, Vec<Arc<Segment>>)>) -> Result<bool> {
+    /// (all at once) and in the view, then checkpoints `end` as the first dirty offset,
+    /// under the writer lock so no truncation slips between. False, with the cleaned files
+    /// removed, when a group is no longer in the log (a truncation or deletion ran
+    /// meanwhile).
+    fn swap_in(&self, replacements: Vec<(Segment, Vec<Arc<Segment>>)>, end: i64) -> Result<bool> {
+        let mut w = self.lock_open()?;
+        if end > w.log_end_offset {
+            // Truncated below the pass's end meanwhile (its groups were not touched).
+            drop(w);
+            for (cleaned, _) in &replacements {
+                cleaned.delete_files()?;
+            }
+            return Ok(false);
+        }
         if replacements.is_empty() {
+            self.poison_on_io(checkpoint::write(&*self.fs, &self.dir, end))?;
             return Ok(true);
         }
-        let mut w = self.lock_open()?;
         let mut positions = Vec::with_capacity(replacements.len());
         for (_, old) in &replacements {
             let at = old
@@ -499,6 +509,7 @@ impl Log {
         }
         w.generation += 1;
         self.publish(&w);
+        self.poison_on_io(checkpoint::write(&*self.fs, &self.dir, end))?;
         Ok(true)
     }
 }
