@@ -8,7 +8,7 @@
 //!    offset, and the base offset of the first segment whose largest timestamp is younger
 //!    than `min.compaction.lag.ms`.
 //! 2. **Key map.** Every keyed record of the dirty part's batches (control batches and
-//!    batches the hooks delete excepted) goes into a bounded [offset map](offset_map):
+//!    batches the hooks delete excepted) goes into a bounded offset map (`offset_map.rs`):
 //!    key hash → last offset. When the map is full the pass stops after the last whole batch
 //!    it took, and the next pass goes on from there (Kafka's behaviour).
 //! 3. **Clean.** The sealed segments from the log's start up to the end of what the map
@@ -21,7 +21,7 @@
 //!    that first time it stamps the batch's delete horizon (attribute bit 6, base timestamp,
 //!    KIP-534), and a later pass past the horizon removes them.
 //! 4. **Swap.** The cleaned segments replace their groups through `.swap` files, all in
-//!    one commit ([`swap`]): a crash leaves the log as it was before the pass or after it.
+//!    one commit (`swap.rs`): a crash leaves the log as it was before the pass or after it.
 //!    Readers holding an older view go on reading the old segments' open files.
 //! 5. **Checkpoint** the new first dirty offset.
 //!
