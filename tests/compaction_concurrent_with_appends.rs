@@ -75,5 +75,8 @@ fn passes_racing_appends_keep_every_key_latest() {
     let mut want: Vec<i64> = latest.values().copied().collect();
     want.sort_unstable();
     let offsets: Vec<i64> = got.iter().map(|g| g.0).collect();
-    assert_eq!(offsets, want, "one record per key, the last, after {passes} racing passes");
+    assert_eq!(
+        offsets, want,
+        "one record per key, the last, after {passes} racing passes"
+    );
 }
