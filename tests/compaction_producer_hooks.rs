@@ -6,9 +6,7 @@
 use std::collections::HashSet;
 
 use streamlog::log::{BatchRetention, CompactionHooks};
-use streamlog::{
-    Batch, BatchBuilder, BatchOptions, Batches, Compression, ControlRecord, Log, LogConfig,
-};
+use streamlog::{Batch, BatchBuilder, BatchOptions, Batches, ControlRecord, Log, LogConfig};
 
 /// Producer 7's batches are kept even when emptied; producer 9's transaction aborted.
 struct Hooks;
