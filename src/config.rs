@@ -98,6 +98,94 @@ pub struct LogConfig {
     /// `max.compaction.lag.ms`: a log whose oldest uncleaned record is older than this is due
     /// for compaction whatever its dirty ratio (default `None`: never forced).
     pub max_compaction_lag_ms: Option<i64>,
+    /// `retention.ms`: delete sealed segments whose records are all older than this
+    /// (default 7 days). `None` is Kafka's -1: no limit by time.
+    pub retention_ms: Option<i64>,
+    /// `retention.bytes`: delete the oldest sealed segments while the partition holds more
+    /// than this. `None` (Kafka's default, -1): no limit by size.
+    pub retention_bytes: Option<u64>,
+    /// `cleanup.policy`: what happens to old segments (default [`CleanupPolicy::Delete`]).
+    pub cleanup_policy: CleanupPolicy,
+}
+
+/// Kafka's `cleanup.policy`: whether old segments are deleted by retention, compacted, or
+/// both. Its text form is Kafka's: `delete`, `compact`, `compact,delete`.
+///
+/// ```
+/// use streamlog::CleanupPolicy;
+/// let p: CleanupPolicy = "delete,compact".parse()?;
+/// assert_eq!(p, CleanupPolicy::CompactDelete);
+/// assert_eq!(p.to_string(), "compact,delete");
+/// assert!(p.deletes() && p.compacts());
+/// # Ok::<(), streamlog::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum CleanupPolicy {
+    /// `delete`: retention by time and size deletes old segments.
+    #[default]
+    Delete,
+    /// `compact`: the cleaner keeps the last record per key; retention deletes nothing by
+    /// time or size (only segments below the log start offset go).
+    Compact,
+    /// `compact,delete`: both.
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether retention by time and size applies.
+    pub fn deletes(self) -> bool {
+        matches!(self, CleanupPolicy::Delete | CleanupPolicy::CompactDelete)
+    }
+
+    /// Whether the log is compacted.
+    pub fn compacts(self) -> bool {
+        matches!(self, CleanupPolicy::Compact | CleanupPolicy::CompactDelete)
+    }
+
+    /// Kafka's name for the policy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+}
+
+impl fmt::Display for CleanupPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CleanupPolicy {
+    type Err = crate::Error;
+
+    /// Parses Kafka's list form: comma-separated `delete` and `compact`, in any order,
+    /// surrounding spaces and repeats allowed (Kafka accepts `delete,compact` too).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (mut delete, mut compact) = (false, false);
+        for part in s.split(',') {
+            match part.trim() {
+                "delete" => delete = true,
+                "compact" => compact = true,
+                _ => {
+                    return Err(crate::Error::InvalidCleanupPolicy {
+                        value: s.to_string(),
+                    })
+                }
+            }
+        }
+        match (compact, delete) {
+            (true, true) => Ok(CleanupPolicy::CompactDelete),
+            (true, false) => Ok(CleanupPolicy::Compact),
+            (false, true) => Ok(CleanupPolicy::Delete),
+            (false, false) => Err(crate::Error::InvalidCleanupPolicy {
+                value: s.to_string(),
+            }),
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -114,6 +202,9 @@ impl Default for LogConfig {
             flush_ms: None,
             truncate_damage_below_recovery_point: false,
             clock: Arc::new(SystemClock),
+            retention_ms: Some(7 * 24 * 60 * 60 * 1000),
+            retention_bytes: None,
+            cleanup_policy: CleanupPolicy::Delete,
             delete_retention_ms: 24 * 60 * 60 * 1000,
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
@@ -138,6 +229,9 @@ impl fmt::Debug for LogConfig {
                 "truncate_damage_below_recovery_point",
                 &self.truncate_damage_below_recovery_point,
             )
+            .field("retention_ms", &self.retention_ms)
+            .field("retention_bytes", &self.retention_bytes)
+            .field("cleanup_policy", &self.cleanup_policy)
             .field("delete_retention_ms", &self.delete_retention_ms)
             .field("min_cleanable_dirty_ratio", &self.min_cleanable_dirty_ratio)
             .field("min_compaction_lag_ms", &self.min_compaction_lag_ms)

@@ -230,6 +230,13 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A `cleanup.policy` value other than Kafka's `delete`, `compact` or both.
+    #[error("invalid cleanup.policy {value:?}: expected delete, compact or compact,delete")]
+    InvalidCleanupPolicy {
+        /// The value given.
+        value: String,
+    },
+
     /// The compaction key map cannot hold the keys of even one batch of the dirty part.
     #[error("log {dir}: the cleaner's key map (at most {max_keys} keys) cannot hold the batch at offset {offset}; raise dedupe_buffer_bytes")]
     CleanerMapTooSmall {
@@ -245,6 +252,91 @@ pub enum Error {
     #[error("log {dir} is closed")]
     LogClosed {
         /// The partition directory.
+        dir: PathBuf,
+    },
+
+    /// A topic name Kafka would refuse (see [`validate_topic_name`](crate::storage::validate_topic_name)).
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The name given (at most its first 300 characters).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A topic config key that is unknown, or a value it cannot take.
+    #[error("invalid topic config {key}={value:?}: {reason}")]
+    InvalidTopicConfig {
+        /// The config key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A topic that already exists, or whose name collides with one that does (Kafka treats
+    /// `.` and `_` as the same character in topic names).
+    #[error("topic {topic} already exists{}", existing.as_deref().map(|e| format!(" (collides with {e})")).unwrap_or_default())]
+    TopicExists {
+        /// The topic asked for.
+        topic: String,
+        /// The existing topic it collides with, when the names differ.
+        existing: Option<String>,
+    },
+
+    /// A topic the storage does not hold.
+    #[error("unknown topic {topic}")]
+    UnknownTopic {
+        /// The topic asked for.
+        topic: String,
+    },
+
+    /// A partition number at or past the topic's partition count.
+    #[error("topic {topic} has {partitions} partitions; partition {partition} does not exist")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// The topic's partition count.
+        partitions: u32,
+    },
+
+    /// A partition count that is zero, too large, or (when adding partitions) not above the
+    /// current one.
+    #[error(
+        "topic {topic}: invalid partition count {requested} (current {current}, at most {max})"
+    )]
+    InvalidPartitionCount {
+        /// The topic.
+        topic: String,
+        /// The count asked for.
+        requested: u32,
+        /// The topic's current count (0 when creating it).
+        current: u32,
+        /// The largest count allowed.
+        max: u32,
+    },
+
+    /// Opening one more partition would exceed the open-file budget, and every open
+    /// partition is in use (its `Arc<Log>` held by a caller), so none can be closed.
+    #[error("opening {topic}-{partition} would exceed the budget of {budget} open files: all {open} open partitions are in use")]
+    OpenFileBudgetExhausted {
+        /// The topic of the partition that could not be opened.
+        topic: String,
+        /// Its partition.
+        partition: u32,
+        /// The configured budget.
+        budget: usize,
+        /// Partitions open (and held by callers).
+        open: usize,
+    },
+
+    /// The storage was closed.
+    #[error("storage {dir} is closed")]
+    StorageClosed {
+        /// The data directory.
         dir: PathBuf,
     },
 

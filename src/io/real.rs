@@ -65,6 +65,18 @@ impl FileSystem for RealFs {
     fn exists(&self, path: &Path) -> bool {
         path.exists()
     }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir(path)
+    }
+
+    fn modified_ms(&self, path: &Path) -> io::Result<Option<i64>> {
+        let modified = std::fs::metadata(path)?.modified()?;
+        Ok(modified
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .and_then(|d| i64::try_from(d.as_millis()).ok()))
+    }
 }
 
 #[derive(Debug)]

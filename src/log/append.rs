@@ -261,17 +261,19 @@ impl Log {
                     Log::index_config(&self.config),
                 )?;
                 w.segments.push(Arc::new(seg));
+                w.active_since_ms = now;
                 self.sync_dir()?;
                 self.publish(w);
             }
             return Ok(());
         }
         let st = active.write_state();
+        // Kafka's LogSegment.timeWaitedForRoll: from the first batch's max timestamp, or,
+        // when that batch carries none (-1), from when the segment was created or opened.
         let waited = match st.rolling_base_timestamp {
-            Some(t) => max_timestamp.saturating_sub(t),
-            None => 0,
+            Some(t) if t >= 0 => max_timestamp.saturating_sub(t),
+            _ => now.saturating_sub(w.active_since_ms),
         };
-        let _ = now;
         let time_up = self.config.segment_ms.is_some_and(|ms| waited > ms);
         let too_big = seg_size.saturating_add(size) > self.config.segment_bytes;
         let offset_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);

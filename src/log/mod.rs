@@ -22,6 +22,8 @@ mod flush;
 mod iter;
 mod open;
 mod read;
+mod retention;
+mod timestamp;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +42,8 @@ pub use flush::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
 pub use read::{FetchData, FileSlice};
+pub use retention::{RetentionOutcome, RetentionRule, SegmentInfo};
+pub use timestamp::{ListOffsetsSpec, TimestampAndOffset};
 pub use verify::{
     list_segment_files, verify_partition, verify_partition_with, Finding, FindingKind,
     SegmentReader, VerifyProgress, VerifyReport,
@@ -65,6 +69,9 @@ pub(crate) struct View {
     pub active_size: u64,
     /// Bumped by every truncation, so a reader can tell its positions may be stale.
     pub generation: u64,
+    /// Largest timestamps of the sealed segments, built by the first timestamp lookup and
+    /// shared by every view of the same segment list.
+    pub segment_times: timestamp::SegmentTimesCell,
 }
 
 impl View {
@@ -93,6 +100,10 @@ pub(crate) struct Writer {
     pub log_end_offset: i64,
     pub leader_epoch: i32,
     pub generation: u64,
+    /// When the active segment was created or opened (clock ms): `segment.ms` measures from
+    /// here when the segment's first batch carries no timestamp, as Kafka's `LogSegment`
+    /// falls back to its creation time.
+    pub active_since_ms: i64,
 }
 
 /// One partition's log in a directory. `Send + Sync`: share it in an `Arc`.
@@ -156,6 +167,7 @@ impl Log {
             log_end_offset: w.log_end_offset,
             active_size: w.segments.last().map_or(0, |s| s.size()),
             generation: w.generation,
+            segment_times: timestamp::new_segment_times(),
         };
         *self.view.write() = Arc::new(view);
     }
@@ -168,6 +180,7 @@ impl Log {
             log_end_offset: w.log_end_offset,
             active_size: w.segments.last().map_or(0, |s| s.size()),
             generation: w.generation,
+            segment_times: Arc::clone(&current.segment_times),
         };
         *self.view.write() = Arc::new(view);
     }
@@ -253,6 +266,7 @@ impl Log {
             }
         }
         w.segments.push(Arc::new(seg));
+        w.active_since_ms = self.config.clock.now_ms();
         self.sync_dir()?;
         Ok(())
     }
@@ -311,6 +325,7 @@ impl Log {
             log_end_offset: new_leo,
             active_size: position,
             generation: w.generation,
+            segment_times: timestamp::new_segment_times(),
         });
         // Trimmed first, the indexes reload as they are instead of being rebuilt by a scan.
         last.seal()?;
@@ -358,6 +373,7 @@ impl Log {
         }
         let seg = Segment::create(&self.fs, &self.dir, offset, Log::index_config(&self.config))?;
         w.segments.push(Arc::new(seg));
+        w.active_since_ms = self.config.clock.now_ms();
         w.log_start_offset = offset;
         w.log_end_offset = offset;
         self.write_log_start_checkpoint(offset)?;
@@ -381,22 +397,14 @@ impl Log {
         if offset <= w.log_start_offset {
             return Ok(());
         }
-        w.log_start_offset = offset;
-        self.write_log_start_checkpoint(offset)?;
-        let mut deleted = false;
-        while w.segments.len() > 1
-            && w.segments
-                .get(1)
-                .is_some_and(|next| next.base_offset() <= offset)
-        {
-            let seg = w.segments.remove(0);
-            seg.delete_files()?;
-            deleted = true;
-        }
-        if deleted {
-            self.sync_dir()?;
-        }
-        self.publish(&w);
+        // Segments whose successor starts at or below the new start hold nothing readable.
+        let below = w
+            .segments
+            .iter()
+            .skip(1)
+            .take_while(|next| next.base_offset() <= offset)
+            .count();
+        self.delete_prefix_locked(&mut w, below, offset)?;
         Ok(())
     }
 

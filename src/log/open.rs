@@ -183,6 +183,7 @@ impl Log {
             log_end_offset,
             leader_epoch: 0,
             generation: 0,
+            active_since_ms: config.clock.now_ms(),
         };
         let view = View {
             segments: Arc::from([]),
@@ -190,6 +191,7 @@ impl Log {
             log_end_offset,
             active_size: 0,
             generation: 0,
+            segment_times: super::timestamp::new_segment_times(),
         };
         let log = Log {
             dir: dir.to_path_buf(),

@@ -1,5 +1,4 @@
-//! Reading: whole stored batches by offset, as bytes or as a file range for `sendfile`, and
-//! offset lookup by timestamp.
+//! Reading: whole stored batches by offset, as bytes or as a file range for `sendfile`.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -188,41 +187,5 @@ impl Log {
             });
         }
         Ok(empty(offset))
-    }
-
-    /// The first offset at or above the log start offset whose record's timestamp is at or
-    /// after `timestamp`, with that timestamp (Kafka's ListOffsets by timestamp), found
-    /// through the time indexes; `None` when no record is that late.
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
-        let view = self.view();
-        for (i, seg) in view.segments.iter().enumerate() {
-            let end = view.readable_size(i);
-            let is_last = i + 1 == view.segments.len();
-            if !is_last && seg.max_timestamp()? < timestamp {
-                continue;
-            }
-            // A batch can qualify by its max timestamp yet hold no record that does (the
-            // late records lie below the log start offset), so the search goes on after it,
-            // in this segment first.
-            let mut min_offset = view.log_start_offset;
-            while let Some(b) = seg.find_batch_by_time(timestamp, min_offset, end)? {
-                // Find the first record in the batch at or after the timestamp.
-                let bytes = {
-                    let mut buf = vec![0u8; usize::try_from(b.size).unwrap_or(0)];
-                    seg.read_exact(&mut buf, b.position)?;
-                    buf
-                };
-                let batch = crate::record::Batch::new(&bytes)?;
-                let records = batch.records_with(&self.config.decode_limits)?;
-                for r in records.iter() {
-                    let r = r?;
-                    if r.timestamp >= timestamp && r.offset >= view.log_start_offset {
-                        return Ok(Some((r.offset, r.timestamp)));
-                    }
-                }
-                min_offset = b.last_offset + 1;
-            }
-        }
-        Ok(None)
     }
 }
