@@ -16,7 +16,9 @@
 //!    Kafka's `groupSegmentsBySize`) and each group is rewritten into one `.cleaned` segment
 //!    keeping, for each key, only the record at the offset the map holds; offsets are kept,
 //!    so a compacted log has gaps. Records without a key are removed (Kafka's cleaner drops
-//!    them as invalid; Kafka also refuses them at append on compacted topics). Tombstones
+//!    them as invalid); a log whose `cleanup.policy` compacts refuses them at append, as
+//!    Kafka does ([`Error::RecordWithoutKey`](crate::Error::RecordWithoutKey)), so they reach
+//!    it only from replication or from before the policy changed. Tombstones
 //!    (null values) stay until `delete.retention.ms` after the cleaner first keeps them:
 //!    that first time it stamps the batch's delete horizon (attribute bit 6, base timestamp,
 //!    KIP-534), and a later pass past the horizon removes them.
