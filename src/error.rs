@@ -237,6 +237,17 @@ pub enum Error {
         value: String,
     },
 
+    /// The compaction key map cannot hold the keys of even one batch of the dirty part.
+    #[error("log {dir}: the cleaner's key map (at most {max_keys} keys) cannot hold the batch at offset {offset}; raise dedupe_buffer_bytes")]
+    CleanerMapTooSmall {
+        /// The partition directory.
+        dir: PathBuf,
+        /// Where the dirty part starts.
+        offset: i64,
+        /// Keys the map can hold.
+        max_keys: usize,
+    },
+
     /// The log was closed; open it again to use it.
     #[error("log {dir} is closed")]
     LogClosed {

@@ -17,6 +17,7 @@
 
 mod append;
 mod checkpoint;
+pub mod cleaner;
 mod flush;
 mod iter;
 mod open;
@@ -33,6 +34,10 @@ use parking_lot::{Mutex, RwLock};
 
 pub use append::AppendInfo;
 pub use checkpoint::RECOVERY_POINT_CHECKPOINT;
+pub use cleaner::{
+    BatchRetention, CleanableInfo, Cleaner, CleanerConfig, CleanerStats, CompactionHooks,
+    DefaultCompactionHooks, CLEANER_OFFSET_CHECKPOINT,
+};
 pub use flush::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
@@ -128,6 +133,8 @@ pub struct Log {
     flusher: flush::Flusher,
     poisoned: AtomicBool,
     closed: AtomicBool,
+    /// Held by a compaction pass for its whole run: one pass per log at a time.
+    cleaner_lock: Mutex<()>,
 }
 
 impl Log {

@@ -53,6 +53,8 @@ impl Log {
         let started = Instant::now();
         fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let index_config = Log::index_config(&config);
+        // A compaction interrupted by a crash: finish its swap or drop its output.
+        super::cleaner::swap::recover(&fs, dir, index_config)?;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for path in fs.list(dir).map_err(|e| Error::io(dir, e))? {
@@ -200,6 +202,7 @@ impl Log {
             flusher: super::flush::Flusher::default(),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            cleaner_lock: Mutex::new(()),
         };
         {
             let mut st = log.flusher.state.lock();
