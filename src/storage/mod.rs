@@ -345,7 +345,8 @@ impl Storage {
 
     /// Replaces `topic`'s overrides (persisted before they take effect). Open logs of the
     /// topic that no caller holds are closed, so they reopen under the new settings; a log
-    /// a caller holds keeps its settings until it is next reopened.
+    /// a caller holds keeps its settings until it is next reopened. The next
+    /// [`maintain`](Storage::maintain) opens each of the topic's partitions once.
     pub fn alter_topic_config(&self, topic: &str, config: TopicConfig) -> Result<()> {
         let mut inner = self.lock()?;
         let t = get_topic(&mut inner, topic)?;
@@ -367,6 +368,11 @@ impl Storage {
             .collect();
         for p in unused {
             close_partition(&mut inner, topic, p)?;
+        }
+        // Summaries were taken under the old settings (a log that was not compacted has no
+        // count of its dirty bytes): each closed partition is looked at once more.
+        for part in &mut get_topic(&mut inner, topic)?.partitions {
+            part.summary = None;
         }
         Ok(())
     }
