@@ -214,34 +214,44 @@ impl Storage {
     /// One partition's failure is reported in [`MaintenanceReport::failures`], not returned.
     pub fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport> {
         let mut report = MaintenanceReport::default();
-        let mut inner = self.lock()?;
+        // Under the lock only the choice of what to do: the work itself (deletions,
+        // compaction) runs on logs this pass holds, so other callers are not kept waiting.
+        let mut open_logs = Vec::new();
         let mut to_open = Vec::new();
-        // One key map for the pass, made when the first log needs compacting.
-        let mut cleaner = None;
-        for (name, topic) in &inner.topics {
-            for (p, part) in topic.partitions.iter().enumerate() {
-                report.partitions += 1;
-                let p = u32::try_from(p).unwrap_or(u32::MAX);
-                if let Some(log) = &part.log {
-                    report.open += 1;
-                    let r = log
-                        .tick(now_ms)
-                        .and_then(|()| report.maintain_log(&mut cleaner, log, now_ms));
-                    report.add(name, p, r);
-                } else if part.summary.is_none_or(|s| {
-                    s.retention_due(&topic.settings.log, now_ms)
-                        || s.compaction_due(&topic.settings.log)
-                }) {
-                    to_open.push((name.clone(), p));
+        {
+            let inner = self.lock()?;
+            for (name, topic) in &inner.topics {
+                for (p, part) in topic.partitions.iter().enumerate() {
+                    report.partitions += 1;
+                    let p = u32::try_from(p).unwrap_or(u32::MAX);
+                    if let Some(log) = &part.log {
+                        open_logs.push((name.clone(), p, Arc::clone(log)));
+                    } else if part.summary.is_none_or(|s| {
+                        s.retention_due(&topic.settings.log, now_ms)
+                            || s.compaction_due(&topic.settings.log)
+                    }) {
+                        to_open.push((name.clone(), p));
+                    }
                 }
             }
         }
+        // One key map for the pass, made when the first log needs compacting.
+        let mut cleaner = None;
+        report.open = open_logs.len();
+        for (name, p, log) in open_logs {
+            let r = log
+                .tick(now_ms)
+                .and_then(|()| report.maintain_log(&mut cleaner, &log, now_ms));
+            report.add(&name, p, r);
+        }
         for (name, p) in to_open {
             report.opened += 1;
-            let r = self.open_locked(&mut inner, &name, p).and_then(|log| {
+            let log = self.open_locked(&mut *self.lock()?, &name, p);
+            let r = log.and_then(|log| {
                 let done = report.maintain_log(&mut cleaner, &log, now_ms);
                 drop(log);
-                let closed = self.close_partition_locked(&mut inner, &name, p);
+                // Closed again unless a caller took it meanwhile.
+                let closed = self.close_if_unused(&name, p);
                 done.and(closed)
             });
             report.add(&name, p, r);

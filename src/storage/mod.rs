@@ -19,7 +19,8 @@
 //! logs callers hold can exceed it by what they rolled.
 //!
 //! One mutex guards the table of topics and the budget, and is held while a log opens or
-//! closes; a partition's reads and appends go through its own [`Log`] and never take it.
+//! closes; a partition's reads and appends go through its own [`Log`] and never take it, and
+//! maintenance takes it only to choose its work and to open and close logs.
 //!
 //! A clean [`close`](Storage::close) leaves each partition's summary (offsets, size, the
 //! oldest segment's size and largest timestamp) in `partition-summaries`, which the next
@@ -444,8 +445,17 @@ impl Storage {
         Ok(log)
     }
 
-    fn close_partition_locked(&self, inner: &mut Inner, topic: &str, partition: u32) -> Result<()> {
-        close_partition(inner, topic, partition)
+    /// Closes a partition's log unless a caller holds it.
+    fn close_if_unused(&self, topic: &str, partition: u32) -> Result<()> {
+        let mut inner = self.lock()?;
+        let unused = get_partition(get_topic(&mut inner, topic)?, topic, partition)?
+            .log
+            .as_ref()
+            .is_some_and(|l| Arc::strong_count(l) == 1);
+        if unused {
+            close_partition(&mut inner, topic, partition)?;
+        }
+        Ok(())
     }
 
     /// Flushes every open log (see [`Log::flush`]); returns the first error after trying all.
