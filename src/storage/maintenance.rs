@@ -215,7 +215,8 @@ impl Storage {
     pub fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport> {
         let mut report = MaintenanceReport::default();
         // Under the lock only the choice of what to do: the work itself (deletions,
-        // compaction) runs on logs this pass holds, so other callers are not kept waiting.
+        // compaction) runs on the one log this pass holds at a time, so other callers are
+        // not kept waiting.
         let mut open_logs = Vec::new();
         let mut to_open = Vec::new();
         {
@@ -224,8 +225,8 @@ impl Storage {
                 for (p, part) in topic.partitions.iter().enumerate() {
                     report.partitions += 1;
                     let p = u32::try_from(p).unwrap_or(u32::MAX);
-                    if let Some(log) = &part.log {
-                        open_logs.push((name.clone(), p, Arc::clone(log)));
+                    if part.log.is_some() {
+                        open_logs.push((name.clone(), p));
                     } else if part.summary.is_none_or(|s| {
                         s.retention_due(&topic.settings.log, now_ms)
                             || s.compaction_due(&topic.settings.log)
@@ -238,7 +239,11 @@ impl Storage {
         // One key map for the pass, made when the first log needs compacting.
         let mut cleaner = None;
         report.open = open_logs.len();
-        for (name, p, log) in open_logs {
+        for (name, p) in open_logs {
+            // Held one at a time: a pass must not pin the whole budget against callers.
+            let Some(log) = self.open_log(&name, p)? else {
+                continue; // closed meanwhile, with a summary the next pass judges
+            };
             let r = log
                 .tick(now_ms)
                 .and_then(|()| report.maintain_log(&mut cleaner, &log, now_ms));

@@ -445,6 +445,16 @@ impl Storage {
         Ok(log)
     }
 
+    /// The partition's log if it is open now (without touching its place in the LRU order).
+    fn open_log(&self, topic: &str, partition: u32) -> Result<Option<Arc<Log>>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(partition as usize))
+            .and_then(|part| part.log.clone()))
+    }
+
     /// Closes a partition's log unless a caller holds it.
     fn close_if_unused(&self, topic: &str, partition: u32) -> Result<()> {
         let mut inner = self.lock()?;
