@@ -84,6 +84,9 @@ pub struct LogConfig {
     /// `false` (default) fails with `DamageBelowRecoveryPoint`; `true` truncates it and
     /// reports it in `RecoveryInfo`.
     pub truncate_damage_below_recovery_point: bool,
+    /// `producer.id.expiration.ms`: a producer id idle this long, without an open
+    /// transaction, is forgotten (default 1 day).
+    pub producer_id_expiration_ms: i64,
     /// Where the log reads the time (`segment.ms`, LogAppendTime, `flush.ms`).
     pub clock: Arc<dyn Clock>,
     /// `delete.retention.ms`: how long compaction keeps a tombstone after it first marks
@@ -201,6 +204,7 @@ impl Default for LogConfig {
             flush_messages: None,
             flush_ms: None,
             truncate_damage_below_recovery_point: false,
+            producer_id_expiration_ms: crate::producer::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
             clock: Arc::new(SystemClock),
             retention_ms: Some(7 * 24 * 60 * 60 * 1000),
             retention_bytes: None,
@@ -236,6 +240,7 @@ impl fmt::Debug for LogConfig {
             .field("min_cleanable_dirty_ratio", &self.min_cleanable_dirty_ratio)
             .field("min_compaction_lag_ms", &self.min_compaction_lag_ms)
             .field("max_compaction_lag_ms", &self.max_compaction_lag_ms)
+            .field("producer_id_expiration_ms", &self.producer_id_expiration_ms)
             .finish_non_exhaustive()
     }
 }

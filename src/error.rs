@@ -340,6 +340,74 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// A producer batch whose sequence does not continue the producer's last one (Kafka's
+    /// `OutOfOrderSequenceException`); nothing was written.
+    #[error("producer {producer_id} epoch {producer_epoch}: sequence {first_sequence} at offset {offset} does not follow the last sequence {last_sequence}")]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's producer epoch.
+        producer_epoch: i16,
+        /// The batch's first sequence.
+        first_sequence: i32,
+        /// The producer's last sequence in this epoch (-1: a new epoch, which must start at 0).
+        last_sequence: i32,
+        /// The offset the batch would have had.
+        offset: i64,
+    },
+
+    /// A producer epoch older than the producer's current one: the producer is fenced
+    /// (Kafka's `InvalidProducerEpochException` / `ProducerFencedException`).
+    #[error("producer {producer_id}: epoch {producer_epoch} is older than the current epoch {current_epoch}")]
+    InvalidProducerEpoch {
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch the batch or marker carried.
+        producer_epoch: i16,
+        /// The producer's current epoch.
+        current_epoch: i16,
+    },
+
+    /// A batch that contradicts the producer's transaction state (Kafka's
+    /// `InvalidTxnStateException`).
+    #[error("producer {producer_id}: invalid transaction state: {reason}")]
+    InvalidTxnState {
+        /// The producer id.
+        producer_id: i64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A transaction marker from a coordinator older than the one that wrote the producer's
+    /// last marker (Kafka's `TransactionCoordinatorFencedException`).
+    #[error("producer {producer_id}: marker from coordinator epoch {coordinator_epoch}, older than {current_coordinator_epoch}")]
+    TransactionCoordinatorFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        coordinator_epoch: i32,
+        /// The coordinator epoch of the producer's last marker.
+        current_coordinator_epoch: i32,
+    },
+
+    /// A producer snapshot file that cannot be trusted; opening rebuilds the state from the log.
+    #[error("producer snapshot {path} is corrupt: {reason}")]
+    CorruptSnapshot {
+        /// The `.snapshot` file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A transaction index that cannot be trusted; opening rebuilds it from the log.
+    #[error("transaction index {path} is corrupt: {reason}")]
+    CorruptTxnIndex {
+        /// The `.txnindex` file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
     /// A caller passed something the format cannot represent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

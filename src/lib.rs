@@ -41,6 +41,7 @@ pub mod error;
 pub mod io;
 pub mod log;
 pub mod partitioner;
+pub mod producer;
 pub mod record;
 pub(crate) mod segment;
 pub mod storage;
@@ -50,6 +51,9 @@ pub use error::{Error, Result};
 pub use log::{
     AppendInfo, FetchData, FileSlice, ListOffsetsSpec, Log, LogRecord, LogRecords, RecoveryInfo,
     RetentionOutcome, RetentionRule, SegmentInfo, TimestampAndOffset,
+};
+pub use producer::{
+    AbortedTransaction, AbortedTxn, BatchMetadata, IsolationLevel, ProducerStateEntry, TxnResult,
 };
 pub use record::{
     Attributes, Batch, BatchBuilder, BatchHeader, BatchMut, BatchOptions, Batches, Compression,

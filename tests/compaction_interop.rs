@@ -65,6 +65,8 @@ fn compacted_segments_are_kafka_readable() {
     };
     let log = Log::open(&dir, config).unwrap();
     let mut ts = T0;
+    // The idempotent producer's next sequence: each of its batches continues the last.
+    let mut next_sequence = 0i32;
     for (round, codec) in enabled_codecs().into_iter().enumerate() {
         for i in 0..12u32 {
             let records: Vec<OwnedRecord> = (0..3u32)
@@ -87,7 +89,7 @@ fn compacted_segments_are_kafka_readable() {
                     compression: codec,
                     producer_id: 7,
                     producer_epoch: 1,
-                    base_sequence: (round * 100) as i32 + i as i32,
+                    base_sequence: next_sequence,
                     ..BatchOptions::default()
                 });
                 for r in &records {
@@ -95,6 +97,7 @@ fn compacted_segments_are_kafka_readable() {
                         .unwrap();
                 }
                 log.append(&b.build().unwrap()).unwrap();
+                next_sequence += records.len() as i32;
             } else {
                 log.append_records(&records, codec).unwrap();
             }

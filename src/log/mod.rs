@@ -24,6 +24,7 @@ mod open;
 mod read;
 mod retention;
 mod timestamp;
+mod txn;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -135,6 +136,8 @@ pub struct Log {
     closed: AtomicBool,
     /// Held by a compaction pass for its whole run: one pass per log at a time.
     cleaner_lock: Mutex<()>,
+    /// Producer state (idempotence, transactions); locked after `writer` when both are.
+    producers: Mutex<crate::producer::ProducerStateManager>,
 }
 
 impl Log {
@@ -268,7 +271,9 @@ impl Log {
         w.segments.push(Arc::new(seg));
         w.active_since_ms = self.config.clock.now_ms();
         self.sync_dir()?;
-        Ok(())
+        // Kafka snapshots producer state at every roll: an open replays at most the
+        // active segment.
+        self.snapshot_producer_state(w)
     }
 
     /// Drops every batch at and above `offset`; the log end offset becomes `offset`, or the
@@ -283,9 +288,16 @@ impl Log {
         if offset >= w.log_end_offset {
             return Ok(());
         }
+        let cut = self.truncate_locked(&mut w, offset);
+        // Producer state above the cut goes: reloaded from an older snapshot plus a replay.
+        let reloaded = self.load_producer_state(&w);
+        cut.and(reloaded)
+    }
+
+    fn truncate_locked(&self, w: &mut Writer, offset: i64) -> Result<()> {
         w.generation += 1;
         if offset <= w.log_start_offset {
-            return self.truncate_fully_locked(&mut w, offset.max(0));
+            return self.truncate_fully_locked(w, offset.max(0));
         }
         // Drop whole segments at or above the offset.
         while w.segments.len() > 1 && w.segments.last().is_some_and(|s| s.base_offset() >= offset) {
@@ -294,14 +306,14 @@ impl Log {
             }
         }
         let Some(last) = w.segments.last().cloned() else {
-            return self.truncate_fully_locked(&mut w, offset);
+            return self.truncate_fully_locked(w, offset);
         };
         if last.base_offset() > offset {
             // Only a first segment that starts past `offset` is left (a replica's log whose
             // first batch lay past its log start offset): all of it goes, and the log
             // restarts at `offset`, as Kafka's truncateTo does below the first segment. Cut
             // in place, the segment would be named past its own log end offset.
-            return self.truncate_fully_locked(&mut w, offset);
+            return self.truncate_fully_locked(w, offset);
         }
         // The batch holding `offset` (or, in a compaction gap, the batch after it) goes
         // whole, and the log ends after the last batch kept: never in a gap, which no open
@@ -362,7 +374,7 @@ impl Log {
             self.write_log_start_checkpoint(new_leo)?;
         }
         self.sync_dir()?;
-        self.publish(&w);
+        self.publish(w);
         self.clamp_recovery_point(new_leo)
     }
 
@@ -450,6 +462,7 @@ impl Log {
             self.poison_on_io(active.flush())?;
         }
         self.write_recovery_point(leo)?;
+        self.snapshot_producer_state(&w)?;
         self.poison_on_io(crate::io::write_file_atomic(
             &*self.fs,
             &self.dir.join(CLEAN_SHUTDOWN_FILE),

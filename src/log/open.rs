@@ -62,6 +62,7 @@ impl Log {
                 bases.push(base);
             } else if parse_segment_file_name(&path, "index").is_some()
                 || parse_segment_file_name(&path, "timeindex").is_some()
+                || parse_segment_file_name(&path, "txnindex").is_some()
             {
                 index_files.push(path);
             } else if path.extension().is_some_and(|e| e == "tmp") {
@@ -71,7 +72,7 @@ impl Log {
         }
         bases.sort_unstable();
         for path in index_files {
-            let orphan = ["index", "timeindex"]
+            let orphan = ["index", "timeindex", "txnindex"]
                 .iter()
                 .filter_map(|ext| parse_segment_file_name(&path, ext))
                 .all(|b| bases.binary_search(&b).is_err());
@@ -193,6 +194,7 @@ impl Log {
             generation: 0,
             segment_times: super::timestamp::new_segment_times(),
         };
+        let config_expiration = config.producer_id_expiration_ms;
         let log = Log {
             dir: dir.to_path_buf(),
             config,
@@ -203,6 +205,10 @@ impl Log {
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             cleaner_lock: Mutex::new(()),
+            producers: Mutex::new(crate::producer::ProducerStateManager::new(
+                config_expiration,
+                log_start_offset,
+            )),
         };
         {
             let mut st = log.flusher.state.lock();
@@ -210,7 +216,11 @@ impl Log {
             st.checkpointed = checkpoints.recovery_point.unwrap_or(i64::MIN);
             st.last_flush_ms = log.config.clock.now_ms();
         }
-        log.publish(&log.writer.lock());
+        {
+            let w = log.writer.lock();
+            log.publish(&w);
+            log.load_producer_state(&w)?;
+        }
         info.duration = started.elapsed();
         Ok((log, info))
     }

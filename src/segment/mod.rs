@@ -5,6 +5,7 @@
 
 mod index;
 mod scan;
+pub(crate) mod txnindex;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -481,7 +482,7 @@ impl Segment {
     /// Removes the segment's files.
     pub(crate) fn delete_files(&self) -> Result<()> {
         self.deleted.store(true, Ordering::Release);
-        for ext in ["log", "index", "timeindex"] {
+        for ext in ["log", "index", "timeindex", "txnindex"] {
             let p = self.file_path(ext);
             match self.fs.remove(&p) {
                 Ok(()) => {}
