@@ -51,7 +51,7 @@ impl Summary {
         // Cleanable bytes as they will be once `min.compaction.lag.ms` has passed: nothing
         // changes them while the log is closed but time.
         let (clean_bytes, dirty_bytes) = if log.config().cleanup_policy.compacts() {
-            let info = log.cleanable(log.log_end_offset(), i64::MAX)?;
+            let info = log.cleanable(log.last_stable_offset(log.log_end_offset()), i64::MAX)?;
             (info.clean_bytes, info.cleanable_bytes)
         } else {
             (0, 0)
@@ -174,7 +174,9 @@ impl MaintenanceReport {
     }
 
     /// Retention, then compaction when it is due, on one open log. Compaction cleans below
-    /// the log end offset: a storage has no high watermark of its own.
+    /// the last stable offset, taking the log end offset as the high watermark: a storage
+    /// has no replication of its own (an application replicating a compacted partition
+    /// whose high watermark lags compacts it itself, through [`Cleaner`]).
     fn maintain_log(
         &mut self,
         cleaner: &mut Option<Cleaner>,
@@ -187,7 +189,7 @@ impl MaintenanceReport {
         if !log.config().cleanup_policy.compacts() {
             return Ok(());
         }
-        let end = log.log_end_offset();
+        let end = log.last_stable_offset(log.log_end_offset());
         if !log.cleanable(end, now_ms)?.should_clean() {
             return Ok(());
         }
@@ -204,8 +206,9 @@ impl MaintenanceReport {
 impl Storage {
     /// One maintenance pass at time `now_ms` over every partition: retention
     /// ([`Log::delete_retention_breached`]), compaction of logs whose `cleanup.policy`
-    /// includes compact when [`Log::cleanable`] says it is due (below the log end offset,
-    /// with one [`Cleaner`] for the pass), and, for open logs, [`Log::tick`] (flush.ms).
+    /// includes compact when [`Log::cleanable`] says it is due (below the last stable
+    /// offset, with one [`Cleaner`] for the pass), and, for open logs, [`Log::tick`]
+    /// (flush.ms).
     ///
     /// A closed partition is opened only when the summary cached at its close says retention
     /// would delete a segment or compaction may be due (or when it has no summary yet: never
