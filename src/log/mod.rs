@@ -406,17 +406,20 @@ impl Log {
                 log_end_offset: w.log_end_offset,
             });
         }
-        if offset <= w.log_start_offset {
-            return Ok(());
-        }
+        // Never moves the start back; segments already wholly below it (left by an earlier
+        // call that could not remove them, or by a reopen) still go.
+        let start = offset.max(w.log_start_offset);
         // Segments whose successor starts at or below the new start hold nothing readable.
         let below = w
             .segments
             .iter()
             .skip(1)
-            .take_while(|next| next.base_offset() <= offset)
+            .take_while(|next| next.base_offset() <= start)
             .count();
-        self.delete_prefix_locked(&mut w, below, offset)?;
+        if start == w.log_start_offset && below == 0 {
+            return Ok(());
+        }
+        self.delete_prefix_locked(&mut w, below, start)?;
         Ok(())
     }
 
