@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use super::{Log, View};
 use crate::error::{Error, Result};
 use crate::io::AlignedBuf;
-use crate::record::{Batch, NO_TIMESTAMP};
+use crate::record::{Batch, BATCH_HEADER_SIZE, NO_TIMESTAMP};
 use crate::segment::{BatchPos, Segment};
 
 /// What a ListOffsets request asks for (Kafka's special timestamps -2, -1, -3, or a time).
@@ -54,9 +54,19 @@ pub(crate) struct SegmentTimes {
 /// A lazily built [`SegmentTimes`], shared by the views of one segment list.
 pub(crate) type SegmentTimesCell = Arc<OnceLock<SegmentTimes>>;
 
+/// A lookup's first read: one offset-index interval (Kafka's default `index.interval.bytes`),
+/// which usually holds the batch sought. With 300 B batches and timestamps jittering over
+/// tens of index intervals, a lookup scanned 6 KiB from its time-index entry on average;
+/// first reads of 1, 4, 8 and 16 KiB measured alike within the noise of a shared machine,
+/// bar 16 KiB (slower: copying page-cached bytes costs about 0.6 µs a KiB here).
+const FIRST_CHUNK: usize = 4096;
+/// Reads double from [`FIRST_CHUNK`] up to this when the scan goes on.
+const MAX_CHUNK: usize = 16 * 1024;
+const HEADER: u64 = BATCH_HEADER_SIZE as u64;
+
 thread_local! {
-    /// The batch a lookup decodes, reused so lookups do not allocate.
-    static BATCH_BUF: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::new(4096));
+    /// The chunk or batch a lookup reads, reused so lookups do not allocate.
+    static BATCH_BUF: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::new(MAX_CHUNK));
 }
 
 impl View {
@@ -178,6 +188,13 @@ impl Log {
         Ok(None)
     }
 
+    /// The first record of segment `i` at or above the log start offset stamped at or after
+    /// `timestamp`. The time index gives the last point before which no batch reaches the
+    /// timestamp; batch headers are read from there in small chunks (the batch sought is
+    /// usually within an index interval, a few KiB, and copying a 16 KiB chunk would cost
+    /// more than the rest of the lookup), and the batch is decoded from the chunk when it
+    /// lies inside it. A batch that qualifies by its max timestamp yet holds no record that
+    /// does (the late records lie below the log start offset) sends the scan on.
     fn search_segment(
         &self,
         view: &View,
@@ -186,24 +203,76 @@ impl Log {
         timestamp: i64,
     ) -> Result<Option<(i64, i64)>> {
         let end = view.readable_size(i);
-        let mut min_offset = view.log_start_offset;
-        while let Some(b) = seg.find_batch_by_time(timestamp, min_offset, end)? {
-            let found = self.with_batch(seg, &b, |batch| {
-                let records = batch.records_with(&self.config.decode_limits)?;
-                for r in records.iter() {
-                    let r = r?;
-                    if r.timestamp >= timestamp && r.offset >= view.log_start_offset {
-                        return Ok(Some((r.offset, r.timestamp)));
+        let start = view.log_start_offset;
+        let ix = seg.indexes()?;
+        let by_time = match ix.time.lookup_time(timestamp) {
+            Some(t) => seg.index_position(seg.base_offset() + i64::from(t.relative_offset))?,
+            None => 0,
+        };
+        let from = by_time.max(seg.index_position(start)?);
+        let decode = |batch: &Batch<'_>| -> Result<Option<(i64, i64)>> {
+            let records = batch.records_with(&self.config.decode_limits)?;
+            for r in records.iter() {
+                let r = r?;
+                if r.timestamp >= timestamp && r.offset >= start {
+                    return Ok(Some((r.offset, r.timestamp)));
+                }
+            }
+            Ok(None)
+        };
+        let run = |buf: &mut AlignedBuf| -> Result<Option<(i64, i64)>> {
+            let mut pos = from;
+            // Bytes of the file from `chunk_start` held at the front of `buf`.
+            let (mut chunk_start, mut chunk_len) = (from, 0u64);
+            let mut want = FIRST_CHUNK;
+            while pos < end {
+                if pos + HEADER > chunk_start + chunk_len {
+                    if end - pos < HEADER {
+                        return Err(Error::CorruptSegment {
+                            path: seg.log_path().to_path_buf(),
+                            position: pos,
+                            reason: "partial batch header".into(),
+                        });
+                    }
+                    chunk_len = (end - pos).min(want as u64);
+                    buf.resize(chunk_len as usize);
+                    seg.read_exact(buf.as_mut_slice(), pos)?;
+                    chunk_start = pos;
+                    want = (want * 2).min(MAX_CHUNK);
+                }
+                let at = (pos - chunk_start) as usize;
+                let header = buf.as_slice().get(at..).unwrap_or_default();
+                let b = seg.parse_batch_header(header, pos, end)?;
+                if b.max_timestamp >= timestamp && b.last_offset >= start {
+                    let found = if pos + b.size <= chunk_start + chunk_len {
+                        let bytes = buf
+                            .as_slice()
+                            .get(at..at + b.size as usize)
+                            .unwrap_or_default();
+                        decode(&Batch::new(bytes)?)?
+                    } else {
+                        // The batch runs past the chunk: read it whole, and read the next
+                        // chunk afresh after it.
+                        buf.resize(usize::try_from(b.size).map_err(|_| {
+                            Error::InvalidArgument("batch larger than memory".into())
+                        })?);
+                        seg.read_exact(buf.as_mut_slice(), pos)?;
+                        chunk_start = pos;
+                        chunk_len = b.size;
+                        decode(&Batch::new(buf.as_slice())?)?
+                    };
+                    if found.is_some() {
+                        return Ok(found);
                     }
                 }
-                Ok(None)
-            })?;
-            if found.is_some() {
-                return Ok(found);
+                pos += b.size;
             }
-            min_offset = b.last_offset + 1;
-        }
-        Ok(None)
+            Ok(None)
+        };
+        BATCH_BUF.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => run(&mut buf),
+            Err(_) => run(&mut AlignedBuf::new(MAX_CHUNK)),
+        })
     }
 
     /// Reads batch `b` of `seg` into the thread's reused buffer and calls `f` with it.
