@@ -10,9 +10,10 @@
 //! - `timestamp/<log>/random`: `list_offsets(Timestamp(t))` for a random `t` across the
 //!   log's time range (a fixed sequence of 4096 targets, cycled).
 //! - `timestamp/<log>/max_timestamp`: `list_offsets(MaxTimestamp)`.
-//! - `timestamp/control/pread_4k`: a bare `pread` of 4 KiB at a random position of the
-//!   segment files into an aligned buffer: what one chunk of a lookup's scan costs on this
-//!   machine at this moment, to read the lookups' figures against.
+//! - `timestamp/control/pread_{512,4k,16k}`: a bare `pread` of that many bytes at a random
+//!   position of the page-cached segment files into an aligned buffer: what one read of a
+//!   lookup's scan costs on this machine at this moment, to read the lookups' figures
+//!   against.
 //! - `timestamp/control/latest`: `list_offsets(Latest)`, taking a view and nothing else.
 //! - `timestamp/first_lookup_after_reopen`: open the closed `jitter_2s` log and look one
 //!   timestamp up (the open, plus loading every sealed segment's time index on the first
@@ -144,16 +145,23 @@ fn main() {
             (f, len)
         })
         .collect();
-    let mut buf = AlignedBuf::new(4096);
+    let mut buf = AlignedBuf::new(16 << 10);
     let mut rng = Rng(9);
     let mut g = c.benchmark_group("timestamp/control");
-    g.bench_function("pread_4k", |b| {
-        b.iter(|| {
-            let (f, len) = &files[(rng.next() % files.len() as u64) as usize];
-            let pos = rng.next() % len.saturating_sub(4096).max(1);
-            black_box(f.read_at(buf.as_mut_slice(), pos).expect("read"))
-        })
-    });
+    for (name, size) in [
+        ("pread_512", 512usize),
+        ("pread_4k", 4 << 10),
+        ("pread_16k", 16 << 10),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let (f, len) = &files[(rng.next() % files.len() as u64) as usize];
+                let pos = rng.next() % len.saturating_sub(size as u64).max(1);
+                let dst = &mut buf.as_mut_slice()[..size];
+                black_box(f.read_at(dst, pos).expect("read"))
+            })
+        });
+    }
     g.bench_function("latest", |b| {
         b.iter(|| black_box(log.list_offsets(ListOffsetsSpec::Latest).expect("latest")))
     });
