@@ -84,8 +84,23 @@ pub struct LogConfig {
     /// `false` (default) fails with `DamageBelowRecoveryPoint`; `true` truncates it and
     /// reports it in `RecoveryInfo`.
     pub truncate_damage_below_recovery_point: bool,
+    /// `producer.id.expiration.ms`: a producer id idle this long, without an open
+    /// transaction, is forgotten (default 1 day).
+    pub producer_id_expiration_ms: i64,
     /// Where the log reads the time (`segment.ms`, LogAppendTime, `flush.ms`).
     pub clock: Arc<dyn Clock>,
+    /// `delete.retention.ms`: how long compaction keeps a tombstone after it first marks
+    /// the tombstone's batch with a delete horizon (default 1 day).
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of the log's bytes that must be uncleaned
+    /// before a scheduler compacts it (default 0.5); see `Log::cleanable`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a record stays uncompacted at least this long after its
+    /// segment's largest timestamp (default 0).
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a log whose oldest uncleaned record is older than this is due
+    /// for compaction whatever its dirty ratio (default `None`: never forced).
+    pub max_compaction_lag_ms: Option<i64>,
     /// `retention.ms`: delete sealed segments whose records are all older than this
     /// (default 7 days). `None` is Kafka's -1: no limit by time.
     pub retention_ms: Option<i64>,
@@ -189,10 +204,15 @@ impl Default for LogConfig {
             flush_messages: None,
             flush_ms: None,
             truncate_damage_below_recovery_point: false,
+            producer_id_expiration_ms: crate::producer::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
             clock: Arc::new(SystemClock),
             retention_ms: Some(7 * 24 * 60 * 60 * 1000),
             retention_bytes: None,
             cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: None,
         }
     }
 }
@@ -216,6 +236,11 @@ impl fmt::Debug for LogConfig {
             .field("retention_ms", &self.retention_ms)
             .field("retention_bytes", &self.retention_bytes)
             .field("cleanup_policy", &self.cleanup_policy)
+            .field("delete_retention_ms", &self.delete_retention_ms)
+            .field("min_cleanable_dirty_ratio", &self.min_cleanable_dirty_ratio)
+            .field("min_compaction_lag_ms", &self.min_compaction_lag_ms)
+            .field("max_compaction_lag_ms", &self.max_compaction_lag_ms)
+            .field("producer_id_expiration_ms", &self.producer_id_expiration_ms)
             .finish_non_exhaustive()
     }
 }

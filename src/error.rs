@@ -237,11 +237,175 @@ pub enum Error {
         value: String,
     },
 
+    /// The compaction key map cannot hold the keys of even one batch of the dirty part.
+    #[error("log {dir}: the cleaner's key map (at most {max_keys} keys) cannot hold the batch at offset {offset}; raise dedupe_buffer_bytes")]
+    CleanerMapTooSmall {
+        /// The partition directory.
+        dir: PathBuf,
+        /// Where the dirty part starts.
+        offset: i64,
+        /// Keys the map can hold.
+        max_keys: usize,
+    },
+
     /// The log was closed; open it again to use it.
     #[error("log {dir} is closed")]
     LogClosed {
         /// The partition directory.
         dir: PathBuf,
+    },
+
+    /// A topic name Kafka would refuse (see [`validate_topic_name`](crate::storage::validate_topic_name)).
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName {
+        /// The name given (at most its first 300 characters).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// A topic config key that is unknown, or a value it cannot take.
+    #[error("invalid topic config {key}={value:?}: {reason}")]
+    InvalidTopicConfig {
+        /// The config key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A topic that already exists, or whose name collides with one that does (Kafka treats
+    /// `.` and `_` as the same character in topic names).
+    #[error("topic {topic} already exists{}", existing.as_deref().map(|e| format!(" (collides with {e})")).unwrap_or_default())]
+    TopicExists {
+        /// The topic asked for.
+        topic: String,
+        /// The existing topic it collides with, when the names differ.
+        existing: Option<String>,
+    },
+
+    /// A topic the storage does not hold.
+    #[error("unknown topic {topic}")]
+    UnknownTopic {
+        /// The topic asked for.
+        topic: String,
+    },
+
+    /// A partition number at or past the topic's partition count.
+    #[error("topic {topic} has {partitions} partitions; partition {partition} does not exist")]
+    UnknownPartition {
+        /// The topic.
+        topic: String,
+        /// The partition asked for.
+        partition: u32,
+        /// The topic's partition count.
+        partitions: u32,
+    },
+
+    /// A partition count that is zero, too large, or (when adding partitions) not above the
+    /// current one.
+    #[error(
+        "topic {topic}: invalid partition count {requested} (current {current}, at most {max})"
+    )]
+    InvalidPartitionCount {
+        /// The topic.
+        topic: String,
+        /// The count asked for.
+        requested: u32,
+        /// The topic's current count (0 when creating it).
+        current: u32,
+        /// The largest count allowed.
+        max: u32,
+    },
+
+    /// Opening one more partition would exceed the open-file budget, and every open
+    /// partition is in use (its `Arc<Log>` held by a caller), so none can be closed.
+    #[error("opening {topic}-{partition} would exceed the budget of {budget} open files: all {open} open partitions are in use")]
+    OpenFileBudgetExhausted {
+        /// The topic of the partition that could not be opened.
+        topic: String,
+        /// Its partition.
+        partition: u32,
+        /// The configured budget.
+        budget: usize,
+        /// Partitions open (and held by callers).
+        open: usize,
+    },
+
+    /// The storage was closed.
+    #[error("storage {dir} is closed")]
+    StorageClosed {
+        /// The data directory.
+        dir: PathBuf,
+    },
+
+    /// A producer batch whose sequence does not continue the producer's last one (Kafka's
+    /// `OutOfOrderSequenceException`); nothing was written.
+    #[error("producer {producer_id} epoch {producer_epoch}: sequence {first_sequence} at offset {offset} does not follow the last sequence {last_sequence}")]
+    OutOfOrderSequence {
+        /// The producer id.
+        producer_id: i64,
+        /// The batch's producer epoch.
+        producer_epoch: i16,
+        /// The batch's first sequence.
+        first_sequence: i32,
+        /// The producer's last sequence in this epoch (-1: a new epoch, which must start at 0).
+        last_sequence: i32,
+        /// The offset the batch would have had.
+        offset: i64,
+    },
+
+    /// A producer epoch older than the producer's current one: the producer is fenced
+    /// (Kafka's `InvalidProducerEpochException` / `ProducerFencedException`).
+    #[error("producer {producer_id}: epoch {producer_epoch} is older than the current epoch {current_epoch}")]
+    InvalidProducerEpoch {
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch the batch or marker carried.
+        producer_epoch: i16,
+        /// The producer's current epoch.
+        current_epoch: i16,
+    },
+
+    /// A batch that contradicts the producer's transaction state (Kafka's
+    /// `InvalidTxnStateException`).
+    #[error("producer {producer_id}: invalid transaction state: {reason}")]
+    InvalidTxnState {
+        /// The producer id.
+        producer_id: i64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A transaction marker from a coordinator older than the one that wrote the producer's
+    /// last marker (Kafka's `TransactionCoordinatorFencedException`).
+    #[error("producer {producer_id}: marker from coordinator epoch {coordinator_epoch}, older than {current_coordinator_epoch}")]
+    TransactionCoordinatorFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        coordinator_epoch: i32,
+        /// The coordinator epoch of the producer's last marker.
+        current_coordinator_epoch: i32,
+    },
+
+    /// A producer snapshot file that cannot be trusted; opening rebuilds the state from the log.
+    #[error("producer snapshot {path} is corrupt: {reason}")]
+    CorruptSnapshot {
+        /// The `.snapshot` file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A transaction index that cannot be trusted; opening rebuilds it from the log.
+    #[error("transaction index {path} is corrupt: {reason}")]
+    CorruptTxnIndex {
+        /// The `.txnindex` file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
     },
 
     /// A caller passed something the format cannot represent.

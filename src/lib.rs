@@ -40,8 +40,11 @@ pub mod config;
 pub mod error;
 pub mod io;
 pub mod log;
+pub mod partitioner;
+pub mod producer;
 pub mod record;
 pub(crate) mod segment;
+pub mod storage;
 
 pub use config::{CleanupPolicy, Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};
@@ -49,11 +52,15 @@ pub use log::{
     AppendInfo, FetchData, FileSlice, ListOffsetsSpec, Log, LogRecord, LogRecords, RecoveryInfo,
     RetentionOutcome, RetentionRule, SegmentInfo, TimestampAndOffset,
 };
+pub use producer::{
+    AbortedTransaction, AbortedTxn, BatchMetadata, IsolationLevel, ProducerStateEntry, TxnResult,
+};
 pub use record::{
     Attributes, Batch, BatchBuilder, BatchHeader, BatchMut, BatchOptions, Batches, Compression,
     ControlRecord, ControlRecordType, DecodeLimits, EndTxnMarker, Header, OwnedRecord, Record,
     Records, TimestampType,
 };
+pub use storage::{Storage, StorageConfig, TopicConfig};
 
 /// The README's code examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -6,6 +6,10 @@
 //!
 //! Rounds: `STREAMLOG_KILL_ROUNDS` (default 60); seed: `STREAMLOG_KILL_SEED` (printed).
 
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -60,22 +64,6 @@ fn crash_child() {
         let durable = log.flush().unwrap();
         assert!(durable > info.last_offset);
         println!("durable {}", info.last_offset);
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 

@@ -20,6 +20,10 @@
 #[path = "common/sim_log.rs"]
 mod sim_log;
 
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -27,32 +31,6 @@ use streamlog::io::SimFs;
 use streamlog::{Compression, Error, Log, LogConfig, OwnedRecord};
 
 const DEFAULT_RUNS: u64 = 2000;
-
-/// splitmix64: the run's own choices, apart from the filesystem's.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-
-    /// A value in `lo..=hi`.
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1).max(1) as u64) as i64
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// A record as the test wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -141,3 +141,34 @@ fn unclean_reopen_keeps_rolling_base() {
     reopened_segment_keeps_its_rolling_base(1, false);
     reopened_segment_keeps_its_rolling_base(4096, false);
 }
+
+/// Batches without timestamps (-1, as old clients and some pipelines send): `segment.ms`
+/// then counts from when the active segment was created or opened, on the log's clock, as
+/// Kafka's `LogSegment.timeWaitedForRoll` does; otherwise such a log would never roll on time.
+#[test]
+fn untimestamped_segment_rolls_on_its_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let log = Log::open(dir.path(), config(&clock)).unwrap();
+    log.append(&batch(2, -1)).unwrap(); // offsets 0, 1
+    clock.advance(SEGMENT_MS);
+    log.append(&batch(2, -1)).unwrap(); // exactly segment.ms old: no roll
+    assert_eq!(log.segment_base_offsets(), vec![0]);
+    clock.advance(1);
+    log.append(&batch(2, -1)).unwrap(); // offsets 4, 5 in a new segment
+    assert_eq!(log.segment_base_offsets(), vec![0, 4]);
+    // The new segment's age starts at its roll.
+    clock.advance(SEGMENT_MS);
+    log.append(&batch(1, -1)).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 4]);
+    // A reopen starts the age again (Kafka: creation time is when the segment was loaded).
+    log.close().unwrap();
+    clock.advance(10 * SEGMENT_MS);
+    let log = Log::open(dir.path(), config(&clock)).unwrap();
+    log.append(&batch(1, -1)).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 4]);
+    clock.advance(SEGMENT_MS + 1);
+    log.append(&batch(1, -1)).unwrap();
+    assert_eq!(log.segment_base_offsets(), vec![0, 4, 8]);
+    assert_eq!(offsets_from(&log, 0), span(0, 9));
+}

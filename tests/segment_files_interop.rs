@@ -206,9 +206,13 @@ impl Scenario {
 
         for commit in [true, false] {
             let transactional = BatchOptions {
-                producer_id: 5_000 + round as i64,
+                // One producer per round and codec, whose two transactions follow each
+                // other in sequence.
+                producer_id: 5_000 + 100 * round as i64 + i64::from(codec.id()),
                 producer_epoch: 2,
-                base_sequence: 0,
+                // The second transaction continues the producer's sequence: a batch
+                // repeating the first's would be a retried duplicate, and not stored.
+                base_sequence: if commit { 0 } else { 4 },
                 transactional: true,
                 ..BatchOptions::compressed(codec)
             };

@@ -1,7 +1,7 @@
 //! `streamlog`: look inside, check and use a Kafka partition directory.
 //!
 //! ```text
-//! streamlog dump    <segment.log | partition-dir> [--json [--records]] [--batches-only]
+//! streamlog dump    <segment.log | partition-dir | N.snapshot | N.txnindex> [--json [--records]] [--batches-only]
 //! streamlog verify  <partition-dir> [--json]
 //! streamlog produce <partition-dir> [--codec C] [--sync] [--key-separator SEP] [--batch N]
 //! streamlog consume <partition-dir> [--from earliest|latest|OFFSET] [--max N] [--json]
@@ -76,7 +76,8 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct DumpArgs {
-    /// A `.log` segment file, or a partition directory (every segment, in offset order).
+    /// A `.log` segment file, a partition directory (every segment, in offset order), a
+    /// producer `.snapshot` or a `.txnindex`.
     path: PathBuf,
     /// One JSON object per line: a batch with its records nested (see `--records`).
     #[arg(long)]
@@ -279,6 +280,9 @@ fn write_json(out: &mut impl Write, value: &Value) -> io::Result<()> {
 // dump
 
 fn dump(args: &DumpArgs) -> Result<Outcome, BoxError> {
+    if let Some(kind) = producer_file_kind(&args.path) {
+        return dump_producer_file(args, kind);
+    }
     let files = segment_files(&args.path)?;
     let total = files
         .iter()
@@ -320,6 +324,131 @@ fn dump(args: &DumpArgs) -> Result<Outcome, BoxError> {
     bar.finish_and_clear();
     out.flush()?;
     Ok(outcome)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProducerFile {
+    Snapshot,
+    TxnIndex,
+}
+
+fn producer_file_kind(path: &Path) -> Option<ProducerFile> {
+    match path.extension()?.to_str()? {
+        "snapshot" => Some(ProducerFile::Snapshot),
+        "txnindex" => Some(ProducerFile::TxnIndex),
+        _ => None,
+    }
+}
+
+/// Dumps a producer snapshot (one line a producer) or a transaction index (one line an
+/// aborted transaction), as Kafka's DumpLogSegments does.
+fn dump_producer_file(args: &DumpArgs, kind: ProducerFile) -> Result<Outcome, BoxError> {
+    let path = &args.path;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut out = stdout();
+    if !args.json {
+        writeln!(out, "Dumping {}", path.display())?;
+    }
+    let parsed = match kind {
+        ProducerFile::Snapshot => streamlog::producer::parse_snapshot_file(path, &bytes)
+            .map(|entries| entries.iter().map(snapshot_entry_json).collect::<Vec<_>>()),
+        ProducerFile::TxnIndex => streamlog::producer::parse_txn_index_file(path, &bytes)
+            .map(|entries| entries.iter().map(aborted_txn_json).collect::<Vec<_>>()),
+    };
+    let lines = match parsed {
+        Ok(lines) => lines,
+        Err(e) => {
+            damage(&mut out, args.json, path, 0, &e.to_string())?;
+            out.flush()?;
+            return Ok(Outcome::Damaged);
+        }
+    };
+    for line in &lines {
+        if args.json {
+            write_json(&mut out, line)?;
+        } else {
+            writeln!(out, "{}", text_line(line))?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Clean)
+}
+
+fn snapshot_entry_json(e: &streamlog::ProducerStateEntry) -> Value {
+    let batches: Vec<Value> = e
+        .batches()
+        .map(|b| {
+            json!({
+                "first_sequence": b.first_seq(),
+                "last_sequence": b.last_seq,
+                "first_offset": b.first_offset(),
+                "last_offset": b.last_offset,
+                "timestamp": b.timestamp,
+            })
+        })
+        .collect();
+    json!({
+        "type": "producer",
+        "producer_id": e.producer_id,
+        "producer_epoch": e.producer_epoch,
+        "coordinator_epoch": e.coordinator_epoch,
+        "current_txn_first_offset": e.current_txn_first_offset,
+        "last_timestamp": e.last_timestamp,
+        "batches": batches,
+    })
+}
+
+fn aborted_txn_json(t: &streamlog::AbortedTxn) -> Value {
+    json!({
+        "type": "aborted_txn",
+        "producer_id": t.producer_id,
+        "first_offset": t.first_offset,
+        "last_offset": t.last_offset,
+        "last_stable_offset": t.last_stable_offset,
+    })
+}
+
+/// A producer or aborted-transaction line as text, fields in Kafka's order and names.
+fn text_line(v: &Value) -> String {
+    let field = |k: &str| v.get(k).map_or_else(String::new, Value::to_string);
+    if v.get("type").and_then(Value::as_str) == Some("aborted_txn") {
+        return format!(
+            "producerId: {} firstOffset: {} lastOffset: {} lastStableOffset: {}",
+            field("producer_id"),
+            field("first_offset"),
+            field("last_offset"),
+            field("last_stable_offset"),
+        );
+    }
+    let batches: Vec<String> = v
+        .get("batches")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|b| {
+                    let f = |k: &str| b.get(k).map_or_else(String::new, Value::to_string);
+                    format!(
+                        "[sequences {}-{} offsets {}-{} timestamp {}]",
+                        f("first_sequence"),
+                        f("last_sequence"),
+                        f("first_offset"),
+                        f("last_offset"),
+                        f("timestamp"),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "producerId: {} producerEpoch: {} coordinatorEpoch: {} currentTxnFirstOffset: {} \
+         lastTimestamp: {} batches: {}",
+        field("producer_id"),
+        field("producer_epoch"),
+        field("coordinator_epoch"),
+        field("current_txn_first_offset"),
+        field("last_timestamp"),
+        batches.join(" "),
+    )
 }
 
 /// The `.log` files a dump covers: the file itself, or a directory's segments in order.
@@ -469,7 +598,7 @@ fn dump_batch(
         "baseOffset: {} lastOffset: {} count: {} position: {position} size: {} codec: {} \
          timestampType: {} baseTimestamp: {} maxTimestamp: {} crc: {:#010x} crcValid: {crc_valid} \
          partitionLeaderEpoch: {} producerId: {} producerEpoch: {} baseSequence: {} \
-         isTransactional: {} isControl: {}",
+         lastSequence: {} isTransactional: {} isControl: {}",
         batch.base_offset(),
         batch.last_offset(),
         batch.record_count(),
@@ -483,6 +612,7 @@ fn dump_batch(
         batch.producer_id(),
         batch.producer_epoch(),
         batch.base_sequence(),
+        batch.last_sequence(),
         batch.is_transactional(),
         batch.is_control(),
     )?;

@@ -43,6 +43,13 @@ pub trait FileSystem: Send + Sync + std::fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Whether a file exists at `path`.
     fn exists(&self, path: &Path) -> bool;
+    /// Removes an empty directory. Backends that cannot refuse with `Unsupported`.
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("cannot remove directory {}", path.display()),
+        ))
+    }
     /// When the file at `path` was last modified, in milliseconds since the Unix epoch;
     /// `None` when the filesystem keeps no such time (retention then relies on record
     /// timestamps alone).
@@ -110,17 +117,27 @@ pub trait MappedWords: Send + Sync + std::fmt::Debug {
 pub fn write_file_atomic(fs: &dyn FileSystem, path: &Path, bytes: &[u8]) -> crate::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    write_file_atomic_via(fs, path, Path::new(&tmp), bytes)
+}
+
+/// [`write_file_atomic`] through a temporary file the caller names (in the same directory),
+/// for files whose `<name>.tmp` could be mistaken for another file or be too long a name.
+pub fn write_file_atomic_via(
+    fs: &dyn FileSystem,
+    path: &Path,
+    tmp: &Path,
+    bytes: &[u8],
+) -> crate::Result<()> {
     let err = |p: &Path| {
         let p = p.to_path_buf();
         move |e| crate::Error::io(p, e)
     };
-    let file = fs.open(&tmp, OpenMode::ReadWrite).map_err(err(&tmp))?;
-    file.set_len(0).map_err(err(&tmp))?;
-    file.write_at(bytes, 0).map_err(err(&tmp))?;
-    file.sync_data().map_err(err(&tmp))?;
+    let file = fs.open(tmp, OpenMode::ReadWrite).map_err(err(tmp))?;
+    file.set_len(0).map_err(err(tmp))?;
+    file.write_at(bytes, 0).map_err(err(tmp))?;
+    file.sync_data().map_err(err(tmp))?;
     drop(file);
-    fs.rename(&tmp, path).map_err(err(path))?;
+    fs.rename(tmp, path).map_err(err(path))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     fs.sync_dir(dir).map_err(err(dir))?;
     Ok(())

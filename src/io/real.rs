@@ -66,6 +66,10 @@ impl FileSystem for RealFs {
         path.exists()
     }
 
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir(path)
+    }
+
     fn modified_ms(&self, path: &Path) -> io::Result<Option<i64>> {
         let modified = std::fs::metadata(path)?.modified()?;
         Ok(modified

@@ -11,7 +11,8 @@
 //!   `exists` see at once and queue as pending operations of the parent directory (of both
 //!   directories for a rename between two); `sync_dir` applies that directory's queue to the
 //!   durable namespace. Directories themselves are durable as soon as `create_dir_all`
-//!   returns and are never removed.
+//!   returns; renaming a directory (`rename`) or removing an empty one (`remove_dir`) is
+//!   durable at once too, as on a filesystem mounted `dirsync`.
 //! - **Power loss.** [`SimFs::crash`] keeps, for each directory and then for each surviving
 //!   file, the durable state plus a random prefix of its queue, the last kept write perhaps
 //!   torn. See its documentation for the exact model.
@@ -49,6 +50,7 @@ const EISDIR: i32 = 21;
 const EINVAL: i32 = 22;
 const EFBIG: i32 = 27;
 const ENOSPC: i32 = 28;
+const ENOTEMPTY: i32 = 39;
 
 /// The largest file the simulation holds (1 GiB, Kafka's default segment size): files live
 /// in memory, so a wild `write_at` or `set_len` fails with `EFBIG` instead of exhausting it.
@@ -293,6 +295,49 @@ impl State {
         after.space_limit = self.space_limit;
         after.space_mode = self.space_mode;
         after
+    }
+}
+
+impl State {
+    /// Renames the directory `from` and everything under it to `to`, which must not exist.
+    /// Directory renames are durable at once (as on a filesystem mounted `dirsync`): the
+    /// simulation loses files and directory entries, never a directory rename.
+    fn rename_dir(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        if from.parent().is_none() {
+            return Err(errno(EINVAL));
+        }
+        if self.names.contains_key(to) || self.dir_exists(to) {
+            return Err(errno(EEXIST));
+        }
+        if to.starts_with(from) {
+            return Err(errno(EINVAL));
+        }
+        self.parent_dir(to)?;
+        let moved = |p: &Path| -> PathBuf {
+            match p.strip_prefix(from) {
+                Ok(rest) if rest.as_os_str().is_empty() => to.to_path_buf(),
+                Ok(rest) => to.join(rest),
+                Err(_) => p.to_path_buf(),
+            }
+        };
+        self.dirs = self.dirs.iter().map(|p| moved(p)).collect();
+        self.names = self.names.iter().map(|(p, id)| (moved(p), *id)).collect();
+        self.durable_names = self
+            .durable_names
+            .iter()
+            .map(|(p, id)| (moved(p), *id))
+            .collect();
+        self.dir_pending = std::mem::take(&mut self.dir_pending)
+            .into_iter()
+            .map(|(dir, ops)| {
+                let ops = ops
+                    .into_iter()
+                    .map(|op| op.into_iter().map(|(p, id)| (moved(&p), id)).collect())
+                    .collect();
+                (moved(&dir), ops)
+            })
+            .collect();
+        Ok(())
     }
 }
 
@@ -573,10 +618,7 @@ impl FileSystem for SimFs {
             st.take_fault(SimOp::Rename, &[from, to])?;
             let Some(id) = st.names.get(from).copied() else {
                 if st.dir_exists(from) {
-                    return Err(io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        "SimFs renames files, not directories",
-                    ));
+                    return st.rename_dir(from, to);
                 }
                 return Err(errno(ENOENT));
             };
@@ -619,6 +661,29 @@ impl FileSystem for SimFs {
                 };
             }
             st.dir_syncs += 1;
+            st.collect_garbage();
+            Ok(())
+        })
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        run(&self.state, |st| {
+            st.take_fault(SimOp::Remove, &[path])?;
+            if st.names.contains_key(path) {
+                return Err(errno(ENOTDIR));
+            }
+            if path.parent().is_none() || !st.dirs.contains(path) {
+                return Err(errno(ENOENT));
+            }
+            let child = |p: &PathBuf| p.parent() == Some(path);
+            if st.names.keys().any(child) || st.dirs.iter().any(child) {
+                return Err(errno(ENOTEMPTY));
+            }
+            st.dirs.remove(path);
+            // Directory removals are durable at once: entries power loss could have brought
+            // back have no directory left to appear in.
+            st.durable_names.retain(|p, _| !p.starts_with(path));
+            st.dir_pending.retain(|p, _| !p.starts_with(path));
             st.collect_garbage();
             Ok(())
         })

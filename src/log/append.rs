@@ -26,6 +26,9 @@ pub struct AppendInfo {
     pub record_count: u32,
     /// Bytes appended.
     pub size_in_bytes: u64,
+    /// The batch was a retry of one of its producer's last five batches: nothing was
+    /// written and the offsets are the original's.
+    pub duplicate: bool,
 }
 
 // Header byte positions rewritten on append (see record/header.rs for the layout).
@@ -47,6 +50,16 @@ impl Log {
         let last = base + i64::from(b.last_offset_delta());
         let log_append = self.config.message_timestamp_type == TimestampType::LogAppendTime;
         let max_timestamp = if log_append { now } else { b.max_timestamp() };
+        // Idempotent and transactional batches pass the producer checks first; others pay
+        // one comparison.
+        let producer_check = if b.producer_id() >= 0 {
+            match self.check_producer_append(&b, base, max_timestamp)? {
+                Ok(check) => Some(check),
+                Err(duplicate) => return Ok(duplicate),
+            }
+        } else {
+            None
+        };
         self.maybe_roll(
             &mut w,
             b.size_in_bytes() as u64,
@@ -85,6 +98,9 @@ impl Log {
             max_timestamp,
         };
         self.write_batch(&mut w, &[&header, body], &pos)?;
+        if let Some(append) = &producer_check {
+            self.commit_producer_append(append);
+        }
         drop(w);
         let record_count = b.record_count().max(0) as u32;
         self.after_append(u64::from(record_count), last)?;
@@ -95,6 +111,7 @@ impl Log {
             log_append_time: log_append.then_some(now),
             record_count,
             size_in_bytes: batch.len() as u64,
+            duplicate: false,
         })
     }
 
@@ -159,6 +176,7 @@ impl Log {
                 now,
             )?;
             self.write_batch(&mut w, &[b.as_bytes()], &pos)?;
+            self.apply_replicated_producer_batch(&w, b)?;
             max_timestamp = max_timestamp.max(pos.max_timestamp);
             records += b.record_count().max(0) as u32;
         }
@@ -171,6 +189,7 @@ impl Log {
             log_append_time: None,
             record_count: records,
             size_in_bytes: batches.len() as u64,
+            duplicate: false,
         })
     }
 
@@ -226,7 +245,7 @@ impl Log {
     }
 
     /// Rolls first when the batch would not fit the active segment's rules.
-    fn maybe_roll(
+    pub(super) fn maybe_roll(
         &self,
         w: &mut Writer,
         size: u64,
@@ -261,17 +280,19 @@ impl Log {
                     Log::index_config(&self.config),
                 )?;
                 w.segments.push(Arc::new(seg));
+                w.active_since_ms = now;
                 self.sync_dir()?;
                 self.publish(w);
             }
             return Ok(());
         }
         let st = active.write_state();
+        // Kafka's LogSegment.timeWaitedForRoll: from the first batch's max timestamp, or,
+        // when that batch carries none (-1), from when the segment was created or opened.
         let waited = match st.rolling_base_timestamp {
-            Some(t) => max_timestamp.saturating_sub(t),
-            None => 0,
+            Some(t) if t >= 0 => max_timestamp.saturating_sub(t),
+            _ => now.saturating_sub(w.active_since_ms),
         };
-        let _ = now;
         let time_up = self.config.segment_ms.is_some_and(|ms| waited > ms);
         let too_big = seg_size.saturating_add(size) > self.config.segment_bytes;
         let offset_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
@@ -284,7 +305,12 @@ impl Log {
     }
 
     /// Writes a batch to the active segment and publishes the new end.
-    fn write_batch(&self, w: &mut Writer, parts: &[&[u8]], pos: &BatchPos) -> Result<()> {
+    pub(super) fn write_batch(
+        &self,
+        w: &mut Writer,
+        parts: &[&[u8]],
+        pos: &BatchPos,
+    ) -> Result<()> {
         let Some(active) = w.segments.last().cloned() else {
             return Err(Error::InvalidArgument("log has no segment".into()));
         };

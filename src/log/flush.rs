@@ -193,10 +193,12 @@ impl Log {
     }
 
     /// Periodic maintenance, driven by the application (or [`Log::spawn_flusher`]): flushes
-    /// when `flush.ms` has passed since the last flush and writes the recovery-point
-    /// checkpoint when it has moved.
+    /// when `flush.ms` has passed since the last flush, writes the recovery-point
+    /// checkpoint when it has moved, and forgets producer ids idle past
+    /// `producer_id_expiration_ms`.
     pub fn tick(&self, now_ms: i64) -> Result<()> {
         self.check_usable()?;
+        self.remove_expired_producers(now_ms);
         let (due, rp) = {
             let st = self.flusher.state.lock();
             let due = self

@@ -115,6 +115,8 @@ pub struct LogRecords<'l> {
     /// The log end offset when the current chunk was read: no batch in it ends there or
     /// past it.
     chunk_log_end: i64,
+    /// For read_committed iteration: the aborted transactions (and control batches) to skip.
+    filter: Option<super::txn::AbortedFilter>,
 }
 
 impl Log {
@@ -137,6 +139,18 @@ impl Log {
             done: false,
             started: false,
             chunk_log_end: i64::MAX,
+            filter: None,
+        }
+    }
+
+    /// Iterates records as a read_committed consumer sees them: from `offset` up to the
+    /// last stable offset for `high_watermark`, without control batches and without the
+    /// records of aborted transactions.
+    pub fn records_committed(&self, offset: i64, high_watermark: i64) -> LogRecords<'_> {
+        let (lso, filter) = super::txn::committed_view(self, offset, high_watermark);
+        LogRecords {
+            filter: Some(filter),
+            ..self.records_between(offset, Some(lso))
         }
     }
 
@@ -224,7 +238,9 @@ impl LogRecords<'_> {
         *pos += batch.size_in_bytes();
         self.next_fetch = batch.next_offset();
         let chunk = Arc::clone(chunk);
-        if batch.last_offset() < self.min_offset {
+        if batch.last_offset() < self.min_offset
+            || self.filter.as_ref().is_some_and(|f| f.skips(&batch))
+        {
             return Ok(true);
         }
         let current = if batch.compression()? == crate::Compression::None {

@@ -17,12 +17,14 @@
 
 mod append;
 mod checkpoint;
+pub mod cleaner;
 mod flush;
 mod iter;
 mod open;
 mod read;
 mod retention;
 mod timestamp;
+mod txn;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +35,10 @@ use parking_lot::{Mutex, RwLock};
 
 pub use append::AppendInfo;
 pub use checkpoint::RECOVERY_POINT_CHECKPOINT;
+pub use cleaner::{
+    BatchRetention, CleanableInfo, Cleaner, CleanerConfig, CleanerStats, CompactionHooks,
+    DefaultCompactionHooks, CLEANER_OFFSET_CHECKPOINT,
+};
 pub use flush::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
@@ -95,6 +101,10 @@ pub(crate) struct Writer {
     pub log_end_offset: i64,
     pub leader_epoch: i32,
     pub generation: u64,
+    /// When the active segment was created or opened (clock ms): `segment.ms` measures from
+    /// here when the segment's first batch carries no timestamp, as Kafka's `LogSegment`
+    /// falls back to its creation time.
+    pub active_since_ms: i64,
 }
 
 /// One partition's log in a directory. `Send + Sync`: share it in an `Arc`.
@@ -124,6 +134,10 @@ pub struct Log {
     flusher: flush::Flusher,
     poisoned: AtomicBool,
     closed: AtomicBool,
+    /// Held by a compaction pass for its whole run: one pass per log at a time.
+    cleaner_lock: Mutex<()>,
+    /// Producer state (idempotence, transactions); locked after `writer` when both are.
+    producers: Mutex<crate::producer::ProducerStateManager>,
 }
 
 impl Log {
@@ -255,8 +269,11 @@ impl Log {
             }
         }
         w.segments.push(Arc::new(seg));
+        w.active_since_ms = self.config.clock.now_ms();
         self.sync_dir()?;
-        Ok(())
+        // Kafka snapshots producer state at every roll: an open replays at most the
+        // active segment.
+        self.snapshot_producer_state(w)
     }
 
     /// Drops every batch at and above `offset`; the log end offset becomes `offset`, or the
@@ -271,9 +288,16 @@ impl Log {
         if offset >= w.log_end_offset {
             return Ok(());
         }
+        let cut = self.truncate_locked(&mut w, offset);
+        // Producer state above the cut goes: reloaded from an older snapshot plus a replay.
+        let reloaded = self.load_producer_state(&w);
+        cut.and(reloaded)
+    }
+
+    fn truncate_locked(&self, w: &mut Writer, offset: i64) -> Result<()> {
         w.generation += 1;
         if offset <= w.log_start_offset {
-            return self.truncate_fully_locked(&mut w, offset.max(0));
+            return self.truncate_fully_locked(w, offset.max(0));
         }
         // Drop whole segments at or above the offset.
         while w.segments.len() > 1 && w.segments.last().is_some_and(|s| s.base_offset() >= offset) {
@@ -282,14 +306,14 @@ impl Log {
             }
         }
         let Some(last) = w.segments.last().cloned() else {
-            return self.truncate_fully_locked(&mut w, offset);
+            return self.truncate_fully_locked(w, offset);
         };
         if last.base_offset() > offset {
             // Only a first segment that starts past `offset` is left (a replica's log whose
             // first batch lay past its log start offset): all of it goes, and the log
             // restarts at `offset`, as Kafka's truncateTo does below the first segment. Cut
             // in place, the segment would be named past its own log end offset.
-            return self.truncate_fully_locked(&mut w, offset);
+            return self.truncate_fully_locked(w, offset);
         }
         // The batch holding `offset` (or, in a compaction gap, the batch after it) goes
         // whole, and the log ends after the last batch kept: never in a gap, which no open
@@ -350,7 +374,7 @@ impl Log {
             self.write_log_start_checkpoint(new_leo)?;
         }
         self.sync_dir()?;
-        self.publish(&w);
+        self.publish(w);
         self.clamp_recovery_point(new_leo)
     }
 
@@ -360,6 +384,7 @@ impl Log {
         }
         let seg = Segment::create(&self.fs, &self.dir, offset, Log::index_config(&self.config))?;
         w.segments.push(Arc::new(seg));
+        w.active_since_ms = self.config.clock.now_ms();
         w.log_start_offset = offset;
         w.log_end_offset = offset;
         self.write_log_start_checkpoint(offset)?;
@@ -437,6 +462,7 @@ impl Log {
             self.poison_on_io(active.flush())?;
         }
         self.write_recovery_point(leo)?;
+        self.snapshot_producer_state(&w)?;
         self.poison_on_io(crate::io::write_file_atomic(
             &*self.fs,
             &self.dir.join(CLEAN_SHUTDOWN_FILE),

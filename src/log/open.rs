@@ -53,6 +53,8 @@ impl Log {
         let started = Instant::now();
         fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let index_config = Log::index_config(&config);
+        // A compaction interrupted by a crash: finish its swap or drop its output.
+        super::cleaner::swap::recover(&fs, dir, index_config)?;
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
         for path in fs.list(dir).map_err(|e| Error::io(dir, e))? {
@@ -60,6 +62,7 @@ impl Log {
                 bases.push(base);
             } else if parse_segment_file_name(&path, "index").is_some()
                 || parse_segment_file_name(&path, "timeindex").is_some()
+                || parse_segment_file_name(&path, "txnindex").is_some()
             {
                 index_files.push(path);
             } else if path.extension().is_some_and(|e| e == "tmp") {
@@ -69,7 +72,7 @@ impl Log {
         }
         bases.sort_unstable();
         for path in index_files {
-            let orphan = ["index", "timeindex"]
+            let orphan = ["index", "timeindex", "txnindex"]
                 .iter()
                 .filter_map(|ext| parse_segment_file_name(&path, ext))
                 .all(|b| bases.binary_search(&b).is_err());
@@ -181,6 +184,7 @@ impl Log {
             log_end_offset,
             leader_epoch: 0,
             generation: 0,
+            active_since_ms: config.clock.now_ms(),
         };
         let view = View {
             segments: Arc::from([]),
@@ -190,6 +194,7 @@ impl Log {
             generation: 0,
             segment_times: super::timestamp::new_segment_times(),
         };
+        let config_expiration = config.producer_id_expiration_ms;
         let log = Log {
             dir: dir.to_path_buf(),
             config,
@@ -199,6 +204,11 @@ impl Log {
             flusher: super::flush::Flusher::default(),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            cleaner_lock: Mutex::new(()),
+            producers: Mutex::new(crate::producer::ProducerStateManager::new(
+                config_expiration,
+                log_start_offset,
+            )),
         };
         {
             let mut st = log.flusher.state.lock();
@@ -206,7 +216,11 @@ impl Log {
             st.checkpointed = checkpoints.recovery_point.unwrap_or(i64::MIN);
             st.last_flush_ms = log.config.clock.now_ms();
         }
-        log.publish(&log.writer.lock());
+        {
+            let w = log.writer.lock();
+            log.publish(&w);
+            log.load_producer_state(&w)?;
+        }
         info.duration = started.elapsed();
         Ok((log, info))
     }

@@ -70,6 +70,11 @@ pub struct FetchData {
     pub next_offset: i64,
     /// The log end offset when the read was made.
     pub log_end_offset: i64,
+    /// For a read_committed [`Log::fetch`]: the aborted transactions overlapping the
+    /// batches returned; `None` for other reads.
+    pub aborted_transactions: Option<Vec<crate::AbortedTransaction>>,
+    /// For a read_committed [`Log::fetch`]: the last stable offset it read below.
+    pub last_stable_offset: Option<i64>,
 }
 
 impl Log {
@@ -126,6 +131,8 @@ impl Log {
             first_batch_offset: None,
             next_offset: next,
             log_end_offset: view.log_end_offset,
+            aborted_transactions: None,
+            last_stable_offset: None,
         };
         if offset < view.log_start_offset || offset > view.log_end_offset {
             return Err(Error::OffsetOutOfRange {
@@ -184,6 +191,8 @@ impl Log {
                 first_batch_offset: Some(first.base_offset),
                 next_offset: next,
                 log_end_offset: view.log_end_offset,
+                aborted_transactions: None,
+                last_stable_offset: None,
             });
         }
         Ok(empty(offset))

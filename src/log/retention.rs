@@ -274,7 +274,8 @@ impl Log {
         count: usize,
         new_start: i64,
     ) -> Result<(usize, u64)> {
-        if new_start > w.log_start_offset {
+        let moved = new_start > w.log_start_offset;
+        if moved {
             w.log_start_offset = new_start;
             self.write_log_start_checkpoint(new_start)?;
         }
@@ -294,6 +295,11 @@ impl Log {
         }
         if count > 0 {
             self.sync_dir()?;
+        }
+        if moved || count > 0 {
+            // Producers whose last batch is now below the log start offset go, with their
+            // open transactions, and so do snapshots below the first segment.
+            self.on_log_start_offset_moved(w)?;
         }
         Ok((count, bytes))
     }

@@ -341,7 +341,9 @@ impl<'a> Batch<'a> {
     }
 
     /// Like [`Batch::records_with`], decompressing into `scratch` so a caller decoding many
-    /// batches reuses one buffer.
+    /// batches reuses one buffer. The decompressed bytes start at `scratch[0]`; `scratch` may
+    /// be longer than they are (it keeps the bytes it was grown to, so reusing it costs no
+    /// zero-filling), so read records through the returned [`Records`], not `scratch`.
     pub fn records_in<'s>(
         &self,
         scratch: &'s mut Vec<u8>,
@@ -353,13 +355,12 @@ impl<'a> Batch<'a> {
         let data = match self.compression()? {
             Compression::None => self.records_section(),
             codec => {
-                scratch.clear();
-                codec.decompress(
+                let len = codec.decompress_reusing(
                     self.records_section(),
                     scratch,
                     limits.max_decompressed_bytes,
                 )?;
-                scratch.as_slice()
+                scratch.get(..len).unwrap_or_default()
             }
         };
         Ok(self.records_over(Cow::Borrowed(data)))

@@ -105,7 +105,9 @@ impl Compression {
                 Ok(())
             }
             Compression::Gzip => gzip_compress(input, out),
-            Compression::Lz4 => lz4_compress(input, out),
+            Compression::Lz4 => {
+                super::lz4::compress(input, out).map_err(|e| Compression::Lz4.encode_error(e))
+            }
             Compression::Snappy => snappy::compress(input, out),
             Compression::Zstd => zstd_codec::compress(input, out),
         }
@@ -129,13 +131,65 @@ impl Compression {
                 out,
                 limit,
             ),
-            // The frame decoder is a BufRead over its own block buffer: copying its blocks
-            // out directly avoids read_to_end's probing and zero-filling.
+            // Kafka's frames decode in place (see `lz4.rs`); whatever that path does not
+            // take goes through lz4_flex's frame decoder, a BufRead over its own block
+            // buffer, copied out directly to avoid read_to_end's probing and zero-filling.
             Compression::Lz4 => {
-                read_bounded_buf(self, lz4_flex::frame::FrameDecoder::new(input), out, limit)
+                let start = out.len();
+                match super::lz4::decompress_at(input, out, start, limit) {
+                    Ok(end) => {
+                        out.truncate(end);
+                        Ok(())
+                    }
+                    Err(outcome) => {
+                        out.truncate(start);
+                        self.lz4_fallback(outcome, input, out, limit)
+                    }
+                }
             }
             Compression::Snappy => snappy::decompress(input, out, limit),
             Compression::Zstd => zstd_codec::decompress(input, out, limit),
+        }
+    }
+
+    /// Decompresses `input` into `scratch` from its start, reusing the bytes it already holds
+    /// (a buffer kept across batches is zero-filled once, not per batch), and returns how many
+    /// bytes of `scratch` are the decompressed data. At most `limit` bytes.
+    pub(crate) fn decompress_reusing(
+        self,
+        input: &[u8],
+        scratch: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<usize> {
+        if self == Compression::Lz4 {
+            match super::lz4::decompress_at(input, scratch, 0, limit) {
+                Ok(end) => return Ok(end),
+                Err(outcome) => {
+                    scratch.clear();
+                    self.lz4_fallback(outcome, input, scratch, limit)?;
+                }
+            }
+        } else {
+            scratch.clear();
+            self.decompress(input, scratch, limit)?;
+        }
+        Ok(scratch.len())
+    }
+
+    /// What the lz4 fast path could not do: too large is final; anything else goes through
+    /// lz4_flex's frame decoder, which decodes it or names the error.
+    fn lz4_fallback(
+        self,
+        outcome: super::lz4::Outcome,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<()> {
+        match outcome {
+            super::lz4::Outcome::TooLarge => Err(self.too_large(limit)),
+            super::lz4::Outcome::Fallback => {
+                read_bounded_buf(self, lz4_flex::frame::FrameDecoder::new(input), out, limit)
+            }
         }
     }
 
@@ -222,20 +276,6 @@ fn gzip_compress(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
         .map_err(|e| Compression::Gzip.encode_error(e))?;
     enc.finish()
         .map_err(|e| Compression::Gzip.encode_error(e))?;
-    Ok(())
-}
-
-fn lz4_compress(input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-    use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
-    let info = FrameInfo::new()
-        .block_size(BlockSize::Max64KB)
-        .block_mode(BlockMode::Independent)
-        .block_checksums(false)
-        .content_checksum(false);
-    let mut enc = FrameEncoder::with_frame_info(info, out);
-    enc.write_all(input)
-        .map_err(|e| Compression::Lz4.encode_error(e))?;
-    enc.finish().map_err(|e| Compression::Lz4.encode_error(e))?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ mod builder;
 mod codec;
 mod control;
 mod header;
+mod lz4;
 #[allow(clippy::module_inception)]
 mod record;
 mod varint;

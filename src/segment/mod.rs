@@ -5,6 +5,7 @@
 
 mod index;
 mod scan;
+pub(crate) mod txnindex;
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -95,6 +96,9 @@ pub(crate) struct Segment {
     /// its indexes.
     deleted: AtomicBool,
     write_state: Mutex<WriteState>,
+    /// Appended to every file name: empty for a live segment, `.cleaned` or `.swap` while
+    /// the cleaner builds a replacement (see `log/cleaner/swap.rs`).
+    suffix: &'static str,
 }
 
 impl Segment {
@@ -104,7 +108,14 @@ impl Segment {
 
     /// Path of this segment's file with extension `ext`.
     pub(crate) fn file_path(&self, ext: &str) -> PathBuf {
-        Segment::path_for(&self.dir, self.base_offset, ext)
+        Segment::suffixed_path(&self.dir, self.base_offset, ext, self.suffix)
+    }
+
+    /// `<dir>/<base>.<ext><suffix>`.
+    pub(crate) fn suffixed_path(dir: &Path, base_offset: i64, ext: &str, suffix: &str) -> PathBuf {
+        let mut name = segment_file_name(base_offset, ext);
+        name.push_str(suffix);
+        dir.join(name)
     }
 
     /// Creates a new, empty, active segment (reusing an empty `.log` file of the same name).
@@ -114,7 +125,19 @@ impl Segment {
         base_offset: i64,
         config: IndexConfig,
     ) -> Result<Self> {
-        let log_path = Segment::path_for(dir, base_offset, "log");
+        Segment::create_with_suffix(fs, dir, base_offset, config, "")
+    }
+
+    /// [`Segment::create`] with `suffix` after every file name: the cleaner writes its output
+    /// as `<base>.log.cleaned` (and indexes) this way, invisible to an open until swapped in.
+    pub(crate) fn create_with_suffix(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        config: IndexConfig,
+        suffix: &'static str,
+    ) -> Result<Self> {
+        let log_path = Segment::suffixed_path(dir, base_offset, "log", suffix);
         let log = fs
             .open(&log_path, OpenMode::ReadWrite)
             .map_err(|e| Error::io(&log_path, e))?;
@@ -124,7 +147,8 @@ impl Segment {
         if log.len().map_err(|e| Error::io(&log_path, e))? != 0 {
             log.set_len(0).map_err(|e| Error::io(&log_path, e))?;
         }
-        let seg = Segment::new(fs, dir, base_offset, log, 0, config);
+        let mut seg = Segment::new(fs, dir, base_offset, log, 0, config);
+        seg.set_suffix(suffix);
         let indexes = match seg.open_writable_indexes(0, 0) {
             Ok(ix) => ix,
             Err(e) => {
@@ -146,14 +170,31 @@ impl Segment {
         base_offset: i64,
         config: IndexConfig,
     ) -> Result<Self> {
-        let log_path = Segment::path_for(dir, base_offset, "log");
+        Segment::open_with_suffix(fs, dir, base_offset, config, "")
+    }
+
+    /// [`Segment::open`] for files named with `suffix` (a `.swap` segment found at open).
+    pub(crate) fn open_with_suffix(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        config: IndexConfig,
+        suffix: &'static str,
+    ) -> Result<Self> {
+        let log_path = Segment::suffixed_path(dir, base_offset, "log", suffix);
         let log = fs
             .open(&log_path, OpenMode::ReadWrite)
             .map_err(|e| Error::io(&log_path, e))?;
         let size = log.len().map_err(|e| Error::io(&log_path, e))?;
-        let seg = Segment::new(fs, dir, base_offset, log, size, config);
+        let mut seg = Segment::new(fs, dir, base_offset, log, size, config);
+        seg.set_suffix(suffix);
         seg.sealed.store(true, Ordering::Release);
         Ok(seg)
+    }
+
+    fn set_suffix(&mut self, suffix: &'static str) {
+        self.suffix = suffix;
+        self.log_path = self.file_path("log");
     }
 
     fn new(
@@ -176,6 +217,7 @@ impl Segment {
             sealed: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
             write_state: Mutex::new(WriteState::default()),
+            suffix: "",
         }
     }
 
@@ -346,6 +388,12 @@ impl Segment {
 
     /// Appends one batch: `header` (its first bytes, possibly rewritten) then `body`.
     pub(crate) fn append(&self, parts: &[&[u8]], batch: &BatchPos) -> Result<()> {
+        self.append_batches(parts, std::slice::from_ref(batch))
+    }
+
+    /// Appends whole batches, their bytes back to back in `parts`, with one write (the
+    /// cleaner writes its output this way).
+    pub(crate) fn append_batches(&self, parts: &[&[u8]], batches: &[BatchPos]) -> Result<()> {
         if self.is_sealed() {
             // Its index files are trimmed below their mappings: never write them again.
             return Err(Error::InvalidArgument(format!(
@@ -353,33 +401,37 @@ impl Segment {
                 self.log_path.display()
             )));
         }
-        let position = self.size();
+        let start = self.size();
         if let Err(e) = self.log.append(parts) {
             // Cut any partial write so the file holds only whole batches; if even that
             // fails, the error below still stops the append.
-            let _ = self.log.set_len(position);
+            let _ = self.log.set_len(start);
             return Err(Error::io(&self.log_path, e));
         }
         let ix = self.indexes()?;
         let mut st = self.write_state.lock();
-        if st.rolling_base_timestamp.is_none() {
-            st.rolling_base_timestamp = Some(batch.max_timestamp);
+        let mut position = start;
+        for batch in batches {
+            if st.rolling_base_timestamp.is_none() {
+                st.rolling_base_timestamp = Some(batch.max_timestamp);
+            }
+            if batch.max_timestamp > st.max_timestamp {
+                st.max_timestamp = batch.max_timestamp;
+                st.offset_of_max_timestamp = batch.last_offset;
+            }
+            if st.bytes_since_last_index_entry > u64::from(self.config.index_interval_bytes) {
+                let relative = self.relative(batch.last_offset);
+                ix.offset.push_offset(OffsetEntry {
+                    relative_offset: relative,
+                    position: position as u32,
+                });
+                maybe_append_time(&ix.time, self.base_offset, &st);
+                st.bytes_since_last_index_entry = 0;
+            }
+            st.bytes_since_last_index_entry += batch.size;
+            position += batch.size;
         }
-        if batch.max_timestamp > st.max_timestamp {
-            st.max_timestamp = batch.max_timestamp;
-            st.offset_of_max_timestamp = batch.last_offset;
-        }
-        if st.bytes_since_last_index_entry > u64::from(self.config.index_interval_bytes) {
-            let relative = self.relative(batch.last_offset);
-            ix.offset.push_offset(OffsetEntry {
-                relative_offset: relative,
-                position: position as u32,
-            });
-            maybe_append_time(&ix.time, self.base_offset, &st);
-            st.bytes_since_last_index_entry = 0;
-        }
-        st.bytes_since_last_index_entry += batch.size;
-        self.size.store(position + batch.size, Ordering::Release);
+        self.size.store(position, Ordering::Release);
         Ok(())
     }
 
@@ -430,7 +482,7 @@ impl Segment {
     /// Removes the segment's files.
     pub(crate) fn delete_files(&self) -> Result<()> {
         self.deleted.store(true, Ordering::Release);
-        for ext in ["log", "index", "timeindex"] {
+        for ext in ["log", "index", "timeindex", "txnindex"] {
             let p = self.file_path(ext);
             match self.fs.remove(&p) {
                 Ok(()) => {}

@@ -1,0 +1,450 @@
+//! Storage-wide defaults and per-topic overrides under Kafka's topic config names.
+//!
+//! A topic's overrides are kept as [`TopicConfig`] (only what was set), persisted as
+//! `key=value` lines, and resolved against the [`StorageConfig`] defaults into
+//! [`TopicSettings`], the typed values a partition uses.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{CleanupPolicy, LogConfig};
+use crate::error::{Error, Result};
+use crate::io::{FileSystem, RealFs};
+use crate::record::{Compression, TimestampType};
+
+/// `retention.ms`.
+pub const RETENTION_MS: &str = "retention.ms";
+/// `retention.bytes`.
+pub const RETENTION_BYTES: &str = "retention.bytes";
+/// `segment.bytes`.
+pub const SEGMENT_BYTES: &str = "segment.bytes";
+/// `segment.ms`.
+pub const SEGMENT_MS: &str = "segment.ms";
+/// `cleanup.policy`.
+pub const CLEANUP_POLICY: &str = "cleanup.policy";
+/// `min.cleanable.dirty.ratio`.
+pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
+/// `delete.retention.ms`.
+pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+/// `min.compaction.lag.ms`.
+pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
+/// `max.message.bytes`.
+pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+/// `message.timestamp.type`.
+pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+/// `compression.type`.
+pub const COMPRESSION_TYPE: &str = "compression.type";
+
+/// Every topic config key a [`TopicConfig`] accepts.
+pub const TOPIC_CONFIG_KEYS: [&str; 11] = [
+    RETENTION_MS,
+    RETENTION_BYTES,
+    SEGMENT_BYTES,
+    SEGMENT_MS,
+    CLEANUP_POLICY,
+    MIN_CLEANABLE_DIRTY_RATIO,
+    DELETE_RETENTION_MS,
+    MIN_COMPACTION_LAG_MS,
+    MAX_MESSAGE_BYTES,
+    MESSAGE_TIMESTAMP_TYPE,
+    COMPRESSION_TYPE,
+];
+
+/// `compression.type` of a topic: keep what the producer sent, or store batches in one codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CompressionType {
+    /// `producer`: batches are stored as the producer compressed them (Kafka's default).
+    #[default]
+    Producer,
+    /// `uncompressed`, or one of Kafka's codecs by name.
+    Codec(Compression),
+}
+
+impl CompressionType {
+    /// Kafka's spelling (`uncompressed` for no codec).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Producer => "producer",
+            Self::Codec(Compression::None) => "uncompressed",
+            Self::Codec(c) => c.name(),
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "producer" => Self::Producer,
+            "uncompressed" => Self::Codec(Compression::None),
+            "gzip" => Self::Codec(Compression::Gzip),
+            "snappy" => Self::Codec(Compression::Snappy),
+            "lz4" => Self::Codec(Compression::Lz4),
+            "zstd" => Self::Codec(Compression::Zstd),
+            _ => return None,
+        })
+    }
+}
+
+fn timestamp_type_name(t: TimestampType) -> &'static str {
+    match t {
+        TimestampType::CreateTime => "CreateTime",
+        TimestampType::LogAppendTime => "LogAppendTime",
+    }
+}
+
+/// Overrides of one topic, under Kafka's names: `None` takes the storage default.
+///
+/// `retention.ms` and `retention.bytes` use Kafka's `-1` for "unlimited".
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use streamlog::storage::TopicConfig;
+///
+/// let mut map = BTreeMap::new();
+/// map.insert("retention.ms".to_string(), "3600000".to_string());
+/// map.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+/// let config = TopicConfig::from_map(&map)?;
+/// assert_eq!(config.retention_ms, Some(3_600_000));
+/// assert_eq!(config.to_map(), map);
+/// assert!(TopicConfig::new().set("retention.ms", "soon").is_err());
+/// # Ok::<(), streamlog::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct TopicConfig {
+    /// `retention.ms` (-1: unlimited).
+    pub retention_ms: Option<i64>,
+    /// `retention.bytes` per partition (-1: unlimited).
+    pub retention_bytes: Option<i64>,
+    /// `segment.bytes`.
+    pub segment_bytes: Option<u32>,
+    /// `segment.ms`.
+    pub segment_ms: Option<i64>,
+    /// `cleanup.policy`.
+    pub cleanup_policy: Option<CleanupPolicy>,
+    /// `min.cleanable.dirty.ratio`, in [0, 1].
+    pub min_cleanable_dirty_ratio: Option<f64>,
+    /// `delete.retention.ms`: how long tombstones outlive compaction.
+    pub delete_retention_ms: Option<i64>,
+    /// `min.compaction.lag.ms`.
+    pub min_compaction_lag_ms: Option<i64>,
+    /// `max.message.bytes`.
+    pub max_message_bytes: Option<u32>,
+    /// `message.timestamp.type`.
+    pub message_timestamp_type: Option<TimestampType>,
+    /// `compression.type`.
+    pub compression_type: Option<CompressionType>,
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidTopicConfig {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn parse_long(key: &str, value: &str, min: i64) -> Result<i64> {
+    let v: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "not a whole number"))?;
+    if v < min {
+        return Err(invalid(key, value, format!("below the minimum {min}")));
+    }
+    Ok(v)
+}
+
+fn parse_int(key: &str, value: &str, min: i64) -> Result<u32> {
+    let v = parse_long(key, value, min)?;
+    u32::try_from(v)
+        .ok()
+        .filter(|v| i32::try_from(*v).is_ok())
+        .ok_or_else(|| invalid(key, value, "above the maximum 2147483647"))
+}
+
+impl TopicConfig {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets one key from its string value; an unknown key or a bad value is an
+    /// [`Error::InvalidTopicConfig`] and leaves the config unchanged.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
+        match key {
+            RETENTION_MS => self.retention_ms = Some(parse_long(key, value, -1)?),
+            RETENTION_BYTES => self.retention_bytes = Some(parse_long(key, value, -1)?),
+            // Kafka's lower bound: a segment holds at least one record's overhead.
+            SEGMENT_BYTES => self.segment_bytes = Some(parse_int(key, value, 14)?),
+            SEGMENT_MS => self.segment_ms = Some(parse_long(key, value, 1)?),
+            CLEANUP_POLICY => {
+                self.cleanup_policy = Some(value.parse().map_err(|_| {
+                    invalid(key, value, "expected delete, compact or compact,delete")
+                })?)
+            }
+            MIN_CLEANABLE_DIRTY_RATIO => {
+                let v: f64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid(key, value, "not a number"))?;
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(invalid(key, value, "outside [0, 1]"));
+                }
+                self.min_cleanable_dirty_ratio = Some(v);
+            }
+            DELETE_RETENTION_MS => self.delete_retention_ms = Some(parse_long(key, value, 0)?),
+            MIN_COMPACTION_LAG_MS => self.min_compaction_lag_ms = Some(parse_long(key, value, 0)?),
+            MAX_MESSAGE_BYTES => self.max_message_bytes = Some(parse_int(key, value, 0)?),
+            MESSAGE_TIMESTAMP_TYPE => {
+                self.message_timestamp_type = Some(match value {
+                    "CreateTime" => TimestampType::CreateTime,
+                    "LogAppendTime" => TimestampType::LogAppendTime,
+                    _ => return Err(invalid(key, value, "expected CreateTime or LogAppendTime")),
+                })
+            }
+            COMPRESSION_TYPE => {
+                self.compression_type = Some(CompressionType::parse(value).ok_or_else(|| {
+                    invalid(
+                        key,
+                        value,
+                        "expected producer, uncompressed, gzip, snappy, lz4 or zstd",
+                    )
+                })?)
+            }
+            _ => return Err(invalid(key, value, "unknown topic config")),
+        }
+        Ok(self)
+    }
+
+    /// Parses a whole map; the first bad entry fails it.
+    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Self> {
+        let mut config = Self::new();
+        for (k, v) in map {
+            config.set(k, v)?;
+        }
+        Ok(config)
+    }
+
+    /// The overrides as Kafka's `key=value` strings (only keys that are set).
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        let mut put = |k: &str, v: Option<String>| {
+            if let Some(v) = v {
+                m.insert(k.to_string(), v);
+            }
+        };
+        put(RETENTION_MS, self.retention_ms.map(|v| v.to_string()));
+        put(RETENTION_BYTES, self.retention_bytes.map(|v| v.to_string()));
+        put(SEGMENT_BYTES, self.segment_bytes.map(|v| v.to_string()));
+        put(SEGMENT_MS, self.segment_ms.map(|v| v.to_string()));
+        put(
+            CLEANUP_POLICY,
+            self.cleanup_policy.map(|v| v.as_str().to_string()),
+        );
+        put(
+            MIN_CLEANABLE_DIRTY_RATIO,
+            self.min_cleanable_dirty_ratio.map(|v| v.to_string()),
+        );
+        put(
+            DELETE_RETENTION_MS,
+            self.delete_retention_ms.map(|v| v.to_string()),
+        );
+        put(
+            MIN_COMPACTION_LAG_MS,
+            self.min_compaction_lag_ms.map(|v| v.to_string()),
+        );
+        put(
+            MAX_MESSAGE_BYTES,
+            self.max_message_bytes.map(|v| v.to_string()),
+        );
+        put(
+            MESSAGE_TIMESTAMP_TYPE,
+            self.message_timestamp_type
+                .map(|v| timestamp_type_name(v).to_string()),
+        );
+        put(
+            COMPRESSION_TYPE,
+            self.compression_type.map(|v| v.name().to_string()),
+        );
+        m
+    }
+
+    /// The typed settings a partition of this topic uses: these overrides over `defaults`.
+    pub fn resolve(&self, defaults: &TopicSettings) -> TopicSettings {
+        let mut log = defaults.log.clone();
+        if let Some(v) = self.segment_bytes {
+            log.segment_bytes = u64::from(v);
+        }
+        if let Some(v) = self.segment_ms {
+            log.segment_ms = Some(v);
+        }
+        if let Some(v) = self.max_message_bytes {
+            log.max_message_bytes = v;
+        }
+        if let Some(v) = self.message_timestamp_type {
+            log.message_timestamp_type = v;
+        }
+        if let Some(v) = self.retention_ms {
+            log.retention_ms = (v >= 0).then_some(v);
+        }
+        if let Some(v) = self.retention_bytes {
+            log.retention_bytes = u64::try_from(v).ok();
+        }
+        if let Some(v) = self.cleanup_policy {
+            log.cleanup_policy = v;
+        }
+        TopicSettings {
+            log,
+            min_cleanable_dirty_ratio: self
+                .min_cleanable_dirty_ratio
+                .unwrap_or(defaults.min_cleanable_dirty_ratio),
+            delete_retention_ms: self
+                .delete_retention_ms
+                .unwrap_or(defaults.delete_retention_ms),
+            min_compaction_lag_ms: self
+                .min_compaction_lag_ms
+                .unwrap_or(defaults.min_compaction_lag_ms),
+            compression_type: self.compression_type.unwrap_or(defaults.compression_type),
+        }
+    }
+
+    /// Serialises as `key=value` lines (the persisted form).
+    pub(crate) fn to_properties(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in self.to_map() {
+            s.push_str(&k);
+            s.push('=');
+            s.push_str(&v);
+            s.push('\n');
+        }
+        s
+    }
+}
+
+/// The typed settings of one topic's partitions: its overrides resolved over the storage's
+/// defaults. The default value is Kafka's broker defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TopicSettings {
+    /// The partition log's config, with the overrides of the keys it holds applied
+    /// (retention.ms, retention.bytes, cleanup.policy, segment.bytes, segment.ms,
+    /// max.message.bytes, message.timestamp.type); in the defaults, the template for every
+    /// log.
+    pub log: LogConfig,
+    /// `min.cleanable.dirty.ratio` (Kafka: 0.5).
+    pub min_cleanable_dirty_ratio: f64,
+    /// `delete.retention.ms` (Kafka: 1 day).
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms` (Kafka: 0).
+    pub min_compaction_lag_ms: i64,
+    /// `compression.type` (Kafka: producer).
+    pub compression_type: CompressionType,
+}
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        TopicSettings {
+            log: LogConfig::default(),
+            min_cleanable_dirty_ratio: 0.5,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_compaction_lag_ms: 0,
+            compression_type: CompressionType::Producer,
+        }
+    }
+}
+
+/// Settings of a [`Storage`](super::Storage): the settings of topics without overrides,
+/// and the budget of open files and memory maps.
+///
+/// ```
+/// use streamlog::storage::StorageConfig;
+/// let mut config = StorageConfig::default();
+/// config.defaults.log.segment_bytes = 64 << 20;
+/// config.defaults.log.retention_ms = None;
+/// config.max_open_files = 256;
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct StorageConfig {
+    /// What a topic uses where it has no override (Kafka's defaults unless changed).
+    pub defaults: TopicSettings,
+    /// Most file handles the open partition logs may hold (default 512, half the usual
+    /// limit of 1024). Each segment of an open log counts 3 (`.log`, `.index`,
+    /// `.timeindex`).
+    pub max_open_files: usize,
+    /// Most memory maps the open partition logs may hold (default 1024). Each segment of
+    /// an open log counts 2 (its two indexes).
+    pub max_open_maps: usize,
+    /// The filesystem everything goes through.
+    pub fs: Arc<dyn FileSystem>,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            defaults: TopicSettings::default(),
+            max_open_files: 512,
+            max_open_maps: 1024,
+            fs: RealFs::shared(),
+        }
+    }
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("defaults", &self.defaults)
+            .field("max_open_files", &self.max_open_files)
+            .field("max_open_maps", &self.max_open_maps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses the persisted `key=value` lines (blank lines and `#` comments skipped).
+pub(crate) fn parse_properties(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| invalid(line, "", "line without '='"))?;
+        map.insert(k.trim().to_string(), v.trim().to_string());
+    }
+    Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_round_trips() {
+        let values = [
+            (RETENTION_MS, "-1"),
+            (RETENTION_BYTES, "1048576"),
+            (SEGMENT_BYTES, "1024"),
+            (SEGMENT_MS, "60000"),
+            (CLEANUP_POLICY, "compact,delete"),
+            (MIN_CLEANABLE_DIRTY_RATIO, "0.25"),
+            (DELETE_RETENTION_MS, "0"),
+            (MIN_COMPACTION_LAG_MS, "5"),
+            (MAX_MESSAGE_BYTES, "100"),
+            (MESSAGE_TIMESTAMP_TYPE, "LogAppendTime"),
+            (COMPRESSION_TYPE, "uncompressed"),
+        ];
+        let map: BTreeMap<String, String> = values
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(map.len(), TOPIC_CONFIG_KEYS.len());
+        let config = TopicConfig::from_map(&map).unwrap();
+        assert_eq!(config.to_map(), map);
+        let text = config.to_properties();
+        assert_eq!(
+            TopicConfig::from_map(&parse_properties(&text).unwrap()).unwrap(),
+            config
+        );
+    }
+}

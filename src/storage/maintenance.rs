@@ -1,0 +1,267 @@
+//! Maintenance of every partition: retention, and flush.ms for open logs (compaction to
+//! come).
+//!
+//! Open logs are maintained directly. A closed log carries the [`Summary`] taken when it was
+//! closed; from it maintenance decides without opening anything whether retention could
+//! delete a segment, so a pass over thousands of idle partitions touches no file.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use super::Storage;
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::log::{Log, RetentionOutcome};
+use crate::record::NO_TIMESTAMP;
+
+/// What a closed partition looked like when it was closed: enough to decide whether
+/// retention has anything to do without opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub size_bytes: u64,
+    pub segments: u32,
+    /// Bytes of the first segment.
+    pub first_segment_bytes: u64,
+    /// Largest timestamp of the first segment, when it is not the active one.
+    pub first_segment_max_timestamp: i64,
+    /// Base offset of the second segment (`i64::MAX` with a single segment).
+    pub second_segment_base: i64,
+}
+
+impl Summary {
+    /// Summarises an open log (the caller is about to close it, so nothing changes it).
+    pub(crate) fn of(log: &Log) -> Result<Summary> {
+        let segments = log.segments_info()?;
+        let (first_bytes, first_max_ts, second_base) = match (segments.first(), segments.get(1)) {
+            (Some(first), Some(second)) => (
+                first.size_bytes,
+                first.largest_timestamp,
+                second.base_offset,
+            ),
+            (Some(first), None) => (first.size_bytes, NO_TIMESTAMP, i64::MAX),
+            _ => (0, NO_TIMESTAMP, i64::MAX),
+        };
+        Ok(Summary {
+            log_start_offset: log.log_start_offset(),
+            log_end_offset: log.log_end_offset(),
+            size_bytes: segments.iter().map(|s| s.size_bytes).sum(),
+            segments: u32::try_from(segments.len()).unwrap_or(u32::MAX),
+            first_segment_bytes: first_bytes,
+            first_segment_max_timestamp: first_max_ts,
+            second_segment_base: second_base,
+        })
+    }
+
+    /// Whether [`Log::delete_retention_breached`] could delete the first segment at `now_ms`,
+    /// by its rules: below the log start offset; over `retention.bytes`; older than
+    /// `retention.ms`. A largest timestamp that is missing or in the future counts as due:
+    /// the log then judges the segment's age from file times and later segments, which the
+    /// summary does not hold.
+    pub(crate) fn retention_due(&self, config: &LogConfig, now_ms: i64) -> bool {
+        if self.segments < 2 {
+            return false;
+        }
+        if self.second_segment_base <= self.log_start_offset {
+            return true;
+        }
+        if !config.cleanup_policy.deletes() {
+            return false;
+        }
+        let by_size = config.retention_bytes.is_some_and(|limit| {
+            let excess = self.size_bytes.saturating_sub(limit);
+            excess > 0 && excess >= self.first_segment_bytes
+        });
+        let by_time = config.retention_ms.is_some_and(|ms| {
+            let t = self.first_segment_max_timestamp;
+            ms >= 0 && (!(0..=now_ms).contains(&t) || now_ms.saturating_sub(t) > ms)
+        });
+        by_size || by_time
+    }
+
+    /// The summary's fields as one line of the summaries file.
+    pub(crate) fn to_line(self) -> String {
+        format!(
+            "{} {} {} {} {} {} {}",
+            self.log_start_offset,
+            self.log_end_offset,
+            self.size_bytes,
+            self.segments,
+            self.first_segment_bytes,
+            self.first_segment_max_timestamp,
+            self.second_segment_base
+        )
+    }
+
+    /// Parses [`Summary::to_line`]'s output.
+    pub(crate) fn from_line(line: &str) -> Option<Summary> {
+        let mut f = line.split(' ');
+        let mut next = || f.next();
+        Some(Summary {
+            log_start_offset: next()?.parse().ok()?,
+            log_end_offset: next()?.parse().ok()?,
+            size_bytes: next()?.parse().ok()?,
+            segments: next()?.parse().ok()?,
+            first_segment_bytes: next()?.parse().ok()?,
+            first_segment_max_timestamp: next()?.parse().ok()?,
+            second_segment_base: next()?.parse().ok()?,
+        })
+    }
+}
+
+/// What one [`Storage::maintain`] pass did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct MaintenanceReport {
+    /// Partitions looked at.
+    pub partitions: usize,
+    /// Partitions that were open when the pass began.
+    pub open: usize,
+    /// Closed partitions the pass had to open (their summaries said retention was due, or
+    /// they had no summary yet).
+    pub opened: usize,
+    /// Segments deleted by retention.
+    pub segments_deleted: usize,
+    /// Bytes of the segments deleted.
+    pub bytes_deleted: u64,
+    /// Partitions whose maintenance failed, with the error; the pass goes on past them.
+    pub failures: Vec<(String, u32, Error)>,
+}
+
+impl MaintenanceReport {
+    fn add(&mut self, topic: &str, partition: u32, r: Result<RetentionOutcome>) {
+        match r {
+            Ok(done) => {
+                self.segments_deleted += done.segments_deleted;
+                self.bytes_deleted += done.bytes_freed;
+            }
+            Err(e) => self.failures.push((topic.to_string(), partition, e)),
+        }
+    }
+}
+
+impl Storage {
+    /// One maintenance pass at time `now_ms` over every partition: retention
+    /// ([`Log::delete_retention_breached`]) and, for open logs, [`Log::tick`] (flush.ms).
+    /// Compaction is not run yet.
+    ///
+    /// A closed partition is opened only when the summary cached at its close says retention
+    /// would delete a segment (or when it has no summary yet: never opened since the storage
+    /// opened, after an unclean shutdown); a partition opened here is closed again after.
+    /// One partition's failure is reported in [`MaintenanceReport::failures`], not returned.
+    pub fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport> {
+        let mut report = MaintenanceReport::default();
+        let mut inner = self.lock()?;
+        let mut to_open = Vec::new();
+        for (name, topic) in &inner.topics {
+            for (p, part) in topic.partitions.iter().enumerate() {
+                report.partitions += 1;
+                let p = u32::try_from(p).unwrap_or(u32::MAX);
+                if let Some(log) = &part.log {
+                    report.open += 1;
+                    let r = log
+                        .tick(now_ms)
+                        .and_then(|()| log.delete_retention_breached(now_ms));
+                    report.add(name, p, r);
+                } else if part
+                    .summary
+                    .is_none_or(|s| s.retention_due(&topic.settings.log, now_ms))
+                {
+                    to_open.push((name.clone(), p));
+                }
+            }
+        }
+        for (name, p) in to_open {
+            report.opened += 1;
+            let r = self.open_locked(&mut inner, &name, p).and_then(|log| {
+                let done = log.delete_retention_breached(now_ms);
+                drop(log);
+                let closed = self.close_partition_locked(&mut inner, &name, p);
+                let done = done?;
+                closed.map(|()| done)
+            });
+            report.add(&name, p, r);
+        }
+        Ok(report)
+    }
+
+    /// Starts a thread that calls [`Storage::maintain`] every `interval`, with the time from
+    /// the storage's log clock, until the handle is stopped or dropped.
+    pub fn spawn_maintenance(storage: Arc<Storage>, interval: Duration) -> MaintenanceHandle {
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let thread = thread::spawn(move || -> Result<()> {
+            let mut first_error = None;
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(interval) {
+                let now = storage.config.defaults.log.clock.now_ms();
+                match storage.maintain(now) {
+                    Ok(report) => {
+                        if first_error.is_none() {
+                            first_error = report.failures.into_iter().next().map(|(_, _, e)| e);
+                        }
+                    }
+                    Err(Error::StorageClosed { .. }) => break,
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            first_error.map_or(Ok(()), Err)
+        });
+        MaintenanceHandle {
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+}
+
+/// A background maintenance thread; dropping it stops the thread.
+#[derive(Debug)]
+pub struct MaintenanceHandle {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<Result<()>>>,
+}
+
+impl MaintenanceHandle {
+    /// Stops the thread (waiting for a pass under way) and returns the first error a pass
+    /// met, if any.
+    pub fn stop(mut self) -> Result<()> {
+        self.stop.take();
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(Error::InvalidArgument("maintenance thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for MaintenanceHandle {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_line_round_trips() {
+        let s = Summary {
+            log_start_offset: 3,
+            log_end_offset: 99,
+            size_bytes: 12345,
+            segments: 4,
+            first_segment_bytes: 1000,
+            first_segment_max_timestamp: -1,
+            second_segment_base: 40,
+        };
+        assert_eq!(Summary::from_line(&s.to_line()), Some(s));
+        assert_eq!(Summary::from_line("1 2 3"), None);
+    }
+}
