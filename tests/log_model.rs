@@ -401,6 +401,11 @@ struct Harness {
     clock: Arc<ManualClock>,
     log: Option<Log>,
     model: Model,
+    /// Producer appends take a producer id never used before: a new producer may start at
+    /// any sequence and epoch (Kafka's rule), so the log's producer checks accept every
+    /// generated batch and this test stays about storing producer fields byte for byte.
+    /// Sequence and epoch rules have their own tests (`producer_*`).
+    next_producer_id: i64,
 }
 
 impl Harness {
@@ -428,6 +433,7 @@ impl Harness {
             config,
             clock,
             log: Some(log),
+            next_producer_id: 1_000_000,
             model: Model {
                 batches: Vec::new(),
                 log_start_offset: 0,
@@ -536,6 +542,13 @@ impl Harness {
     }
 
     fn append(&mut self, specs: &[RecordSpec], codec: Compression, producer: Option<Producer>) {
+        let producer = producer.map(|p| {
+            self.next_producer_id += 1;
+            Producer {
+                id: self.next_producer_id,
+                ..p
+            }
+        });
         let now = self.now();
         let records = owned_records(specs, now);
         let opts = batch_options(codec, producer);

@@ -375,6 +375,7 @@ impl Log {
         }
         self.sync_dir()?;
         self.publish(w);
+        self.clamp_cleaner_checkpoint(new_leo)?;
         self.clamp_recovery_point(new_leo)
     }
 
@@ -390,6 +391,7 @@ impl Log {
         self.write_log_start_checkpoint(offset)?;
         self.sync_dir()?;
         self.publish(w);
+        self.clamp_cleaner_checkpoint(offset)?;
         self.clamp_recovery_point(offset)
     }
 
