@@ -10,7 +10,7 @@
 //! ```
 //!
 //! One writer (appends, rolls, truncations, serialised by a mutex) and any number of
-//! readers. The writer publishes an immutable [`View`] (segments, offsets, the active
+//! readers. The writer publishes an immutable `View` (segments, offsets, the active
 //! segment's readable size) after the bytes are in the file; readers clone the current view
 //! (a pointer copy under a read lock) and read only what it covers, so they never see a
 //! partial batch and never wait for the writer's I/O.

@@ -17,7 +17,7 @@
 //!    keeping, for each key, only the record at the offset the map holds; offsets are kept,
 //!    so a compacted log has gaps. Records without a key are removed (Kafka's cleaner drops
 //!    them as invalid); a log whose `cleanup.policy` compacts refuses them at append, as
-//!    Kafka does ([`Error::RecordWithoutKey`](crate::Error::RecordWithoutKey)), so they reach
+//!    Kafka does ([`crate::Error::RecordWithoutKey`]), so they reach
 //!    it only from replication or from before the policy changed. Tombstones
 //!    (null values) stay until `delete.retention.ms` after the cleaner first keeps them:
 //!    that first time it stamps the batch's delete horizon (attribute bit 6, base timestamp,
