@@ -244,3 +244,35 @@ impl fmt::Debug for LogConfig {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_policy_round_trips_kafkas_strings_and_rejects_others() {
+        for (text, policy) in [
+            ("delete", CleanupPolicy::Delete),
+            ("compact", CleanupPolicy::Compact),
+            ("compact,delete", CleanupPolicy::CompactDelete),
+            ("delete,compact", CleanupPolicy::CompactDelete),
+            (" compact , delete ", CleanupPolicy::CompactDelete),
+            ("delete,delete", CleanupPolicy::Delete),
+        ] {
+            assert_eq!(text.parse::<CleanupPolicy>().unwrap(), policy, "{text:?}");
+            assert_eq!(policy.to_string().parse::<CleanupPolicy>().unwrap(), policy);
+        }
+        for bad in ["", ",", "Delete", "compact,", "delete,foo", "none"] {
+            assert!(
+                matches!(
+                    bad.parse::<CleanupPolicy>(),
+                    Err(crate::Error::InvalidCleanupPolicy { ref value }) if value == bad
+                ),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(LogConfig::default().cleanup_policy, CleanupPolicy::Delete);
+        assert_eq!(LogConfig::default().retention_ms, Some(604_800_000));
+        assert_eq!(LogConfig::default().retention_bytes, None);
+    }
+}

@@ -237,6 +237,16 @@ pub enum Error {
         value: String,
     },
 
+    /// A producer batch for a compacted log (`cleanup.policy` compact) holds a record
+    /// without a key, which Kafka refuses (`InvalidRecordException`).
+    #[error("batch at offset {base_offset}, record #{index}: compacted logs refuse records without a key")]
+    RecordWithoutKey {
+        /// Base offset as stored in the batch header.
+        base_offset: i64,
+        /// Index of the record within the batch (0-based).
+        index: u32,
+    },
+
     /// The compaction key map cannot hold the keys of even one batch of the dirty part.
     #[error("log {dir}: the cleaner's key map (at most {max_keys} keys) cannot hold the batch at offset {offset}; raise dedupe_buffer_bytes")]
     CleanerMapTooSmall {

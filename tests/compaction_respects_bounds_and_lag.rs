@@ -2,7 +2,7 @@
 //! watermark or last stable offset), nothing in the active segment, nothing in a segment
 //! younger than `min.compaction.lag.ms`; and what `cleanable` reports to a scheduler (dirty
 //! ratio against `min.cleanable.dirty.ratio`, `max.compaction.lag.ms`), with progress kept
-//! in `cleaner-offset-checkpoint` across a reopen.
+//! in `cleaner-offset-checkpoint` across a reopen and pulled back by a truncation.
 
 use streamlog::log::CLEANER_OFFSET_CHECKPOINT;
 use streamlog::{Compression, Log, LogConfig, OwnedRecord};
@@ -90,4 +90,17 @@ fn passes_stay_below_bound_lag_and_active_segment() {
     let info = log.cleanable(i64::MAX, T0 + 5_000).unwrap();
     assert_eq!(info.cleanable_bytes, 0);
     assert!(!info.should_clean());
+
+    // A truncation below the checkpoint pulls it back, so what is appended again is dirty.
+    log.truncate_to(20).unwrap();
+    let text = std::fs::read_to_string(dir.path().join(CLEANER_OFFSET_CHECKPOINT)).unwrap();
+    assert!(text.ends_with(" 20\n"), "{text:?}");
+    log.truncate_to(19).unwrap();
+    let leo = log.log_end_offset();
+    assert!(leo <= 19);
+    let text = std::fs::read_to_string(dir.path().join(CLEANER_OFFSET_CHECKPOINT)).unwrap();
+    assert!(
+        text.ends_with(&format!(" {leo}\n")),
+        "{text:?} (log end {leo})"
+    );
 }

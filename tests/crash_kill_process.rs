@@ -68,8 +68,12 @@ fn crash_child() {
 }
 
 fn last_segment(dir: &Path) -> Option<PathBuf> {
-    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
+    // A child killed before it created the directory left nothing to damage.
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        entries => entries.unwrap(),
+    };
+    let mut logs: Vec<PathBuf> = entries
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "log"))
         .collect();

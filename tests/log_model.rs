@@ -401,10 +401,11 @@ struct Harness {
     clock: Arc<ManualClock>,
     log: Option<Log>,
     model: Model,
-    /// Client appends are each given a producer id of their own: this model checks the
-    /// bytes a producer batch is stored with, not idempotence (a second batch of a producer
-    /// would be held to its sequence; tests/producer_*.rs and txn_*.rs check that).
-    client_appends: i64,
+    /// Producer appends take a producer id never used before: a new producer may start at
+    /// any sequence and epoch (Kafka's rule), so the log's producer checks accept every
+    /// generated batch and this test stays about storing producer fields byte for byte.
+    /// Sequence and epoch rules have their own tests (`producer_*`).
+    next_producer_id: i64,
 }
 
 impl Harness {
@@ -432,7 +433,7 @@ impl Harness {
             config,
             clock,
             log: Some(log),
-            client_appends: 0,
+            next_producer_id: 1_000_000,
             model: Model {
                 batches: Vec::new(),
                 log_start_offset: 0,
@@ -541,10 +542,12 @@ impl Harness {
     }
 
     fn append(&mut self, specs: &[RecordSpec], codec: Compression, producer: Option<Producer>) {
-        self.client_appends += 1;
-        let producer = producer.map(|p| Producer {
-            id: 1_000_000 + self.client_appends,
-            ..p
+        let producer = producer.map(|p| {
+            self.next_producer_id += 1;
+            Producer {
+                id: self.next_producer_id,
+                ..p
+            }
         });
         let now = self.now();
         let records = owned_records(specs, now);

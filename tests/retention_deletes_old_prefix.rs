@@ -239,3 +239,19 @@ fn the_new_start_survives_clean_and_unclean_reopens() {
     assert_eq!(offsets_from(&log, 15), span(15, 20));
     assert_eq!(log.append(&batch(1, T0)).unwrap().first_offset, 20);
 }
+
+#[test]
+fn no_segment_reaching_the_high_watermark_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_of(dir.path(), &config(Some(MIN), Some(1)), &[T0, T0, T0, T0]);
+    // Segment 5 ends at 10: deleting it would put the start past a high watermark of 9.
+    let out = log
+        .delete_retention_breached_below(T0 + 100 * MIN, Some(9))
+        .unwrap();
+    assert_eq!((out.segments_deleted, out.log_start_offset), (1, 5));
+    let out = log
+        .delete_retention_breached_below(T0 + 100 * MIN, Some(10))
+        .unwrap();
+    assert_eq!((out.segments_deleted, out.log_start_offset), (1, 10));
+    assert_eq!(log.segment_base_offsets(), vec![10, 15]);
+}

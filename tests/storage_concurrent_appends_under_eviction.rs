@@ -16,7 +16,7 @@ const APPENDS_PER_THREAD: u32 = 300;
 #[test]
 fn concurrent_appends_survive_eviction_and_maintenance() {
     let dir = data_dir();
-    // Eight one-segment logs at a time; each thread holds at most one.
+    // Eight one-segment logs at a time; each writer holds at most one, maintenance one more.
     let storage = Arc::new(Storage::open(dir.path(), config(24)).unwrap());
     storage
         .create_topic("t", PARTITIONS, TopicConfig::new())

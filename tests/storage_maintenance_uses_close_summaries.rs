@@ -163,3 +163,48 @@ fn background_maintenance_applies_retention_and_stops() {
     busy.stop().unwrap();
     assert_eq!(values(&log), ["t/0/3"]);
 }
+
+#[test]
+fn compacted_topics_are_cleaned_when_dirty_and_left_closed_once_clean() {
+    use streamlog::{Compression, OwnedRecord};
+    let dir = data_dir();
+    let storage = open(dir.path(), config(64));
+    storage
+        .create_topic("keyed", 1, topic_with("cleanup.policy", "compact"))
+        .unwrap();
+    let log = storage.partition("keyed", 0).unwrap();
+    for round in 0..3 {
+        for k in 0..4 {
+            let key = format!("k{k}");
+            let value = format!("k{k}={round}");
+            log.append_records(
+                &[OwnedRecord::new(
+                    1_000,
+                    Some(key.as_bytes()),
+                    Some(value.as_bytes()),
+                )],
+                Compression::None,
+            )
+            .unwrap();
+        }
+        log.roll().unwrap();
+    }
+    drop(log);
+    storage.close().unwrap();
+
+    let storage = open(dir.path(), config(64));
+    let report = storage.maintain(10_000).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!((report.opened, report.logs_compacted), (1, 1));
+    assert!(report.compaction_bytes_written < report.compaction_bytes_read);
+    assert_eq!(
+        values(&storage.partition("keyed", 0).unwrap()),
+        ["k0=2", "k1=2", "k2=2", "k3=2"]
+    );
+    storage.close().unwrap();
+
+    // Clean now: its summary says so, and the next pass leaves it closed.
+    let storage = open(dir.path(), config(64));
+    let report = storage.maintain(20_000).unwrap();
+    assert_eq!((report.opened, report.logs_compacted), (0, 0));
+}

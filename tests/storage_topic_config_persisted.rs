@@ -51,9 +51,9 @@ fn overrides_survive_reopen_and_reach_the_logs() {
     assert_eq!(s.log.retention_ms, Some(3_600_000));
     assert_eq!(s.log.retention_bytes, None);
     assert_eq!(s.log.cleanup_policy, CleanupPolicy::CompactDelete);
-    assert_eq!(s.min_cleanable_dirty_ratio, 0.1);
-    assert_eq!(s.delete_retention_ms, 1000);
-    assert_eq!(s.min_compaction_lag_ms, 10);
+    assert_eq!(s.log.min_cleanable_dirty_ratio, 0.1);
+    assert_eq!(s.log.delete_retention_ms, 1000);
+    assert_eq!(s.log.min_compaction_lag_ms, 10);
     assert_eq!(s.compression_type, CompressionType::Codec(Compression::Lz4));
     let log = storage.partition("keyed", 1).unwrap();
     assert_eq!(log.config().segment_bytes, 2048);

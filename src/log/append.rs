@@ -238,8 +238,16 @@ impl Log {
         // checked to run 0, 1, 2, ... (the iterator checks they increase up to the last).
         let mut scratch = Vec::new();
         let records = b.records_in(&mut scratch, &self.config.decode_limits)?;
-        for r in records.iter() {
-            r?;
+        // Kafka refuses records without a key on compacted topics: the cleaner could only
+        // drop them.
+        let compacted = self.config.cleanup_policy.compacts();
+        for (index, r) in records.iter().enumerate() {
+            if r?.key.is_none() && compacted {
+                return Err(Error::RecordWithoutKey {
+                    base_offset,
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                });
+            }
         }
         Ok(b)
     }

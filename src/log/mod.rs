@@ -10,7 +10,7 @@
 //! ```
 //!
 //! One writer (appends, rolls, truncations, serialised by a mutex) and any number of
-//! readers. The writer publishes an immutable [`View`] (segments, offsets, the active
+//! readers. The writer publishes an immutable `View` (segments, offsets, the active
 //! segment's readable size) after the bytes are in the file; readers clone the current view
 //! (a pointer copy under a read lock) and read only what it covers, so they never see a
 //! partial batch and never wait for the writer's I/O.
@@ -376,6 +376,7 @@ impl Log {
         }
         self.sync_dir()?;
         self.publish(w);
+        self.clamp_cleaner_checkpoint(new_leo)?;
         self.clamp_recovery_point(new_leo)
     }
 
@@ -391,6 +392,7 @@ impl Log {
         self.write_log_start_checkpoint(offset)?;
         self.sync_dir()?;
         self.publish(w);
+        self.clamp_cleaner_checkpoint(offset)?;
         self.clamp_recovery_point(offset)
     }
 
@@ -405,17 +407,20 @@ impl Log {
                 log_end_offset: w.log_end_offset,
             });
         }
-        if offset <= w.log_start_offset {
-            return Ok(());
-        }
+        // Never moves the start back; segments already wholly below it (left by an earlier
+        // call that could not remove them, or by a reopen) still go.
+        let start = offset.max(w.log_start_offset);
         // Segments whose successor starts at or below the new start hold nothing readable.
         let below = w
             .segments
             .iter()
             .skip(1)
-            .take_while(|next| next.base_offset() <= offset)
+            .take_while(|next| next.base_offset() <= start)
             .count();
-        self.delete_prefix_locked(&mut w, below, offset)?;
+        if start == w.log_start_offset && below == 0 {
+            return Ok(());
+        }
+        self.delete_prefix_locked(&mut w, below, start)?;
         Ok(())
     }
 

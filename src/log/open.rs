@@ -57,11 +57,18 @@ impl Log {
         let started = Instant::now();
         fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let index_config = Log::index_config(&config);
-        // A compaction interrupted by a crash: finish its swap or drop its output.
-        super::cleaner::swap::recover(&fs, dir, index_config)?;
+        let mut listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+        if listing
+            .iter()
+            .any(|p| super::cleaner::swap::is_cleaner_file(p))
+        {
+            // A compaction interrupted by a crash: finish its swap or drop its output.
+            super::cleaner::swap::recover(&fs, dir, index_config)?;
+            listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
+        }
         let mut bases = Vec::new();
         let mut index_files = Vec::new();
-        for path in fs.list(dir).map_err(|e| Error::io(dir, e))? {
+        for path in listing {
             if let Some(base) = parse_segment_file_name(&path, "log") {
                 bases.push(base);
             } else if parse_segment_file_name(&path, "index").is_some()

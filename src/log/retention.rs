@@ -130,7 +130,9 @@ impl Log {
     /// Size and time apply only when `cleanup.policy` includes `delete`. Segments go as a
     /// prefix: the first one that must be kept stops the pass. The active segment is never
     /// deleted. The log start offset moves to the first kept segment's base (if it was
-    /// below) and is checkpointed before any file is removed.
+    /// below) and is checkpointed before any file is removed. Kafka also keeps every segment
+    /// that reaches the high watermark, which a `Log` does not know: a replicated log passes
+    /// it to [`Log::delete_retention_breached_below`].
     ///
     /// ```
     /// use streamlog::{Compression, Log, LogConfig, OwnedRecord};
@@ -146,6 +148,32 @@ impl Log {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn delete_retention_breached(&self, now_ms: i64) -> Result<RetentionOutcome> {
+        self.delete_retention_breached_below(now_ms, None)
+    }
+
+    /// [`Log::delete_retention_breached`], deleting no segment whose offsets reach
+    /// `high_watermark` (a segment goes only when the next one starts at or below it), as
+    /// Kafka keeps the log start offset from passing the high watermark. `None`: no bound.
+    ///
+    /// ```
+    /// use streamlog::{Compression, Log, LogConfig, OwnedRecord};
+    /// let dir = tempfile::tempdir()?;
+    /// let config = LogConfig { retention_ms: Some(1), ..LogConfig::default() };
+    /// let log = Log::open(dir.path(), config)?;
+    /// for _ in 0..3 {
+    ///     log.append_records(&[OwnedRecord::new(0, None, Some(b"v"))], Compression::None)?;
+    ///     log.roll()?;
+    /// }
+    /// // Segments 0, 1 and 2 are sealed and expired; only offsets below 1 are replicated.
+    /// let outcome = log.delete_retention_breached_below(1_000, Some(1))?;
+    /// assert_eq!((outcome.segments_deleted, log.log_start_offset()), (1, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn delete_retention_breached_below(
+        &self,
+        now_ms: i64,
+        high_watermark: Option<i64>,
+    ) -> Result<RetentionOutcome> {
         let mut w = self.lock_open()?;
         let mut outcome = RetentionOutcome {
             log_start_offset: w.log_start_offset,
@@ -164,6 +192,9 @@ impl Log {
                 break;
             };
             let size = seg.size();
+            if high_watermark.is_some_and(|hw| next.base_offset() > hw) {
+                break;
+            }
             let rule = if next.base_offset() <= w.log_start_offset {
                 RetentionRule::LogStartOffset
             } else if retention_bytes.is_some() && excess >= size && excess > 0 {

@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use super::{Log, View};
 use crate::error::{Error, Result};
 use crate::io::AlignedBuf;
-use crate::record::{Batch, NO_TIMESTAMP};
+use crate::record::{Batch, BATCH_HEADER_SIZE, NO_TIMESTAMP};
 use crate::segment::{BatchPos, Segment};
 
 /// What a ListOffsets request asks for (Kafka's special timestamps -2, -1, -3, or a time).
@@ -54,9 +54,20 @@ pub(crate) struct SegmentTimes {
 /// A lazily built [`SegmentTimes`], shared by the views of one segment list.
 pub(crate) type SegmentTimesCell = Arc<OnceLock<SegmentTimes>>;
 
+/// A lookup's first read when the time index does not bound the batch sought: one offset
+/// index interval (Kafka's default `index.interval.bytes`).
+const FIRST_CHUNK: usize = 4096;
+/// Read past the offset entry that bounds the batch sought, for that batch's tail: a
+/// syscall costs as much as copying several KiB of page-cached bytes, so one read a little
+/// too long beats a second one.
+const TAIL: usize = 1024;
+/// Reads double up to this when the scan goes on.
+const MAX_CHUNK: usize = 32 * 1024;
+const HEADER: u64 = BATCH_HEADER_SIZE as u64;
+
 thread_local! {
-    /// The batch a lookup decodes, reused so lookups do not allocate.
-    static BATCH_BUF: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::new(4096));
+    /// The chunk or batch a lookup reads, reused so lookups do not allocate.
+    static BATCH_BUF: RefCell<AlignedBuf> = RefCell::new(AlignedBuf::new(MAX_CHUNK));
 }
 
 impl View {
@@ -178,6 +189,13 @@ impl Log {
         Ok(None)
     }
 
+    /// The first record of segment `i` at or above the log start offset stamped at or after
+    /// `timestamp`. The time index bounds where the batch sought lies (after the floor
+    /// entry's batch, at or before the next entry's), so the bytes between are read in one
+    /// `pread` (a syscall costs as much as copying several KiB here) and the batch is
+    /// decoded from them: one read per lookup on the bench's logs, against 1.1 to 1.9 with
+    /// chunks of 4 KiB doubling. A batch that qualifies by its max timestamp yet holds no
+    /// record that does (the late records lie below the log start offset) sends the scan on.
     fn search_segment(
         &self,
         view: &View,
@@ -186,24 +204,103 @@ impl Log {
         timestamp: i64,
     ) -> Result<Option<(i64, i64)>> {
         let end = view.readable_size(i);
-        let mut min_offset = view.log_start_offset;
-        while let Some(b) = seg.find_batch_by_time(timestamp, min_offset, end)? {
-            let found = self.with_batch(seg, &b, |batch| {
-                let records = batch.records_with(&self.config.decode_limits)?;
-                for r in records.iter() {
-                    let r = r?;
-                    if r.timestamp >= timestamp && r.offset >= view.log_start_offset {
-                        return Ok(Some((r.offset, r.timestamp)));
+        let start = view.log_start_offset;
+        let ix = seg.indexes()?;
+        // The last time entry at or below the target: no batch before its offset's batch
+        // reaches the target. The next entry's batch does, so the batch sought lies at or
+        // before the offset entry that follows it: reading up to there (and a little more,
+        // for that batch's tail) in one go usually takes a single read.
+        let time = &ix.time;
+        let next = time.floor_time(timestamp).map_or(0, |f| f + 1);
+        let by_time = match next.checked_sub(1) {
+            Some(f) => seg.index_position(
+                seg.base_offset() + i64::from(time.time_entry(f).relative_offset),
+            )?,
+            None => 0,
+        };
+        let from = by_time.max(seg.index_position(start)?);
+        let reach = (next < time.len())
+            .then(|| {
+                let relative = i64::from(time.time_entry(next).relative_offset);
+                let offsets = &ix.offset;
+                let ceil = match offsets.floor_offset(relative) {
+                    Some(k) if i64::from(offsets.offset_entry(k).relative_offset) == relative => k,
+                    Some(k) => k + 1,
+                    None => 0,
+                };
+                (ceil < offsets.len()).then(|| u64::from(offsets.offset_entry(ceil).position))
+            })
+            .flatten();
+        let first_read = reach.map_or(FIRST_CHUNK, |p| {
+            usize::try_from(p.saturating_sub(from))
+                .unwrap_or(MAX_CHUNK)
+                .saturating_add(TAIL)
+                .clamp(TAIL, MAX_CHUNK)
+        });
+        let decode = |batch: &Batch<'_>| -> Result<Option<(i64, i64)>> {
+            let records = batch.records_with(&self.config.decode_limits)?;
+            for r in records.iter() {
+                let r = r?;
+                if r.timestamp >= timestamp && r.offset >= start {
+                    return Ok(Some((r.offset, r.timestamp)));
+                }
+            }
+            Ok(None)
+        };
+        let run = |buf: &mut AlignedBuf| -> Result<Option<(i64, i64)>> {
+            let mut pos = from;
+            // Bytes of the file from `chunk_start` held at the front of `buf`.
+            let (mut chunk_start, mut chunk_len) = (from, 0u64);
+            let mut want = first_read;
+            while pos < end {
+                if pos + HEADER > chunk_start + chunk_len {
+                    if end - pos < HEADER {
+                        return Err(Error::CorruptSegment {
+                            path: seg.log_path().to_path_buf(),
+                            position: pos,
+                            reason: "partial batch header".into(),
+                        });
+                    }
+                    chunk_len = (end - pos).min(want as u64);
+                    buf.resize(chunk_len as usize);
+                    seg.read_exact(buf.as_mut_slice(), pos)?;
+                    chunk_start = pos;
+                    want = (want * 2).min(MAX_CHUNK);
+                }
+                let at = (pos - chunk_start) as usize;
+                let header = buf.as_slice().get(at..).unwrap_or_default();
+                let b = seg.parse_batch_header(header, pos, end)?;
+                if b.max_timestamp >= timestamp && b.last_offset >= start {
+                    let found = if pos + b.size <= chunk_start + chunk_len {
+                        let bytes = buf
+                            .as_slice()
+                            .get(at..at + b.size as usize)
+                            .unwrap_or_default();
+                        decode(&Batch::new(bytes)?)?
+                    } else {
+                        // The batch runs past the chunk: read a chunk from its start, the
+                        // whole batch at least, which the scan continues in if need be.
+                        chunk_len = b.size.max((end - pos).min(want as u64));
+                        buf.resize(usize::try_from(chunk_len).map_err(|_| {
+                            Error::InvalidArgument("batch larger than memory".into())
+                        })?);
+                        seg.read_exact(buf.as_mut_slice(), pos)?;
+                        chunk_start = pos;
+                        let bytes = buf.as_slice().get(..b.size as usize).unwrap_or_default();
+                        decode(&Batch::new(bytes)?)?
+                    };
+                    if found.is_some() {
+                        return Ok(found);
                     }
                 }
-                Ok(None)
-            })?;
-            if found.is_some() {
-                return Ok(found);
+                pos += b.size;
             }
-            min_offset = b.last_offset + 1;
-        }
-        Ok(None)
+            Ok(None)
+        };
+        BATCH_BUF.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buf) => run(&mut buf),
+            Err(_) => run(&mut AlignedBuf::new(MAX_CHUNK)),
+        })
     }
 
     /// Reads batch `b` of `seg` into the thread's reused buffer and calls `f` with it.

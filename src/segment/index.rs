@@ -223,9 +223,14 @@ impl IndexFile {
     }
 
     /// The last time entry with timestamp ≤ `timestamp`.
+    #[cfg(test)]
     pub(crate) fn lookup_time(&self, timestamp: i64) -> Option<TimeEntry> {
+        self.floor_time(timestamp).map(|i| self.time_entry(i))
+    }
+
+    /// Index of the last time entry with timestamp ≤ `timestamp`.
+    pub(crate) fn floor_time(&self, timestamp: i64) -> Option<usize> {
         self.floor(timestamp, |i| self.time_entry(i).timestamp)
-            .map(|i| self.time_entry(i))
     }
 
     pub(crate) fn last_time_entry(&self) -> Option<TimeEntry> {

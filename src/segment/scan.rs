@@ -158,6 +158,29 @@ impl Segment {
         Ok(())
     }
 
+    /// The batch whose header starts `header` (at least `BATCH_HEADER_SIZE` bytes read
+    /// from byte `position`), checked as [`Segment::scan`] checks frames: for callers that
+    /// read batches into buffers of their own.
+    pub(crate) fn parse_batch_header(
+        &self,
+        header: &[u8],
+        position: u64,
+        end: u64,
+    ) -> Result<BatchPos> {
+        let (size, base_offset, last_offset, max_timestamp) =
+            parse_header(header).ok_or_else(|| self.corrupt(position, "bad batch header"))?;
+        if size > end.saturating_sub(position) {
+            return Err(self.corrupt(position, "batch runs past the end of the segment"));
+        }
+        Ok(BatchPos {
+            position,
+            size,
+            base_offset,
+            last_offset,
+            max_timestamp,
+        })
+    }
+
     /// The first batch, if the segment holds one.
     pub(crate) fn first_batch(&self) -> Result<Option<BatchPos>> {
         let mut first = None;
@@ -329,33 +352,6 @@ impl Segment {
             .offset
             .lookup_offset(offset - self.base_offset())
             .map_or(0, |e| u64::from(e.position)))
-    }
-
-    /// The first batch whose max timestamp is at least `timestamp` and whose last offset is
-    /// at least `min_offset` (the log start offset, or past a batch already searched), below
-    /// byte `end`.
-    pub(crate) fn find_batch_by_time(
-        &self,
-        timestamp: i64,
-        min_offset: i64,
-        end: u64,
-    ) -> Result<Option<BatchPos>> {
-        let ix = self.indexes()?;
-        let by_time = match ix.time.lookup_time(timestamp) {
-            Some(t) => self.index_position(self.base_offset() + i64::from(t.relative_offset))?,
-            None => 0,
-        };
-        let from = by_time.max(self.index_position(min_offset)?);
-        let mut found = None;
-        self.scan(from, end, |b| {
-            if b.max_timestamp >= timestamp && b.last_offset >= min_offset {
-                found = Some(b);
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })?;
-        Ok(found)
     }
 
     /// Scans and validates every batch (frame, CRC, header fields, records, offsets

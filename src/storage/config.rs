@@ -292,17 +292,17 @@ impl TopicConfig {
         if let Some(v) = self.cleanup_policy {
             log.cleanup_policy = v;
         }
+        if let Some(v) = self.min_cleanable_dirty_ratio {
+            log.min_cleanable_dirty_ratio = v;
+        }
+        if let Some(v) = self.delete_retention_ms {
+            log.delete_retention_ms = v;
+        }
+        if let Some(v) = self.min_compaction_lag_ms {
+            log.min_compaction_lag_ms = v;
+        }
         TopicSettings {
             log,
-            min_cleanable_dirty_ratio: self
-                .min_cleanable_dirty_ratio
-                .unwrap_or(defaults.min_cleanable_dirty_ratio),
-            delete_retention_ms: self
-                .delete_retention_ms
-                .unwrap_or(defaults.delete_retention_ms),
-            min_compaction_lag_ms: self
-                .min_compaction_lag_ms
-                .unwrap_or(defaults.min_compaction_lag_ms),
             compression_type: self.compression_type.unwrap_or(defaults.compression_type),
         }
     }
@@ -325,17 +325,9 @@ impl TopicConfig {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TopicSettings {
-    /// The partition log's config, with the overrides of the keys it holds applied
-    /// (retention.ms, retention.bytes, cleanup.policy, segment.bytes, segment.ms,
-    /// max.message.bytes, message.timestamp.type); in the defaults, the template for every
-    /// log.
+    /// The partition log's config, with the overrides of every key but compression.type
+    /// applied; in the defaults, the template for every log.
     pub log: LogConfig,
-    /// `min.cleanable.dirty.ratio` (Kafka: 0.5).
-    pub min_cleanable_dirty_ratio: f64,
-    /// `delete.retention.ms` (Kafka: 1 day).
-    pub delete_retention_ms: i64,
-    /// `min.compaction.lag.ms` (Kafka: 0).
-    pub min_compaction_lag_ms: i64,
     /// `compression.type` (Kafka: producer).
     pub compression_type: CompressionType,
 }
@@ -344,9 +336,6 @@ impl Default for TopicSettings {
     fn default() -> Self {
         TopicSettings {
             log: LogConfig::default(),
-            min_cleanable_dirty_ratio: 0.5,
-            delete_retention_ms: 24 * 60 * 60 * 1000,
-            min_compaction_lag_ms: 0,
             compression_type: CompressionType::Producer,
         }
     }

@@ -1,5 +1,4 @@
-//! Maintenance of every partition: retention, and flush.ms for open logs (compaction to
-//! come).
+//! Maintenance of every partition: retention, compaction, and flush.ms for open logs.
 //!
 //! Open logs are maintained directly. A closed log carries the [`Summary`] taken when it was
 //! closed; from it maintenance decides without opening anything whether retention could
@@ -13,7 +12,7 @@ use std::time::Duration;
 use super::Storage;
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
-use crate::log::{Log, RetentionOutcome};
+use crate::log::{Cleaner, CleanerConfig, Log};
 use crate::record::NO_TIMESTAMP;
 
 /// What a closed partition looked like when it was closed: enough to decide whether
@@ -30,6 +29,10 @@ pub(crate) struct Summary {
     pub first_segment_max_timestamp: i64,
     /// Base offset of the second segment (`i64::MAX` with a single segment).
     pub second_segment_base: i64,
+    /// Compacted topics: bytes of sealed segments already cleaned.
+    pub clean_bytes: u64,
+    /// Compacted topics: bytes of sealed segments not yet cleaned (whatever their age).
+    pub dirty_bytes: u64,
 }
 
 impl Summary {
@@ -45,7 +48,17 @@ impl Summary {
             (Some(first), None) => (first.size_bytes, NO_TIMESTAMP, i64::MAX),
             _ => (0, NO_TIMESTAMP, i64::MAX),
         };
+        // Cleanable bytes as they will be once `min.compaction.lag.ms` has passed: nothing
+        // changes them while the log is closed but time.
+        let (clean_bytes, dirty_bytes) = if log.config().cleanup_policy.compacts() {
+            let info = log.cleanable(log.last_stable_offset(log.log_end_offset()), i64::MAX)?;
+            (info.clean_bytes, info.cleanable_bytes)
+        } else {
+            (0, 0)
+        };
         Ok(Summary {
+            clean_bytes,
+            dirty_bytes,
             log_start_offset: log.log_start_offset(),
             log_end_offset: log.log_end_offset(),
             size_bytes: segments.iter().map(|s| s.size_bytes).sum(),
@@ -82,17 +95,30 @@ impl Summary {
         by_size || by_time
     }
 
+    /// Whether compaction may be due: uncleaned bytes reaching `min.cleanable.dirty.ratio`,
+    /// or any uncleaned bytes when `max.compaction.lag.ms` may force a pass.
+    pub(crate) fn compaction_due(&self, config: &LogConfig) -> bool {
+        if !config.cleanup_policy.compacts() || self.dirty_bytes == 0 {
+            return false;
+        }
+        let total = self.clean_bytes.saturating_add(self.dirty_bytes);
+        config.max_compaction_lag_ms.is_some()
+            || self.dirty_bytes as f64 / total as f64 >= config.min_cleanable_dirty_ratio
+    }
+
     /// The summary's fields as one line of the summaries file.
     pub(crate) fn to_line(self) -> String {
         format!(
-            "{} {} {} {} {} {} {}",
+            "{} {} {} {} {} {} {} {} {}",
             self.log_start_offset,
             self.log_end_offset,
             self.size_bytes,
             self.segments,
             self.first_segment_bytes,
             self.first_segment_max_timestamp,
-            self.second_segment_base
+            self.second_segment_base,
+            self.clean_bytes,
+            self.dirty_bytes
         )
     }
 
@@ -108,6 +134,8 @@ impl Summary {
             first_segment_bytes: next()?.parse().ok()?,
             first_segment_max_timestamp: next()?.parse().ok()?,
             second_segment_base: next()?.parse().ok()?,
+            clean_bytes: next()?.parse().ok()?,
+            dirty_bytes: next()?.parse().ok()?,
         })
     }
 }
@@ -127,61 +155,112 @@ pub struct MaintenanceReport {
     pub segments_deleted: usize,
     /// Bytes of the segments deleted.
     pub bytes_deleted: u64,
+    /// Logs compacted (their `cleanup.policy` includes compact and
+    /// [`Log::cleanable`] said they were due).
+    pub logs_compacted: usize,
+    /// Bytes the compactions read (the segments rewritten).
+    pub compaction_bytes_read: u64,
+    /// Bytes the compactions wrote in their place.
+    pub compaction_bytes_written: u64,
     /// Partitions whose maintenance failed, with the error; the pass goes on past them.
     pub failures: Vec<(String, u32, Error)>,
 }
 
 impl MaintenanceReport {
-    fn add(&mut self, topic: &str, partition: u32, r: Result<RetentionOutcome>) {
-        match r {
-            Ok(done) => {
-                self.segments_deleted += done.segments_deleted;
-                self.bytes_deleted += done.bytes_freed;
-            }
-            Err(e) => self.failures.push((topic.to_string(), partition, e)),
+    fn add(&mut self, topic: &str, partition: u32, r: Result<()>) {
+        if let Err(e) = r {
+            self.failures.push((topic.to_string(), partition, e));
         }
+    }
+
+    /// Retention, then compaction when it is due, on one open log. Compaction cleans below
+    /// the last stable offset, taking the log end offset as the high watermark: a storage
+    /// has no replication of its own (an application replicating a compacted partition
+    /// whose high watermark lags compacts it itself, through [`Cleaner`]).
+    fn maintain_log(
+        &mut self,
+        cleaner: &mut Option<Cleaner>,
+        log: &Log,
+        now_ms: i64,
+    ) -> Result<()> {
+        let done = log.delete_retention_breached(now_ms)?;
+        self.segments_deleted += done.segments_deleted;
+        self.bytes_deleted += done.bytes_freed;
+        if !log.config().cleanup_policy.compacts() {
+            return Ok(());
+        }
+        let end = log.last_stable_offset(log.log_end_offset());
+        if !log.cleanable(end, now_ms)?.should_clean() {
+            return Ok(());
+        }
+        let stats = cleaner
+            .get_or_insert_with(|| Cleaner::new(CleanerConfig::default()))
+            .clean(log, end, now_ms)?;
+        self.logs_compacted += 1;
+        self.compaction_bytes_read += stats.bytes_read;
+        self.compaction_bytes_written += stats.bytes_written;
+        Ok(())
     }
 }
 
 impl Storage {
     /// One maintenance pass at time `now_ms` over every partition: retention
-    /// ([`Log::delete_retention_breached`]) and, for open logs, [`Log::tick`] (flush.ms).
-    /// Compaction is not run yet.
+    /// ([`Log::delete_retention_breached`]), compaction of logs whose `cleanup.policy`
+    /// includes compact when [`Log::cleanable`] says it is due (below the last stable
+    /// offset, with one [`Cleaner`] for the pass), and, for open logs, [`Log::tick`]
+    /// (flush.ms).
     ///
     /// A closed partition is opened only when the summary cached at its close says retention
-    /// would delete a segment (or when it has no summary yet: never opened since the storage
-    /// opened, after an unclean shutdown); a partition opened here is closed again after.
+    /// would delete a segment or compaction may be due (or when it has no summary yet: never
+    /// opened since the storage opened, after an unclean shutdown); a partition opened here
+    /// is closed again after.
     /// One partition's failure is reported in [`MaintenanceReport::failures`], not returned.
     pub fn maintain(&self, now_ms: i64) -> Result<MaintenanceReport> {
         let mut report = MaintenanceReport::default();
-        let mut inner = self.lock()?;
+        // Under the lock only the choice of what to do: the work itself (deletions,
+        // compaction) runs on the one log this pass holds at a time, so other callers are
+        // not kept waiting.
+        let mut open_logs = Vec::new();
         let mut to_open = Vec::new();
-        for (name, topic) in &inner.topics {
-            for (p, part) in topic.partitions.iter().enumerate() {
-                report.partitions += 1;
-                let p = u32::try_from(p).unwrap_or(u32::MAX);
-                if let Some(log) = &part.log {
-                    report.open += 1;
-                    let r = log
-                        .tick(now_ms)
-                        .and_then(|()| log.delete_retention_breached(now_ms));
-                    report.add(name, p, r);
-                } else if part
-                    .summary
-                    .is_none_or(|s| s.retention_due(&topic.settings.log, now_ms))
-                {
-                    to_open.push((name.clone(), p));
+        {
+            let inner = self.lock()?;
+            for (name, topic) in &inner.topics {
+                for (p, part) in topic.partitions.iter().enumerate() {
+                    report.partitions += 1;
+                    let p = u32::try_from(p).unwrap_or(u32::MAX);
+                    if part.log.is_some() {
+                        open_logs.push((name.clone(), p));
+                    } else if part.summary.is_none_or(|s| {
+                        s.retention_due(&topic.settings.log, now_ms)
+                            || s.compaction_due(&topic.settings.log)
+                    }) {
+                        to_open.push((name.clone(), p));
+                    }
                 }
             }
         }
+        // One key map for the pass, made when the first log needs compacting.
+        let mut cleaner = None;
+        report.open = open_logs.len();
+        for (name, p) in open_logs {
+            // Held one at a time: a pass must not pin the whole budget against callers.
+            let Some(log) = self.open_log(&name, p)? else {
+                continue; // closed meanwhile, with a summary the next pass judges
+            };
+            let r = log
+                .tick(now_ms)
+                .and_then(|()| report.maintain_log(&mut cleaner, &log, now_ms));
+            report.add(&name, p, r);
+        }
         for (name, p) in to_open {
             report.opened += 1;
-            let r = self.open_locked(&mut inner, &name, p).and_then(|log| {
-                let done = log.delete_retention_breached(now_ms);
+            let log = self.open_locked(&mut *self.lock()?, &name, p);
+            let r = log.and_then(|log| {
+                let done = report.maintain_log(&mut cleaner, &log, now_ms);
                 drop(log);
-                let closed = self.close_partition_locked(&mut inner, &name, p);
-                let done = done?;
-                closed.map(|()| done)
+                // Closed again unless a caller took it meanwhile.
+                let closed = self.close_if_unused(&name, p);
+                done.and(closed)
             });
             report.add(&name, p, r);
         }
@@ -260,6 +339,8 @@ mod tests {
             first_segment_bytes: 1000,
             first_segment_max_timestamp: -1,
             second_segment_base: 40,
+            clean_bytes: 7,
+            dirty_bytes: 8,
         };
         assert_eq!(Summary::from_line(&s.to_line()), Some(s));
         assert_eq!(Summary::from_line("1 2 3"), None);

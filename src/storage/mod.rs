@@ -19,7 +19,8 @@
 //! logs callers hold can exceed it by what they rolled.
 //!
 //! One mutex guards the table of topics and the budget, and is held while a log opens or
-//! closes; a partition's reads and appends go through its own [`Log`] and never take it.
+//! closes; a partition's reads and appends go through its own [`Log`] and never take it, and
+//! maintenance takes it only to choose its work and to open and close logs.
 //!
 //! A clean [`close`](Storage::close) leaves each partition's summary (offsets, size, the
 //! oldest segment's size and largest timestamp) in `partition-summaries`, which the next
@@ -345,7 +346,8 @@ impl Storage {
 
     /// Replaces `topic`'s overrides (persisted before they take effect). Open logs of the
     /// topic that no caller holds are closed, so they reopen under the new settings; a log
-    /// a caller holds keeps its settings until it is next reopened.
+    /// a caller holds keeps its settings until it is next reopened. The next
+    /// [`maintain`](Storage::maintain) opens each of the topic's partitions once.
     pub fn alter_topic_config(&self, topic: &str, config: TopicConfig) -> Result<()> {
         let mut inner = self.lock()?;
         let t = get_topic(&mut inner, topic)?;
@@ -367,6 +369,11 @@ impl Storage {
             .collect();
         for p in unused {
             close_partition(&mut inner, topic, p)?;
+        }
+        // Summaries were taken under the old settings (a log that was not compacted has no
+        // count of its dirty bytes): each closed partition is looked at once more.
+        for part in &mut get_topic(&mut inner, topic)?.partitions {
+            part.summary = None;
         }
         Ok(())
     }
@@ -438,8 +445,27 @@ impl Storage {
         Ok(log)
     }
 
-    fn close_partition_locked(&self, inner: &mut Inner, topic: &str, partition: u32) -> Result<()> {
-        close_partition(inner, topic, partition)
+    /// The partition's log if it is open now (without touching its place in the LRU order).
+    fn open_log(&self, topic: &str, partition: u32) -> Result<Option<Arc<Log>>> {
+        let inner = self.lock()?;
+        Ok(inner
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(partition as usize))
+            .and_then(|part| part.log.clone()))
+    }
+
+    /// Closes a partition's log unless a caller holds it.
+    fn close_if_unused(&self, topic: &str, partition: u32) -> Result<()> {
+        let mut inner = self.lock()?;
+        let unused = get_partition(get_topic(&mut inner, topic)?, topic, partition)?
+            .log
+            .as_ref()
+            .is_some_and(|l| Arc::strong_count(l) == 1);
+        if unused {
+            close_partition(&mut inner, topic, partition)?;
+        }
+        Ok(())
     }
 
     /// Flushes every open log (see [`Log::flush`]); returns the first error after trying all.

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::io::FileSystem;
-use crate::log::checkpoint;
+use crate::log::{checkpoint, Log};
 
 /// Name of the file holding the cleaner's first dirty offset.
 pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
@@ -34,5 +34,16 @@ pub(crate) fn first_dirty_offset(
     match checkpointed {
         Some(o) if o >= log_start_offset && o <= log_end_offset => o,
         _ => log_start_offset,
+    }
+}
+
+impl Log {
+    /// After a truncation to `log_end_offset`: a checkpoint past the new end would count
+    /// offsets appended again later as cleaned (Kafka's `maybeTruncateCheckpoint`).
+    pub(crate) fn clamp_cleaner_checkpoint(&self, log_end_offset: i64) -> Result<()> {
+        if read(&*self.fs, &self.dir)?.is_some_and(|o| o > log_end_offset) {
+            self.poison_on_io(write(&*self.fs, &self.dir, log_end_offset))?;
+        }
+        Ok(())
     }
 }

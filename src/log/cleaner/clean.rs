@@ -257,6 +257,12 @@ fn filter_batch(
     let retention = ctx.hooks.batch_retention(batch);
     match retention {
         BatchRetention::Delete => return Ok(Filtered::Dropped),
+        // A control batch's record (a transaction marker) is never compacted by key; only
+        // the hooks remove it, whole (Kafka's cleaner does the same).
+        _ if batch.is_control() => {
+            stats.records_written += count;
+            return Ok(Filtered::Unchanged);
+        }
         BatchRetention::Retain => {
             stats.records_written += count;
             return Ok(Filtered::Unchanged);
@@ -346,19 +352,10 @@ fn rebuild(
         LAST_OFFSET_DELTA_AT,
         &batch.last_offset_delta().to_be_bytes(),
     );
-    if batch.is_control() {
-        // A control batch keeps its control bit (the builder sets it only for markers it
-        // makes itself).
-        let attrs = Attributes(be_i16(&bytes, ATTRIBUTES_AT) | CONTROL_BIT);
-        put(&mut bytes, ATTRIBUTES_AT, &attrs.0.to_be_bytes());
-    }
     fix_crc(&mut bytes);
     *built = bytes;
     Ok(())
 }
-
-/// Attribute bit 5: control batch.
-const CONTROL_BIT: i16 = 0x20;
 
 /// A batch with no records in place of one whose records all went: same base offset, last
 /// offset, producer id, epoch and sequence, leader epoch, transactional and control bits,

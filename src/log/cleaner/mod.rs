@@ -8,7 +8,7 @@
 //!    offset, and the base offset of the first segment whose largest timestamp is younger
 //!    than `min.compaction.lag.ms`.
 //! 2. **Key map.** Every keyed record of the dirty part's batches (control batches and
-//!    batches the hooks delete excepted) goes into a bounded [offset map](offset_map):
+//!    batches the hooks delete excepted) goes into a bounded offset map (`offset_map.rs`):
 //!    key hash → last offset. When the map is full the pass stops after the last whole batch
 //!    it took, and the next pass goes on from there (Kafka's behaviour).
 //! 3. **Clean.** The sealed segments from the log's start up to the end of what the map
@@ -16,12 +16,14 @@
 //!    Kafka's `groupSegmentsBySize`) and each group is rewritten into one `.cleaned` segment
 //!    keeping, for each key, only the record at the offset the map holds; offsets are kept,
 //!    so a compacted log has gaps. Records without a key are removed (Kafka's cleaner drops
-//!    them as invalid; Kafka also refuses them at append on compacted topics). Tombstones
+//!    them as invalid); a log whose `cleanup.policy` compacts refuses them at append, as
+//!    Kafka does ([`crate::Error::RecordWithoutKey`]), so they reach
+//!    it only from replication or from before the policy changed. Tombstones
 //!    (null values) stay until `delete.retention.ms` after the cleaner first keeps them:
 //!    that first time it stamps the batch's delete horizon (attribute bit 6, base timestamp,
 //!    KIP-534), and a later pass past the horizon removes them.
 //! 4. **Swap.** The cleaned segments replace their groups through `.swap` files, all in
-//!    one commit ([`swap`]): a crash leaves the log as it was before the pass or after it.
+//!    one commit (`swap.rs`): a crash leaves the log as it was before the pass or after it.
 //!    Readers holding an older view go on reading the old segments' open files.
 //! 5. **Checkpoint** the new first dirty offset.
 //!
@@ -237,14 +239,13 @@ impl Cleaner {
             }
         }
         let swap_started = Instant::now();
-        if !log.swap_in(replacements)? {
+        if !log.swap_in(replacements, end)? {
             stats.aborted = true;
             stats.segments_before = 0;
             stats.segments_after = 0;
             stats.duration = started.elapsed();
             return Ok(stats);
         }
-        log.poison_on_io(checkpoint::write(&*log.fs, &log.dir, end))?;
         stats.swap_duration = swap_started.elapsed();
         stats.end_offset = end;
         stats.complete = !full && end >= first_uncleanable;
@@ -467,13 +468,24 @@ impl Log {
     }
 
     /// Replaces each group of adjacent sealed segments with its cleaned segment, on disk
-    /// (all at once) and in the view. False, with the cleaned files removed, when a group is
-    /// no longer in the log (a truncation or deletion ran meanwhile).
-    fn swap_in(&self, replacements: Vec<(Segment, Vec<Arc<Segment>>)>) -> Result<bool> {
+    /// (all at once) and in the view, then checkpoints `end` as the first dirty offset,
+    /// under the writer lock so no truncation slips between. False, with the cleaned files
+    /// removed, when a group is no longer in the log (a truncation or deletion ran
+    /// meanwhile).
+    fn swap_in(&self, replacements: Vec<(Segment, Vec<Arc<Segment>>)>, end: i64) -> Result<bool> {
+        let mut w = self.lock_open()?;
+        if end > w.log_end_offset {
+            // Truncated below the pass's end meanwhile (its groups were not touched).
+            drop(w);
+            for (cleaned, _) in &replacements {
+                cleaned.delete_files()?;
+            }
+            return Ok(false);
+        }
         if replacements.is_empty() {
+            self.poison_on_io(checkpoint::write(&*self.fs, &self.dir, end))?;
             return Ok(true);
         }
-        let mut w = self.lock_open()?;
         let mut positions = Vec::with_capacity(replacements.len());
         for (_, old) in &replacements {
             let at = old
@@ -510,6 +522,7 @@ impl Log {
         }
         w.generation += 1;
         self.publish(&w);
+        self.poison_on_io(checkpoint::write(&*self.fs, &self.dir, end))?;
         Ok(true)
     }
 }

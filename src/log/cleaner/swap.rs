@@ -89,6 +89,13 @@ pub(super) fn finish(
     fs.sync_dir(dir).map_err(|e| Error::io(dir, e))
 }
 
+/// Whether `path` is a file only an interrupted compaction leaves behind.
+pub(crate) fn is_cleaner_file(path: &Path) -> bool {
+    path.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+        n.ends_with(CLEANED_SUFFIX) || n.ends_with(SWAP_SUFFIX) || n.ends_with(DELETED_SUFFIX)
+    })
+}
+
 /// Completes or undoes what an interrupted compaction left in `dir`; run before an open
 /// lists the segments. Returns whether it changed anything.
 pub(crate) fn recover(fs: &Arc<dyn FileSystem>, dir: &Path, config: IndexConfig) -> Result<bool> {
