@@ -103,7 +103,11 @@ impl BatchBuilder {
             opts,
             control: false,
             out: buffer,
-            scratch: Vec::new(),
+            scratch: if opts.compression == Compression::None {
+                Vec::new()
+            } else {
+                take_scratch()
+            },
             count: 0,
             base_timestamp: None,
             max_timestamp: NO_TIMESTAMP,
@@ -237,7 +241,9 @@ impl BatchBuilder {
             last_offset_delta,
         } = self;
         if opts.compression != Compression::None {
-            opts.compression.compress(&scratch, &mut out)?;
+            let compressed = opts.compression.compress(&scratch, &mut out);
+            give_back_scratch(scratch);
+            compressed?;
         }
         let length = i32::try_from(out.len() - LOG_OVERHEAD)
             .map_err(|_| Error::InvalidArgument("batch larger than 2 GiB".into()))?;
@@ -298,5 +304,29 @@ impl BatchBuilder {
         let value = control.value_bytes();
         b.append(timestamp, Some(&key), value.as_ref().map(|v| &v[..]), &[])?;
         b.build()
+    }
+}
+
+thread_local! {
+    /// The uncompressed records of the last compressed batch this thread built: the next
+    /// builder starts from its allocation instead of growing a new buffer by doubling
+    /// (a producer building batch after batch would otherwise reallocate and copy about
+    /// ten times a batch).
+    static SCRATCH: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Largest buffer kept for reuse: above Kafka's default `max.message.bytes`, so common
+/// batches reuse it, and a one-off huge batch does not pin its memory to the thread.
+const MAX_KEPT_SCRATCH: usize = 4 << 20;
+
+fn take_scratch() -> Vec<u8> {
+    let mut buf = SCRATCH.with(std::cell::Cell::take);
+    buf.clear();
+    buf
+}
+
+fn give_back_scratch(buf: Vec<u8>) {
+    if buf.capacity() <= MAX_KEPT_SCRATCH {
+        SCRATCH.with(|slot| slot.set(buf));
     }
 }
