@@ -67,6 +67,14 @@ pub enum BatchRetention {
     RetainEmpty,
     /// Keep the batch exactly as stored (control batches, when nothing says otherwise).
     Retain,
+    /// Drop every record but keep the batch, empty (Kafka's `RETAIN_EMPTY` with all records
+    /// discarded): an aborted transaction's batch that is its producer's last, so the
+    /// producer's epoch and sequence survive a replay of the log.
+    Empty,
+    /// A transaction marker whose transaction has no data left in the log: the first pass
+    /// that sees it stamps its delete horizon (`delete.retention.ms` from then, as for
+    /// tombstones, KIP-534), and the first pass past that horizon removes it.
+    DeleteAfterHorizon,
 }
 
 /// Decisions the cleaner asks the producer state for. The cleaner calls
@@ -75,6 +83,12 @@ pub enum BatchRetention {
 pub trait CompactionHooks {
     /// What to do with `batch`.
     fn batch_retention(&self, batch: &Batch<'_>) -> BatchRetention;
+
+    /// Called once a pass has built its key map and before it cleans: from then on
+    /// [`batch_retention`](CompactionHooks::batch_retention) sees every batch from the log's
+    /// first cleaned segment on, in offset order, once. Hooks that decide from what they
+    /// saw earlier in the pass (transaction markers) start over here.
+    fn start_cleaning(&self) {}
 }
 
 /// The hooks without producer state: control batches are kept whole, data batches compacted.
@@ -197,6 +211,7 @@ impl Cleaner {
             return Ok(stats);
         }
         let end = latest + 1;
+        hooks.start_cleaning();
         let ctx = CleanContext {
             map: &self.map,
             hooks,
