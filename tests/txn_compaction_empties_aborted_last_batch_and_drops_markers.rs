@@ -141,6 +141,9 @@ fn markers_go_after_the_horizon_once_their_transaction_is_gone() {
     pass(&log, T0 + 10 + DELETE_RETENTION_MS);
     assert_eq!(markers(&log), [6]);
     let end = log.log_end_offset();
+    // With its marker, the aborted transaction left the `.txnindex`: a consumer does not
+    // take producer 1's later batches for part of it.
+    assert!(log.aborted_transactions(0, end).is_empty());
 
     let committed = |log: &Log| -> Vec<(i64, Vec<u8>)> {
         log.records_committed(0, end)

@@ -483,6 +483,15 @@ pub struct ProducerCompactionHooks {
     marker_last: HashMap<i64, i16>,
     /// Producers with a transactional batch seen in this cleaning since their last marker.
     seen: parking_lot::Mutex<std::collections::HashSet<i64>>,
+    /// (producer id, offset) of the markers this pass removed.
+    removed: parking_lot::Mutex<Vec<(i64, i64)>>,
+}
+
+impl ProducerCompactionHooks {
+    /// (producer id, offset) of the transaction markers the last cleaning removed.
+    pub(crate) fn removed_markers(&self) -> Vec<(i64, i64)> {
+        self.removed.lock().clone()
+    }
 }
 
 impl super::cleaner::CompactionHooks for ProducerCompactionHooks {
@@ -518,6 +527,15 @@ impl super::cleaner::CompactionHooks for ProducerCompactionHooks {
 
     fn start_cleaning(&self) {
         self.seen.lock().clear();
+        self.removed.lock().clear();
+    }
+
+    fn batch_removed(&self, batch: &Batch<'_>) {
+        if batch.is_control() {
+            self.removed
+                .lock()
+                .push((batch.producer_id(), batch.base_offset()));
+        }
     }
 }
 
@@ -540,6 +558,7 @@ impl Log {
             last_batches,
             marker_last,
             seen: parking_lot::Mutex::default(),
+            removed: parking_lot::Mutex::default(),
         }
     }
 }

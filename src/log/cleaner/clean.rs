@@ -212,7 +212,10 @@ fn fill(
                     output.push(built, b)?;
                     dropped_last = None;
                 }
-                Filtered::Dropped => dropped_last = Some(header_of(b)),
+                Filtered::Dropped => {
+                    ctx.hooks.batch_removed(b);
+                    dropped_last = Some(header_of(b));
+                }
             }
             Ok(ControlFlow::Continue(()))
         })?;

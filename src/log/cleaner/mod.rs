@@ -29,8 +29,10 @@
 //!
 //! Producer state (transactions, idempotence) plugs in through [`CompactionHooks`]: Kafka
 //! keeps each producer's last batch even when all its records go
-//! ([`BatchRetention::RetainEmpty`]), removes aborted transactions' batches
-//! ([`BatchRetention::Delete`]) and transaction markers once their horizon passes. Without
+//! ([`BatchRetention::RetainEmpty`], or [`BatchRetention::Empty`] when it belongs to an
+//! aborted transaction), removes aborted transactions' batches ([`BatchRetention::Delete`])
+//! and, once nothing of their transaction is left, transaction markers past their delete
+//! horizon ([`BatchRetention::DeleteAfterHorizon`]). Without
 //! producer state, [`DefaultCompactionHooks`] keeps control batches whole and compacts
 //! everything else.
 
@@ -89,6 +91,10 @@ pub trait CompactionHooks {
     /// first cleaned segment on, in offset order, once. Hooks that decide from what they
     /// saw earlier in the pass (transaction markers) start over here.
     fn start_cleaning(&self) {}
+
+    /// Called for each batch the cleaning drops whole (the pass may still be abandoned
+    /// before its swap: see [`CleanerStats::aborted`]).
+    fn batch_removed(&self, _batch: &Batch<'_>) {}
 }
 
 /// The hooks without producer state: control batches are kept whole, data batches compacted.
@@ -393,6 +399,12 @@ impl Log {
         let hooks = self.producer_compaction_hooks();
         let stats =
             Cleaner::new(CleanerConfig::default()).clean_with(self, upper_bound, now_ms, &hooks)?;
+        if !stats.aborted {
+            // Their ABORT markers gone, those transactions no longer exist for readers.
+            self.producers
+                .lock()
+                .forget_aborted(&hooks.removed_markers());
+        }
         // Merged segments took their `.txnindex` files with them.
         self.rewrite_txn_indexes()?;
         Ok(stats)
