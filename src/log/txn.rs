@@ -381,6 +381,11 @@ impl Log {
 /// `.txnindex` entry of an ABORT marker.
 fn apply_unchecked(state: &mut ProducerStateManager, b: &Batch<'_>) -> Result<Option<AbortedTxn>> {
     if b.is_control() {
+        if b.record_count() == 0 {
+            // A marker the cleaner emptied: its transaction is gone from the log (Kafka
+            // skips these too).
+            return Ok(None);
+        }
         let Some(control) = b.control_record()? else {
             return Ok(None);
         };
@@ -461,31 +466,75 @@ impl AbortedFilter {
     }
 }
 
-/// Compaction decisions from the producer state, after Kafka's log cleaner: an aborted
-/// transaction's batches go whole, a producer's last data batch stays (emptied if no record
-/// survives) so its sequence is still known after a replay of the log, transaction markers
-/// stay, other batches are compacted. Built by [`Log::producer_compaction_hooks`].
+/// Compaction decisions from the producer state, after Kafka's log cleaner
+/// (`LogCleaner` with `CleanedTransactionMetadata`): an aborted transaction's batches go
+/// whole, except a producer's last batch, which stays empty; a producer's last data batch
+/// stays (emptied if no record survives) so its sequence is still known after a replay of
+/// the log; a transaction marker stays while any batch of its transaction is left in the
+/// log, and once none is, it goes after `delete.retention.ms` (a delete horizon, as for
+/// tombstones); other batches are compacted. Built by [`Log::producer_compaction_hooks`].
 #[derive(Debug, Default)]
 pub struct ProducerCompactionHooks {
     aborted: AbortedFilter,
     /// Each producer's last data batch, by its last offset.
     last_batches: HashMap<i64, i64>,
+    /// The epoch of each producer known without a data batch: its last entry in the log is
+    /// a marker of that epoch, kept for fencing (Kafka's third "last record" case).
+    marker_last: HashMap<i64, i16>,
+    /// Producers with a transactional batch seen in this cleaning since their last marker.
+    seen: parking_lot::Mutex<std::collections::HashSet<i64>>,
+    /// (producer id, offset) of the markers this pass removed.
+    removed: parking_lot::Mutex<Vec<(i64, i64)>>,
+}
+
+impl ProducerCompactionHooks {
+    /// (producer id, offset) of the transaction markers the last cleaning removed.
+    pub(crate) fn removed_markers(&self) -> Vec<(i64, i64)> {
+        self.removed.lock().clone()
+    }
 }
 
 impl super::cleaner::CompactionHooks for ProducerCompactionHooks {
     fn batch_retention(&self, batch: &Batch<'_>) -> super::cleaner::BatchRetention {
         use super::cleaner::BatchRetention;
-        if batch.is_control() {
-            return BatchRetention::Retain;
-        }
-        if self.aborted.is_aborted(batch) {
-            return BatchRetention::Delete;
-        }
         let pid = batch.producer_id();
-        if pid >= 0 && self.last_batches.get(&pid) == Some(&batch.last_offset()) {
-            BatchRetention::RetainEmpty
-        } else {
-            BatchRetention::DeleteEmpty
+        if batch.is_control() {
+            let had_data = self.seen.lock().remove(&pid);
+            if self.marker_last.get(&pid) == Some(&batch.producer_epoch()) {
+                return BatchRetention::Retain;
+            }
+            if batch.record_count() == 0 && !had_data {
+                // An emptied marker: nothing of its transaction is left.
+                return BatchRetention::Delete;
+            }
+            return if had_data {
+                BatchRetention::Retain
+            } else {
+                BatchRetention::DeleteAfterHorizon
+            };
+        }
+        if batch.is_transactional() {
+            self.seen.lock().insert(pid);
+        }
+        let last = pid >= 0 && self.last_batches.get(&pid) == Some(&batch.last_offset());
+        match (self.aborted.is_aborted(batch), last) {
+            (true, true) => BatchRetention::Empty,
+            (true, false) => BatchRetention::Delete,
+            (false, true) => BatchRetention::RetainEmpty,
+            (false, false) => BatchRetention::DeleteEmpty,
+        }
+    }
+
+    fn start_cleaning(&self) {
+        self.seen.lock().clear();
+        self.removed.lock().clear();
+    }
+
+    fn batch_removed(&self, batch: &Batch<'_>) {
+        if batch.is_control() {
+            self.removed
+                .lock()
+                .push((batch.producer_id(), batch.base_offset()));
         }
     }
 }
@@ -494,13 +543,22 @@ impl Log {
     /// The compaction hooks for this log's producer state now (what [`Log::compact`] uses).
     pub fn producer_compaction_hooks(&self) -> ProducerCompactionHooks {
         let state = self.producers.lock();
+        let last_batches: HashMap<i64, i64> = state
+            .last_batches()
+            .into_iter()
+            .map(|(pid, b)| (pid, b.last_offset))
+            .collect();
+        let marker_last = state
+            .entries()
+            .filter(|e| !last_batches.contains_key(&e.producer_id))
+            .map(|e| (e.producer_id, e.producer_epoch))
+            .collect();
         ProducerCompactionHooks {
             aborted: AbortedFilter::new(state.aborted_from(i64::MIN)),
-            last_batches: state
-                .last_batches()
-                .into_iter()
-                .map(|(pid, b)| (pid, b.last_offset))
-                .collect(),
+            last_batches,
+            marker_last,
+            seen: parking_lot::Mutex::default(),
+            removed: parking_lot::Mutex::default(),
         }
     }
 }

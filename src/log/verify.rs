@@ -10,8 +10,9 @@ use super::checkpoint::{self, RECOVERY_POINT_CHECKPOINT};
 use super::{CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, OpenMode, RealFs};
+use crate::producer;
 use crate::record::{Batch, DecodeLimits, TimestampType};
-use crate::segment::parse_segment_file_name;
+use crate::segment::{parse_segment_file_name, txnindex};
 
 mod reader;
 mod report;
@@ -47,12 +48,17 @@ const SEGMENT_EXTENSIONS: [&str; 5] = ["log", "index", "timeindex", "txnindex", 
 ///              non-decreasing and inside the segment; no entry claims a timestamp the
 ///              batches up to its offset have not reached
 /// checkpoints  log-start-offset and recovery-point checkpoints parse
+/// .txnindex    whole 34-byte entries of a known version, each marker inside its segment,
+///              in marker order
+/// .snapshot    producer-state snapshots parse and their CRC-32C matches
 /// ```
 ///
 /// Preallocated index space (an active segment's trailing zero entries) is a note, not a
 /// problem, as is a missing index: a log rebuilds indexes from the `.log` files. So are bad
 /// index entries of the segments the next open reindexes anyway: after an unclean shutdown
-/// (no clean-shutdown marker), those from the one holding the recovery point on.
+/// (no clean-shutdown marker), those from the one holding the recovery point on. A damaged
+/// `.txnindex` or `.snapshot` file is a note too, naming the byte where the damage shows:
+/// opening the log rebuilds both from the log.
 ///
 /// Returns an error only when the directory cannot be listed; everything wrong inside it
 /// is a [`Finding`] in the report.
@@ -89,6 +95,8 @@ pub fn verify_partition_with(
     };
     let mut logs = Vec::new();
     let mut indexes = Vec::new();
+    let mut txn_indexes = Vec::new();
+    let mut snapshots = Vec::new();
     for path in files {
         let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
             continue;
@@ -99,6 +107,8 @@ pub fn verify_partition_with(
         match parse_segment_file_name(&path, ext) {
             Some(base) if ext == "log" => logs.push((base, path)),
             Some(base) if ext == "index" || ext == "timeindex" => indexes.push((base, path)),
+            Some(base) if ext == "txnindex" => txn_indexes.push((base, path)),
+            Some(_) if ext == "snapshot" => snapshots.push(path),
             Some(_) => {}
             None => report.add(
                 &path,
@@ -119,6 +129,7 @@ pub fn verify_partition_with(
             );
         }
     }
+    check_producer_files(fs, &logs, &txn_indexes, &snapshots, &mut report);
     let sizes: Vec<u64> = logs
         .iter()
         .map(|(_, p)| {
@@ -164,6 +175,44 @@ pub fn verify_partition_with(
     report.bytes = walk.bytes_total;
     report.last_offset = walk.last_offset.map(|(offset, _)| offset);
     Ok(report)
+}
+
+/// Parses every `.txnindex` (against its segment's offset range) and `.snapshot` file with
+/// the loaders a log opens them with; damage is a note naming the byte where it shows.
+fn check_producer_files(
+    fs: &dyn FileSystem,
+    logs: &[(i64, PathBuf)],
+    txn_indexes: &[(i64, PathBuf)],
+    snapshots: &[PathBuf],
+    report: &mut VerifyReport,
+) {
+    for (base, path) in txn_indexes {
+        let next_base = logs
+            .iter()
+            .map(|(b, _)| *b)
+            .find(|b| b > base)
+            .unwrap_or(i64::MAX);
+        match crate::io::read_file(fs, path) {
+            Ok(bytes) => {
+                if let Err((at, reason)) = txnindex::decode_at(&bytes, *base, next_base) {
+                    let kind = FindingKind::TxnIndexRebuiltOnOpen;
+                    report.add(path, at, kind, reason.to_string());
+                }
+            }
+            Err(e) => report.add(path, 0, FindingKind::Io, e.to_string()),
+        }
+    }
+    for path in snapshots {
+        match crate::io::read_file(fs, path) {
+            Ok(bytes) => {
+                if let Err((at, reason)) = producer::parse_snapshot_at(&bytes) {
+                    let kind = FindingKind::SnapshotRebuiltOnOpen;
+                    report.add(path, at, kind, reason.to_string());
+                }
+            }
+            Err(e) => report.add(path, 0, FindingKind::Io, e.to_string()),
+        }
+    }
 }
 
 /// Where a batch sits in its segment, as the index checks need it.

@@ -20,7 +20,8 @@ pub(crate) use append::{AppendCheck, MarkerAppend, ProducerAppend};
 pub use entry::{BatchMetadata, ProducerStateEntry};
 pub use snapshot::parse_snapshot_file;
 pub(crate) use snapshot::{
-    delete_snapshots_above, delete_snapshots_below, list_snapshots, read_snapshot, write_snapshot,
+    delete_snapshots_above, delete_snapshots_below, list_snapshots, parse_at as parse_snapshot_at,
+    read_snapshot, write_snapshot,
 };
 pub(crate) use state::ProducerStateManager;
 

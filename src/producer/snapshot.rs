@@ -117,30 +117,35 @@ pub fn parse_snapshot_file(path: &Path, bytes: &[u8]) -> Result<Vec<ProducerStat
 }
 
 fn parse(path: &Path, bytes: &[u8]) -> Result<Snapshot> {
-    let corrupt = |reason: &'static str| Error::CorruptSnapshot {
+    parse_at(bytes).map_err(|(_, reason)| Error::CorruptSnapshot {
         path: path.to_path_buf(),
         reason,
-    };
+    })
+}
+
+/// Parses a `.snapshot` file's bytes, failing with the byte position where the damage shows
+/// (the CRC field for a checksum mismatch) and what is wrong.
+pub(crate) fn parse_at(bytes: &[u8]) -> std::result::Result<Snapshot, (u64, &'static str)> {
     let mut r = Reader {
         bytes,
         at: VERSION_AT,
     };
-    let version = r.i16().ok_or_else(|| corrupt("shorter than its header"))?;
-    let crc = r.i32().ok_or_else(|| corrupt("shorter than its header"))? as u32;
+    let short = |r: &Reader<'_>| (r.at as u64, "shorter than its header");
+    let version = r.i16().ok_or_else(|| short(&r))?;
+    let crc = r.i32().ok_or_else(|| short(&r))? as u32;
     debug_assert_eq!(r.at, BODY_AT);
-    let _ = CRC_AT;
     let body = bytes.get(BODY_AT..).unwrap_or_default();
     if crc32c::crc32c(body) != crc {
-        return Err(corrupt("CRC-32C mismatch"));
+        return Err((CRC_AT as u64, "CRC-32C mismatch"));
     }
     let parsed = match version {
         VERSION => parse_v2(&mut r),
         KAFKA_VERSION_1 => parse_kafka_v1(&mut r),
-        _ => return Err(corrupt("unknown version")),
+        _ => return Err((VERSION_AT as u64, "unknown version")),
     };
-    let snapshot = parsed.ok_or_else(|| corrupt("entries run past the end"))?;
+    let snapshot = parsed.ok_or((r.at as u64, "entries run past the end"))?;
     if r.at != bytes.len() {
-        return Err(corrupt("bytes after the last entry"));
+        return Err((r.at as u64, "bytes after the last entry"));
     }
     Ok(snapshot)
 }

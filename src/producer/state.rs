@@ -149,6 +149,16 @@ impl ProducerStateManager {
         self.aborted = aborted;
     }
 
+    /// Forgets the aborted transactions whose ABORT marker the cleaner removed: nothing of
+    /// them is left in the log, and a reader must not treat the producer's later batches as
+    /// part of them.
+    pub(crate) fn forget_aborted(&mut self, markers: &[(i64, i64)]) {
+        if !markers.is_empty() {
+            self.aborted
+                .retain(|t| !markers.contains(&(t.producer_id, t.last_offset)));
+        }
+    }
+
     /// Aborted transactions whose marker is at or above `from`.
     pub(crate) fn aborted_from(&self, from: i64) -> &[AbortedTxn] {
         let i = self.aborted.partition_point(|t| t.last_offset < from);

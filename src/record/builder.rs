@@ -95,6 +95,11 @@ impl BatchBuilder {
         BatchBuilder::with_buffer(opts, Vec::new())
     }
 
+    /// Marks the batch being built as a control batch (the cleaner re-encodes markers).
+    pub(crate) fn set_control(&mut self) {
+        self.control = true;
+    }
+
     /// A builder writing into `buffer` (cleared first), to reuse its allocation.
     pub fn with_buffer(opts: BatchOptions, mut buffer: Vec<u8>) -> Self {
         buffer.clear();

@@ -69,21 +69,31 @@ pub(crate) fn decode(
     base_offset: i64,
     next_base: i64,
 ) -> Result<Vec<AbortedTxn>> {
-    let corrupt = |reason| Error::CorruptTxnIndex {
+    decode_at(bytes, base_offset, next_base).map_err(|(_, reason)| Error::CorruptTxnIndex {
         path: path.to_path_buf(),
         reason,
-    };
+    })
+}
+
+/// [`decode`], failing with the byte position of the first bad entry and what is wrong.
+pub(crate) fn decode_at(
+    bytes: &[u8],
+    base_offset: i64,
+    next_base: i64,
+) -> std::result::Result<Vec<AbortedTxn>, (u64, &'static str)> {
     if bytes.len() % ENTRY_BYTES != 0 {
-        return Err(corrupt("size is not a multiple of 34 bytes"));
+        let at = bytes.len() - bytes.len() % ENTRY_BYTES;
+        return Err((at as u64, "size is not a multiple of 34 bytes"));
     }
     let mut out: Vec<AbortedTxn> = Vec::with_capacity(bytes.len() / ENTRY_BYTES);
-    for e in bytes.chunks_exact(ENTRY_BYTES) {
+    for (i, e) in bytes.chunks_exact(ENTRY_BYTES).enumerate() {
+        let at = (i * ENTRY_BYTES) as u64;
         let version = i16::from_be_bytes([
             e.first().copied().unwrap_or(0),
             e.get(1).copied().unwrap_or(0),
         ]);
         if version != VERSION {
-            return Err(corrupt("unknown entry version"));
+            return Err((at, "unknown entry version"));
         }
         let t = AbortedTxn {
             producer_id: be_i64(e, PRODUCER_ID_AT),
@@ -97,10 +107,10 @@ pub(crate) fn decode(
             || t.last_offset >= next_base
             || t.last_stable_offset < 0
         {
-            return Err(corrupt("entry outside the segment or inconsistent"));
+            return Err((at, "entry outside the segment or inconsistent"));
         }
         if out.last().is_some_and(|p| p.last_offset >= t.last_offset) {
-            return Err(corrupt("entries out of marker order"));
+            return Err((at, "entries out of marker order"));
         }
         out.push(t);
     }

@@ -213,11 +213,8 @@ fn fill(
                     dropped_last = None;
                 }
                 Filtered::Dropped => {
-                    let mut header = [0u8; BATCH_HEADER_SIZE];
-                    if let Some(h) = b.as_bytes().get(..BATCH_HEADER_SIZE) {
-                        header.copy_from_slice(h);
-                    }
-                    dropped_last = Some(header);
+                    ctx.hooks.batch_removed(b);
+                    dropped_last = Some(header_of(b));
                 }
             }
             Ok(ControlFlow::Continue(()))
@@ -257,6 +254,28 @@ fn filter_batch(
     let retention = ctx.hooks.batch_retention(batch);
     match retention {
         BatchRetention::Delete => return Ok(Filtered::Dropped),
+        BatchRetention::Empty => {
+            if count == 0 {
+                return Ok(Filtered::Unchanged);
+            }
+            *built = empty_batch(&header_of(batch));
+            return Ok(Filtered::Rebuilt);
+        }
+        BatchRetention::DeleteAfterHorizon => match batch.delete_horizon() {
+            Some(h) if ctx.now_ms >= h => return Ok(Filtered::Dropped),
+            Some(_) => {
+                stats.records_written += count;
+                return Ok(Filtered::Unchanged);
+            }
+            None => {
+                let records = batch.records_in(scratch, &ctx.limits)?;
+                let kept = records.iter().collect::<Result<Vec<_>>>()?;
+                stats.records_written += kept.len() as u64;
+                let horizon = ctx.now_ms.saturating_add(ctx.delete_retention_ms);
+                rebuild(batch, &kept, Some(horizon), built)?;
+                return Ok(Filtered::Rebuilt);
+            }
+        },
         // A control batch's record (a transaction marker) is never compacted by key; only
         // the hooks remove it, whole (Kafka's cleaner does the same).
         _ if batch.is_control() => {
@@ -302,12 +321,8 @@ fn filter_batch(
     }
     if kept.is_empty() {
         if retention == BatchRetention::RetainEmpty {
-            if let Some(h) = batch.as_bytes().get(..BATCH_HEADER_SIZE) {
-                let mut header = [0u8; BATCH_HEADER_SIZE];
-                header.copy_from_slice(h);
-                *built = empty_batch(&header);
-                return Ok(Filtered::Rebuilt);
-            }
+            *built = empty_batch(&header_of(batch));
+            return Ok(Filtered::Rebuilt);
         }
         return Ok(Filtered::Dropped);
     }
@@ -343,6 +358,9 @@ fn rebuild(
         delete_horizon: horizon,
     };
     let mut b = BatchBuilder::with_buffer(opts, std::mem::take(built));
+    if batch.is_control() {
+        b.set_control();
+    }
     for r in kept {
         b.append_record(r)?;
     }
@@ -387,6 +405,15 @@ pub(super) fn empty_batch(header: &[u8; BATCH_HEADER_SIZE]) -> Vec<u8> {
     }
     fix_crc(&mut out);
     out
+}
+
+/// The first [`BATCH_HEADER_SIZE`] bytes of `batch`.
+fn header_of(batch: &Batch<'_>) -> [u8; BATCH_HEADER_SIZE] {
+    let mut header = [0u8; BATCH_HEADER_SIZE];
+    if let Some(h) = batch.as_bytes().get(..BATCH_HEADER_SIZE) {
+        header.copy_from_slice(h);
+    }
+    header
 }
 
 fn fix_crc(bytes: &mut [u8]) {

@@ -29,8 +29,10 @@
 //!
 //! Producer state (transactions, idempotence) plugs in through [`CompactionHooks`]: Kafka
 //! keeps each producer's last batch even when all its records go
-//! ([`BatchRetention::RetainEmpty`]), removes aborted transactions' batches
-//! ([`BatchRetention::Delete`]) and transaction markers once their horizon passes. Without
+//! ([`BatchRetention::RetainEmpty`], or [`BatchRetention::Empty`] when it belongs to an
+//! aborted transaction), removes aborted transactions' batches ([`BatchRetention::Delete`])
+//! and, once nothing of their transaction is left, transaction markers past their delete
+//! horizon ([`BatchRetention::DeleteAfterHorizon`]). Without
 //! producer state, [`DefaultCompactionHooks`] keeps control batches whole and compacts
 //! everything else.
 
@@ -67,6 +69,14 @@ pub enum BatchRetention {
     RetainEmpty,
     /// Keep the batch exactly as stored (control batches, when nothing says otherwise).
     Retain,
+    /// Drop every record but keep the batch, empty (Kafka's `RETAIN_EMPTY` with all records
+    /// discarded): an aborted transaction's batch that is its producer's last, so the
+    /// producer's epoch and sequence survive a replay of the log.
+    Empty,
+    /// A transaction marker whose transaction has no data left in the log: the first pass
+    /// that sees it stamps its delete horizon (`delete.retention.ms` from then, as for
+    /// tombstones, KIP-534), and the first pass past that horizon removes it.
+    DeleteAfterHorizon,
 }
 
 /// Decisions the cleaner asks the producer state for. The cleaner calls
@@ -75,6 +85,16 @@ pub enum BatchRetention {
 pub trait CompactionHooks {
     /// What to do with `batch`.
     fn batch_retention(&self, batch: &Batch<'_>) -> BatchRetention;
+
+    /// Called once a pass has built its key map and before it cleans: from then on
+    /// [`batch_retention`](CompactionHooks::batch_retention) sees every batch from the log's
+    /// first cleaned segment on, in offset order, once. Hooks that decide from what they
+    /// saw earlier in the pass (transaction markers) start over here.
+    fn start_cleaning(&self) {}
+
+    /// Called for each batch the cleaning drops whole (the pass may still be abandoned
+    /// before its swap: see [`CleanerStats::aborted`]).
+    fn batch_removed(&self, _batch: &Batch<'_>) {}
 }
 
 /// The hooks without producer state: control batches are kept whole, data batches compacted.
@@ -197,6 +217,7 @@ impl Cleaner {
             return Ok(stats);
         }
         let end = latest + 1;
+        hooks.start_cleaning();
         let ctx = CleanContext {
             map: &self.map,
             hooks,
@@ -378,6 +399,12 @@ impl Log {
         let hooks = self.producer_compaction_hooks();
         let stats =
             Cleaner::new(CleanerConfig::default()).clean_with(self, upper_bound, now_ms, &hooks)?;
+        if !stats.aborted {
+            // Their ABORT markers gone, those transactions no longer exist for readers.
+            self.producers
+                .lock()
+                .forget_aborted(&hooks.removed_markers());
+        }
         // Merged segments took their `.txnindex` files with them.
         self.rewrite_txn_indexes()?;
         Ok(stats)

@@ -48,6 +48,13 @@ pub enum FindingKind {
     /// (one at or after the recovery point, after an unclean shutdown), such as the stale
     /// entries a live active segment's preallocated index can hold past its last entry.
     IndexRebuiltOnOpen,
+    /// Note: a `.txnindex` file that does not parse or does not fit its segment. Opening
+    /// the log notices, replays the log from its start and rewrites it: it costs time only.
+    TxnIndexRebuiltOnOpen,
+    /// Note: a producer-state `.snapshot` file that does not parse or whose checksum does
+    /// not match. Opening the log deletes it and rebuilds the producer state from an older
+    /// snapshot or the log: it costs time only.
+    SnapshotRebuiltOnOpen,
 }
 
 impl FindingKind {
@@ -60,6 +67,8 @@ impl FindingKind {
                 | FindingKind::MissingIndex
                 | FindingKind::OrphanIndex
                 | FindingKind::IndexRebuiltOnOpen
+                | FindingKind::TxnIndexRebuiltOnOpen
+                | FindingKind::SnapshotRebuiltOnOpen
         )
     }
 
@@ -82,6 +91,8 @@ impl FindingKind {
             FindingKind::MissingIndex => "missing-index",
             FindingKind::OrphanIndex => "orphan-index",
             FindingKind::IndexRebuiltOnOpen => "index-rebuilt-on-open",
+            FindingKind::TxnIndexRebuiltOnOpen => "txn-index-rebuilt-on-open",
+            FindingKind::SnapshotRebuiltOnOpen => "snapshot-rebuilt-on-open",
         }
     }
 }
