@@ -291,7 +291,7 @@ impl Log {
         }
         let cut = self.truncate_locked(&mut w, offset);
         // Producer state above the cut goes: reloaded from an older snapshot plus a replay.
-        let reloaded = self.load_producer_state(&w);
+        let reloaded = self.load_producer_state(&w, open::ProducerScan::default());
         cut.and(reloaded.map(|_| ()))
     }
 

@@ -35,6 +35,18 @@ pub struct RecoveryInfo {
     pub producer_state_replayed_from: i64,
     /// Time the open took.
     pub duration: Duration,
+    /// What the recovery scan saw of producer batches.
+    pub(crate) scan: ProducerScan,
+}
+
+/// The part of the log the recovery scan read, and the first batch with a producer id in it:
+/// rebuilding the producer state then need not read again what holds no producer batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ProducerScan {
+    /// Base offset of the first segment scanned (every later segment was scanned too).
+    pub scanned_from: Option<i64>,
+    /// Base offset of the first valid batch with a producer id among those scanned.
+    pub first_producer_batch: Option<i64>,
 }
 
 impl Log {
@@ -236,7 +248,7 @@ impl Log {
         {
             let w = log.writer.lock();
             log.publish(&w);
-            info.producer_state_replayed_from = log.load_producer_state(&w)?;
+            info.producer_state_replayed_from = log.load_producer_state(&w, info.scan)?;
         }
         info.duration = started.elapsed();
         Ok((log, info))
@@ -272,6 +284,7 @@ fn recover_segments(
         .saturating_sub(1);
     let mut next_offset: Option<i64> = None;
     let mut cut = false;
+    let mut first_producer_batch: Option<i64> = None;
     for (i, &base) in bases.iter().enumerate() {
         if cut {
             let seg = Segment::open(fs, dir, base, index_config)?;
@@ -296,7 +309,11 @@ fn recover_segments(
             .log_file()
             .len()
             .map_err(|e| Error::io(seg.log_path(), e))?;
+        info.scan.scanned_from.get_or_insert(base);
         let rec = seg.recover(&mut |b| {
+            if b.producer_id() >= 0 {
+                first_producer_batch.get_or_insert(b.base_offset());
+            }
             if b.base_offset() < recovery_point {
                 return Ok(());
             }
@@ -356,6 +373,7 @@ fn recover_segments(
             segments.push(Arc::new(Segment::open(fs, dir, base, index_config)?));
         }
     }
+    info.scan.first_producer_batch = first_producer_batch;
     if !segments.is_empty() {
         fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
     }

@@ -26,7 +26,11 @@ impl Log {
     /// the batches after it. Damaged snapshots are removed; damaged or missing `.txnindex`
     /// files make the replay start at the log start offset and rewrite them all. Returns
     /// where the replay began.
-    pub(crate) fn load_producer_state(&self, w: &Writer) -> Result<i64> {
+    pub(crate) fn load_producer_state(
+        &self,
+        w: &Writer,
+        scan: super::open::ProducerScan,
+    ) -> Result<i64> {
         let fs = &*self.fs;
         let (start, end) = (w.log_start_offset, w.log_end_offset);
         let expiration = self.config.producer_id_expiration_ms;
@@ -76,7 +80,19 @@ impl Log {
             _ => (start, ProducerStateManager::new(expiration, start)),
         };
         state.truncate_head(start);
-        self.replay_into(&mut state, from, end)?;
+        match scan.scanned_from {
+            // The recovery scan read [scanned_from, end) and saw no producer batch before
+            // `first_producer_batch`: the replay skips that stretch instead of reading it
+            // again (it would apply nothing from it).
+            Some(scanned_from) => {
+                if from < scanned_from {
+                    self.replay_into(&mut state, from, scanned_from)?;
+                }
+                let resume = scan.first_producer_batch.unwrap_or(end).max(from);
+                self.replay_into(&mut state, resume, end)?;
+            }
+            None => self.replay_into(&mut state, from, end)?,
+        }
         // Rewrite the `.txnindex` of every segment the replay covered.
         self.write_txn_indexes(w, &state, from)?;
         *self.producers.lock() = state;
