@@ -225,14 +225,14 @@ impl Segment {
         Ok(Indexes {
             offset: IndexFile::open_writable(
                 &*self.fs,
-                &self.file_path("index"),
+                &self.file_path(IndexKind::Offset.extension()),
                 IndexKind::Offset,
                 self.config.max_index_bytes,
                 offset_entries,
             )?,
             time: IndexFile::open_writable(
                 &*self.fs,
-                &self.file_path("timeindex"),
+                &self.file_path(IndexKind::Time.extension()),
                 IndexKind::Time,
                 self.config.max_index_bytes,
                 time_entries,
