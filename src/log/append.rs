@@ -5,8 +5,8 @@ use std::sync::Arc;
 use super::{Log, Writer};
 use crate::error::{Error, Result};
 use crate::record::{
-    Batch, BatchBuilder, BatchOptions, Batches, Compression, DecodeLimits, OwnedRecord,
-    TimestampType, BATCH_HEADER_SIZE,
+    Batch, BatchBuilder, BatchOptions, Batches, Compression, OwnedRecord, TimestampType,
+    BATCH_HEADER_SIZE,
 };
 use crate::segment::{BatchPos, Segment};
 
@@ -204,14 +204,9 @@ impl Log {
                 limit,
             });
         }
-        let limits = DecodeLimits {
-            max_batch_bytes: self
-                .config
-                .decode_limits
-                .max_batch_bytes
-                .max(self.config.max_message_bytes as usize),
-            ..self.config.decode_limits
-        };
+        // The same limits the cleaner reads stored batches with: what an append accepts, the
+        // cleaner must be able to read back.
+        let limits = self.stored_batch_limits();
         let (b, rest) = Batch::parse(batch, &limits)?;
         if !rest.is_empty() {
             return Err(Error::InvalidBatchHeader {

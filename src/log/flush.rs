@@ -259,49 +259,77 @@ impl Log {
     /// is dropped. Errors from the tick poison nothing by themselves; they are kept for
     /// [`FlusherHandle::stop`] to return.
     pub fn spawn_flusher(log: Arc<Log>, interval: Duration) -> FlusherHandle {
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let thread = thread::spawn(move || -> Result<()> {
-            loop {
-                match stop_rx.recv_timeout(interval) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        let now = log.config.clock.now_ms();
-                        match log.tick(now) {
-                            Ok(()) => {}
-                            Err(Error::LogClosed { .. }) => return Ok(()),
-                            Err(e) => return Err(e),
-                        }
+        let thread = BackgroundThread::spawn("flusher", move |stop_rx| loop {
+            match stop_rx.recv_timeout(interval) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let now = log.config.clock.now_ms();
+                    match log.tick(now) {
+                        Ok(()) => {}
+                        Err(Error::LogClosed { .. }) => return Ok(()),
+                        Err(e) => return Err(e),
                     }
-                    _ => return Ok(()),
                 }
+                _ => return Ok(()),
             }
         });
-        FlusherHandle {
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
+        FlusherHandle { thread }
     }
 }
 
 /// A background flusher; dropping it stops the thread.
 #[derive(Debug)]
 pub struct FlusherHandle {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<thread::JoinHandle<Result<()>>>,
+    thread: BackgroundThread,
 }
 
 impl FlusherHandle {
     /// Stops the thread and returns the error that ended it, if any.
-    pub fn stop(mut self) -> Result<()> {
+    pub fn stop(self) -> Result<()> {
+        self.thread.stop()
+    }
+}
+
+/// A thread that runs until told to stop, with the stop-and-join logic the flusher and the
+/// storage's maintenance thread (`storage/maintenance.rs`) share, written once so both stop
+/// the same way: closing the channel wakes the thread, which returns its result.
+#[derive(Debug)]
+pub(crate) struct BackgroundThread {
+    /// Names the thread in the error when it panicked.
+    what: &'static str,
+    /// Dropped to tell the thread to stop: its `recv_timeout` then returns `Disconnected`.
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<Result<()>>>,
+}
+
+impl BackgroundThread {
+    /// Runs `body` on a new thread; it should return once `stop_rx` disconnects.
+    pub(crate) fn spawn<F>(what: &'static str, body: F) -> Self
+    where
+        F: FnOnce(mpsc::Receiver<()>) -> Result<()> + Send + 'static,
+    {
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        BackgroundThread {
+            what,
+            stop: Some(stop_tx),
+            thread: Some(thread::spawn(move || body(stop_rx))),
+        }
+    }
+
+    /// Stops the thread, waits for it and returns its result.
+    pub(crate) fn stop(mut self) -> Result<()> {
         self.stop.take();
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
-            Some(Err(_)) => Err(Error::InvalidArgument("flusher thread panicked".into())),
+            Some(Err(_)) => Err(Error::InvalidArgument(format!(
+                "{} thread panicked",
+                self.what
+            ))),
             None => Ok(()),
         }
     }
 }
 
-impl Drop for FlusherHandle {
+impl Drop for BackgroundThread {
     fn drop(&mut self) {
         self.stop.take();
         if let Some(t) = self.thread.take() {

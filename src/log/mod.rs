@@ -39,6 +39,7 @@ pub use cleaner::{
     BatchRetention, CleanableInfo, Cleaner, CleanerConfig, CleanerStats, CompactionHooks,
     DefaultCompactionHooks, CLEANER_OFFSET_CHECKPOINT,
 };
+pub(crate) use flush::BackgroundThread;
 pub use flush::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;

@@ -116,56 +116,45 @@ impl Log {
         };
 
         let mut segments = Vec::with_capacity(bases.len().max(1));
-        let Some(&last_base) = bases.last() else {
-            let start = checkpoint.unwrap_or(0).max(0);
-            let seg = Segment::create(&fs, dir, start, index_config)?;
-            segments.push(Arc::new(seg));
-            fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
-            info.recovery_point = start;
-            return Log::finish_open(
-                fs,
-                dir,
-                config,
-                segments,
-                &checkpoints,
-                start,
-                info,
-                started,
-            );
-        };
-        if clean {
-            for &base in bases.iter().take(bases.len() - 1) {
-                segments.push(Arc::new(Segment::open(&fs, dir, base, index_config)?));
+        // Each of the three ways in (empty directory, clean shutdown, recovery) only works out
+        // the segments, the log end and the recovery point; they all finish the same way.
+        let log_end_offset = match bases.last() {
+            None => {
+                let start = checkpoint.unwrap_or(0).max(0);
+                let seg = Segment::create(&fs, dir, start, index_config)?;
+                segments.push(Arc::new(seg));
+                fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
+                info.recovery_point = start;
+                start
             }
-            let active = Segment::open_active(&fs, dir, last_base, index_config, None)?;
-            let log_end_offset = active_next_offset(&active)?;
-            segments.push(Arc::new(active));
-            info.recovery_point = log_end_offset;
-            return Log::finish_open(
-                fs,
-                dir,
-                config,
-                segments,
-                &checkpoints,
-                log_end_offset,
-                info,
-                started,
-            );
-        }
-        let recovery_point = checkpoints.recovery_point.unwrap_or(0);
-        let log_end_offset = recover_segments(
-            &fs,
-            dir,
-            &config,
-            &bases,
-            recovery_point,
-            &mut segments,
-            &mut info,
-            on_batch,
-        )?;
-        // What survived recovery is on disk as it was found; only what is flushed from
-        // here on counts as durable.
-        info.recovery_point = recovery_point.min(log_end_offset);
+            Some(&last_base) if clean => {
+                for &base in bases.iter().take(bases.len() - 1) {
+                    segments.push(Arc::new(Segment::open(&fs, dir, base, index_config)?));
+                }
+                let active = Segment::open_active(&fs, dir, last_base, index_config, None)?;
+                let log_end_offset = active_next_offset(&active)?;
+                segments.push(Arc::new(active));
+                info.recovery_point = log_end_offset;
+                log_end_offset
+            }
+            Some(_) => {
+                let recovery_point = checkpoints.recovery_point.unwrap_or(0);
+                let log_end_offset = recover_segments(
+                    &fs,
+                    dir,
+                    &config,
+                    &bases,
+                    recovery_point,
+                    &mut segments,
+                    &mut info,
+                    on_batch,
+                )?;
+                // What survived recovery is on disk as it was found; only what is flushed
+                // from here on counts as durable.
+                info.recovery_point = recovery_point.min(log_end_offset);
+                log_end_offset
+            }
+        };
         Log::finish_open(
             fs,
             dir,

@@ -137,18 +137,7 @@ impl Segment {
         config: IndexConfig,
         suffix: &'static str,
     ) -> Result<Self> {
-        let log_path = Segment::suffixed_path(dir, base_offset, "log", suffix);
-        let log = fs
-            .open(&log_path, OpenMode::ReadWrite)
-            .map_err(|e| Error::io(&log_path, e))?;
-        // Only cut a file that holds something: on ext4, truncating a file to zero marks it
-        // for a forced writeback of everything written to it when it is closed
-        // (`auto_da_alloc`), which a brand-new segment has no reason to pay for.
-        if log.len().map_err(|e| Error::io(&log_path, e))? != 0 {
-            log.set_len(0).map_err(|e| Error::io(&log_path, e))?;
-        }
-        let mut seg = Segment::new(fs, dir, base_offset, log, 0, config);
-        seg.set_suffix(suffix);
+        let seg = Segment::open_log(fs, dir, base_offset, config, suffix, true)?;
         let indexes = match seg.open_writable_indexes(0, 0) {
             Ok(ix) => ix,
             Err(e) => {
@@ -181,14 +170,37 @@ impl Segment {
         config: IndexConfig,
         suffix: &'static str,
     ) -> Result<Self> {
+        let seg = Segment::open_log(fs, dir, base_offset, config, suffix, false)?;
+        seg.sealed.store(true, Ordering::Release);
+        Ok(seg)
+    }
+
+    /// The part [`Segment::create_with_suffix`] and [`Segment::open_with_suffix`] share, kept
+    /// in one place so both name, open and size the `.log` file the same way: opens
+    /// `<base>.log<suffix>` read-write and wraps it in a segment without indexes. With `empty`,
+    /// whatever the file holds is cut first (a new segment reusing a leftover file).
+    fn open_log(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        config: IndexConfig,
+        suffix: &'static str,
+        empty: bool,
+    ) -> Result<Self> {
         let log_path = Segment::suffixed_path(dir, base_offset, "log", suffix);
         let log = fs
             .open(&log_path, OpenMode::ReadWrite)
             .map_err(|e| Error::io(&log_path, e))?;
-        let size = log.len().map_err(|e| Error::io(&log_path, e))?;
+        let mut size = log.len().map_err(|e| Error::io(&log_path, e))?;
+        // Only cut a file that holds something: on ext4, truncating a file to zero marks it
+        // for a forced writeback of everything written to it when it is closed
+        // (`auto_da_alloc`), which a brand-new segment has no reason to pay for.
+        if empty && size != 0 {
+            log.set_len(0).map_err(|e| Error::io(&log_path, e))?;
+            size = 0;
+        }
         let mut seg = Segment::new(fs, dir, base_offset, log, size, config);
         seg.set_suffix(suffix);
-        seg.sealed.store(true, Ordering::Release);
         Ok(seg)
     }
 
@@ -225,14 +237,14 @@ impl Segment {
         Ok(Indexes {
             offset: IndexFile::open_writable(
                 &*self.fs,
-                &self.file_path("index"),
+                &self.file_path(IndexKind::Offset.extension()),
                 IndexKind::Offset,
                 self.config.max_index_bytes,
                 offset_entries,
             )?,
             time: IndexFile::open_writable(
                 &*self.fs,
-                &self.file_path("timeindex"),
+                &self.file_path(IndexKind::Time.extension()),
                 IndexKind::Time,
                 self.config.max_index_bytes,
                 time_entries,

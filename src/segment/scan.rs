@@ -2,7 +2,7 @@
 
 use std::ops::ControlFlow;
 
-use super::{IndexFile, IndexKind, Indexes, OffsetEntry, Segment, WriteState};
+use super::{IndexFile, Indexes, OffsetEntry, Segment, WriteState};
 use crate::error::{Error, Result};
 use crate::io::AlignedBuf;
 use crate::record::{Batch, Batches, DecodeLimits, BATCH_HEADER_SIZE, LOG_OVERHEAD, NO_TIMESTAMP};
@@ -393,21 +393,8 @@ impl Segment {
             .log_file()
             .len()
             .map_err(|e| Error::io(self.log_path(), e))?;
-        let fs = &*self.fs;
-        let offset = IndexFile::open_writable(
-            fs,
-            &self.file_path(IndexKind::Offset.extension()),
-            IndexKind::Offset,
-            self.config.max_index_bytes,
-            0,
-        )?;
-        let time = IndexFile::open_writable(
-            fs,
-            &self.file_path(IndexKind::Time.extension()),
-            IndexKind::Time,
-            self.config.max_index_bytes,
-            0,
-        )?;
+        // Both indexes start empty: the scan below refills them from the batches it finds.
+        let Indexes { offset, time } = self.open_writable_indexes(0, 0)?;
         let mut state = WriteState::default();
         let mut pos = 0u64;
         let mut next_offset: Option<i64> = None;

@@ -6,13 +6,12 @@
 
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread;
 use std::time::Duration;
 
 use super::Storage;
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
-use crate::log::{Cleaner, CleanerConfig, Log};
+use crate::log::{BackgroundThread, Cleaner, CleanerConfig, Log};
 use crate::record::NO_TIMESTAMP;
 
 /// What a closed partition looked like when it was closed: enough to decide whether
@@ -270,8 +269,7 @@ impl Storage {
     /// Starts a thread that calls [`Storage::maintain`] every `interval`, with the time from
     /// the storage's log clock, until the handle is stopped or dropped.
     pub fn spawn_maintenance(storage: Arc<Storage>, interval: Duration) -> MaintenanceHandle {
-        let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        let thread = thread::spawn(move || -> Result<()> {
+        let thread = BackgroundThread::spawn("maintenance", move |stop_rx| {
             let mut first_error = None;
             while let Err(mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(interval) {
                 let now = storage.config.defaults.log.clock.now_ms();
@@ -289,39 +287,22 @@ impl Storage {
             }
             first_error.map_or(Ok(()), Err)
         });
-        MaintenanceHandle {
-            stop: Some(stop_tx),
-            thread: Some(thread),
-        }
+        MaintenanceHandle { thread }
     }
 }
 
 /// A background maintenance thread; dropping it stops the thread.
 #[derive(Debug)]
 pub struct MaintenanceHandle {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<thread::JoinHandle<Result<()>>>,
+    /// Stop-and-join shared with the log's flusher.
+    thread: BackgroundThread,
 }
 
 impl MaintenanceHandle {
     /// Stops the thread (waiting for a pass under way) and returns the first error a pass
     /// met, if any.
-    pub fn stop(mut self) -> Result<()> {
-        self.stop.take();
-        match self.thread.take().map(|t| t.join()) {
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(Error::InvalidArgument("maintenance thread panicked".into())),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for MaintenanceHandle {
-    fn drop(&mut self) {
-        self.stop.take();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) -> Result<()> {
+        self.thread.stop()
     }
 }
 

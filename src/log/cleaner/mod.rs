@@ -483,7 +483,8 @@ impl Log {
     }
 
     /// Decode limits for batches already stored (appends allow up to `max.message.bytes`).
-    fn stored_batch_limits(&self) -> DecodeLimits {
+    /// Appends check incoming batches with the same limits (`log/append.rs`).
+    pub(crate) fn stored_batch_limits(&self) -> DecodeLimits {
         DecodeLimits {
             max_batch_bytes: self
                 .config
