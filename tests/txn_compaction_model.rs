@@ -7,15 +7,17 @@
 //! only records that were written, and a reopen (replaying the compacted log when the
 //! snapshots are gone) shows read_committed readers exactly what they saw before.
 
+#[path = "common/consumer.rs"]
+mod consumer;
 #[path = "common/sim_log.rs"]
 mod sim_log;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use sim_log::T0;
 use streamlog::io::SimFs;
-use streamlog::{BatchBuilder, BatchOptions, IsolationLevel, Log, LogConfig, TxnResult};
+use streamlog::{BatchBuilder, BatchOptions, Log, LogConfig, TxnResult};
 
 const PRODUCERS: i64 = 3;
 const KEYS: usize = 4;
@@ -137,54 +139,6 @@ fn offsets(iter: impl Iterator<Item = streamlog::Result<streamlog::LogRecord>>) 
         .collect()
 }
 
-/// Kafka's consumer over read_committed fetches, dropping the aborted transactions' batches
-/// the fetches list, and control batches (emptied ones included).
-fn consume_committed(log: &Log, hw: i64, lso: i64) -> Vec<i64> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    let mut aborted_producers = HashSet::new();
-    let mut pending: Vec<streamlog::AbortedTransaction> = Vec::new();
-    while offset < lso {
-        let f = log
-            .fetch(offset, 200, hw, IsolationLevel::ReadCommitted)
-            .unwrap();
-        let Some(slice) = &f.slice else { break };
-        pending.extend(f.aborted_transactions.clone().unwrap());
-        pending.sort_by_key(|t| std::cmp::Reverse(t.first_offset));
-        pending.dedup();
-        let bytes = slice.to_vec().unwrap();
-        for b in streamlog::Batches::new(&bytes) {
-            let b = b.unwrap();
-            if b.last_offset() < offset {
-                continue;
-            }
-            while pending
-                .last()
-                .is_some_and(|t| t.first_offset <= b.last_offset())
-            {
-                aborted_producers.insert(pending.pop().unwrap().producer_id);
-            }
-            if b.is_control() {
-                if b.record_count() > 0 {
-                    let kind = b.control_record().unwrap().unwrap().kind;
-                    if kind == streamlog::ControlRecordType::Abort {
-                        aborted_producers.remove(&b.producer_id());
-                    }
-                }
-                continue;
-            }
-            if b.is_transactional() && aborted_producers.contains(&b.producer_id()) {
-                continue;
-            }
-            for r in b.records().unwrap().iter() {
-                out.push(r.unwrap().offset);
-            }
-        }
-        offset = f.next_offset;
-    }
-    out
-}
-
 /// What read_committed readers see now: (LSO, offsets), after checking it against the model.
 fn check(log: &Log, model: &Model) -> (i64, Vec<i64>) {
     let hw = log.log_end_offset();
@@ -203,11 +157,11 @@ fn check(log: &Log, model: &Model) -> (i64, Vec<i64>) {
         assert!(*o < lso, "read_committed past the LSO {lso}: {o}");
         assert_eq!(r.fate, Fate::Visible, "read_committed shows {o}: {r:?}");
     }
-    assert_eq!(
-        consume_committed(log, hw, lso),
-        committed,
-        "consumer over fetch"
-    );
+    let consumed: Vec<i64> = consumer::consume_committed(log, hw, lso)
+        .iter()
+        .map(|r| r.offset)
+        .collect();
+    assert_eq!(consumed, committed, "consumer over fetch");
     // The newest visible record of each key below the LSO survives compaction.
     let mut newest: BTreeMap<usize, i64> = BTreeMap::new();
     for (&o, r) in model.records.range(..lso) {

@@ -5,6 +5,8 @@
 //! every record. DeleteRecords moves the log start offset, forgetting the producers (and
 //! their open transactions) whose batches all lie below it.
 
+#[path = "common/consumer.rs"]
+mod consumer;
 #[path = "common/producers.rs"]
 mod producers;
 #[path = "common/sim_log.rs"]
@@ -12,7 +14,7 @@ mod sim_log;
 
 use proptest::prelude::*;
 use streamlog::io::SimFs;
-use streamlog::{Error, IsolationLevel, Log, LogConfig, TxnResult};
+use streamlog::{Error, Log, LogConfig, TxnResult};
 
 const PRODUCERS: i64 = 3;
 
@@ -294,61 +296,11 @@ fn check(log: &Log, model: &Model) {
     );
     // A read_committed fetch never returns a batch reaching the LSO, and its list of
     // aborted transactions lets a consumer drop exactly the aborted records.
-    assert_eq!(
-        consume_committed(log, hw, lso),
-        committed,
-        "consumer over fetch"
-    );
-}
-
-/// Kafka's consumer over read_committed fetches: aborted transactions become active at
-/// their first offset and end at their producer's ABORT marker; control batches and the
-/// active aborted producers' transactional batches are dropped.
-fn consume_committed(log: &Log, hw: i64, lso: i64) -> Vec<String> {
-    use std::collections::HashSet;
-    let mut out = Vec::new();
-    let mut offset = log.log_start_offset();
-    let mut aborted_producers = HashSet::new();
-    let mut pending: Vec<streamlog::AbortedTransaction> = Vec::new();
-    while offset < lso {
-        let f = log
-            .fetch(offset, 200, hw, IsolationLevel::ReadCommitted)
-            .unwrap();
-        assert_eq!(f.last_stable_offset, Some(lso));
-        let Some(slice) = &f.slice else { break };
-        assert!(f.next_offset <= lso);
-        pending.extend(f.aborted_transactions.clone().unwrap());
-        pending.sort_by_key(|t| std::cmp::Reverse(t.first_offset));
-        pending.dedup();
-        let bytes = slice.to_vec().unwrap();
-        for b in streamlog::Batches::new(&bytes) {
-            let b = b.unwrap();
-            if b.last_offset() < offset {
-                continue;
-            }
-            while pending
-                .last()
-                .is_some_and(|t| t.first_offset <= b.last_offset())
-            {
-                aborted_producers.insert(pending.pop().unwrap().producer_id);
-            }
-            if b.is_control() {
-                let kind = b.control_record().unwrap().unwrap().kind;
-                if kind == streamlog::ControlRecordType::Abort {
-                    aborted_producers.remove(&b.producer_id());
-                }
-                continue;
-            }
-            if b.is_transactional() && aborted_producers.contains(&b.producer_id()) {
-                continue;
-            }
-            for r in b.records().unwrap().iter() {
-                out.push(String::from_utf8(r.unwrap().value.unwrap().to_vec()).unwrap());
-            }
-        }
-        offset = f.next_offset;
-    }
-    out
+    let consumed: Vec<String> = consumer::consume_committed(log, hw, lso)
+        .into_iter()
+        .map(|r| String::from_utf8(r.value.unwrap()).unwrap())
+        .collect();
+    assert_eq!(consumed, committed, "consumer over fetch");
 }
 
 fn config() -> LogConfig {
