@@ -3,19 +3,13 @@
 
 use std::path::PathBuf;
 
-/// splitmix64: a deterministic generator, so every run stores the same bytes and reads
-/// the same offsets.
-pub struct Rng(pub u64);
+// splitmix64, the same seeded generator the tests use: every run stores the same bytes
+// and reads the same offsets.
+#[path = "../../tests/common/rng.rs"]
+mod rng;
+pub use rng::Rng;
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
     /// Fills `buf` with printable bytes, like typical JSON-ish values.
     pub fn fill_printable(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
