@@ -448,22 +448,21 @@ pub struct Records<'d> {
 impl Records<'_> {
     /// Iterates the records, checking each against the bytes and the header.
     pub fn iter(&self) -> RecordIter<'_> {
-        RecordIter {
-            data: &self.data,
-            cur: self.cursor(),
-        }
+        RecordIter::resume(&self.data, self.cursor())
     }
 
     /// Where iteration starts: see [`RecordIter::resume`].
     pub(crate) fn cursor(&self) -> RecordCursor {
         RecordCursor {
             pos: 0,
-            index: 0,
-            ctx: self.ctx,
-            declared: self.declared,
-            last_offset_delta: self.last_offset_delta,
-            previous_delta: -1,
-            done: false,
+            st: IterState {
+                index: 0,
+                ctx: self.ctx,
+                declared: self.declared,
+                last_offset_delta: self.last_offset_delta,
+                previous_delta: -1,
+                done: false,
+            },
         }
     }
 
@@ -491,8 +490,11 @@ impl<'r> IntoIterator for &'r Records<'_> {
 /// record that disagrees with the bytes or the header.
 #[derive(Debug, Clone)]
 pub struct RecordIter<'r> {
-    data: &'r [u8],
-    cur: RecordCursor,
+    /// The bytes not yet parsed: a shrinking slice, so the hot loop keeps no position.
+    rest: &'r [u8],
+    /// Length of all the records bytes, to turn `rest` back into a position.
+    len: usize,
+    st: IterState,
 }
 
 /// The state of a [`RecordIter`] without its borrow, so an owner of the bytes can pause
@@ -500,6 +502,12 @@ pub struct RecordIter<'r> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RecordCursor {
     pos: usize,
+    st: IterState,
+}
+
+/// What iteration has seen so far, beside where it is.
+#[derive(Debug, Clone, Copy)]
+struct IterState {
     index: u32,
     ctx: RecordContext,
     declared: i32,
@@ -511,59 +519,70 @@ pub(crate) struct RecordCursor {
 impl<'r> RecordIter<'r> {
     /// Continues iterating `data` (the same bytes the cursor came from) at `cur`.
     pub(crate) fn resume(data: &'r [u8], cur: RecordCursor) -> Self {
-        RecordIter { data, cur }
+        RecordIter {
+            // A cursor past the end (not from these bytes) reads as nothing left.
+            rest: data.get(cur.pos..).unwrap_or_default(),
+            len: data.len(),
+            st: cur.st,
+        }
     }
 
     /// The iteration state, for [`RecordIter::resume`].
     pub(crate) fn cursor(&self) -> RecordCursor {
-        self.cur
+        RecordCursor {
+            pos: self.len - self.rest.len(),
+            st: self.st,
+        }
     }
 
     fn fail(&mut self, err: Error) -> Option<Result<Record<'r>>> {
-        self.cur.done = true;
+        self.st.done = true;
         Some(Err(err))
     }
-}
 
-impl<'r> Iterator for RecordIter<'r> {
-    type Item = Result<Record<'r>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.cur.done {
+    /// The whole check of the next record, naming what is wrong when something is. The fast
+    /// path in [`Iterator::next`] falls back to this on anything but a well-formed record,
+    /// from the same state, so both give the same answers.
+    #[cold]
+    #[inline(never)]
+    fn next_checked(&mut self) -> Option<Result<Record<'r>>> {
+        if self.st.done {
             return None;
         }
-        let base_offset = self.cur.ctx.base_offset;
-        if i64::from(self.cur.index) >= i64::from(self.cur.declared) {
-            self.cur.done = true;
-            if self.cur.pos != self.data.len() {
+        let base_offset = self.st.ctx.base_offset;
+        if i64::from(self.st.index) >= i64::from(self.st.declared) {
+            self.st.done = true;
+            if !self.rest.is_empty() {
                 return Some(Err(Error::CorruptRecord {
                     base_offset,
-                    index: self.cur.index,
+                    index: self.st.index,
                     reason: "bytes left after the declared record count",
                 }));
             }
             return None;
         }
-        if self.cur.pos >= self.data.len() {
+        if self.rest.is_empty() {
             let err = Error::RecordCountMismatch {
                 base_offset,
-                declared: self.cur.declared,
-                found: self.cur.index,
+                declared: self.st.declared,
+                found: self.st.index,
             };
             return self.fail(err);
         }
-        let index = self.cur.index;
-        match parse_record(self.data, &mut self.cur.pos, &self.cur.ctx) {
+        let index = self.st.index;
+        let mut rest = self.rest;
+        match parse_record(&mut rest, &self.st.ctx) {
             Ok((record, delta)) => {
-                if delta <= self.cur.previous_delta || delta > self.cur.last_offset_delta {
+                if delta <= self.st.previous_delta || delta > self.st.last_offset_delta {
                     return self.fail(Error::CorruptRecord {
                         base_offset,
                         index,
                         reason: "offset delta out of order or past the last offset delta",
                     });
                 }
-                self.cur.previous_delta = delta;
-                self.cur.index += 1;
+                self.rest = rest;
+                self.st.previous_delta = delta;
+                self.st.index += 1;
                 Some(Ok(record))
             }
             Err(reason) => self.fail(Error::CorruptRecord {
@@ -573,12 +592,69 @@ impl<'r> Iterator for RecordIter<'r> {
             }),
         }
     }
+}
+
+impl<'r> Iterator for RecordIter<'r> {
+    type Item = Result<Record<'r>>;
+
+    /// Small enough to inline into the caller's loop, so a record's fields stay in
+    /// registers; the end of the batch and every error go through `next_checked`.
+    #[inline(always)]
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.st.done && i64::from(self.st.index) < i64::from(self.st.declared) {
+            let mut rest = self.rest;
+            if let Ok((record, delta)) = parse_record(&mut rest, &self.st.ctx) {
+                if delta > self.st.previous_delta && delta <= self.st.last_offset_delta {
+                    self.rest = rest;
+                    self.st.previous_delta = delta;
+                    self.st.index += 1;
+                    return Some(Ok(record));
+                }
+            }
+        }
+        self.next_checked()
+    }
+
+    /// Internal iteration (`for_each`, `sum`, `collect` and the like): the loop keeps the
+    /// cursor in locals rather than in the iterator, and writes it back once.
+    #[inline]
+    fn fold<B, F>(mut self, init: B, mut f: F) -> B
+    where
+        F: FnMut(B, Self::Item) -> B,
+    {
+        let mut acc = init;
+        if !self.st.done {
+            let mut rest = self.rest;
+            let mut index = self.st.index;
+            let mut previous = self.st.previous_delta;
+            while i64::from(index) < i64::from(self.st.declared) {
+                let mut next = rest;
+                let Ok((record, delta)) = parse_record(&mut next, &self.st.ctx) else {
+                    break;
+                };
+                if delta <= previous || delta > self.st.last_offset_delta {
+                    break;
+                }
+                rest = next;
+                previous = delta;
+                index += 1;
+                acc = f(acc, Ok(record));
+            }
+            self.rest = rest;
+            self.st.index = index;
+            self.st.previous_delta = previous;
+        }
+        while let Some(item) = self.next_checked() {
+            acc = f(acc, item);
+        }
+        acc
+    }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.cur.done {
+        if self.st.done {
             return (0, Some(0));
         }
-        let left = (i64::from(self.cur.declared) - i64::from(self.cur.index)).max(0) as usize;
+        let left = (i64::from(self.st.declared) - i64::from(self.st.index)).max(0) as usize;
         (0, Some(left.saturating_add(1)))
     }
 }

@@ -2,6 +2,7 @@
 
 use super::header::*;
 use super::record::{body_size, write_record, Header, Headers, Record, RecordFields};
+use super::varint::{packed_varint, put_packed};
 use super::{Compression, ControlRecord};
 use crate::error::{Error, Result};
 
@@ -144,7 +145,24 @@ impl BatchBuilder {
     }
 
     /// Appends a record at the next offset.
+    #[inline]
     pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+    ) -> Result<()> {
+        if headers.is_empty() && self.append_packed(timestamp, key, value).is_some() {
+            return Ok(());
+        }
+        self.append_general(timestamp, key, value, headers)
+    }
+
+    /// [`append`](Self::append) for records with headers or long varints, kept out of line
+    /// so the fast path stays small where it is inlined.
+    #[inline(never)]
+    fn append_general(
         &mut self,
         timestamp: i64,
         key: Option<&[u8]>,
@@ -153,6 +171,60 @@ impl BatchBuilder {
     ) -> Result<()> {
         let delta = self.next_delta()?;
         self.push(delta, timestamp, key, value, headers.iter().copied())
+    }
+
+    /// [`append`](Self::append) for the common record: no headers and every varint at most
+    /// three bytes. The varints before the key go out as one packed store and the value's
+    /// length as another, with no separate sizing pass. `None` (nothing written) sends the
+    /// record down the general path.
+    #[inline(always)]
+    fn append_packed(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Option<()> {
+        let delta = match self.last_offset_delta {
+            None => 0,
+            Some(d) => d.checked_add(1)?,
+        };
+        let base_timestamp = self
+            .base_timestamp
+            .unwrap_or(self.opts.delete_horizon.unwrap_or(timestamp));
+        let (ts, ts_n) = packed_varint(timestamp.wrapping_sub(base_timestamp))?;
+        let (od, od_n) = packed_varint(i64::from(delta))?;
+        let key_len = key.map_or(0, <[u8]>::len);
+        let value_len = value.map_or(0, <[u8]>::len);
+        let (kl, kl_n) = packed_varint(key.map_or(-1, |_| key_len as i64))?;
+        let (vl, vl_n) = packed_varint(value.map_or(-1, |_| value_len as i64))?;
+        // attributes, the varints, the bytes, a zero header count.
+        let body = 1 + ts_n + od_n + kl_n + key_len + vl_n + value_len + 1;
+        let (len, len_n) = packed_varint(body as i64)?;
+        let mut head = u128::from(len);
+        let mut n = len_n + 1;
+        head |= u128::from(ts) << (8 * n);
+        n += ts_n;
+        head |= u128::from(od) << (8 * n);
+        n += od_n;
+        head |= u128::from(kl) << (8 * n);
+        n += kl_n;
+        let out = self.records_buf();
+        // Room for the record and the slack of the packed stores.
+        out.reserve(len_n + body + 16);
+        put_packed(out, &head.to_le_bytes(), n);
+        if let Some(key) = key {
+            out.extend_from_slice(key);
+        }
+        put_packed(out, &u64::from(vl).to_le_bytes(), vl_n);
+        if let Some(value) = value {
+            out.extend_from_slice(value);
+        }
+        out.push(0);
+        self.base_timestamp = Some(base_timestamp);
+        self.count += 1;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        self.last_offset_delta = Some(delta);
+        Some(())
     }
 
     /// Appends a record at `offset_delta` from the base offset; deltas must increase but may

@@ -21,6 +21,9 @@
 //! default frames link their blocks, which this path decodes with the previous 64 KiB of
 //! output as the dictionary.
 
+use std::cell::RefCell;
+
+use lz4_flex::block::CompressTable;
 use twox_hash::XxHash32;
 
 const MAGIC: u32 = 0x184D_2204;
@@ -41,33 +44,64 @@ const WINDOW: usize = 64 << 10;
 const KAFKA_BLOCK: usize = 64 << 10;
 const KAFKA_BD: u8 = 4 << 4;
 
+/// Per-thread state of the compressor, kept from batch to batch: lz4_flex's hash tables
+/// (allocated and zeroed anew by every plain `compress_into` call) and an output buffer that
+/// stays initialised, so a block is compressed without zero-filling room for its worst case.
+struct Compressor {
+    /// 16-bit table for blocks under 64 KiB - 1 bytes, 32-bit for full blocks.
+    small: CompressTable,
+    large: CompressTable,
+    buf: Vec<u8>,
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<Compressor>> = const { RefCell::new(None) };
+}
+
 /// Appends `input` as one frame the way Kafka's Java client frames it: 64 KiB independent
 /// blocks, no checksums, no content size; a block that does not shrink is stored as is.
-/// Each block is compressed straight into `out` (lz4_flex's `FrameEncoder` would copy the
-/// input into a buffer of its own and the output out of another).
+/// Each block is compressed into the thread's buffer and copied to `out` (lz4_flex's
+/// `FrameEncoder` would also copy the input into a buffer of its own first).
 pub(super) fn compress(input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(|e| e.to_string())?;
+        let c = slot.get_or_insert_with(|| Compressor {
+            small: CompressTable::small(),
+            large: CompressTable::large(),
+            buf: Vec::new(),
+        });
+        compress_with(c, input, out)
+    })
+}
+
+fn compress_with(c: &mut Compressor, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
     let flg = FLG_VERSION | FLG_INDEPENDENT;
     out.reserve(7 + 4 + lz4_flex::block::get_maximum_output_size(input.len()) + 8);
     out.extend_from_slice(&MAGIC.to_le_bytes());
     out.extend_from_slice(&[flg, KAFKA_BD]);
     out.push((XxHash32::oneshot(0, &[flg, KAFKA_BD]) >> 8) as u8);
     for block in input.chunks(KAFKA_BLOCK) {
-        let at = out.len();
-        out.resize(
-            at + 4 + lz4_flex::block::get_maximum_output_size(block.len()),
-            0,
-        );
-        let n = lz4_flex::block::compress_into(block, out.get_mut(at + 4..).unwrap_or_default())
-            .map_err(|e| e.to_string())?;
-        if n < block.len() {
-            out.truncate(at + 4 + n);
-            if let Some(size) = out.get_mut(at..at + 4) {
-                size.copy_from_slice(&(n as u32).to_le_bytes());
-            }
+        let max = lz4_flex::block::get_maximum_output_size(block.len());
+        if c.buf.len() < max {
+            c.buf.resize(max, 0);
+        }
+        let table = if block.len() < usize::from(u16::MAX) {
+            &mut c.small
         } else {
-            out.truncate(at);
-            out.extend_from_slice(&(block.len() as u32 | UNCOMPRESSED_BIT).to_le_bytes());
-            out.extend_from_slice(block);
+            &mut c.large
+        };
+        let dst = c.buf.get_mut(..max).unwrap_or_default();
+        let n = lz4_flex::block::compress_into_with_table(block, dst, table)
+            .map_err(|e| e.to_string())?;
+        match c.buf.get(..n) {
+            Some(packed) if n < block.len() => {
+                out.extend_from_slice(&(n as u32).to_le_bytes());
+                out.extend_from_slice(packed);
+            }
+            _ => {
+                out.extend_from_slice(&(block.len() as u32 | UNCOMPRESSED_BIT).to_le_bytes());
+                out.extend_from_slice(block);
+            }
         }
     }
     out.extend_from_slice(&0u32.to_le_bytes());

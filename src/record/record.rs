@@ -17,7 +17,7 @@
 //! ```
 
 use super::varint::{
-    read_varint, read_varlong, varint_size, varlong_size, write_varint, write_varlong,
+    take_varint, take_varlong, varint_size, varlong_size, write_varint, write_varlong,
 };
 
 /// One record header: a key and an optional value. Keys may repeat; order is kept.
@@ -144,7 +144,10 @@ impl<'a> Iterator for Headers<'a> {
             return None;
         }
         // The header bytes were fully checked when the record was parsed.
-        let (key, value) = read_header(self.buf, &mut self.pos).ok()?;
+        let mut rest = self.buf.get(self.pos..)?;
+        let before = rest.len();
+        let (key, value) = read_header(&mut rest).ok()?;
+        self.pos += before - rest.len();
         self.remaining -= 1;
         Some(Header { key, value })
     }
@@ -186,22 +189,40 @@ impl OwnedRecord {
 
 type Bytes<'a> = Option<&'a [u8]>;
 
+/// Reads a length-prefixed byte string (-1 for null) from the front of `rest`.
 #[inline(always)]
-fn read_bytes<'a>(buf: &'a [u8], pos: &mut usize) -> Result<Bytes<'a>, &'static str> {
-    let len = read_varint(buf, pos).map_err(|e| e.reason())?;
+fn take_bytes<'a>(rest: &mut &'a [u8]) -> Result<Bytes<'a>, &'static str> {
+    let len = take_varint(rest).map_err(|e| e.reason())?;
     if len < 0 {
         return Ok(None);
     }
-    let end = pos.checked_add(len as usize).ok_or("length overflows")?;
-    let bytes = buf.get(*pos..end).ok_or("length runs past the record")?;
-    *pos = end;
+    let Some((bytes, tail)) = rest.split_at_checked(len as usize) else {
+        return Err("length runs past the record");
+    };
+    *rest = tail;
     Ok(Some(bytes))
 }
 
-fn read_header<'a>(buf: &'a [u8], pos: &mut usize) -> Result<(&'a [u8], Bytes<'a>), &'static str> {
-    let key = read_bytes(buf, pos)?.ok_or("negative header key length")?;
-    let value = read_bytes(buf, pos)?;
+fn read_header<'a>(rest: &mut &'a [u8]) -> Result<(&'a [u8], Bytes<'a>), &'static str> {
+    let key = take_bytes(rest)?.ok_or("negative header key length")?;
+    let value = take_bytes(rest)?;
     Ok((key, value))
+}
+
+/// Checks that `body` holds exactly `count` well-formed headers. Out of line: most records
+/// have none, and the record parser stays small enough to inline into callers' loops.
+#[inline(never)]
+fn check_headers(mut body: &[u8], count: i32) -> Result<(), &'static str> {
+    if count < 0 {
+        return Err("negative header count");
+    }
+    for _ in 0..count {
+        read_header(&mut body)?;
+    }
+    if !body.is_empty() {
+        return Err("record length disagrees with its fields");
+    }
+    Ok(())
 }
 
 /// Where a batch's records take their offsets and timestamps from.
@@ -213,50 +234,47 @@ pub(crate) struct RecordContext {
     pub log_append_time: Option<i64>,
 }
 
-/// Parses the record at `*pos`, advancing past it. Checks that every length agrees with the
-/// bytes and that the record's fields end exactly where its length says.
-#[inline]
+/// Parses the record at the front of `rest`, advancing `rest` past it. Checks that every
+/// length agrees with the bytes and that the record's fields end exactly where its length
+/// says.
+#[inline(always)]
 pub(crate) fn parse_record<'a>(
-    buf: &'a [u8],
-    pos: &mut usize,
+    rest: &mut &'a [u8],
     ctx: &RecordContext,
 ) -> Result<(Record<'a>, i32), &'static str> {
-    let len = read_varint(buf, pos).map_err(|e| e.reason())?;
+    let len = take_varint(rest).map_err(|e| e.reason())?;
     if len < 0 {
         return Err("negative record length");
     }
-    let end = pos.checked_add(len as usize).ok_or("length overflows")?;
-    let body = buf
-        .get(*pos..end)
-        .ok_or("record length runs past the batch")?;
-    let mut p = 0usize;
-    let attributes = *body.first().ok_or("record shorter than its attributes")? as i8;
-    p += 1;
-    let timestamp_delta = read_varlong(body, &mut p).map_err(|e| e.reason())?;
-    let offset_delta = read_varint(body, &mut p).map_err(|e| e.reason())?;
-    let key = read_bytes(body, &mut p)?;
-    let value = read_bytes(body, &mut p)?;
-    let header_count = read_varint(body, &mut p).map_err(|e| e.reason())?;
-    if header_count < 0 {
-        return Err("negative header count");
-    }
-    let headers_start = p;
-    for _ in 0..header_count {
-        read_header(body, &mut p)?;
-    }
-    if p != body.len() {
-        return Err("record length disagrees with its fields");
-    }
-    *pos = end;
+    let Some((body, after)) = rest.split_at_checked(len as usize) else {
+        return Err("record length runs past the batch");
+    };
+    let [attributes, ref body @ ..] = *body else {
+        return Err("record shorter than its attributes");
+    };
+    let mut body = body;
+    let timestamp_delta = take_varlong(&mut body).map_err(|e| e.reason())?;
+    let offset_delta = take_varint(&mut body).map_err(|e| e.reason())?;
+    let key = take_bytes(&mut body)?;
+    let value = take_bytes(&mut body)?;
+    // Nearly every record ends with a header count of zero: one byte, the last.
+    let (headers, header_count) = if let [0] = *body {
+        (body.get(1..).unwrap_or_default(), 0)
+    } else {
+        let header_count = take_varint(&mut body).map_err(|e| e.reason())?;
+        check_headers(body, header_count)?;
+        (body, header_count)
+    };
+    *rest = after;
     let record = Record {
         offset: ctx.base_offset.wrapping_add(i64::from(offset_delta)),
         timestamp: ctx
             .log_append_time
             .unwrap_or_else(|| ctx.base_timestamp.wrapping_add(timestamp_delta)),
-        attributes,
+        attributes: attributes as i8,
         key,
         value,
-        headers: body.get(headers_start..).unwrap_or_default(),
+        headers,
         header_count: header_count as u32,
     };
     Ok((record, offset_delta))
@@ -308,6 +326,9 @@ pub(crate) fn body_size<'h, H: Iterator<Item = Header<'h>> + Clone>(
 }
 
 /// Appends the encoded record (length prefix included) to `out`.
+///
+/// The general writer, a push per varint byte; `BatchBuilder::append` writes the common
+/// record (no headers, short varints) with packed stores instead.
 #[inline]
 pub(crate) fn write_record<'h, H: Iterator<Item = Header<'h>> + Clone>(
     out: &mut Vec<u8>,

@@ -65,10 +65,39 @@ pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i32, VarintErro
     Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
 }
 
-/// Reads a zig-zag varlong (i64) at `*pos`, advancing `pos` past it.
+/// Reads an unsigned varint of at most `max_bytes` bytes from the front of `rest`, advancing
+/// `rest` past it (a slice cursor: one length check per byte read, no position arithmetic).
 #[inline(always)]
-pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, VarintError> {
-    let raw = read_unsigned(buf, pos, 10)?;
+fn take_unsigned(rest: &mut &[u8], max_bytes: usize) -> Result<u64, VarintError> {
+    match **rest {
+        [b0, ref tail @ ..] if b0 & 0x80 == 0 => {
+            *rest = tail;
+            Ok(u64::from(b0))
+        }
+        [b0, b1, ref tail @ ..] if b1 & 0x80 == 0 => {
+            *rest = tail;
+            Ok(u64::from(b0 & 0x7f) | (u64::from(b1) << 7))
+        }
+        _ => {
+            let mut pos = 0;
+            let value = read_unsigned_long(rest, &mut pos, max_bytes)?;
+            *rest = rest.get(pos..).unwrap_or_default();
+            Ok(value)
+        }
+    }
+}
+
+/// Reads a zig-zag varint (i32) from the front of `rest`, advancing it.
+#[inline(always)]
+pub(crate) fn take_varint(rest: &mut &[u8]) -> Result<i32, VarintError> {
+    let raw = take_unsigned(rest, 5)? as u32;
+    Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// Reads a zig-zag varlong (i64) from the front of `rest`, advancing it.
+#[inline(always)]
+pub(crate) fn take_varlong(rest: &mut &[u8]) -> Result<i64, VarintError> {
+    let raw = take_unsigned(rest, 10)?;
     Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
 }
 
@@ -83,13 +112,10 @@ fn zigzag64(v: i64) -> u64 {
 }
 
 #[inline]
-fn unsigned_size(mut v: u64) -> usize {
-    let mut n = 1;
-    while v >= 0x80 {
-        v >>= 7;
-        n += 1;
-    }
-    n
+fn unsigned_size(v: u64) -> usize {
+    // Seven bits a byte: bytes = ceil(significant bits / 7), at least one. No loop.
+    let bits = 64 - (v | 1).leading_zeros() as usize;
+    bits.div_ceil(7)
 }
 
 /// Encoded size of `v` as a varint.
@@ -115,6 +141,37 @@ fn write_unsigned(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// The zig-zag varint of `v` as little-endian bytes in a register, with its length, when it
+/// takes at most three bytes (|v| < 2^20): what a record's lengths and deltas nearly always
+/// are, so a writer can store several at once.
+#[inline(always)]
+pub(crate) fn packed_varint(v: i64) -> Option<(u32, usize)> {
+    let z = zigzag64(v);
+    if z < 0x80 {
+        Some((z as u32, 1))
+    } else if z < 0x4000 {
+        let z = z as u32;
+        Some(((z & 0x7f) | 0x80 | ((z >> 7) << 8), 2))
+    } else if z < 0x20_0000 {
+        let z = z as u32;
+        Some((
+            (z & 0x7f) | 0x80 | (((z >> 7) & 0x7f | 0x80) << 8) | ((z >> 14) << 16),
+            3,
+        ))
+    } else {
+        None
+    }
+}
+
+/// Appends the first `n` of `bytes` to `out`: all `N` are copied (a fixed-size copy is a
+/// single store, where a copy of `n` would call `memcpy`) and the rest cut off again.
+#[inline(always)]
+pub(crate) fn put_packed<const N: usize>(out: &mut Vec<u8>, bytes: &[u8; N], n: usize) {
+    let len = out.len();
+    out.extend_from_slice(bytes);
+    out.truncate(len + n.min(N));
+}
+
 /// Appends `v` as a zig-zag varint.
 #[inline]
 pub(crate) fn write_varint(out: &mut Vec<u8>, v: i32) {
@@ -131,6 +188,35 @@ pub(crate) fn write_varlong(out: &mut Vec<u8>, v: i64) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn packed_varints_match_written_ones(v in prop_oneof![-(1i64 << 21)..(1i64 << 21), any::<i64>()]) {
+            let mut want = Vec::new();
+            write_varlong(&mut want, v);
+            match packed_varint(v) {
+                Some((packed, n)) => {
+                    prop_assert_eq!(&packed.to_le_bytes()[..n], &want[..]);
+                    let mut out = vec![7u8];
+                    put_packed(&mut out, &packed.to_le_bytes(), n);
+                    prop_assert_eq!(&out[1..], &want[..]);
+                }
+                None => prop_assert!(want.len() > 3),
+            }
+        }
+    }
+
+    #[test]
+    fn sizes_match_encodings_at_every_boundary() {
+        for shift in 0..64 {
+            for v in [(1u64 << shift) - 1, 1u64 << shift] {
+                let mut out = Vec::new();
+                write_unsigned(&mut out, v);
+                assert_eq!(unsigned_size(v), out.len(), "{v}");
+            }
+        }
+        assert_eq!(unsigned_size(u64::MAX), 10);
+    }
 
     #[test]
     fn known_encodings_match_kafka() {
@@ -155,11 +241,15 @@ mod tests {
             Err(VarintError::Truncated)
         );
         let mut pos = 0;
-        assert_eq!(
-            read_varlong(&[0xff; 11], &mut pos),
-            Err(VarintError::TooLong)
-        );
+        assert_eq!(read_varint(&[0xff; 6], &mut pos), Err(VarintError::TooLong));
         assert_eq!(pos, 0, "a failed read leaves the cursor alone");
+        let mut rest: &[u8] = &[0xff; 11];
+        assert_eq!(take_varlong(&mut rest), Err(VarintError::TooLong));
+        assert_eq!(rest.len(), 11, "a failed take leaves the slice alone");
+        let mut rest: &[u8] = &[0x80, 0x80];
+        assert_eq!(take_varint(&mut rest), Err(VarintError::Truncated));
+        let mut rest: &[u8] = &[0x80; 6];
+        assert_eq!(take_varint(&mut rest), Err(VarintError::TooLong));
     }
 
     proptest! {
@@ -171,6 +261,9 @@ mod tests {
             let mut pos = 0;
             prop_assert_eq!(read_varint(&out, &mut pos), Ok(v));
             prop_assert_eq!(pos, out.len());
+            let mut rest = &out[..];
+            prop_assert_eq!(take_varint(&mut rest), Ok(v));
+            prop_assert!(rest.is_empty());
         }
 
         #[test]
@@ -178,9 +271,10 @@ mod tests {
             let mut out = Vec::new();
             write_varlong(&mut out, v);
             prop_assert_eq!(out.len(), varlong_size(v));
-            let mut pos = 0;
-            prop_assert_eq!(read_varlong(&out, &mut pos), Ok(v));
-            prop_assert_eq!(pos, out.len());
+            out.push(0x55);
+            let mut rest = &out[..];
+            prop_assert_eq!(take_varlong(&mut rest), Ok(v));
+            prop_assert_eq!(rest, &[0x55][..], "only the varlong is taken");
         }
     }
 }
