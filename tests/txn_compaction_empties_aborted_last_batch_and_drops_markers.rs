@@ -6,8 +6,8 @@
 #[path = "common/producers.rs"]
 mod producers;
 
-use producers::T0;
-use streamlog::{BatchBuilder, BatchOptions, Batches, Log, LogConfig, TxnResult};
+use producers::{keyed_batch, T0};
+use streamlog::{Batches, Log, LogConfig, TxnResult};
 
 const DELETE_RETENTION_MS: i64 = 1_000;
 
@@ -21,17 +21,8 @@ fn config() -> LogConfig {
 }
 
 fn keyed(pid: i64, seq: i32, txn: bool, keys: &[&str]) -> Vec<u8> {
-    let mut b = BatchBuilder::new(BatchOptions {
-        producer_id: pid,
-        producer_epoch: if pid >= 0 { 0 } else { -1 },
-        base_sequence: if pid >= 0 { seq } else { -1 },
-        transactional: txn,
-        ..BatchOptions::default()
-    });
-    for k in keys {
-        b.append(T0, Some(k.as_bytes()), Some(b"v"), &[]).unwrap();
-    }
-    b.build().unwrap()
+    let records: Vec<(&str, &str)> = keys.iter().map(|k| (*k, "v")).collect();
+    keyed_batch(pid, seq, txn, &records)
 }
 
 /// (base offset, producer id, control, record count) of every batch in the log.

@@ -6,8 +6,8 @@
 #[path = "common/producers.rs"]
 mod producers;
 
-use producers::T0;
-use streamlog::{BatchBuilder, BatchOptions, Log, LogConfig, TxnResult};
+use producers::{keyed_batch, T0};
+use streamlog::{Log, LogConfig, TxnResult};
 
 fn config() -> LogConfig {
     LogConfig {
@@ -19,19 +19,8 @@ fn config() -> LogConfig {
 
 /// A batch from producer `pid` (or -1) with one record per key, values naming `tag`.
 fn keyed(pid: i64, seq: i32, txn: bool, keys: &[&str], tag: &str) -> Vec<u8> {
-    let mut b = BatchBuilder::new(BatchOptions {
-        producer_id: pid,
-        producer_epoch: if pid >= 0 { 0 } else { -1 },
-        base_sequence: if pid >= 0 { seq } else { -1 },
-        transactional: txn,
-        ..BatchOptions::default()
-    });
-    for k in keys {
-        let v = format!("{tag}:{k}");
-        b.append(T0, Some(k.as_bytes()), Some(v.as_bytes()), &[])
-            .unwrap();
-    }
-    b.build().unwrap()
+    let records: Vec<(&str, String)> = keys.iter().map(|k| (*k, format!("{tag}:{k}"))).collect();
+    keyed_batch(pid, seq, txn, &records)
 }
 
 fn values(log: &Log) -> Vec<String> {

@@ -9,15 +9,18 @@
 
 #[path = "common/consumer.rs"]
 mod consumer;
+#[path = "common/producers.rs"]
+mod producers;
 #[path = "common/sim_log.rs"]
 mod sim_log;
 
 use std::collections::BTreeMap;
 
+use producers::keyed_batch;
 use proptest::prelude::*;
 use sim_log::T0;
 use streamlog::io::SimFs;
-use streamlog::{BatchBuilder, BatchOptions, Log, LogConfig, TxnResult};
+use streamlog::{Log, LogConfig, TxnResult};
 
 const PRODUCERS: i64 = 3;
 const KEYS: usize = 4;
@@ -106,19 +109,12 @@ fn key(k: usize) -> String {
 }
 
 fn batch(first: i64, pid: i64, seq: i32, txn: bool, keys: &[usize]) -> Vec<u8> {
-    let mut b = BatchBuilder::new(BatchOptions {
-        producer_id: pid,
-        producer_epoch: if pid >= 0 { 0 } else { -1 },
-        base_sequence: if pid >= 0 { seq } else { -1 },
-        transactional: txn,
-        ..BatchOptions::default()
-    });
-    for (i, k) in keys.iter().enumerate() {
-        let v = value(first + i as i64);
-        b.append(T0, Some(key(*k).as_bytes()), Some(v.as_bytes()), &[])
-            .unwrap();
-    }
-    b.build().unwrap()
+    let records: Vec<(String, String)> = keys
+        .iter()
+        .zip(first..)
+        .map(|(k, offset)| (key(*k), value(offset)))
+        .collect();
+    keyed_batch(pid, seq, txn, &records)
 }
 
 fn config() -> LogConfig {

@@ -43,3 +43,25 @@ pub fn batch_at(
 pub fn value(pid: i64, seq: i32) -> String {
     format!("p{pid}-s{seq}")
 }
+
+/// A batch of keyed records at [`T0`] from producer `pid` at epoch 0 with sequences from
+/// `seq`, or, for `pid` -1, from no producer (epoch and sequence -1 too).
+pub fn keyed_batch<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    pid: i64,
+    seq: i32,
+    transactional: bool,
+    records: &[(K, V)],
+) -> Vec<u8> {
+    let mut b = BatchBuilder::new(BatchOptions {
+        producer_id: pid,
+        producer_epoch: if pid >= 0 { 0 } else { -1 },
+        base_sequence: if pid >= 0 { seq } else { -1 },
+        transactional,
+        ..BatchOptions::default()
+    });
+    for (k, v) in records {
+        b.append(T0, Some(k.as_ref()), Some(v.as_ref()), &[])
+            .expect("record");
+    }
+    b.build().expect("batch")
+}
