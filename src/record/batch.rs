@@ -516,6 +516,35 @@ struct IterState {
     done: bool,
 }
 
+impl IterState {
+    /// Whether a record with offset delta `delta` may come next: after the previous one and
+    /// not past the header's last offset delta.
+    #[inline(always)]
+    fn accepts(&self, delta: i32) -> bool {
+        delta > self.previous_delta && delta <= self.last_offset_delta
+    }
+
+    /// The fast path of iteration, for a state not `done`: the next record when one is due
+    /// and well-formed, with `rest` and the state advanced past it. `None` changes nothing;
+    /// the full check (`RecordIter::next_checked`) then says whether the batch ended or what
+    /// is wrong.
+    #[inline(always)]
+    fn step<'r>(&mut self, rest: &mut &'r [u8]) -> Option<Record<'r>> {
+        if i64::from(self.index) >= i64::from(self.declared) {
+            return None;
+        }
+        let mut next = *rest;
+        let (record, delta) = parse_record(&mut next, &self.ctx).ok()?;
+        if !self.accepts(delta) {
+            return None;
+        }
+        *rest = next;
+        self.previous_delta = delta;
+        self.index += 1;
+        Some(record)
+    }
+}
+
 impl<'r> RecordIter<'r> {
     /// Continues iterating `data` (the same bytes the cursor came from) at `cur`.
     pub(crate) fn resume(data: &'r [u8], cur: RecordCursor) -> Self {
@@ -573,7 +602,7 @@ impl<'r> RecordIter<'r> {
         let mut rest = self.rest;
         match parse_record(&mut rest, &self.st.ctx) {
             Ok((record, delta)) => {
-                if delta <= self.st.previous_delta || delta > self.st.last_offset_delta {
+                if !self.st.accepts(delta) {
                     return self.fail(Error::CorruptRecord {
                         base_offset,
                         index,
@@ -601,15 +630,9 @@ impl<'r> Iterator for RecordIter<'r> {
     /// registers; the end of the batch and every error go through `next_checked`.
     #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
-        if !self.st.done && i64::from(self.st.index) < i64::from(self.st.declared) {
-            let mut rest = self.rest;
-            if let Ok((record, delta)) = parse_record(&mut rest, &self.st.ctx) {
-                if delta > self.st.previous_delta && delta <= self.st.last_offset_delta {
-                    self.rest = rest;
-                    self.st.previous_delta = delta;
-                    self.st.index += 1;
-                    return Some(Ok(record));
-                }
+        if !self.st.done {
+            if let Some(record) = self.st.step(&mut self.rest) {
+                return Some(Ok(record));
             }
         }
         self.next_checked()
@@ -624,25 +647,11 @@ impl<'r> Iterator for RecordIter<'r> {
     {
         let mut acc = init;
         if !self.st.done {
-            let mut rest = self.rest;
-            let mut index = self.st.index;
-            let mut previous = self.st.previous_delta;
-            while i64::from(index) < i64::from(self.st.declared) {
-                let mut next = rest;
-                let Ok((record, delta)) = parse_record(&mut next, &self.st.ctx) else {
-                    break;
-                };
-                if delta <= previous || delta > self.st.last_offset_delta {
-                    break;
-                }
-                rest = next;
-                previous = delta;
-                index += 1;
+            let (mut rest, mut st) = (self.rest, self.st);
+            while let Some(record) = st.step(&mut rest) {
                 acc = f(acc, Ok(record));
             }
-            self.rest = rest;
-            self.st.index = index;
-            self.st.previous_delta = previous;
+            (self.rest, self.st) = (rest, st);
         }
         while let Some(item) = self.next_checked() {
             acc = f(acc, item);
