@@ -48,7 +48,7 @@ pub mod record;
 pub(crate) mod segment;
 pub mod storage;
 
-pub use config::{CleanupPolicy, Clock, LogConfig, ManualClock, SystemClock};
+pub use config::{CleanupPolicy, Clock, LogConfig, LogConfigBuilder, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use kafka_code::KafkaCode;
 pub use log::{
