@@ -45,6 +45,7 @@ pub mod producer;
 pub mod record;
 pub(crate) mod segment;
 pub mod storage;
+pub mod txn;
 
 pub use config::{CleanupPolicy, Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};
