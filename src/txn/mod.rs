@@ -26,7 +26,6 @@
 //! (KIP-890 part 2, an epoch bump at every EndTxn), ListTransactions.
 
 mod api;
-mod codes;
 mod coordinator;
 mod driver;
 mod loader;
@@ -34,12 +33,12 @@ pub mod log_record;
 mod metadata;
 pub mod producer_id;
 
+pub use crate::KafkaCode;
 pub use api::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnResult, AddPartitionsToTxnTransaction, EndTxnRequest,
     InitProducerIdRequest, InitProducerIdResponse, MarkerOutcome, Output, RequestId, Response,
     TransactionDescription, TxnLogAppend, TxnMarkerRequest,
 };
-pub use codes::KafkaCode;
 pub use coordinator::{TransactionCoordinator, TxnCoordinatorConfig};
 pub use driver::LocalTxnDriver;
 pub use loader::TxnStateLoader;
