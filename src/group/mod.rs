@@ -37,6 +37,7 @@
 //! # Ok::<(), streamlog::Error>(())
 //! ```
 
+pub mod assignor;
 pub mod coordinator;
 
 mod consumer_protocol;
