@@ -41,12 +41,16 @@ pub mod assignor;
 pub mod coordinator;
 
 mod consumer_protocol;
+mod partition;
 mod records;
 mod wire;
 
 pub use consumer_protocol::{
     ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicPartitions,
     CONSUMER_PROTOCOL_MAX_VERSION, CONSUMER_PROTOCOL_TYPE,
+};
+pub use partition::{
+    java_string_hash_code, partition_for_group, DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS, OFFSETS_TOPIC,
 };
 pub use records::{
     GroupMetadataKey, GroupMetadataValue, MemberMetadata, OffsetCommitKey, OffsetCommitValue,
