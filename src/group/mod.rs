@@ -54,7 +54,7 @@ pub use partition::{
 };
 pub use records::{
     GroupMetadataKey, GroupMetadataValue, MemberMetadata, OffsetCommitKey, OffsetCommitValue,
-    OffsetsKey, GROUP_METADATA_KEY_VERSION, GROUP_METADATA_VALUE_MAX_VERSION,
+    OffsetsKey, OffsetsRecord, GROUP_METADATA_KEY_VERSION, GROUP_METADATA_VALUE_MAX_VERSION,
     OFFSET_COMMIT_KEY_VERSION, OFFSET_COMMIT_VALUE_MAX_VERSION,
 };
 pub use wire::TaggedField;
