@@ -61,7 +61,7 @@ fn topic_partitions(v: &Value) -> Vec<TopicPartitions> {
 }
 
 fn vectors() -> Vec<Value> {
-    let text = include_str!("data/group/vectors.json");
+    let text = include_str!("../data/group/vectors.json");
     serde_json::from_str::<Value>(text)
         .unwrap()
         .as_array()
