@@ -310,7 +310,7 @@ impl LocalTxnDriver {
     }
 
     fn notify_offsets(&mut self, tp: &TopicPartition, m: &TxnMarkerRequest) {
-        if tp.topic == super::CONSUMER_OFFSETS_TOPIC {
+        if tp.topic == crate::group::OFFSETS_TOPIC {
             if let Some(hook) = self.offsets_hook.as_mut() {
                 hook(tp, m.producer_id, m.result);
             }

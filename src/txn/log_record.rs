@@ -32,19 +32,6 @@ pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// Kafka's default `transaction.state.log.num.partitions`.
 pub const DEFAULT_TRANSACTION_STATE_PARTITIONS: u32 = 50;
 
-/// The topic the group coordinator keeps committed offsets in.
-pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// Kafka's default `offsets.topic.num.partitions`.
-pub const DEFAULT_CONSUMER_OFFSETS_PARTITIONS: u32 = 50;
-
-/// Java's `String.hashCode`: `s[0]·31^(n-1) + … + s[n-1]` over UTF-16 code units, wrapping.
-pub fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
-}
-
 /// The partition of a `partitions`-partition internal topic that owns `id` (a transactional
 /// id, or a group id for `__consumer_offsets`): Kafka's `Utils.abs(id.hashCode) % partitions`,
 /// where `Utils.abs(Integer.MIN_VALUE)` is 0. `partitions` of 0 is treated as 1.
@@ -54,7 +41,7 @@ pub fn java_string_hash(s: &str) -> i32 {
 /// assert_eq!(partition_for("my-txn", 50), 45);
 /// ```
 pub fn partition_for(id: &str, partitions: u32) -> u32 {
-    let h = java_string_hash(id);
+    let h = crate::group::java_string_hash_code(id);
     let abs = if h == i32::MIN { 0 } else { h.unsigned_abs() };
     abs % partitions.max(1)
 }
@@ -509,11 +496,7 @@ mod tests {
 
     #[test]
     fn java_hash_matches_known_values() {
-        assert_eq!(java_string_hash(""), 0);
-        assert_eq!(java_string_hash("a"), 97);
-        assert_eq!(java_string_hash("hello"), 99_162_322);
         // "polygenelubricants" hashes to Integer.MIN_VALUE; Utils.abs maps it to 0.
-        assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
         assert_eq!(partition_for("polygenelubricants", 50), 0);
     }
 

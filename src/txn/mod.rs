@@ -43,8 +43,8 @@ pub use coordinator::{TransactionCoordinator, TxnCoordinatorConfig};
 pub use driver::LocalTxnDriver;
 pub use loader::TxnStateLoader;
 pub use log_record::{
-    java_string_hash, partition_for, TopicPartition, TransactionLogKey, TransactionLogValue,
-    TxnTopicPartitions, CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC,
+    partition_for, TopicPartition, TransactionLogKey, TransactionLogValue, TxnTopicPartitions,
+    DEFAULT_TRANSACTION_STATE_PARTITIONS, TRANSACTION_STATE_TOPIC,
 };
 pub use metadata::{TransactionState, NO_PRODUCER_EPOCH, NO_PRODUCER_ID};
 pub use producer_id::{ProducerIdBlock, ProducerIdManager, PRODUCER_ID_BLOCK_SIZE};

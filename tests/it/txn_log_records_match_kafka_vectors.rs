@@ -3,9 +3,8 @@
 //! protocol types laid out per Kafka's TransactionLogKey/TransactionLogValue schemas), and
 //! transactional ids map to the partitions Java's `String.hashCode` gives.
 
-use streamlog::txn::{
-    java_string_hash, partition_for, TransactionLogKey, TransactionLogValue, TxnTopicPartitions,
-};
+use streamlog::group::java_string_hash_code as java_string_hash;
+use streamlog::txn::{partition_for, TransactionLogKey, TransactionLogValue, TxnTopicPartitions};
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())

@@ -20,12 +20,12 @@ use super::api::{
 };
 use super::loader::TxnStateLoader;
 use super::log_record::{
-    partition_for, TopicPartition, TransactionLogKey, CONSUMER_OFFSETS_TOPIC,
-    DEFAULT_CONSUMER_OFFSETS_PARTITIONS, DEFAULT_TRANSACTION_STATE_PARTITIONS,
+    partition_for, TopicPartition, TransactionLogKey, DEFAULT_TRANSACTION_STATE_PARTITIONS,
 };
 use super::metadata::{epoch_exhausted, TransactionState, TxnRecord, NO_PRODUCER_EPOCH};
 use super::producer_id::ProducerIdBlock;
 use super::KafkaCode;
+use crate::group::{DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS, OFFSETS_TOPIC};
 use crate::producer::TxnResult;
 
 use TransactionState::*;
@@ -57,7 +57,7 @@ impl Default for TxnCoordinatorConfig {
     fn default() -> Self {
         TxnCoordinatorConfig {
             transaction_state_partitions: DEFAULT_TRANSACTION_STATE_PARTITIONS,
-            consumer_offsets_partitions: DEFAULT_CONSUMER_OFFSETS_PARTITIONS,
+            consumer_offsets_partitions: DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS,
             transaction_max_timeout_ms: 900_000,
             transactional_id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
             abort_timed_out_transactions_interval_ms: 10_000,
@@ -205,7 +205,7 @@ impl TransactionCoordinator {
     /// The `__consumer_offsets` partition AddOffsetsToTxn adds for `group_id`.
     pub fn offsets_partition_for(&self, group_id: &str) -> TopicPartition {
         TopicPartition::new(
-            CONSUMER_OFFSETS_TOPIC,
+            OFFSETS_TOPIC,
             partition_for(group_id, self.config.consumer_offsets_partitions) as i32,
         )
     }
