@@ -562,7 +562,8 @@ mod tests {
     #[test]
     fn every_bad_value_is_refused_naming_its_kafka_key() {
         LogConfig::default().validate().unwrap();
-        let cases: Vec<(&str, Box<dyn Fn(&mut LogConfig)>)> = vec![
+        type Case = (&'static str, Box<dyn Fn(&mut LogConfig)>);
+        let cases: Vec<Case> = vec![
             ("segment.bytes", Box::new(|c| c.segment_bytes = 0)),
             ("segment.bytes", Box::new(|c| c.segment_bytes = 13)),
             ("segment.bytes", Box::new(|c| c.segment_bytes = 1 << 31)),
