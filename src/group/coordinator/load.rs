@@ -161,13 +161,15 @@ impl GroupCoordinator {
                 self.core.answer_all(&mut group, code);
             }
         }
-        let appends: Vec<u64> = self
+        let mut appends: Vec<u64> = self
             .core
             .appends
             .iter()
             .filter(|(_, a)| a.partition == partition)
             .map(|(id, _)| *id)
             .collect();
+        // Answer in the order the requests came (deterministic for a simulation).
+        appends.sort_unstable();
         for id in appends {
             let Some(append) = self.core.appends.remove(&id) else {
                 continue;
