@@ -201,9 +201,11 @@ fn range_assign(members: &[JoinGroupResponseMember], partitions: i32) -> Vec<Syn
         next += count;
         out.push(SyncGroupAssignment {
             member_id: (*id).to_owned(),
-            assignment: ConsumerProtocolAssignment::new(vec![TopicPartitions::new(TOPIC, assigned)])
-                .encode()
-                .unwrap(),
+            assignment: ConsumerProtocolAssignment::new(vec![TopicPartitions::new(
+                TOPIC, assigned,
+            )])
+            .encode()
+            .unwrap(),
         });
     }
     out
@@ -460,8 +462,15 @@ impl Sim {
     }
 
     fn check_answers_in_time(&self) {
-        if let Some((rid, at)) = self.unanswered.iter().find(|(_, &at)| self.now - at > ANSWER_BOUND_MS) {
-            panic!("request {rid} received at {at} still unanswered at {}", self.now);
+        if let Some((rid, at)) = self
+            .unanswered
+            .iter()
+            .find(|(_, &at)| self.now - at > ANSWER_BOUND_MS)
+        {
+            panic!(
+                "request {rid} received at {at} still unanswered at {}",
+                self.now
+            );
         }
     }
 
@@ -497,7 +506,13 @@ impl Sim {
         for c in 0..self.clients.len() {
             let incarnation = self.clients[c].incarnation;
             let at = self.now + self.rng.range(1, 50);
-            self.schedule(at, Event::Disconnect { client: c, incarnation });
+            self.schedule(
+                at,
+                Event::Disconnect {
+                    client: c,
+                    incarnation,
+                },
+            );
         }
     }
 
@@ -636,7 +651,9 @@ impl Sim {
     fn on_event(&mut self, event: Event) {
         // A paused client handles its events when it resumes, in their order.
         let paused = match &event {
-            Event::ToClient { client, .. } | Event::Disconnect { client, .. } | Event::Wake { client } => {
+            Event::ToClient { client, .. }
+            | Event::Disconnect { client, .. }
+            | Event::Wake { client } => {
                 Some(*client).filter(|&c| self.clients[c].paused_until > self.now)
             }
             _ => None,
@@ -698,20 +715,25 @@ impl Sim {
                 };
                 self.log(|| format!("append {} done: {result:?}", append.id));
                 self.offsets_may_have_moved = true;
-                self.coordinator.append_completed(self.now, append.id, result);
+                self.coordinator
+                    .append_completed(self.now, append.id, result);
                 self.pump();
             }
             Event::LoadDone { coordinator } => {
                 if coordinator == self.coordinator_incarnation {
                     let entries = self.records.len();
                     self.log(|| format!("coordinator loaded {entries} entries"));
-                    self.coordinator.load_partition(self.now, 0, self.records.clone());
+                    self.coordinator
+                        .load_partition(self.now, 0, self.records.clone());
                     self.offsets_may_have_moved = true;
                     self.coordinator_up = true;
                     self.pump();
                 }
             }
-            Event::Disconnect { client, incarnation } => {
+            Event::Disconnect {
+                client,
+                incarnation,
+            } => {
                 if self.clients[client].incarnation == incarnation {
                     self.on_disconnect(client);
                 }
@@ -800,7 +822,8 @@ impl Sim {
         if client.next_heartbeat <= now {
             self.clients[c].next_heartbeat = now + HEARTBEAT_MS;
             let client = &self.clients[c];
-            if client.heartbeat.is_none() && matches!(client.phase, Phase::Syncing | Phase::Stable) {
+            if client.heartbeat.is_none() && matches!(client.phase, Phase::Syncing | Phase::Stable)
+            {
                 let request = Request::Heartbeat(HeartbeatRequest {
                     group_id: GROUP.into(),
                     generation_id: client.generation,
@@ -965,29 +988,27 @@ impl Sim {
 
     fn on_response(&mut self, c: usize, rid: RequestId, response: Response) {
         self.log(|| format!("{c} <- {rid} {}", describe_response(&response)));
+        let group_request = self.clients[c].group_request.map(|(id, k, _)| (id, k));
+        let is_commit = self.clients[c].commit.map(|(id, _)| id) == Some(rid);
         match response {
-            Response::JoinGroup(r) => {
-                if self.clients[c].group_request.map(|(id, k, _)| (id, k)) == Some((rid, Kind::Join)) {
-                    self.clients[c].group_request = None;
-                    self.on_join(c, r);
-                }
+            Response::JoinGroup(r) if group_request == Some((rid, Kind::Join)) => {
+                self.clients[c].group_request = None;
+                self.on_join(c, r);
             }
-            Response::SyncGroup(r) => {
-                if self.clients[c].group_request.map(|(id, k, _)| (id, k)) == Some((rid, Kind::Sync)) {
-                    self.clients[c].group_request = None;
-                    match r.error_code {
-                        KafkaCode::NONE => {
-                            let generation = self.clients[c].generation;
-                            let assignment = decode_assignment(&r.assignment);
-                            self.on_assigned(c, generation, assignment);
-                        }
-                        KafkaCode::FENCED_INSTANCE_ID => self.fenced(c),
-                        KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::ILLEGAL_GENERATION => {
-                            self.reset_member_id(c);
-                            self.rejoin(c, 0);
-                        }
-                        _ => self.rejoin(c, 50),
+            Response::SyncGroup(r) if group_request == Some((rid, Kind::Sync)) => {
+                self.clients[c].group_request = None;
+                match r.error_code {
+                    KafkaCode::NONE => {
+                        let generation = self.clients[c].generation;
+                        let assignment = decode_assignment(&r.assignment);
+                        self.on_assigned(c, generation, assignment);
                     }
+                    KafkaCode::FENCED_INSTANCE_ID => self.fenced(c),
+                    KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::ILLEGAL_GENERATION => {
+                        self.reset_member_id(c);
+                        self.rejoin(c, 0);
+                    }
+                    _ => self.rejoin(c, 50),
                 }
             }
             Response::Heartbeat(r) => {
@@ -1014,10 +1035,8 @@ impl Sim {
                     _ => {}
                 }
             }
-            Response::OffsetCommit(_) => {
-                if self.clients[c].commit.map(|(id, _)| id) == Some(rid) {
-                    self.clients[c].commit = None;
-                }
+            Response::OffsetCommit(_) if is_commit => {
+                self.clients[c].commit = None;
             }
             Response::OffsetFetch(r) => {
                 if self.clients[c].fetch.map(|(id, _)| id) != Some(rid) {
@@ -1034,7 +1053,9 @@ impl Sim {
                 let client = &mut self.clients[c];
                 for p in r.partitions {
                     if client.assignment.contains(&p.partition) {
-                        client.positions.insert(p.partition, p.committed_offset.max(0));
+                        client
+                            .positions
+                            .insert(p.partition, p.committed_offset.max(0));
                     }
                 }
             }
@@ -1095,7 +1116,10 @@ impl Sim {
         self.max_generation = self.max_generation.max(generation);
         let owner = {
             let client = &self.clients[c];
-            client.instance_id.clone().unwrap_or_else(|| client.member_id.clone())
+            client
+                .instance_id
+                .clone()
+                .unwrap_or_else(|| client.member_id.clone())
         };
         let owners = self.owners.entry(generation).or_default();
         for &p in &assignment {
@@ -1136,11 +1160,20 @@ impl Sim {
         let generation = self.coordinator.group_generation(GROUP);
         let mut members: Vec<String> = live.iter().map(|c| c.member_id.clone()).collect();
         members.sort();
-        assert_eq!(self.coordinator.group_members(GROUP), members, "members differ");
+        assert_eq!(
+            self.coordinator.group_members(GROUP),
+            members,
+            "members differ"
+        );
         let mut owned = BTreeMap::new();
         for c in &live {
             assert_eq!(c.phase, Phase::Stable, "{} not stable", c.name);
-            assert_eq!(Some(c.generation), generation, "{} in another generation", c.name);
+            assert_eq!(
+                Some(c.generation),
+                generation,
+                "{} in another generation",
+                c.name
+            );
             for &p in &c.assignment {
                 if let Some(other) = owned.insert(p, c.name.clone()) {
                     panic!("partition {p} owned by {other} and {}", c.name);
@@ -1151,7 +1184,11 @@ impl Sim {
         let all: BTreeSet<i32> = (0..self.partitions).collect();
         let covered: BTreeSet<i32> = owned.keys().copied().collect();
         assert_eq!(covered, all, "partitions without an owner");
-        if let Some((rid, at)) = self.unanswered.iter().find(|(_, &at)| self.now - at > 1_000) {
+        if let Some((rid, at)) = self
+            .unanswered
+            .iter()
+            .find(|(_, &at)| self.now - at > 1_000)
+        {
             panic!("request {rid} from {at} unanswered after the quiet phase");
         }
     }
@@ -1159,15 +1196,31 @@ impl Sim {
 
 fn describe_request(request: &Request) -> String {
     match request {
-        Request::JoinGroup(r) => format!("JoinGroup member={} instance={:?}", r.member_id, r.group_instance_id),
-        Request::SyncGroup(r) => format!("SyncGroup member={} gen={} assignments={}", r.member_id, r.generation_id, r.assignments.len()),
-        Request::Heartbeat(r) => format!("Heartbeat member={} gen={}", r.member_id, r.generation_id),
-        Request::LeaveGroup(r) => format!("LeaveGroup {:?}", r.members.iter().map(|m| &m.member_id).collect::<Vec<_>>()),
+        Request::JoinGroup(r) => format!(
+            "JoinGroup member={} instance={:?}",
+            r.member_id, r.group_instance_id
+        ),
+        Request::SyncGroup(r) => format!(
+            "SyncGroup member={} gen={} assignments={}",
+            r.member_id,
+            r.generation_id,
+            r.assignments.len()
+        ),
+        Request::Heartbeat(r) => {
+            format!("Heartbeat member={} gen={}", r.member_id, r.generation_id)
+        }
+        Request::LeaveGroup(r) => format!(
+            "LeaveGroup {:?}",
+            r.members.iter().map(|m| &m.member_id).collect::<Vec<_>>()
+        ),
         Request::OffsetCommit(r) => format!(
             "OffsetCommit member={} gen={} {:?}",
             r.member_id,
             r.generation_id,
-            r.partitions.iter().map(|p| (p.partition, p.committed_offset)).collect::<Vec<_>>()
+            r.partitions
+                .iter()
+                .map(|p| (p.partition, p.committed_offset))
+                .collect::<Vec<_>>()
         ),
         Request::OffsetFetch(_) => "OffsetFetch".into(),
         other => format!("{other:?}").chars().take(60).collect(),
@@ -1178,17 +1231,32 @@ fn describe_response(response: &Response) -> String {
     match response {
         Response::JoinGroup(r) => format!(
             "JoinGroup {:?} member={} gen={} leader={} members={} skip={}",
-            r.error_code, r.member_id, r.generation_id, r.leader, r.members.len(), r.skip_assignment
+            r.error_code,
+            r.member_id,
+            r.generation_id,
+            r.leader,
+            r.members.len(),
+            r.skip_assignment
         ),
-        Response::SyncGroup(r) => format!("SyncGroup {:?} {:?}", r.error_code, decode_assignment(&r.assignment)),
+        Response::SyncGroup(r) => format!(
+            "SyncGroup {:?} {:?}",
+            r.error_code,
+            decode_assignment(&r.assignment)
+        ),
         Response::Heartbeat(r) => format!("Heartbeat {:?}", r.error_code),
         Response::OffsetFetch(r) => format!(
             "OffsetFetch {:?}",
-            r.partitions.iter().map(|p| (p.partition, p.committed_offset, p.error_code)).collect::<Vec<_>>()
+            r.partitions
+                .iter()
+                .map(|p| (p.partition, p.committed_offset, p.error_code))
+                .collect::<Vec<_>>()
         ),
         Response::OffsetCommit(r) => format!(
             "OffsetCommit {:?}",
-            r.partitions.iter().map(|p| (p.partition, p.error_code)).collect::<Vec<_>>()
+            r.partitions
+                .iter()
+                .map(|p| (p.partition, p.error_code))
+                .collect::<Vec<_>>()
         ),
         other => format!("{other:?}").chars().take(60).collect(),
     }

@@ -386,7 +386,8 @@ impl Group {
         let protocol = self.protocol_name.as_deref()?;
         let mut topics = BTreeSet::new();
         for member in self.members.values() {
-            let subscription = ConsumerProtocolSubscription::decode(member.metadata(protocol)).ok()?;
+            let subscription =
+                ConsumerProtocolSubscription::decode(member.metadata(protocol)).ok()?;
             topics.extend(subscription.topics);
         }
         Some(topics)

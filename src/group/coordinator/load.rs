@@ -187,7 +187,9 @@ impl GroupCoordinator {
                         r.error_code = code;
                     }
                 }
-                let response = OffsetCommitResponse { partitions: results };
+                let response = OffsetCommitResponse {
+                    partitions: results,
+                };
                 let response = if producer_id.is_some() {
                     Response::TxnOffsetCommit(response)
                 } else {
@@ -204,7 +206,8 @@ fn group_from_record(id: String, partition: i32, value: GroupMetadataValue, now:
     group.generation = value.generation;
     group.protocol_type = (!value.protocol_type.is_empty()).then_some(value.protocol_type.clone());
     group.protocol_name = value.protocol.clone();
-    group.state_timestamp = (value.current_state_timestamp >= 0).then_some(value.current_state_timestamp);
+    group.state_timestamp =
+        (value.current_state_timestamp >= 0).then_some(value.current_state_timestamp);
     let protocol = value.protocol.clone().unwrap_or_default();
     for m in value.members {
         let rebalance_timeout_ms = if m.rebalance_timeout > 0 {

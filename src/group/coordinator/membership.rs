@@ -31,17 +31,19 @@ impl GroupCoordinator {
         if req.session_timeout_ms < config.group_min_session_timeout_ms
             || req.session_timeout_ms > config.group_max_session_timeout_ms
         {
-            return self
-                .core
-                .respond(rid, join_error(&req.member_id, KafkaCode::INVALID_SESSION_TIMEOUT));
+            return self.core.respond(
+                rid,
+                join_error(&req.member_id, KafkaCode::INVALID_SESSION_TIMEOUT),
+            );
         }
         let created = !self.groups.contains_key(&req.group_id);
         if created {
             // A member id for a group that does not exist was never issued here.
             if !req.member_id.is_empty() {
-                return self
-                    .core
-                    .respond(rid, join_error(&req.member_id, KafkaCode::UNKNOWN_MEMBER_ID));
+                return self.core.respond(
+                    rid,
+                    join_error(&req.member_id, KafkaCode::UNKNOWN_MEMBER_ID),
+                );
             }
             let partition = self.partition_for(&req.group_id);
             let group = Group::new(req.group_id.clone(), partition, now);
@@ -125,7 +127,12 @@ impl GroupCoordinator {
         };
         let mut results = Vec::with_capacity(req.members.len());
         for leaving in req.members {
-            let code = self.core.leave(group, now, &leaving.member_id, leaving.group_instance_id.as_deref());
+            let code = self.core.leave(
+                group,
+                now,
+                &leaving.member_id,
+                leaving.group_instance_id.as_deref(),
+            );
             results.push(LeaveGroupMemberResponse {
                 member_id: leaving.member_id,
                 group_instance_id: leaving.group_instance_id,
@@ -178,7 +185,13 @@ impl Core {
         }
     }
 
-    fn new_member_join(&mut self, group: &mut Group, now: i64, rid: RequestId, req: JoinGroupRequest) {
+    fn new_member_join(
+        &mut self,
+        group: &mut Group,
+        now: i64,
+        rid: RequestId,
+        req: JoinGroupRequest,
+    ) {
         if !group.supports_protocols(&req.protocol_type, &req.protocols) {
             return self.respond(rid, join_error("", KafkaCode::INCONSISTENT_GROUP_PROTOCOL));
         }
@@ -186,9 +199,9 @@ impl Core {
         let new_id = self.member_ids.generate(prefix);
         match req.group_instance_id.clone() {
             Some(instance) => match group.static_members.get(&instance).cloned() {
-                Some(old_id) => {
-                    self.update_static_member_and_rebalance(group, now, rid, req, instance, old_id, new_id)
-                }
+                Some(old_id) => self.update_static_member_and_rebalance(
+                    group, now, rid, req, instance, old_id, new_id,
+                ),
                 None => self.add_member_and_rebalance(group, now, rid, new_id, req),
             },
             None if req.require_known_member_id => {
@@ -211,7 +224,10 @@ impl Core {
     ) {
         let member_id = req.member_id.clone();
         if !group.supports_protocols(&req.protocol_type, &req.protocols) {
-            return self.respond(rid, join_error(&member_id, KafkaCode::INCONSISTENT_GROUP_PROTOCOL));
+            return self.respond(
+                rid,
+                join_error(&member_id, KafkaCode::INCONSISTENT_GROUP_PROTOCOL),
+            );
         }
         if group.is_pending_member(&member_id) {
             // Pending member ids are only handed to dynamic members; Kafka fails such a
@@ -336,7 +352,10 @@ impl Core {
         );
         if let Some(old) = superseded {
             // Only the newest JoinGroup of a member gets the rebalance's answer.
-            self.respond(old, join_error(&req.member_id, KafkaCode::REBALANCE_IN_PROGRESS));
+            self.respond(
+                old,
+                join_error(&req.member_id, KafkaCode::REBALANCE_IN_PROGRESS),
+            );
         }
         self.maybe_prepare_rebalance(group, now);
     }
@@ -353,7 +372,8 @@ impl Core {
         new_id: String,
     ) {
         let previous_leader = group.leader.clone();
-        let (fenced_join, fenced_sync) = group.replace_static_member(&instance_id, &old_id, &new_id);
+        let (fenced_join, fenced_sync) =
+            group.replace_static_member(&instance_id, &old_id, &new_id);
         if let Some(r) = fenced_join {
             self.respond(r, join_error(&old_id, KafkaCode::FENCED_INSTANCE_ID));
         }
@@ -433,7 +453,11 @@ impl Core {
                         rejoin.old_session_timeout_ms,
                         None,
                     );
-                    group.replace_static_member(&rejoin.instance_id, &rejoin.new_id, &rejoin.old_id);
+                    group.replace_static_member(
+                        &rejoin.instance_id,
+                        &rejoin.new_id,
+                        &rejoin.old_id,
+                    );
                     if let Some(session) = group
                         .members
                         .get(&rejoin.old_id)
@@ -679,8 +703,11 @@ impl Core {
         member.heartbeat_deadline = deadline;
         if member.timer_at.is_none_or(|at| at > deadline) {
             member.timer_at = Some(deadline);
-            self.timers
-                .schedule(deadline, &group.id, TimerKind::Heartbeat(member_id.to_owned()));
+            self.timers.schedule(
+                deadline,
+                &group.id,
+                TimerKind::Heartbeat(member_id.to_owned()),
+            );
         }
     }
 
@@ -868,7 +895,13 @@ impl Core {
         self.prepare_rebalance(group, now);
     }
 
-    pub(super) fn on_heartbeat_timer(&mut self, group: &mut Group, member_id: &str, at: i64, now: i64) {
+    pub(super) fn on_heartbeat_timer(
+        &mut self,
+        group: &mut Group,
+        member_id: &str,
+        at: i64,
+        now: i64,
+    ) {
         let Some(member) = group.members.get_mut(member_id) else {
             return;
         };
@@ -880,8 +913,11 @@ impl Core {
             let deadline = member.heartbeat_deadline;
             if deadline != i64::MAX {
                 member.timer_at = Some(deadline);
-                self.timers
-                    .schedule(deadline, &group.id, TimerKind::Heartbeat(member_id.to_owned()));
+                self.timers.schedule(
+                    deadline,
+                    &group.id,
+                    TimerKind::Heartbeat(member_id.to_owned()),
+                );
             }
             return;
         }
@@ -910,7 +946,12 @@ impl Core {
         }
     }
 
-    fn reset_and_propagate_assignment_error(&mut self, group: &mut Group, code: KafkaCode, now: i64) {
+    fn reset_and_propagate_assignment_error(
+        &mut self,
+        group: &mut Group,
+        code: KafkaCode,
+        now: i64,
+    ) {
         let mut answered = Vec::new();
         for member in group.members.values_mut() {
             member.assignment.clear();
@@ -934,7 +975,12 @@ impl Core {
         for member in group.members.values_mut() {
             member.assignment = assignment.remove(&member.id).unwrap_or_default();
             if let Some(r) = member.awaiting_sync.take() {
-                answered.push((r, member.id.clone(), member.session_timeout_ms, member.assignment.clone()));
+                answered.push((
+                    r,
+                    member.id.clone(),
+                    member.session_timeout_ms,
+                    member.assignment.clone(),
+                ));
             }
         }
         for (r, id, session, assignment) in answered {
@@ -951,7 +997,10 @@ impl Core {
 }
 
 /// The group's metadata record with `assignment` (Kafka writes value version 3).
-pub(super) fn group_metadata_record(group: &Group, assignment: &BTreeMap<String, Vec<u8>>) -> OffsetsRecord {
+pub(super) fn group_metadata_record(
+    group: &Group,
+    assignment: &BTreeMap<String, Vec<u8>>,
+) -> OffsetsRecord {
     let protocol = group.protocol_name.as_deref().unwrap_or("");
     let members = group
         .members

@@ -127,9 +127,9 @@ pub enum Output {
 /// Kafka's `offsets.topic.num.partitions` rule: `abs(group.hashCode()) % partitions`, with
 /// Java's `String.hashCode` over UTF-16 code units.
 pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    let hash = group_id
-        .encode_utf16()
-        .fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)));
+    let hash = group_id.encode_utf16().fold(0i32, |h, unit| {
+        h.wrapping_mul(31).wrapping_add(i32::from(unit))
+    });
     // Kafka's Utils.abs maps i32::MIN to 0.
     let abs = if hash == i32::MIN { 0 } else { hash.abs() };
     abs.checked_rem(partitions.max(1)).unwrap_or(0)
@@ -214,7 +214,8 @@ struct Core {
 
 impl Core {
     fn respond(&mut self, request: RequestId, response: Response) {
-        self.outbox.push_back(Output::Response { request, response });
+        self.outbox
+            .push_back(Output::Response { request, response });
     }
 
     fn append(
@@ -226,7 +227,8 @@ impl Core {
     ) -> AppendId {
         self.next_append_id += 1;
         let id = self.next_append_id;
-        self.appends.insert(id, PendingAppend { partition, purpose });
+        self.appends
+            .insert(id, PendingAppend { partition, purpose });
         self.outbox.push_back(Output::Append(Append {
             id,
             partition,
@@ -354,7 +356,11 @@ impl GroupCoordinator {
     }
 
     /// The committed offset of a group for a partition, as OffsetFetch would answer it.
-    pub fn committed_offset(&self, group_id: &str, tp: &TopicPartition) -> Option<&OffsetAndMetadata> {
+    pub fn committed_offset(
+        &self,
+        group_id: &str,
+        tp: &TopicPartition,
+    ) -> Option<&OffsetAndMetadata> {
         self.groups.get(group_id).and_then(|g| g.offsets.get(tp))
     }
 

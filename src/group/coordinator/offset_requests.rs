@@ -45,7 +45,9 @@ fn validate_offset_commit(group: &Group, c: &Committer<'_>) -> Option<KafkaCode>
     } else if c.generation_id >= 0 || !c.member_id.is_empty() || c.instance_id.is_some() {
         group
             .validate_current_member(c.member_id, c.instance_id)
-            .or_else(|| (c.generation_id != group.generation).then_some(KafkaCode::ILLEGAL_GENERATION))
+            .or_else(|| {
+                (c.generation_id != group.generation).then_some(KafkaCode::ILLEGAL_GENERATION)
+            })
     } else if !c.transactional && !group.is(GroupState::Empty) {
         // Only members commit for a group with members.
         Some(KafkaCode::UNKNOWN_MEMBER_ID)
@@ -90,14 +92,21 @@ impl GroupCoordinator {
         // rejoin), and counts as a sign of life.
         if let Some(member) = group.members.get(&req.member_id) {
             let deadline = now.saturating_add(i64::from(member.session_timeout_ms));
-            self.core.schedule_heartbeat(group, &req.member_id, deadline);
+            self.core
+                .schedule_heartbeat(group, &req.member_id, deadline);
         }
-        let expire = (req.retention_time_ms >= 0).then(|| now.saturating_add(req.retention_time_ms));
+        let expire =
+            (req.retention_time_ms >= 0).then(|| now.saturating_add(req.retention_time_ms));
         self.core
             .store_offsets(group, now, rid, req.partitions, expire, None);
     }
 
-    pub(super) fn txn_offset_commit(&mut self, now: i64, rid: RequestId, req: TxnOffsetCommitRequest) {
+    pub(super) fn txn_offset_commit(
+        &mut self,
+        now: i64,
+        rid: RequestId,
+        req: TxnOffsetCommitRequest,
+    ) {
         if let Some(code) = self.validate_group_status(&req.group_id, Api::TxnOffsetCommit) {
             let response = all_failed(&req.partitions, code);
             return self.core.respond(rid, Response::TxnOffsetCommit(response));
@@ -207,8 +216,10 @@ impl GroupCoordinator {
             };
             groups.push(described);
         }
-        self.core
-            .respond(rid, Response::DescribeGroups(DescribeGroupsResponse { groups }));
+        self.core.respond(
+            rid,
+            Response::DescribeGroups(DescribeGroupsResponse { groups }),
+        );
     }
 
     pub(super) fn list_groups(&mut self, rid: RequestId, req: ListGroupsRequest) {
@@ -232,8 +243,10 @@ impl GroupCoordinator {
         } else {
             KafkaCode::NONE
         };
-        self.core
-            .respond(rid, Response::ListGroups(ListGroupsResponse { error_code, groups }));
+        self.core.respond(
+            rid,
+            Response::ListGroups(ListGroupsResponse { error_code, groups }),
+        );
     }
 
     pub(super) fn delete_groups(&mut self, now: i64, rid: RequestId, req: DeleteGroupsRequest) {
@@ -257,8 +270,10 @@ impl GroupCoordinator {
                 error_code: code,
             });
         }
-        self.core
-            .respond(rid, Response::DeleteGroups(DeleteGroupsResponse { results }));
+        self.core.respond(
+            rid,
+            Response::DeleteGroups(DeleteGroupsResponse { results }),
+        );
     }
 
     pub(super) fn offset_delete(&mut self, rid: RequestId, req: OffsetDeleteRequest) {
@@ -377,7 +392,9 @@ impl GroupCoordinator {
                         match (producer_id, result) {
                             (None, Ok(())) => group.offsets.on_commit_appended(id, tp, value),
                             (None, Err(_)) => group.offsets.fail_commit(id, tp),
-                            (Some(pid), Ok(())) => group.offsets.on_txn_appended(pid, id, tp, value),
+                            (Some(pid), Ok(())) => {
+                                group.offsets.on_txn_appended(pid, id, tp, value)
+                            }
                             (Some(pid), Err(_)) => group.offsets.fail_txn(pid, tp),
                         }
                     }
@@ -387,7 +404,9 @@ impl GroupCoordinator {
                         r.error_code = code;
                     }
                 }
-                let response = OffsetCommitResponse { partitions: results };
+                let response = OffsetCommitResponse {
+                    partitions: results,
+                };
                 let response = if producer_id.is_some() {
                     Response::TxnOffsetCommit(response)
                 } else {
@@ -406,7 +425,9 @@ impl GroupCoordinator {
                 }
             }
             AppendPurpose::StaticRejoin(rejoin) => match self.groups.get_mut(&rejoin.group) {
-                Some(group) => self.core.on_static_rejoin_appended(group, *rejoin, result, now),
+                Some(group) => self
+                    .core
+                    .on_static_rejoin_appended(group, *rejoin, result, now),
                 None => self.core.respond(
                     rejoin.request,
                     Response::JoinGroup(super::JoinGroupResponse::error(

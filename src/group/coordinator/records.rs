@@ -33,12 +33,14 @@ impl OffsetsRecord {
     /// The record's key and value bytes, in Kafka's schemas.
     pub fn encode(&self) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
         match self {
-            OffsetsRecord::OffsetCommit { key, value } => {
-                Ok((key.encode()?, value.as_ref().map(|v| v.encode()).transpose()?))
-            }
-            OffsetsRecord::GroupMetadata { key, value } => {
-                Ok((key.encode()?, value.as_ref().map(|v| v.encode()).transpose()?))
-            }
+            OffsetsRecord::OffsetCommit { key, value } => Ok((
+                key.encode()?,
+                value.as_ref().map(|v| v.encode()).transpose()?,
+            )),
+            OffsetsRecord::GroupMetadata { key, value } => Ok((
+                key.encode()?,
+                value.as_ref().map(|v| v.encode()).transpose()?,
+            )),
         }
     }
 

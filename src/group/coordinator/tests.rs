@@ -193,7 +193,10 @@ fn form_group(h: &mut Harness, n: usize) -> (Vec<String>, i32) {
         ids.push(r.member_id);
     }
     // Each new member extends the initial delay (up to the rebalance timeout).
-    while !joins.iter().all(|j| h.responses.iter().any(|(r, _)| r == j)) {
+    while !joins
+        .iter()
+        .all(|j| h.responses.iter().any(|(r, _)| r == j))
+    {
         h.advance_to(h.now + 3_000);
     }
     let mut leader = String::new();
@@ -225,7 +228,11 @@ fn form_group(h: &mut Harness, n: usize) -> (Vec<String>, i32) {
             h.send(sync_req(
                 id,
                 generation,
-                if i == 0 { assignments.clone() } else { Vec::new() },
+                if i == 0 {
+                    assignments.clone()
+                } else {
+                    Vec::new()
+                },
             ))
         })
         .collect();
@@ -255,8 +262,14 @@ fn three_members_form_a_stable_group() {
     for id in &ids {
         assert_eq!(h.heartbeat(id, generation), KafkaCode::NONE);
     }
-    assert_eq!(h.heartbeat(&ids[0], generation + 1), KafkaCode::ILLEGAL_GENERATION);
-    assert_eq!(h.heartbeat("never-issued", generation), KafkaCode::UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        h.heartbeat(&ids[0], generation + 1),
+        KafkaCode::ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        h.heartbeat("never-issued", generation),
+        KafkaCode::UNKNOWN_MEMBER_ID
+    );
 }
 
 #[test]
@@ -276,7 +289,10 @@ fn a_member_that_stops_heartbeating_is_removed_and_the_rest_rebalance() {
     let j = h.send(join_req(&ids[0], None));
     // Everyone left rejoined: the join completes at once.
     let r = h.join_response(j);
-    assert_eq!((r.error_code, r.generation_id), (KafkaCode::NONE, generation + 1));
+    assert_eq!(
+        (r.error_code, r.generation_id),
+        (KafkaCode::NONE, generation + 1)
+    );
     assert_eq!(r.leader, ids[0]);
 }
 
@@ -287,7 +303,10 @@ fn a_rebalance_drops_dynamic_members_that_do_not_rejoin() {
     // The leader rejoins: a rebalance starts; only one other member follows it.
     let j0 = h.send(join_req(&ids[0], None));
     let j1 = h.send(join_req(&ids[1], None));
-    assert_eq!(h.heartbeat(&ids[2], generation), KafkaCode::REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        h.heartbeat(&ids[2], generation),
+        KafkaCode::REBALANCE_IN_PROGRESS
+    );
     // Its session runs out before the rebalance timeout: the join completes without it.
     h.advance_to(h.now + i64::from(SESSION));
     assert_eq!(h.join_response(j0).generation_id, generation + 1);
@@ -296,7 +315,10 @@ fn a_rebalance_drops_dynamic_members_that_do_not_rejoin() {
     expected.sort();
     assert_eq!(h.c.group_members("g"), expected);
     // The dropped member finds out on its next heartbeat.
-    assert_eq!(h.heartbeat(&ids[2], generation), KafkaCode::UNKNOWN_MEMBER_ID);
+    assert_eq!(
+        h.heartbeat(&ids[2], generation),
+        KafkaCode::UNKNOWN_MEMBER_ID
+    );
 }
 
 #[test]
@@ -337,7 +359,10 @@ fn static_member_restart_gets_its_assignment_back_without_a_rebalance() {
     let r = h.join_response(j);
     assert_eq!((r.error_code, r.generation_id), (KafkaCode::NONE, 1));
     assert_ne!(r.member_id, old_id);
-    assert!(r.skip_assignment, "the static leader must not reassign a stable group");
+    assert!(
+        r.skip_assignment,
+        "the static leader must not reassign a stable group"
+    );
     assert_eq!(h.c.group_state("g"), Some(GroupState::Stable));
     let mut sync = sync_req(&r.member_id, 1, Vec::new());
     if let Request::SyncGroup(s) = &mut sync {
@@ -379,7 +404,9 @@ fn a_restarted_coordinator_resumes_the_group_from_its_records() {
             committed_metadata: Some("m".into()),
         }],
     }));
-    assert!(matches!(h.take(c), Some(Response::OffsetCommit(r)) if r.partitions[0].error_code == KafkaCode::NONE));
+    assert!(
+        matches!(h.take(c), Some(Response::OffsetCommit(r)) if r.partitions[0].error_code == KafkaCode::NONE)
+    );
     h.restart(99);
     assert_eq!(h.c.group_state("g"), Some(GroupState::Stable));
     assert_eq!(h.c.group_generation("g"), Some(generation));
@@ -396,8 +423,16 @@ fn a_restarted_coordinator_resumes_the_group_from_its_records() {
         partitions: Some(vec![TopicPartition::new("t", 1)]),
         require_stable: true,
     }));
-    let Some(Response::OffsetFetch(r)) = h.take(f) else { panic!() };
-    assert_eq!((r.partitions[0].committed_offset, r.partitions[0].committed_leader_epoch), (42, 3));
+    let Some(Response::OffsetFetch(r)) = h.take(f) else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            r.partitions[0].committed_offset,
+            r.partitions[0].committed_leader_epoch
+        ),
+        (42, 3)
+    );
 }
 
 #[test]
@@ -416,14 +451,22 @@ fn requests_while_loading_or_for_other_partitions() {
     assert_eq!(h.join_response(j).error_code, KafkaCode::NOT_COORDINATOR);
     h.c.begin_loading(1);
     let j = h.send(join.clone());
-    assert_eq!(h.join_response(j).error_code, KafkaCode::COORDINATOR_LOAD_IN_PROGRESS);
+    assert_eq!(
+        h.join_response(j).error_code,
+        KafkaCode::COORDINATOR_LOAD_IN_PROGRESS
+    );
     let hb = h.send(Request::Heartbeat(HeartbeatRequest {
         group_id: "payments".into(),
         generation_id: 1,
         member_id: "m".into(),
         group_instance_id: None,
     }));
-    assert_eq!(h.take(hb), Some(Response::Heartbeat(HeartbeatResponse { error_code: KafkaCode::NONE })));
+    assert_eq!(
+        h.take(hb),
+        Some(Response::Heartbeat(HeartbeatResponse {
+            error_code: KafkaCode::NONE
+        }))
+    );
     let s = h.send(Request::SyncGroup(SyncGroupRequest {
         group_id: "payments".into(),
         generation_id: 1,
@@ -433,7 +476,10 @@ fn requests_while_loading_or_for_other_partitions() {
         protocol_name: None,
         assignments: Vec::new(),
     }));
-    assert_eq!(h.sync_response(s).error_code, KafkaCode::REBALANCE_IN_PROGRESS);
+    assert_eq!(
+        h.sync_response(s).error_code,
+        KafkaCode::REBALANCE_IN_PROGRESS
+    );
     h.c.load_partition(h.now, 1, Vec::new());
     let j = h.send(join);
     assert_eq!(h.join_response(j).error_code, KafkaCode::MEMBER_ID_REQUIRED);
@@ -443,7 +489,11 @@ fn requests_while_loading_or_for_other_partitions() {
 fn bad_input_gets_kafkas_codes_and_changes_nothing() {
     let mut h = Harness::new();
     let (ids, generation) = form_group(&mut h, 2);
-    let before = (h.c.group_members("g"), h.c.group_generation("g"), h.c.group_state("g"));
+    let before = (
+        h.c.group_members("g"),
+        h.c.group_generation("g"),
+        h.c.group_state("g"),
+    );
 
     // Invalid session timeout.
     let mut bad = join_req(&ids[0], None);
@@ -451,7 +501,10 @@ fn bad_input_gets_kafkas_codes_and_changes_nothing() {
         j.session_timeout_ms = 1;
     }
     let j = h.send(bad);
-    assert_eq!(h.join_response(j).error_code, KafkaCode::INVALID_SESSION_TIMEOUT);
+    assert_eq!(
+        h.join_response(j).error_code,
+        KafkaCode::INVALID_SESSION_TIMEOUT
+    );
     // A member id never issued, in a known and in an unknown group.
     let j = h.send(join_req("client-never-issued", None));
     assert_eq!(h.join_response(j).error_code, KafkaCode::UNKNOWN_MEMBER_ID);
@@ -473,7 +526,10 @@ fn bad_input_gets_kafkas_codes_and_changes_nothing() {
         j.require_known_member_id = false;
     }
     let j = h.send(many);
-    assert_eq!(h.join_response(j).error_code, KafkaCode::INCONSISTENT_GROUP_PROTOCOL);
+    assert_eq!(
+        h.join_response(j).error_code,
+        KafkaCode::INCONSISTENT_GROUP_PROTOCOL
+    );
     // An empty group id.
     let hb = h.send(Request::Heartbeat(HeartbeatRequest {
         group_id: String::new(),
@@ -481,7 +537,12 @@ fn bad_input_gets_kafkas_codes_and_changes_nothing() {
         member_id: ids[0].clone(),
         group_instance_id: None,
     }));
-    assert_eq!(h.take(hb), Some(Response::Heartbeat(HeartbeatResponse { error_code: KafkaCode::INVALID_GROUP_ID })));
+    assert_eq!(
+        h.take(hb),
+        Some(Response::Heartbeat(HeartbeatResponse {
+            error_code: KafkaCode::INVALID_GROUP_ID
+        }))
+    );
     // SyncGroup and LeaveGroup with unknown ids.
     let s = h.send(sync_req("never-issued", generation, Vec::new()));
     assert_eq!(h.sync_response(s).error_code, KafkaCode::UNKNOWN_MEMBER_ID);
@@ -493,7 +554,9 @@ fn bad_input_gets_kafkas_codes_and_changes_nothing() {
             reason: None,
         }],
     }));
-    let Some(Response::LeaveGroup(r)) = h.take(l) else { panic!() };
+    let Some(Response::LeaveGroup(r)) = h.take(l) else {
+        panic!()
+    };
     assert_eq!(r.members[0].error_code, KafkaCode::UNKNOWN_MEMBER_ID);
     // A commit from a generation that never was.
     let c = h.send(Request::OffsetCommit(OffsetCommitRequest {
@@ -510,23 +573,36 @@ fn bad_input_gets_kafkas_codes_and_changes_nothing() {
             committed_metadata: Some("x".repeat(10_000)),
         }],
     }));
-    let Some(Response::OffsetCommit(r)) = h.take(c) else { panic!() };
+    let Some(Response::OffsetCommit(r)) = h.take(c) else {
+        panic!()
+    };
     assert_eq!(r.partitions[0].error_code, KafkaCode::ILLEGAL_GENERATION);
     // Deleting a group with members; deleting one that does not exist.
     let d = h.send(Request::DeleteGroups(DeleteGroupsRequest {
         groups_names: vec!["g".into(), "no-such-group".into()],
     }));
-    let Some(Response::DeleteGroups(r)) = h.take(d) else { panic!() };
+    let Some(Response::DeleteGroups(r)) = h.take(d) else {
+        panic!()
+    };
     assert_eq!(r.results[0].error_code, KafkaCode::NON_EMPTY_GROUP);
     assert_eq!(r.results[1].error_code, KafkaCode::GROUP_ID_NOT_FOUND);
 
-    let after = (h.c.group_members("g"), h.c.group_generation("g"), h.c.group_state("g"));
+    let after = (
+        h.c.group_members("g"),
+        h.c.group_generation("g"),
+        h.c.group_state("g"),
+    );
     assert_eq!(before, after);
     assert_eq!(h.c.group_state("no-such-group"), None);
     let l = h.send(Request::ListGroups(ListGroupsRequest::default()));
-    let Some(Response::ListGroups(r)) = h.take(l) else { panic!() };
+    let Some(Response::ListGroups(r)) = h.take(l) else {
+        panic!()
+    };
     assert_eq!(r.groups.len(), 1);
-    assert!(h.log.iter().all(|e| matches!(e, LoadEntry::Record { record, .. } if record.group() == "g")));
+    assert!(h
+        .log
+        .iter()
+        .all(|e| matches!(e, LoadEntry::Record { record, .. } if record.group() == "g")));
 }
 
 #[test]
@@ -538,7 +614,10 @@ fn group_max_size_and_session_timeout_limits() {
     });
     let (ids, _) = form_group(&mut h, 2);
     let j = h.send(join_req("", None));
-    assert_eq!(h.join_response(j).error_code, KafkaCode::GROUP_MAX_SIZE_REACHED);
+    assert_eq!(
+        h.join_response(j).error_code,
+        KafkaCode::GROUP_MAX_SIZE_REACHED
+    );
     assert_eq!(h.c.group_state("g"), Some(GroupState::Stable));
     // Members already in the group still rejoin (the leader's rejoin starts a rebalance).
     let j = h.send(join_req(&ids[0], None));
@@ -578,7 +657,10 @@ fn offsets_of_an_empty_group_expire_after_the_retention_with_tombstones() {
     let emptied = h.now;
     let retention = h.c.config().offsets_retention_ms;
     h.advance_to(emptied + retention - 1);
-    assert!(h.c.committed_offset("g", &TopicPartition::new("t", 0)).is_some());
+    assert!(h
+        .c
+        .committed_offset("g", &TopicPartition::new("t", 0))
+        .is_some());
     h.advance_to(emptied + retention + h.c.config().offsets_retention_check_interval_ms);
     assert_eq!(h.c.group_state("g"), None);
     let tombstones: Vec<&OffsetsRecord> = h
@@ -591,8 +673,14 @@ fn offsets_of_an_empty_group_expire_after_the_retention_with_tombstones() {
             LoadEntry::Marker { .. } => None,
         })
         .collect();
-    assert!(matches!(tombstones[0], OffsetsRecord::GroupMetadata { value: None, .. }));
-    assert!(matches!(tombstones[1], OffsetsRecord::OffsetCommit { value: None, .. }));
+    assert!(matches!(
+        tombstones[0],
+        OffsetsRecord::GroupMetadata { value: None, .. }
+    ));
+    assert!(matches!(
+        tombstones[1],
+        OffsetsRecord::OffsetCommit { value: None, .. }
+    ));
     h.restart(5);
     assert_eq!(h.c.group_state("g"), None);
 }
@@ -620,22 +708,35 @@ fn transactional_offsets_wait_for_the_commit_marker() {
     };
     let tp = TopicPartition::new("t", 0);
     let c = commit(&mut h, 7, 100);
-    assert!(matches!(h.take(c), Some(Response::TxnOffsetCommit(r)) if r.partitions[0].error_code == KafkaCode::NONE));
+    assert!(
+        matches!(h.take(c), Some(Response::TxnOffsetCommit(r)) if r.partitions[0].error_code == KafkaCode::NONE)
+    );
     assert!(h.c.committed_offset("g", &tp).is_none());
     let f = h.send(Request::OffsetFetch(OffsetFetchRequest {
         group_id: "g".into(),
         partitions: Some(vec![tp.clone()]),
         require_stable: true,
     }));
-    let Some(Response::OffsetFetch(r)) = h.take(f) else { panic!() };
-    assert_eq!(r.partitions[0].error_code, KafkaCode::UNSTABLE_OFFSET_COMMIT);
+    let Some(Response::OffsetFetch(r)) = h.take(f) else {
+        panic!()
+    };
+    assert_eq!(
+        r.partitions[0].error_code,
+        KafkaCode::UNSTABLE_OFFSET_COMMIT
+    );
     h.c.complete_transaction(7, &[0], true);
-    h.log.push(LoadEntry::Marker { producer_id: 7, commit: true });
+    h.log.push(LoadEntry::Marker {
+        producer_id: 7,
+        commit: true,
+    });
     assert_eq!(h.c.committed_offset("g", &tp).map(|o| o.offset), Some(100));
     let c = commit(&mut h, 8, 200);
     assert!(h.take(c).is_some());
     h.c.complete_transaction(8, &[0], false);
-    h.log.push(LoadEntry::Marker { producer_id: 8, commit: false });
+    h.log.push(LoadEntry::Marker {
+        producer_id: 8,
+        commit: false,
+    });
     assert_eq!(h.c.committed_offset("g", &tp).map(|o| o.offset), Some(100));
     // A crash between the offsets batch and the marker: still pending after the reload.
     let c = commit(&mut h, 9, 300);
@@ -655,8 +756,18 @@ fn a_failed_assignment_write_sends_members_back_to_rejoin() {
     h.advance_to(3_000);
     assert_eq!(h.join_response(j).generation_id, 1);
     h.append_result = None;
-    let s = h.send(sync_req(&id, 1, vec![SyncGroupAssignment { member_id: id.clone(), assignment: vec![1] }]));
-    assert!(h.take(s).is_none(), "the leader's SyncGroup waits for its record");
+    let s = h.send(sync_req(
+        &id,
+        1,
+        vec![SyncGroupAssignment {
+            member_id: id.clone(),
+            assignment: vec![1],
+        }],
+    ));
+    assert!(
+        h.take(s).is_none(),
+        "the leader's SyncGroup waits for its record"
+    );
     h.release_held(Err(KafkaCode::NOT_LEADER_OR_FOLLOWER));
     assert_eq!(h.sync_response(s).error_code, KafkaCode::NOT_COORDINATOR);
     assert_eq!(h.c.group_state("g"), Some(GroupState::PreparingRebalance));
@@ -669,7 +780,9 @@ fn describe_list_delete_and_offset_delete() {
     let d = h.send(Request::DescribeGroups(DescribeGroupsRequest {
         groups: vec!["g".into(), "other".into()],
     }));
-    let Some(Response::DescribeGroups(r)) = h.take(d) else { panic!() };
+    let Some(Response::DescribeGroups(r)) = h.take(d) else {
+        panic!()
+    };
     assert_eq!(r.groups[0].group_state, "Stable");
     assert_eq!(r.groups[0].protocol_data, "range");
     assert_eq!(r.groups[0].members.len(), 2);
@@ -681,8 +794,20 @@ fn describe_list_delete_and_offset_delete() {
         group_instance_id: None,
         retention_time_ms: -1,
         partitions: vec![
-            OffsetCommitPartition { topic: "t".into(), partition: 0, committed_offset: 5, committed_leader_epoch: -1, committed_metadata: None },
-            OffsetCommitPartition { topic: "old".into(), partition: 0, committed_offset: 5, committed_leader_epoch: -1, committed_metadata: None },
+            OffsetCommitPartition {
+                topic: "t".into(),
+                partition: 0,
+                committed_offset: 5,
+                committed_leader_epoch: -1,
+                committed_metadata: None,
+            },
+            OffsetCommitPartition {
+                topic: "old".into(),
+                partition: 0,
+                committed_offset: 5,
+                committed_leader_epoch: -1,
+                committed_metadata: None,
+            },
         ],
     }));
     assert!(h.take(commit).is_some());
@@ -690,22 +815,42 @@ fn describe_list_delete_and_offset_delete() {
         group_id: "g".into(),
         partitions: vec![TopicPartition::new("t", 0), TopicPartition::new("old", 0)],
     }));
-    let Some(Response::OffsetDelete(r)) = h.take(od) else { panic!() };
-    assert_eq!(r.partitions[0].error_code, KafkaCode::GROUP_SUBSCRIBED_TO_TOPIC);
+    let Some(Response::OffsetDelete(r)) = h.take(od) else {
+        panic!()
+    };
+    assert_eq!(
+        r.partitions[0].error_code,
+        KafkaCode::GROUP_SUBSCRIBED_TO_TOPIC
+    );
     assert_eq!(r.partitions[1].error_code, KafkaCode::NONE);
-    assert!(h.c.committed_offset("g", &TopicPartition::new("old", 0)).is_none());
+    assert!(h
+        .c
+        .committed_offset("g", &TopicPartition::new("old", 0))
+        .is_none());
     for id in &ids {
         let l = h.send(Request::LeaveGroup(LeaveGroupRequest {
             group_id: "g".into(),
-            members: vec![MemberIdentity { member_id: id.clone(), group_instance_id: None, reason: None }],
+            members: vec![MemberIdentity {
+                member_id: id.clone(),
+                group_instance_id: None,
+                reason: None,
+            }],
         }));
         assert!(h.take(l).is_some());
     }
-    let l = h.send(Request::ListGroups(ListGroupsRequest { states_filter: vec!["empty".into()] }));
-    let Some(Response::ListGroups(r)) = h.take(l) else { panic!() };
+    let l = h.send(Request::ListGroups(ListGroupsRequest {
+        states_filter: vec!["empty".into()],
+    }));
+    let Some(Response::ListGroups(r)) = h.take(l) else {
+        panic!()
+    };
     assert_eq!(r.groups.len(), 1);
-    let d = h.send(Request::DeleteGroups(DeleteGroupsRequest { groups_names: vec!["g".into()] }));
-    let Some(Response::DeleteGroups(r)) = h.take(d) else { panic!() };
+    let d = h.send(Request::DeleteGroups(DeleteGroupsRequest {
+        groups_names: vec!["g".into()],
+    }));
+    let Some(Response::DeleteGroups(r)) = h.take(d) else {
+        panic!()
+    };
     assert_eq!(r.results[0].error_code, KafkaCode::NONE);
     assert_eq!(h.c.group_state("g"), None);
     h.restart(11);
