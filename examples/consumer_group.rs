@@ -18,7 +18,8 @@ use streamlog::group::coordinator::{
     OffsetFetchRequest, Output, Request, RequestId, Response, SyncGroupAssignment,
     SyncGroupRequest, TopicPartition,
 };
-use streamlog::group::{ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicPartitions};
+use streamlog::group::assignor::{encode_assignment, Assignor, AssignorMember};
+use streamlog::group::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use streamlog::KafkaCode;
 
 const GROUP: &str = "orders-app";
@@ -168,26 +169,25 @@ impl Consumer {
     }
 }
 
-/// Kafka's range assignor for one topic: members sorted by id take contiguous runs.
+/// The leader runs Kafka's range assignor (the crate's) over every member's subscription.
 fn range_assign(join: &JoinGroupResponse) -> Vec<SyncGroupAssignment> {
-    let mut ids: Vec<&str> = join.members.iter().map(|m| m.member_id.as_str()).collect();
-    ids.sort_unstable();
-    let n = ids.len() as i32;
-    let mut next = 0;
-    ids.iter()
-        .enumerate()
-        .map(|(i, id)| {
-            let count = PARTITIONS / n + i32::from((i as i32) < PARTITIONS % n);
-            let partitions: Vec<i32> = (next..next + count).collect();
-            next += count;
-            SyncGroupAssignment {
-                member_id: (*id).into(),
-                assignment: ConsumerProtocolAssignment::new(vec![TopicPartitions::new(
-                    TOPIC, partitions,
-                )])
-                .encode()
-                .unwrap(),
-            }
+    let members: Vec<AssignorMember> = join
+        .members
+        .iter()
+        .map(|m| AssignorMember {
+            member_id: m.member_id.clone(),
+            group_instance_id: m.group_instance_id.clone(),
+            subscription: ConsumerProtocolSubscription::decode(&m.metadata).unwrap(),
+        })
+        .collect();
+    let partition_counts = BTreeMap::from([(TOPIC.to_owned(), PARTITIONS as u32)]);
+    Assignor::Range
+        .assign(&partition_counts, &members)
+        .unwrap()
+        .into_iter()
+        .map(|(member_id, assigned)| SyncGroupAssignment {
+            member_id,
+            assignment: encode_assignment(&assigned).unwrap(),
         })
         .collect()
 }

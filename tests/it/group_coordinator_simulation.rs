@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use streamlog::group::assignor::{encode_assignment, Assignor, AssignorMember};
 use streamlog::group::coordinator::{
     Append, DescribeGroupsRequest, GroupCoordinator, GroupCoordinatorConfig, GroupState,
     HeartbeatRequest, JoinGroupProtocol, JoinGroupRequest, JoinGroupResponse,
@@ -24,7 +25,7 @@ use streamlog::group::coordinator::{
     OffsetCommitPartition, OffsetCommitRequest, OffsetFetchRequest, Output, Request, RequestId,
     Response, SyncGroupAssignment, SyncGroupRequest, TopicPartition,
 };
-use streamlog::group::{ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicPartitions};
+use streamlog::group::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use streamlog::KafkaCode;
 
 use crate::common::rng::Rng;
@@ -179,36 +180,27 @@ fn subscription() -> Vec<u8> {
         .unwrap()
 }
 
-/// A range assignor over the leader's view of the members (every member subscribes to the
-/// one topic): members sorted by id, each takes a contiguous run of partitions.
+/// The leader's assignment: Kafka's range assignor (the crate's) over its view of the
+/// members.
 fn range_assign(members: &[JoinGroupResponseMember], partitions: i32) -> Vec<SyncGroupAssignment> {
-    let mut ids: Vec<&str> = members
+    let members: Vec<AssignorMember> = members
         .iter()
-        .filter(|m| {
-            ConsumerProtocolSubscription::decode(&m.metadata)
-                .map(|s| s.topics.iter().any(|t| t == TOPIC))
-                .unwrap_or(false)
+        .map(|m| AssignorMember {
+            member_id: m.member_id.clone(),
+            group_instance_id: m.group_instance_id.clone(),
+            subscription: ConsumerProtocolSubscription::decode(&m.metadata).unwrap(),
         })
-        .map(|m| m.member_id.as_str())
         .collect();
-    ids.sort_unstable();
-    let n = ids.len() as i32;
-    let mut out = Vec::new();
-    let mut next = 0;
-    for (i, id) in ids.iter().enumerate() {
-        let count = partitions / n + i32::from((i as i32) < partitions % n);
-        let assigned: Vec<i32> = (next..next + count).collect();
-        next += count;
-        out.push(SyncGroupAssignment {
-            member_id: (*id).to_owned(),
-            assignment: ConsumerProtocolAssignment::new(vec![TopicPartitions::new(
-                TOPIC, assigned,
-            )])
-            .encode()
-            .unwrap(),
-        });
-    }
-    out
+    let counts = BTreeMap::from([(TOPIC.to_owned(), partitions as u32)]);
+    Assignor::Range
+        .assign(&counts, &members)
+        .unwrap()
+        .into_iter()
+        .map(|(member_id, assigned)| SyncGroupAssignment {
+            member_id,
+            assignment: encode_assignment(&assigned).unwrap(),
+        })
+        .collect()
 }
 
 fn decode_assignment(bytes: &[u8]) -> Vec<i32> {

@@ -63,8 +63,9 @@ use std::collections::{BTreeMap, HashMap};
 pub use api::*;
 pub use group::GroupState;
 pub use offsets::OffsetAndMetadata;
-pub use records::{Append, AppendId, LoadEntry, OffsetsRecord, TxnProducer};
+pub use records::{Append, AppendId, LoadEntry, TxnProducer};
 
+use crate::group::OffsetsRecord;
 use crate::KafkaCode;
 use group::Group;
 use member_id::MemberIdGenerator;
@@ -74,7 +75,7 @@ use timers::{TimerKind, Timers};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupCoordinatorConfig {
     /// `offsets.topic.num.partitions` (50): how groups map to offsets partitions.
-    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_num_partitions: u32,
     /// `group.min.session.timeout.ms` (6 s).
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms` (30 min).
@@ -96,7 +97,7 @@ pub struct GroupCoordinatorConfig {
 impl Default for GroupCoordinatorConfig {
     fn default() -> Self {
         GroupCoordinatorConfig {
-            offsets_topic_num_partitions: 50,
+            offsets_topic_num_partitions: crate::group::DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: usize::MAX,
@@ -122,17 +123,6 @@ pub enum Output {
     /// Append these records, then call
     /// [`append_completed`](GroupCoordinator::append_completed).
     Append(Append),
-}
-
-/// Kafka's `offsets.topic.num.partitions` rule: `abs(group.hashCode()) % partitions`, with
-/// Java's `String.hashCode` over UTF-16 code units.
-pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
-    let hash = group_id.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    });
-    // Kafka's Utils.abs maps i32::MIN to 0.
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs.checked_rem(partitions.max(1)).unwrap_or(0)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,9 +262,12 @@ impl GroupCoordinator {
         &self.core.config
     }
 
-    /// The offsets partition of `group_id`.
+    /// The offsets partition of `group_id` (Kafka's rule, see
+    /// [`partition_for_group`](crate::group::partition_for_group)).
     pub fn partition_for(&self, group_id: &str) -> i32 {
-        partition_for(group_id, self.core.config.offsets_topic_num_partitions)
+        let partitions = self.core.config.offsets_topic_num_partitions.max(1);
+        crate::group::partition_for_group(group_id, partitions)
+            .map_or(0, |p| i32::try_from(p).unwrap_or(0))
     }
 
     /// Handles one request at time `now` (ms). The answer comes out of

@@ -1,71 +1,11 @@
 //! What the coordinator writes to and reads from `__consumer_offsets`: typed records, the
 //! appends it asks for, and the entries a partition load replays.
 
-use crate::group::{
-    GroupMetadataKey, GroupMetadataValue, OffsetCommitKey, OffsetCommitValue, OffsetsKey,
-};
-use crate::Result;
+use crate::group::OffsetsRecord;
 
 /// Identifies one append the coordinator asked for; hand it back to
 /// [`append_completed`](super::GroupCoordinator::append_completed).
 pub type AppendId = u64;
-
-/// One record of `__consumer_offsets`, typed; a `None` value is a tombstone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OffsetsRecord {
-    /// A committed offset (or its tombstone).
-    OffsetCommit {
-        /// `(group, topic, partition)`.
-        key: OffsetCommitKey,
-        /// The offset, or `None` to delete it.
-        value: Option<OffsetCommitValue>,
-    },
-    /// A group's metadata (or its tombstone).
-    GroupMetadata {
-        /// The group.
-        key: GroupMetadataKey,
-        /// The metadata, or `None` to delete the group.
-        value: Option<GroupMetadataValue>,
-    },
-}
-
-impl OffsetsRecord {
-    /// The record's key and value bytes, in Kafka's schemas.
-    pub fn encode(&self) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
-        match self {
-            OffsetsRecord::OffsetCommit { key, value } => Ok((
-                key.encode()?,
-                value.as_ref().map(|v| v.encode()).transpose()?,
-            )),
-            OffsetsRecord::GroupMetadata { key, value } => Ok((
-                key.encode()?,
-                value.as_ref().map(|v| v.encode()).transpose()?,
-            )),
-        }
-    }
-
-    /// Decodes a record read from the log (`value` `None` for a tombstone).
-    pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Self> {
-        Ok(match OffsetsKey::decode(key)? {
-            OffsetsKey::OffsetCommit(key) => OffsetsRecord::OffsetCommit {
-                key,
-                value: value.map(OffsetCommitValue::decode).transpose()?,
-            },
-            OffsetsKey::GroupMetadata(key) => OffsetsRecord::GroupMetadata {
-                key,
-                value: value.map(GroupMetadataValue::decode).transpose()?,
-            },
-        })
-    }
-
-    /// The group the record belongs to.
-    pub fn group(&self) -> &str {
-        match self {
-            OffsetsRecord::OffsetCommit { key, .. } => &key.group,
-            OffsetsRecord::GroupMetadata { key, .. } => &key.group,
-        }
-    }
-}
 
 /// The producer a transactional append is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,9 @@
 //! `tests/it/group_coordinator_simulation.rs`.
 
 use super::*;
-use crate::group::{ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicPartitions};
+use crate::group::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, OffsetsRecord, TopicPartitions,
+};
 
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 20_000;
@@ -246,12 +248,12 @@ fn form_group(h: &mut Harness, n: usize) -> (Vec<String>, i32) {
 }
 
 #[test]
-fn partition_for_matches_kafka() {
+fn groups_map_to_offsets_partitions_by_kafkas_rule() {
+    let c = GroupCoordinator::new(GroupCoordinatorConfig::default(), 0);
     // Java: "payments".hashCode() == 1382682413; 1382682413 % 50 == 13.
-    assert_eq!(partition_for("payments", 50), 13);
-    assert_eq!(partition_for("", 50), 0);
-    // A string whose hashCode is i32::MIN ("polygenelubricants") maps to partition 0.
-    assert_eq!(partition_for("polygenelubricants", 50), 0);
+    assert_eq!(c.partition_for("payments"), 13);
+    // "polygenelubricants".hashCode() is i32::MIN, which Kafka maps to partition 0.
+    assert_eq!(c.partition_for("polygenelubricants"), 0);
 }
 
 #[test]
@@ -442,7 +444,7 @@ fn requests_while_loading_or_for_other_partitions() {
         ..Default::default()
     });
     // Partition 0 is loaded; "payments" maps to partition 1 of 2.
-    assert_eq!(partition_for("payments", 2), 1);
+    assert_eq!(h.c.partition_for("payments"), 1);
     let mut join = join_req("", None);
     if let Request::JoinGroup(j) = &mut join {
         j.group_id = "payments".into();
