@@ -9,7 +9,7 @@ mod batch;
 mod builder;
 mod codec;
 mod control;
-mod header;
+pub(crate) mod header;
 mod lz4;
 #[allow(clippy::module_inception)]
 mod record;
