@@ -186,3 +186,48 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod garbage {
+    use super::*;
+
+    /// splitmix64: one seed drives every byte.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// Valid headers of every served API and version followed by random bodies: each is a
+    /// request or a rejection, never a panic or an abort.
+    #[test]
+    fn random_bodies_after_valid_headers_never_panic() {
+        let seed = std::env::var("STREAMLOG_SIM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x5EED_u64);
+        println!("seed {seed}");
+        let mut rng = Rng(seed);
+        for (api_key, version) in versions::all() {
+            for _ in 0..300 {
+                let mut buf = BytesMut::new();
+                RequestHeader::default()
+                    .with_request_api_key(api_key as i16)
+                    .with_request_api_version(version)
+                    .with_correlation_id(1)
+                    .encode(&mut buf, api_key.request_header_version(version))
+                    .unwrap();
+                let len = (rng.next() % 64) as usize;
+                for _ in 0..len {
+                    buf.put_u8(rng.next() as u8);
+                }
+                let _ = decode_request(buf.freeze());
+            }
+        }
+    }
+}

@@ -18,8 +18,10 @@ const MAX_TIMESTAMP: i64 = -3;
 
 /// ListOffsets; `isolation_level` 1 (read_committed) answers "latest" with the last stable
 /// offset.
-pub fn list_offsets(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn list_offsets(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let read_committed = req.isolation_level == 1;
+    // The leader epoch is in responses from v4 on.
+    let epoch_of = |log: &streamlog::Log| if version >= 4 { log.leader_epoch() } else { -1 };
     let topics = req
         .topics
         .into_iter()
@@ -39,7 +41,7 @@ pub fn list_offsets(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResp
                     let spec = match p.timestamp {
                         LATEST if read_committed => {
                             let lso = log.last_stable_offset(Broker::high_watermark(&log));
-                            return r.with_offset(lso).with_leader_epoch(log.leader_epoch());
+                            return r.with_offset(lso).with_leader_epoch(epoch_of(&log));
                         }
                         LATEST => ListOffsetsSpec::Latest,
                         EARLIEST => ListOffsetsSpec::Earliest,
@@ -51,7 +53,7 @@ pub fn list_offsets(broker: &Broker, req: ListOffsetsRequest) -> ListOffsetsResp
                         Ok(Some(found)) => r
                             .with_offset(found.offset)
                             .with_timestamp(found.timestamp)
-                            .with_leader_epoch(log.leader_epoch()),
+                            .with_leader_epoch(epoch_of(&log)),
                         Ok(None) => r,
                         Err(e) => r.with_error_code(errors::code(&e)),
                     }
