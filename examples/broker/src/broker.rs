@@ -49,7 +49,10 @@ impl Broker {
                 let (h, p) = l
                     .rsplit_once(':')
                     .context("advertised_listener must be HOST:PORT")?;
-                (h.to_string(), p.parse().context("advertised_listener port")?)
+                (
+                    h.to_string(),
+                    p.parse().context("advertised_listener port")?,
+                )
             }
             None => (bound.ip().to_string(), i32::from(bound.port())),
         };
@@ -102,7 +105,11 @@ impl Broker {
             .create_topic(topic, self.config.num_partitions, TopicConfig::new())
         {
             Ok(()) => {
-                tracing::info!(topic, partitions = self.config.num_partitions, "auto-created topic");
+                tracing::info!(
+                    topic,
+                    partitions = self.config.num_partitions,
+                    "auto-created topic"
+                );
                 true
             }
             Err(streamlog::Error::TopicExists { existing: None, .. }) => true,

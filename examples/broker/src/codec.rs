@@ -26,8 +26,8 @@ pub enum Decoded {
         header: RequestHeader,
         /// The API.
         api_key: ApiKey,
-        /// The decoded body.
-        body: RequestKind,
+        /// The decoded body (boxed: request bodies are large).
+        body: Box<RequestKind>,
     },
     /// ApiVersions at a version above the supported ones: answer with
     /// [`api_versions_fallback`].
@@ -65,8 +65,7 @@ pub fn decode_request(mut frame: Bytes) -> Decoded {
         }
         return reject(format!("{api_key:?} v{version} is not supported"));
     }
-    let header = match RequestHeader::decode(&mut frame, api_key.request_header_version(version))
-    {
+    let header = match RequestHeader::decode(&mut frame, api_key.request_header_version(version)) {
         Ok(h) => h,
         Err(e) => return reject(format!("{api_key:?} v{version}: bad header: {e}")),
     };
@@ -74,7 +73,7 @@ pub fn decode_request(mut frame: Bytes) -> Decoded {
         Ok(body) => Decoded::Request {
             header,
             api_key,
-            body,
+            body: Box::new(body),
         },
         Err(e) => reject(format!("{api_key:?} v{version}: bad body: {e}")),
     }
@@ -153,7 +152,8 @@ mod tests {
 
     #[test]
     fn api_versions_above_range_falls_back_to_v0() {
-        let mut f = BytesMut::from(&frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())[..]);
+        let mut f =
+            BytesMut::from(&frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())[..]);
         f[2..4].copy_from_slice(&99i16.to_be_bytes());
         let Decoded::ApiVersionsFallback { correlation_id } = decode_request(f.freeze()) else {
             panic!("no fallback");
@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(header.correlation_id, 7);
         let resp = ApiVersionsResponse::decode(&mut body, 0).unwrap();
         assert_eq!(resp.error_code, ResponseError::UnsupportedVersion.code());
-        assert!(resp.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16));
+        assert!(resp
+            .api_keys
+            .iter()
+            .any(|k| k.api_key == ApiKey::Produce as i16));
     }
 
     #[test]

@@ -25,7 +25,10 @@ pub fn load_or_create(data_dir: &Path, node_id: i32) -> anyhow::Result<String> {
             let cluster_id = get("cluster.id").context("meta.properties has no cluster.id")?;
             if let Some(stored) = get("node.id") {
                 if stored != node_id.to_string() {
-                    bail!("{} belongs to node.id {stored}, not {node_id}", data_dir.display());
+                    bail!(
+                        "{} belongs to node.id {stored}, not {node_id}",
+                        data_dir.display()
+                    );
                 }
             }
             Ok(cluster_id)
@@ -33,7 +36,8 @@ pub fn load_or_create(data_dir: &Path, node_id: i32) -> anyhow::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let cluster_id = new_cluster_id();
             let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
-            durable_file::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+            durable_file::write(&path, &text)
+                .with_context(|| format!("writing {}", path.display()))?;
             Ok(cluster_id)
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
@@ -48,10 +52,12 @@ fn new_cluster_id() -> String {
         // RandomState is seeded from the OS's randomness: enough for an id that only has
         // to differ between data directories.
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default());
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
         chunk.copy_from_slice(&h.finish().to_le_bytes());
     }
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

@@ -103,11 +103,36 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} {kind}");
             let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
         };
-        counter(&mut out, "streamlog_broker_bytes_in_total", &self.bytes_in, "counter");
-        counter(&mut out, "streamlog_broker_bytes_out_total", &self.bytes_out, "counter");
-        counter(&mut out, "streamlog_broker_appended_bytes_total", &self.bytes_appended, "counter");
-        counter(&mut out, "streamlog_broker_fetched_bytes_total", &self.bytes_fetched, "counter");
-        counter(&mut out, "streamlog_broker_connections", &self.connections, "gauge");
+        counter(
+            &mut out,
+            "streamlog_broker_bytes_in_total",
+            &self.bytes_in,
+            "counter",
+        );
+        counter(
+            &mut out,
+            "streamlog_broker_bytes_out_total",
+            &self.bytes_out,
+            "counter",
+        );
+        counter(
+            &mut out,
+            "streamlog_broker_appended_bytes_total",
+            &self.bytes_appended,
+            "counter",
+        );
+        counter(
+            &mut out,
+            "streamlog_broker_fetched_bytes_total",
+            &self.bytes_fetched,
+            "counter",
+        );
+        counter(
+            &mut out,
+            "streamlog_broker_connections",
+            &self.connections,
+            "gauge",
+        );
         counter(
             &mut out,
             "streamlog_broker_connections_refused_total",
@@ -135,7 +160,9 @@ mod tests {
         m.request("Produce", 0);
         m.produce.observe(Duration::from_millis(2));
         let text = m.render(3);
-        assert!(text.contains("streamlog_broker_requests_total{api=\"Produce\",error_code=\"0\"} 2"));
+        assert!(
+            text.contains("streamlog_broker_requests_total{api=\"Produce\",error_code=\"0\"} 2")
+        );
         assert!(text.contains("streamlog_broker_produce_latency_seconds_bucket{le=\"0.001\"} 0"));
         assert!(text.contains("streamlog_broker_produce_latency_seconds_bucket{le=\"0.0025\"} 1"));
         assert!(text.contains("streamlog_broker_partitions 3"));

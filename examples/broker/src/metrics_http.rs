@@ -29,7 +29,10 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
                 }
                 true
             };
-            if !matches!(tokio::time::timeout(Duration::from_secs(5), read).await, Ok(true)) {
+            if !matches!(
+                tokio::time::timeout(Duration::from_secs(5), read).await,
+                Ok(true)
+            ) {
                 return;
             }
             let partitions: u64 = broker
@@ -44,7 +47,11 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
-            let _ = tokio::time::timeout(Duration::from_secs(5), stream.write_all(response.as_bytes())).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(5),
+                stream.write_all(response.as_bytes()),
+            )
+            .await;
         });
     }
 }

@@ -31,7 +31,10 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
             }
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            broker.metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+            broker
+                .metrics
+                .connections_refused
+                .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%peer, limit = broker.config.max_connections, "connection limit reached; closing");
             drop(stream);
             continue;
@@ -71,7 +74,7 @@ async fn connection(mut stream: TcpStream, broker: &Arc<Broker>) -> Result<(), S
             } => {
                 let version = header.request_api_version;
                 let name = api_name(api_key);
-                match apis::handle(broker, api_key, version, body).await {
+                match apis::handle(broker, api_key, version, *body).await {
                     Outcome::Respond(body) => {
                         broker.metrics.request(name, 0);
                         codec::encode_response(api_key, version, header.correlation_id, &body)

@@ -79,8 +79,15 @@ fn python() -> &'static Path {
         mk.arg("-m").arg("venv").arg(&venv);
         run_bounded(mk, Duration::from_secs(120), &log).expect("python3 -m venv");
         let mut pip = Command::new(&py);
-        pip.args(["-m", "pip", "install", "--disable-pip-version-check", "-q", "-r"])
-            .arg(&requirements);
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-r",
+        ])
+        .arg(&requirements);
         run_bounded(pip, PIP_TIMEOUT, &log).expect("pip install of the pinned clients");
         std::fs::write(&stamp, wanted).unwrap();
         py
@@ -158,7 +165,8 @@ impl Broker {
     fn kill_and_restart(mut self) -> Broker {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        let (data_dir, config, log) = (self.data_dir.clone(), self.config.clone(), self.log.clone());
+        let (data_dir, config, log) =
+            (self.data_dir.clone(), self.config.clone(), self.log.clone());
         std::mem::forget(self);
         Self::spawn(data_dir, config, log)
     }
@@ -226,5 +234,9 @@ fn bad_inputs_leave_the_broker_serving() {
         work.path(),
         &format!("{CONFIG}max_connections = {max_connections}\n"),
     );
-    broker.run("bad_inputs.py", &[&max_connections.to_string()], work.path());
+    broker.run(
+        "bad_inputs.py",
+        &[&max_connections.to_string()],
+        work.path(),
+    );
 }

@@ -101,12 +101,7 @@ fn create_one(
         match topic.num_partitions {
             -1 => broker.config.num_partitions,
             n if n > 0 => n as u32,
-            n => {
-                return Err((
-                    ResponseError::InvalidPartitions,
-                    format!("{n} partitions"),
-                ))
-            }
+            n => return Err((ResponseError::InvalidPartitions, format!("{n} partitions"))),
         }
     } else {
         let me = broker.node_id();
@@ -187,10 +182,16 @@ pub fn create_partitions(
                 Err(e) => Err(fail(e)),
                 Ok(current) if t.count <= current as i32 => Err((
                     ResponseError::InvalidPartitions,
-                    format!("topic {name} has {current} partitions, asked for {}", t.count),
+                    format!(
+                        "topic {name} has {current} partitions, asked for {}",
+                        t.count
+                    ),
                 )),
                 Ok(_) if req.validate_only => Ok(()),
-                Ok(_) => broker.storage.add_partitions(name, t.count as u32).map_err(fail),
+                Ok(_) => broker
+                    .storage
+                    .add_partitions(name, t.count as u32)
+                    .map_err(fail),
             };
             match outcome {
                 Ok(()) => result,
@@ -301,10 +302,19 @@ fn broker_configs(broker: &Broker) -> Vec<(String, String, i8)> {
         ("broker.id", c.node_id.to_string()),
         ("log.dirs", c.data_dir.display().to_string()),
         ("num.partitions", c.num_partitions.to_string()),
-        ("auto.create.topics.enable", c.auto_create_topics_enable.to_string()),
-        ("socket.request.max.bytes", c.socket_request_max_bytes.to_string()),
+        (
+            "auto.create.topics.enable",
+            c.auto_create_topics_enable.to_string(),
+        ),
+        (
+            "socket.request.max.bytes",
+            c.socket_request_max_bytes.to_string(),
+        ),
         ("max.connections", c.max_connections.to_string()),
-        ("connections.max.idle.ms", c.connections_max_idle_ms.to_string()),
+        (
+            "connections.max.idle.ms",
+            c.connections_max_idle_ms.to_string(),
+        ),
         ("fetch.max.bytes", c.fetch_max_bytes.to_string()),
     ]
     .into_iter()

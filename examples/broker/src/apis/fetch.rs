@@ -27,7 +27,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Ou
     let start = Instant::now();
     if version >= 7 && req.session_id != 0 {
         // This broker never hands out a session id, so one that is not 0 is not ours.
-        return Outcome::Respond(ResponseKind::Fetch(
+        return Outcome::respond(ResponseKind::Fetch(
             FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code()),
         ));
     }
@@ -43,16 +43,15 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Ou
             Ok(read) => read,
             Err(e) => return Outcome::Close(format!("fetch failed: {e}")),
         };
-        let done = read.bytes >= min_bytes
-            || read.errors
-            || tokio::time::Instant::now() >= deadline;
+        let done =
+            read.bytes >= min_bytes || read.errors || tokio::time::Instant::now() >= deadline;
         if done {
             broker.metrics.fetch.observe(start.elapsed());
             broker
                 .metrics
                 .bytes_fetched
                 .fetch_add(read.bytes as u64, std::sync::atomic::Ordering::Relaxed);
-            return Outcome::Respond(ResponseKind::Fetch(read.response));
+            return Outcome::respond(ResponseKind::Fetch(read.response));
         }
         waiter.wait(deadline).await;
     }
@@ -85,8 +84,14 @@ fn read_all(broker: &Broker, req: &FetchRequest) -> Read {
                 .map(|p| {
                     // Past the response limit, later partitions get no records (Kafka's
                     // fetch.max.bytes); the first one with data always gets one whole batch.
-                    let room = if bytes == 0 { limit.max(1) } else { limit.saturating_sub(bytes) };
-                    let max = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(room);
+                    let room = if bytes == 0 {
+                        limit.max(1)
+                    } else {
+                        limit.saturating_sub(bytes)
+                    };
+                    let max = usize::try_from(p.partition_max_bytes)
+                        .unwrap_or(0)
+                        .min(room);
                     let data = read_partition(broker, t.topic.as_str(), p, max, isolation);
                     bytes += data.records.as_ref().map_or(0, Bytes::len);
                     errors |= data.error_code != 0;

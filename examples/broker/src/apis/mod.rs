@@ -23,8 +23,8 @@ use crate::broker::Broker;
 /// What a request gets.
 #[derive(Debug)]
 pub enum Outcome {
-    /// A response.
-    Respond(ResponseKind),
+    /// A response (boxed: response bodies are large, the other outcomes small).
+    Respond(Box<ResponseKind>),
     /// Nothing: a Produce with acks=0 that succeeded.
     NoResponse,
     /// The connection is closed (Kafka's answer to an acks=0 produce that failed, and to
@@ -32,10 +32,22 @@ pub enum Outcome {
     Close(String),
 }
 
+impl Outcome {
+    /// A response.
+    pub fn respond(body: ResponseKind) -> Outcome {
+        Outcome::Respond(Box::new(body))
+    }
+}
+
 /// Handles one request of `version`.
-pub async fn handle(broker: &Arc<Broker>, api_key: ApiKey, version: i16, body: RequestKind) -> Outcome {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    api_key: ApiKey,
+    version: i16,
+    body: RequestKind,
+) -> Outcome {
     match body {
-        RequestKind::ApiVersions(_) => Outcome::Respond(ResponseKind::ApiVersions(
+        RequestKind::ApiVersions(_) => Outcome::respond(ResponseKind::ApiVersions(
             ApiVersionsResponse::default().with_api_keys(versions::api_versions()),
         )),
         RequestKind::Fetch(req) => fetch::handle(broker, req, version).await,
@@ -52,22 +64,26 @@ pub async fn handle(broker: &Arc<Broker>, api_key: ApiKey, version: i16, body: R
 }
 
 fn handle_blocking(broker: &Broker, version: i16, body: RequestKind) -> Outcome {
-    use Outcome::Respond;
+    let respond = Outcome::respond;
     use RequestKind as Rq;
     use ResponseKind as Rs;
     match body {
-        Rq::Metadata(r) => Respond(Rs::Metadata(metadata::metadata(broker, r, version))),
-        Rq::DescribeCluster(_) => Respond(Rs::DescribeCluster(metadata::describe_cluster(broker))),
-        Rq::FindCoordinator(r) => Respond(Rs::FindCoordinator(metadata::find_coordinator(
+        Rq::Metadata(r) => respond(Rs::Metadata(metadata::metadata(broker, r, version))),
+        Rq::DescribeCluster(_) => respond(Rs::DescribeCluster(metadata::describe_cluster(broker))),
+        Rq::FindCoordinator(r) => respond(Rs::FindCoordinator(metadata::find_coordinator(
             broker, r, version,
         ))),
-        Rq::CreateTopics(r) => Respond(Rs::CreateTopics(admin::create_topics(broker, r, version))),
-        Rq::DeleteTopics(r) => Respond(Rs::DeleteTopics(admin::delete_topics(broker, r))),
-        Rq::CreatePartitions(r) => Respond(Rs::CreatePartitions(admin::create_partitions(broker, r))),
-        Rq::DescribeConfigs(r) => Respond(Rs::DescribeConfigs(admin::describe_configs(broker, r))),
+        Rq::CreateTopics(r) => respond(Rs::CreateTopics(admin::create_topics(broker, r, version))),
+        Rq::DeleteTopics(r) => respond(Rs::DeleteTopics(admin::delete_topics(broker, r))),
+        Rq::CreatePartitions(r) => {
+            respond(Rs::CreatePartitions(admin::create_partitions(broker, r)))
+        }
+        Rq::DescribeConfigs(r) => respond(Rs::DescribeConfigs(admin::describe_configs(broker, r))),
         Rq::Produce(r) => produce::produce(broker, r),
-        Rq::InitProducerId(r) => Respond(Rs::InitProducerId(produce::init_producer_id(broker, r))),
-        Rq::ListOffsets(r) => Respond(Rs::ListOffsets(list_offsets::list_offsets(broker, r, version))),
+        Rq::InitProducerId(r) => respond(Rs::InitProducerId(produce::init_producer_id(broker, r))),
+        Rq::ListOffsets(r) => respond(Rs::ListOffsets(list_offsets::list_offsets(
+            broker, r, version,
+        ))),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }
@@ -95,15 +111,17 @@ mod tests {
     fn request(api: ApiKey, version: i16, batch: &bytes::Bytes) -> RequestKind {
         let topic = TopicName(str("t"));
         match api {
-            ApiKey::Produce => RequestKind::Produce(
-                ProduceRequest::default().with_acks(-1).with_topic_data(vec![
-                    produce_request::TopicProduceData::default()
+            ApiKey::Produce => {
+                RequestKind::Produce(ProduceRequest::default().with_acks(-1).with_topic_data(
+                    vec![produce_request::TopicProduceData::default()
                         .with_name(topic)
-                        .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                            .with_index(0)
-                            .with_records(Some(batch.clone()))]),
-                ]),
-            ),
+                        .with_partition_data(vec![
+                            produce_request::PartitionProduceData::default()
+                                .with_index(0)
+                                .with_records(Some(batch.clone())),
+                        ])],
+                ))
+            }
             ApiKey::Fetch => RequestKind::Fetch(
                 FetchRequest::default()
                     .with_max_bytes(1 << 20)
@@ -113,21 +131,21 @@ mod tests {
                         .with_partitions(vec![fetch_request::FetchPartition::default()
                             .with_partition_max_bytes(1 << 20)])]),
             ),
-            ApiKey::ListOffsets => RequestKind::ListOffsets(
-                ListOffsetsRequest::default().with_topics(vec![
+            ApiKey::ListOffsets => {
+                RequestKind::ListOffsets(ListOffsetsRequest::default().with_topics(vec![
                     list_offsets_request::ListOffsetsTopic::default()
                         .with_name(topic)
                         .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
                             .with_timestamp(-1)]),
-                ]),
-            ),
-            ApiKey::Metadata => RequestKind::Metadata(MetadataRequest::default().with_topics(Some(
-                vec![
+                ]))
+            }
+            ApiKey::Metadata => {
+                RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
                     metadata_request::MetadataRequestTopic::default().with_name(Some(topic)),
                     metadata_request::MetadataRequestTopic::default()
                         .with_name(Some(TopicName(str("bad name!")))),
-                ],
-            ))),
+                ])))
+            }
             ApiKey::FindCoordinator if version >= 4 => RequestKind::FindCoordinator(
                 FindCoordinatorRequest::default().with_coordinator_keys(vec![str("g")]),
             ),
@@ -135,8 +153,8 @@ mod tests {
                 RequestKind::FindCoordinator(FindCoordinatorRequest::default().with_key(str("g")))
             }
             ApiKey::ApiVersions => RequestKind::ApiVersions(ApiVersionsRequest::default()),
-            ApiKey::CreateTopics => RequestKind::CreateTopics(
-                CreateTopicsRequest::default().with_topics(vec![
+            ApiKey::CreateTopics => {
+                RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![
                     create_topics_request::CreatableTopic::default()
                         .with_name(TopicName(str(&format!("new-{version}"))))
                         .with_num_partitions(2)
@@ -145,8 +163,8 @@ mod tests {
                         .with_name(topic)
                         .with_num_partitions(1)
                         .with_replication_factor(3),
-                ]),
-            ),
+                ]))
+            }
             ApiKey::DeleteTopics => RequestKind::DeleteTopics(
                 DeleteTopicsRequest::default()
                     .with_topic_names(vec![TopicName(str("new-2")), TopicName(str("missing"))]),
@@ -169,14 +187,16 @@ mod tests {
                         .with_resource_name(str("missing")),
                 ]),
             ),
-            ApiKey::CreatePartitions => RequestKind::CreatePartitions(
-                CreatePartitionsRequest::default().with_topics(vec![
+            ApiKey::CreatePartitions => {
+                RequestKind::CreatePartitions(CreatePartitionsRequest::default().with_topics(vec![
                     create_partitions_request::CreatePartitionsTopic::default()
                         .with_name(topic)
                         .with_count(i32::from(version) + 2),
-                ]),
-            ),
-            ApiKey::DescribeCluster => RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+                ]))
+            }
+            ApiKey::DescribeCluster => {
+                RequestKind::DescribeCluster(DescribeClusterRequest::default())
+            }
             other => panic!("no test request for {other:?}"),
         }
     }
@@ -212,7 +232,7 @@ mod tests {
             let Decoded::Request { header, body, .. } = decode_request(frame.freeze()) else {
                 panic!("{api:?} v{version} did not decode");
             };
-            match handle(&broker, api, version, body).await {
+            match handle(&broker, api, version, *body).await {
                 Outcome::Respond(resp) => {
                     encode_response(api, version, header.correlation_id, &resp)
                         .unwrap_or_else(|e| panic!("{api:?} v{version} response: {e}"));
@@ -223,7 +243,10 @@ mod tests {
         // One acks=all produce per Produce version, each durable and at the next offset.
         let log = broker.log("t", 0).unwrap();
         let produces = versions::supported(ApiKey::Produce).unwrap();
-        assert_eq!(log.log_end_offset(), i64::from(produces.max - produces.min + 1));
+        assert_eq!(
+            log.log_end_offset(),
+            i64::from(produces.max - produces.min + 1)
+        );
         assert_eq!(log.recovery_point(), log.log_end_offset());
     }
 }

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
-};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
     ResponseKind,
@@ -38,7 +36,13 @@ pub fn produce(broker: &Broker, req: ProduceRequest) -> Outcome {
             let result = if !matches!(acks, -1..=1) {
                 result.with_error_code(ResponseError::InvalidRequiredAcks.code())
             } else {
-                match append(broker, name, p.index, p.records, req.transactional_id.is_some()) {
+                match append(
+                    broker,
+                    name,
+                    p.index,
+                    p.records,
+                    req.transactional_id.is_some(),
+                ) {
                     Ok((log, info)) => {
                         let r = result
                             .with_base_offset(info.first_offset)
@@ -101,7 +105,7 @@ pub fn produce(broker: &Broker, req: ProduceRequest) -> Outcome {
             Outcome::NoResponse
         };
     }
-    Outcome::Respond(ResponseKind::Produce(
+    Outcome::respond(ResponseKind::Produce(
         ProduceResponse::default().with_responses(topics),
     ))
 }

@@ -64,7 +64,10 @@ mod tests {
     fn ranges_lie_within_what_kafka_protocol_can_decode() {
         for &(k, min, max) in SUPPORTED {
             let lib = k.valid_versions();
-            assert!(min >= lib.min && max <= lib.max, "{k:?} {min}..{max} vs {lib}");
+            assert!(
+                min >= lib.min && max <= lib.max,
+                "{k:?} {min}..{max} vs {lib}"
+            );
         }
         assert_eq!(
             supported(ApiKey::ApiVersions).unwrap().max,
