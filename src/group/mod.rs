@@ -37,9 +37,11 @@
 //! # Ok::<(), streamlog::Error>(())
 //! ```
 
+pub mod assignor;
 pub mod coordinator;
 
 mod consumer_protocol;
+mod partition;
 mod records;
 mod wire;
 
@@ -47,9 +49,12 @@ pub use consumer_protocol::{
     ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicPartitions,
     CONSUMER_PROTOCOL_MAX_VERSION, CONSUMER_PROTOCOL_TYPE,
 };
+pub use partition::{
+    java_string_hash_code, partition_for_group, DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS, OFFSETS_TOPIC,
+};
 pub use records::{
     GroupMetadataKey, GroupMetadataValue, MemberMetadata, OffsetCommitKey, OffsetCommitValue,
-    OffsetsKey, GROUP_METADATA_KEY_VERSION, GROUP_METADATA_VALUE_MAX_VERSION,
+    OffsetsKey, OffsetsRecord, GROUP_METADATA_KEY_VERSION, GROUP_METADATA_VALUE_MAX_VERSION,
     OFFSET_COMMIT_KEY_VERSION, OFFSET_COMMIT_VALUE_MAX_VERSION,
 };
 pub use wire::TaggedField;
