@@ -116,15 +116,19 @@ resp = read_response(s)
 check(struct.unpack(">ih", resp[:6]) == (6, 0), "then ApiVersions v3 answers on the same connection")
 s.close()
 
-# A flood of connections: the ones over the limit are closed at once.
-held = [conn() for _ in range(MAX_CONNECTIONS)]
-for h in held:  # each is registered once it answers
-    h.sendall(api_versions_frame(0))
-    read_response(h)
-extra = conn()
-check(closed_by_broker(extra), "a connection over max_connections is closed")
-extra.close()
-for h in held:
+# A flood of connections: at most max_connections are served, the rest closed at once. (The
+# clients above may still hold a few connections, so count rather than pick which.)
+flood = [conn() for _ in range(MAX_CONNECTIONS + 5)]
+answered = 0
+for h in flood:
+    try:
+        h.sendall(api_versions_frame(0))
+        read_response(h)
+        answered += 1
+    except (OSError, AssertionError):
+        pass  # closed by the broker
+check(0 < answered <= MAX_CONNECTIONS, f"{answered} of {len(flood)} connections served, limit {MAX_CONNECTIONS}")
+for h in flood:
     h.close()
 client_still_works()
 print("bad inputs ok")
