@@ -124,6 +124,16 @@ pub struct LogConfig {
     pub retention_bytes: Option<u64>,
     /// `cleanup.policy`: what happens to old segments (default [`CleanupPolicy::Delete`]).
     pub cleanup_policy: CleanupPolicy,
+    /// `message.timestamp.before.max.ms` (KIP-937): under CreateTime, a producer batch
+    /// holding a record timestamp more than this before the log's clock is refused with
+    /// [`Error::InvalidTimestamp`](crate::Error::InvalidTimestamp) (default `i64::MAX`:
+    /// no limit, Kafka's `Long.MAX_VALUE`).
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms` (KIP-937): under CreateTime, a producer batch
+    /// holding a record timestamp more than this after the log's clock is refused with
+    /// [`Error::InvalidTimestamp`](crate::Error::InvalidTimestamp) (default 3,600,000: one
+    /// hour, Kafka 4.0's default).
+    pub message_timestamp_after_max_ms: i64,
 }
 
 /// Kafka's `cleanup.policy`: whether old segments are deleted by retention, compacted, or
@@ -228,6 +238,8 @@ impl Default for LogConfig {
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: None,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: DEFAULT_MESSAGE_TIMESTAMP_AFTER_MAX_MS,
         }
     }
 }
@@ -256,9 +268,20 @@ impl fmt::Debug for LogConfig {
             .field("min_compaction_lag_ms", &self.min_compaction_lag_ms)
             .field("max_compaction_lag_ms", &self.max_compaction_lag_ms)
             .field("producer_id_expiration_ms", &self.producer_id_expiration_ms)
+            .field(
+                "message_timestamp_before_max_ms",
+                &self.message_timestamp_before_max_ms,
+            )
+            .field(
+                "message_timestamp_after_max_ms",
+                &self.message_timestamp_after_max_ms,
+            )
             .finish_non_exhaustive()
     }
 }
+
+/// Kafka 4.0's default `message.timestamp.after.max.ms`: one hour.
+pub const DEFAULT_MESSAGE_TIMESTAMP_AFTER_MAX_MS: i64 = 60 * 60 * 1000;
 
 /// The largest `segment.bytes` and `segment.index.bytes`: Kafka's `int` configs, and the
 /// byte positions an offset-index entry can hold.
@@ -409,6 +432,16 @@ impl LogConfig {
                 ));
             }
         }
+        at_least(
+            "message.timestamp.before.max.ms",
+            self.message_timestamp_before_max_ms,
+            0,
+        )?;
+        at_least(
+            "message.timestamp.after.max.ms",
+            self.message_timestamp_after_max_ms,
+            0,
+        )?;
         if let Some(ms) = self.retention_ms {
             if ms < 0 {
                 return Err(invalid_config(
@@ -419,6 +452,24 @@ impl LogConfig {
             }
         }
         Ok(())
+    }
+}
+
+impl LogConfig {
+    /// The record timestamps a producer batch may carry when the log's clock reads `now`,
+    /// besides -1 (no timestamp): `[min, max]`. Under CreateTime the window is Kafka's
+    /// `message.timestamp.before.max.ms` / `after.max.ms` around `now`; under LogAppendTime
+    /// the records' own timestamps are not checked against the clock. Below zero is never in
+    /// it.
+    pub(crate) fn accepted_timestamps(&self, now: i64) -> (i64, i64) {
+        match self.message_timestamp_type {
+            TimestampType::CreateTime => (
+                now.saturating_sub(self.message_timestamp_before_max_ms)
+                    .max(0),
+                now.saturating_add(self.message_timestamp_after_max_ms),
+            ),
+            TimestampType::LogAppendTime => (0, i64::MAX),
+        }
     }
 }
 
@@ -498,6 +549,12 @@ impl LogConfigBuilder {
         min_compaction_lag_ms: i64;
         /// `cleanup.policy` (see [`LogConfig::cleanup_policy`]).
         cleanup_policy: CleanupPolicy;
+        /// `message.timestamp.before.max.ms` (see
+        /// [`LogConfig::message_timestamp_before_max_ms`]).
+        message_timestamp_before_max_ms: i64;
+        /// `message.timestamp.after.max.ms` (see
+        /// [`LogConfig::message_timestamp_after_max_ms`]).
+        message_timestamp_after_max_ms: i64;
     }
 
     optional_setters! {
@@ -631,6 +688,14 @@ mod tests {
                     c.min_compaction_lag_ms = 10;
                     c.max_compaction_lag_ms = Some(9);
                 }),
+            ),
+            (
+                "message.timestamp.before.max.ms",
+                Box::new(|c| c.message_timestamp_before_max_ms = -1),
+            ),
+            (
+                "message.timestamp.after.max.ms",
+                Box::new(|c| c.message_timestamp_after_max_ms = i64::MIN),
             ),
             ("retention.ms", Box::new(|c| c.retention_ms = Some(-1))),
             (

@@ -237,6 +237,24 @@ pub enum Error {
         value: String,
     },
 
+    /// A producer batch holding a record timestamp Kafka refuses (`INVALID_TIMESTAMP`):
+    /// below -1, or, under CreateTime, further from the log's clock than
+    /// `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` allow. Nothing
+    /// of the batch was written.
+    #[error("batch at offset {base_offset}, record #{index}: timestamp {timestamp} is outside [{min}, {max}] (message.timestamp.before.max.ms / after.max.ms; -1 means none)")]
+    InvalidTimestamp {
+        /// Base offset as stored in the batch header.
+        base_offset: i64,
+        /// Index of the first such record within the batch (0-based).
+        index: u32,
+        /// Its timestamp.
+        timestamp: i64,
+        /// The earliest timestamp accepted at the time of the append.
+        min: i64,
+        /// The latest timestamp accepted at the time of the append.
+        max: i64,
+    },
+
     /// A producer batch for a compacted log (`cleanup.policy` compact) holds a record
     /// without a key, which Kafka refuses (`InvalidRecordException`).
     #[error("batch at offset {base_offset}, record #{index}: compacted logs refuse records without a key")]

@@ -233,11 +233,27 @@ impl Log {
         // Kafka refuses records without a key on compacted topics: the cleaner could only
         // drop them.
         let compacted = self.config().cleanup_policy.compacts();
+        // Kafka's INVALID_TIMESTAMP: no timestamp below -1, and under CreateTime none outside
+        // message.timestamp.before.max.ms / after.max.ms of the clock (KIP-937).
+        let (min, max) = self
+            .config()
+            .accepted_timestamps(self.config().clock.now_ms());
         for (index, r) in records.iter().enumerate() {
-            if r?.key.is_none() && compacted {
+            let r = r?;
+            let index = || u32::try_from(index).unwrap_or(u32::MAX);
+            if r.key.is_none() && compacted {
                 return Err(Error::RecordWithoutKey {
                     base_offset,
-                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    index: index(),
+                });
+            }
+            if r.timestamp != crate::record::NO_TIMESTAMP && !(min..=max).contains(&r.timestamp) {
+                return Err(Error::InvalidTimestamp {
+                    base_offset,
+                    index: index(),
+                    timestamp: r.timestamp,
+                    min,
+                    max,
                 });
             }
         }

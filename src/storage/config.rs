@@ -34,9 +34,13 @@ pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 /// `compression.type`.
 pub const COMPRESSION_TYPE: &str = "compression.type";
+/// `message.timestamp.before.max.ms`.
+pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
+/// `message.timestamp.after.max.ms`.
+pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
 
 /// Every topic config key a [`TopicConfig`] accepts.
-pub const TOPIC_CONFIG_KEYS: [&str; 11] = [
+pub const TOPIC_CONFIG_KEYS: [&str; 13] = [
     RETENTION_MS,
     RETENTION_BYTES,
     SEGMENT_BYTES,
@@ -48,6 +52,8 @@ pub const TOPIC_CONFIG_KEYS: [&str; 11] = [
     MAX_MESSAGE_BYTES,
     MESSAGE_TIMESTAMP_TYPE,
     COMPRESSION_TYPE,
+    MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
+    MESSAGE_TIMESTAMP_AFTER_MAX_MS,
 ];
 
 /// `compression.type` of a topic: keep what the producer sent, or store batches in one codec.
@@ -132,6 +138,10 @@ pub struct TopicConfig {
     pub message_timestamp_type: Option<TimestampType>,
     /// `compression.type`.
     pub compression_type: Option<CompressionType>,
+    /// `message.timestamp.before.max.ms`.
+    pub message_timestamp_before_max_ms: Option<i64>,
+    /// `message.timestamp.after.max.ms`.
+    pub message_timestamp_after_max_ms: Option<i64>,
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> Error {
@@ -210,6 +220,12 @@ impl TopicConfig {
                     )
                 })?)
             }
+            MESSAGE_TIMESTAMP_BEFORE_MAX_MS => {
+                self.message_timestamp_before_max_ms = Some(parse_long(key, value, 0)?)
+            }
+            MESSAGE_TIMESTAMP_AFTER_MAX_MS => {
+                self.message_timestamp_after_max_ms = Some(parse_long(key, value, 0)?)
+            }
             _ => return Err(invalid(key, value, "unknown topic config")),
         }
         Ok(self)
@@ -265,6 +281,14 @@ impl TopicConfig {
             COMPRESSION_TYPE,
             self.compression_type.map(|v| v.name().to_string()),
         );
+        put(
+            MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
+            self.message_timestamp_before_max_ms.map(|v| v.to_string()),
+        );
+        put(
+            MESSAGE_TIMESTAMP_AFTER_MAX_MS,
+            self.message_timestamp_after_max_ms.map(|v| v.to_string()),
+        );
         m
     }
 
@@ -300,6 +324,12 @@ impl TopicConfig {
         }
         if let Some(v) = self.min_compaction_lag_ms {
             log.min_compaction_lag_ms = v;
+        }
+        if let Some(v) = self.message_timestamp_before_max_ms {
+            log.message_timestamp_before_max_ms = v;
+        }
+        if let Some(v) = self.message_timestamp_after_max_ms {
+            log.message_timestamp_after_max_ms = v;
         }
         TopicSettings {
             log,
@@ -539,6 +569,8 @@ mod tests {
             (MAX_MESSAGE_BYTES, "100"),
             (MESSAGE_TIMESTAMP_TYPE, "LogAppendTime"),
             (COMPRESSION_TYPE, "uncompressed"),
+            (MESSAGE_TIMESTAMP_BEFORE_MAX_MS, "9223372036854775807"),
+            (MESSAGE_TIMESTAMP_AFTER_MAX_MS, "0"),
         ];
         let map: BTreeMap<String, String> = values
             .iter()

@@ -79,6 +79,7 @@ mod storage_maintenance_uses_close_summaries;
 mod storage_topic_config_persisted;
 mod storage_topic_names_validated;
 mod timestamp_lookup_matches_model;
+mod timestamps_out_of_range_refused;
 mod truncate_to_drops_tail;
 mod txn_compaction_empties_aborted_last_batch_and_drops_markers;
 mod txn_compaction_keeps_last_batches_and_drops_aborted;
