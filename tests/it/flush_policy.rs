@@ -84,6 +84,8 @@ fn flush_ms_flushes_on_tick_when_due() {
             .to_builder()
             .flush_ms(Some(500))
             .clock(clock.clone())
+            // The records are stamped decades past this clock.
+            .message_timestamp_after_max_ms(i64::MAX)
             .build()
             .unwrap(),
     );

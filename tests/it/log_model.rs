@@ -567,6 +567,24 @@ impl Harness {
             );
             return;
         }
+        // Kafka's INVALID_TIMESTAMP: a record stamped below -1, or (CreateTime) outside
+        // message.timestamp.before/after.max.ms of the clock, refuses the batch.
+        let create_time = self.config.message_timestamp_type == TimestampType::CreateTime;
+        let refused = records.iter().any(|r| {
+            let t = r.timestamp;
+            t < -1
+                || (create_time
+                    && t != -1
+                    && (t > now.saturating_add(self.config.message_timestamp_after_max_ms)
+                        || t < now.saturating_sub(self.config.message_timestamp_before_max_ms)))
+        });
+        if refused {
+            assert!(
+                matches!(result, Err(streamlog::Error::InvalidTimestamp { .. })),
+                "a batch with timestamps out of range must be refused: {result:?}"
+            );
+            return;
+        }
         let info = result.unwrap();
         let append_time =
             (self.config.message_timestamp_type == TimestampType::LogAppendTime).then_some(now);

@@ -31,6 +31,8 @@ fn overrides_survive_reopen_and_reach_the_logs() {
         ("max.message.bytes", "5000"),
         ("message.timestamp.type", "LogAppendTime"),
         ("compression.type", "lz4"),
+        ("message.timestamp.before.max.ms", "86400000"),
+        ("message.timestamp.after.max.ms", "60000"),
     ]);
     assert_eq!(all.len(), TOPIC_CONFIG_KEYS.len());
     {
