@@ -249,6 +249,8 @@ impl Error {
             | Error::StorageClosed { .. }
             | Error::CorruptSnapshot { .. }
             | Error::CorruptTxnIndex { .. }
+            | Error::CorruptProducerIdBlock { .. }
+            | Error::CorruptTxnLogRecord { .. }
             | Error::Io { .. } => KafkaCode::KAFKA_STORAGE_ERROR,
             #[allow(unreachable_patterns)]
             _ => KafkaCode::UNKNOWN_SERVER_ERROR,

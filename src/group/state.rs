@@ -1,43 +1,4 @@
-//! What one partition of `__consumer_offsets` says, in memory: each group's committed
-//! offsets, its metadata, and the transactional offsets still waiting for their
-//! transaction's marker. Built by replaying the partition's batches in order (loading) and
-//! kept current by replaying what is appended; no I/O here.
-//!
-//! Replay follows Kafka's `GroupMetadataManager`:
-//!
-//! - an offset commit in a plain batch is committed at once; its tombstone deletes it;
-//! - an offset commit in a transactional batch is pending, per producer, until that
-//!   producer's COMMIT marker (then it becomes the committed offset unless a commit appended
-//!   later in the log already replaced it: the record further in the log wins) or its ABORT
-//!   marker (then it is dropped);
-//! - a group metadata record replaces the group's metadata; its tombstone removes it;
-//! - records of key versions this crate does not know (Kafka's newer group protocols) are
-//!   skipped and counted.
-//!
-//! Memory: an offset costs its hash-table slot (the key is an interned topic and the
-//! partition; the value the offset, epoch, timestamps, the log offset of its record and the
-//! metadata string, which allocates only when non-empty), about 70–150 bytes depending on
-//! how full the group's table is.
-//!
-//! ```
-//! use streamlog::group::{OffsetCommitValue, OffsetsRecord, OffsetsState};
-//!
-//! let mut state = OffsetsState::new();
-//! let commit = OffsetsRecord::offset_commit("payments", "orders", 0, OffsetCommitValue::new(42, 3, "", 1_000));
-//! let key = commit.key_bytes()?;
-//! let value = commit.value_bytes()?;
-//! state.replay_record(0, None, &key, value.as_deref())?;
-//! assert_eq!(state.committed_offset("payments", "orders", 0).map(|o| o.offset), Some(42));
-//!
-//! // The same commit in a transaction of producer 7 waits for the COMMIT marker.
-//! let later = OffsetsRecord::offset_commit("payments", "orders", 0, OffsetCommitValue::new(50, 3, "", 2_000));
-//! state.replay_record(1, Some(7), &later.key_bytes()?, later.value_bytes()?.as_deref())?;
-//! assert!(state.has_pending_transactional_offset("payments", "orders", 0));
-//! assert_eq!(state.committed_offset("payments", "orders", 0).map(|o| o.offset), Some(42));
-//! state.replay_marker(7, true);
-//! assert_eq!(state.committed_offset("payments", "orders", 0).map(|o| o.offset), Some(50));
-//! # Ok::<(), streamlog::Error>(())
-//! ```
+//! The in-memory state of one `__consumer_offsets` partition.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -156,7 +117,48 @@ impl Group {
     }
 }
 
-/// The in-memory state of one `__consumer_offsets` partition (see the [module docs](self)).
+/// The in-memory state of one `__consumer_offsets` partition.
+///
+/// What one partition of `__consumer_offsets` says, in memory: each group's committed
+/// offsets, its metadata, and the transactional offsets still waiting for their
+/// transaction's marker. Built by replaying the partition's batches in order (loading) and
+/// kept current by replaying what is appended; no I/O here.
+///
+/// Replay follows Kafka's `GroupMetadataManager`:
+///
+/// - an offset commit in a plain batch is committed at once; its tombstone deletes it;
+/// - an offset commit in a transactional batch is pending, per producer, until that
+///   producer's COMMIT marker (then it becomes the committed offset unless a commit appended
+///   later in the log already replaced it: the record further in the log wins) or its ABORT
+///   marker (then it is dropped);
+/// - a group metadata record replaces the group's metadata; its tombstone removes it;
+/// - records of key versions this crate does not know (Kafka's newer group protocols) are
+///   skipped and counted.
+///
+/// Memory: an offset costs its hash-table slot (the key is an interned topic and the
+/// partition; the value the offset, epoch, timestamps, the log offset of its record and the
+/// metadata string, which allocates only when non-empty), about 70–150 bytes depending on
+/// how full the group's table is.
+///
+/// ```
+/// use streamlog::group::{OffsetCommitValue, OffsetsRecord, OffsetsState};
+///
+/// let mut state = OffsetsState::new();
+/// let commit = OffsetsRecord::offset_commit("payments", "orders", 0, OffsetCommitValue::new(42, 3, "", 1_000));
+/// let key = commit.key_bytes()?;
+/// let value = commit.value_bytes()?;
+/// state.replay_record(0, None, &key, value.as_deref())?;
+/// assert_eq!(state.committed_offset("payments", "orders", 0).map(|o| o.offset), Some(42));
+///
+/// // The same commit in a transaction of producer 7 waits for the COMMIT marker.
+/// let later = OffsetsRecord::offset_commit("payments", "orders", 0, OffsetCommitValue::new(50, 3, "", 2_000));
+/// state.replay_record(1, Some(7), &later.key_bytes()?, later.value_bytes()?.as_deref())?;
+/// assert!(state.has_pending_transactional_offset("payments", "orders", 0));
+/// assert_eq!(state.committed_offset("payments", "orders", 0).map(|o| o.offset), Some(42));
+/// state.replay_marker(7, true);
+/// assert_eq!(state.committed_offset("payments", "orders", 0).map(|o| o.offset), Some(50));
+/// # Ok::<(), streamlog::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct OffsetsState {
     topic_names: Vec<Box<str>>,

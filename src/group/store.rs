@@ -1,48 +1,4 @@
-//! The offset store: committed offsets and group metadata in the internal compacted topic
-//! `__consumer_offsets` of a [`Storage`], one [`OffsetsPartition`] per partition of it.
-//!
-//! A group lives in partition [`partition_for_group`] of the topic. Loading a partition
-//! replays it from its log start into an [`OffsetsState`]; every write appends one record
-//! batch in Kafka's layout (the key and value bytes of [`OffsetsRecord`]s) and then replays
-//! that batch, so memory always says what the log says. A failed write leaves both as they
-//! were. Deletions are tombstones, which compaction (the crate's, through
-//! [`OffsetsPartition::compact`] or [`Storage::maintain`], since the topic is created with
-//! `cleanup.policy=compact`) eventually removes along with the records they replace.
-//!
-//! Transactional offset commits (`TxnOffsetCommit`) are written as transactional batches of
-//! the producer, so they stay pending until the transaction coordinator writes the
-//! producer's COMMIT or ABORT marker into this partition ([`OffsetsPartition::write_txn_marker`]);
-//! a reload replays the same batches and markers, so pending, committed and aborted offsets
-//! come back as they were, and the log's last stable offset stays below an undecided
-//! transaction for read_committed readers of the topic.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use streamlog::group::{OffsetAndMetadata, OffsetCommit, OffsetsPartition, OffsetsTopicConfig, partition_for_group};
-//! use streamlog::storage::{Storage, StorageConfig};
-//! use streamlog::{KafkaCode, TxnResult};
-//!
-//! let dir = tempfile::tempdir()?;
-//! let storage = Storage::open(dir.path(), StorageConfig::default())?;
-//! let config = OffsetsTopicConfig::default();
-//! let p = partition_for_group("payments", config.num_partitions)?;
-//! let mut offsets = OffsetsPartition::load(&storage, &config, p)?;
-//!
-//! let codes = offsets.commit_offsets("payments", &[OffsetCommit::new("orders", 0, OffsetAndMetadata::new(42, 1_000))], 1_000)?;
-//! assert_eq!(codes, [KafkaCode::NONE]);
-//!
-//! // A transactional commit is invisible until its COMMIT marker.
-//! offsets.commit_transactional_offsets("payments", 7, 0, &[OffsetCommit::new("orders", 0, OffsetAndMetadata::new(50, 2_000))], 2_000)?;
-//! assert_eq!(offsets.state().committed_offset("payments", "orders", 0).unwrap().offset, 42);
-//! offsets.write_txn_marker(7, 0, TxnResult::Commit, 0)?;
-//! assert_eq!(offsets.state().committed_offset("payments", "orders", 0).unwrap().offset, 50);
-//!
-//! // Reloading the partition rebuilds the same state from the log.
-//! drop(offsets);
-//! let again = OffsetsPartition::load(&storage, &config, p)?;
-//! assert_eq!(again.state().committed_offset("payments", "orders", 0).unwrap().offset, 50);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! The offset store: `__consumer_offsets` partitions of a `Storage`.
 
 use std::sync::Arc;
 
@@ -209,8 +165,54 @@ pub fn commit_error_code(error: &Error) -> KafkaCode {
 /// Bytes read from the log per step while loading.
 const LOAD_CHUNK: usize = 1 << 20;
 
-/// One partition of `__consumer_offsets`: its log and the state it holds (see the
-/// [module docs](self)). Writes take `&mut self`: one writer per partition, as in Kafka.
+/// One partition of `__consumer_offsets`: its log and the state it holds. Writes take
+/// `&mut self`: one writer per partition, as in Kafka.
+///
+/// The offset store: committed offsets and group metadata in the internal compacted topic
+/// `__consumer_offsets` of a [`Storage`], one [`OffsetsPartition`] per partition of it.
+///
+/// A group lives in partition [`partition_for_group`] of the topic. Loading a partition
+/// replays it from its log start into an [`OffsetsState`]; every write appends one record
+/// batch in Kafka's layout (the key and value bytes of [`OffsetsRecord`]s) and then replays
+/// that batch, so memory always says what the log says. A failed write leaves both as they
+/// were. Deletions are tombstones, which compaction (the crate's, through
+/// [`OffsetsPartition::compact`] or [`Storage::maintain`], since the topic is created with
+/// `cleanup.policy=compact`) eventually removes along with the records they replace.
+///
+/// Transactional offset commits (`TxnOffsetCommit`) are written as transactional batches of
+/// the producer, so they stay pending until the transaction coordinator writes the
+/// producer's COMMIT or ABORT marker into this partition ([`OffsetsPartition::write_txn_marker`]);
+/// a reload replays the same batches and markers, so pending, committed and aborted offsets
+/// come back as they were, and the log's last stable offset stays below an undecided
+/// transaction for read_committed readers of the topic.
+///
+/// ```
+/// use std::sync::Arc;
+/// use streamlog::group::{OffsetAndMetadata, OffsetCommit, OffsetsPartition, OffsetsTopicConfig, partition_for_group};
+/// use streamlog::storage::{Storage, StorageConfig};
+/// use streamlog::{KafkaCode, TxnResult};
+///
+/// let dir = tempfile::tempdir()?;
+/// let storage = Storage::open(dir.path(), StorageConfig::default())?;
+/// let config = OffsetsTopicConfig::default();
+/// let p = partition_for_group("payments", config.num_partitions)?;
+/// let mut offsets = OffsetsPartition::load(&storage, &config, p)?;
+///
+/// let codes = offsets.commit_offsets("payments", &[OffsetCommit::new("orders", 0, OffsetAndMetadata::new(42, 1_000))], 1_000)?;
+/// assert_eq!(codes, [KafkaCode::NONE]);
+///
+/// // A transactional commit is invisible until its COMMIT marker.
+/// offsets.commit_transactional_offsets("payments", 7, 0, &[OffsetCommit::new("orders", 0, OffsetAndMetadata::new(50, 2_000))], 2_000)?;
+/// assert_eq!(offsets.state().committed_offset("payments", "orders", 0).unwrap().offset, 42);
+/// offsets.write_txn_marker(7, 0, TxnResult::Commit, 0)?;
+/// assert_eq!(offsets.state().committed_offset("payments", "orders", 0).unwrap().offset, 50);
+///
+/// // Reloading the partition rebuilds the same state from the log.
+/// drop(offsets);
+/// let again = OffsetsPartition::load(&storage, &config, p)?;
+/// assert_eq!(again.state().committed_offset("payments", "orders", 0).unwrap().offset, 50);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct OffsetsPartition {
     partition: u32,
