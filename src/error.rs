@@ -285,6 +285,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A [`LogConfig`](crate::LogConfig) or [`StorageConfig`](crate::StorageConfig) value
+    /// outside its bounds, named by its Kafka key (`segment.bytes`, `min.cleanable.dirty.ratio`,
+    /// ...) or, for settings Kafka does not have, by the field (`max_open_files`).
+    #[error("invalid config {key}={value}: {reason}")]
+    InvalidConfig {
+        /// The config key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// The bound it breaks.
+        reason: &'static str,
+    },
+
     /// A topic that already exists, or whose name collides with one that does (Kafka treats
     /// `.` and `_` as the same character in topic names).
     #[error("topic {topic} already exists{}", existing.as_deref().map(|e| format!(" (collides with {e})")).unwrap_or_default())]

@@ -39,6 +39,7 @@ mod index_files_parse_independently;
 mod index_rebuilt_when_corrupt;
 mod index_rebuilt_when_missing;
 mod interop_codecs;
+mod invalid_config_refused_on_open;
 mod log_append_time_stamps_batches;
 mod log_cut_inside_batch_header;
 mod log_is_send_sync;
