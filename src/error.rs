@@ -525,6 +525,27 @@ pub enum Error {
         version: i16,
     },
 
+    /// A group the offsets partition holds nothing for (Kafka's `GROUP_ID_NOT_FOUND`).
+    #[error("group {group:?} not found")]
+    GroupIdNotFound {
+        /// The group asked for.
+        group: String,
+    },
+
+    /// A group whose offsets live in another partition of `__consumer_offsets` than the
+    /// one asked to handle it (Kafka's `NOT_COORDINATOR`).
+    #[error(
+        "group {group:?} belongs to offsets partition {coordinator_partition}, not {partition}"
+    )]
+    NotCoordinator {
+        /// The group.
+        group: String,
+        /// The offsets partition asked.
+        partition: u32,
+        /// The offsets partition that holds the group.
+        coordinator_partition: u32,
+    },
+
     /// A caller passed something the format cannot represent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
