@@ -42,6 +42,8 @@ pub mod io;
 pub mod log;
 pub mod partitioner;
 pub mod producer;
+#[cfg(feature = "openraft")]
+pub mod raft;
 pub mod record;
 pub(crate) mod segment;
 pub mod storage;
