@@ -298,14 +298,36 @@ impl Log {
 
     fn truncate_locked(&self, w: &mut Writer, offset: i64) -> Result<()> {
         w.generation += 1;
+        // The recovery-point checkpoint goes down first, to at most where the log will end
+        // (the base of the segment the cut lands in, or `offset` when the log restarts): a
+        // crash part-way through the cut must not leave a log ending below its checkpoint,
+        // which the next open would take for acknowledged data lost.
+        let lowest_end = if offset <= w.log_start_offset {
+            offset.max(0)
+        } else {
+            w.segments
+                .iter()
+                .rev()
+                .map(|s| s.base_offset())
+                .find(|&base| base < offset)
+                .unwrap_or(offset)
+        };
+        self.clamp_recovery_point(lowest_end)?;
         if offset <= w.log_start_offset {
             return self.truncate_fully_locked(w, offset.max(0));
         }
         // Drop whole segments at or above the offset.
+        let mut dropped = false;
         while w.segments.len() > 1 && w.segments.last().is_some_and(|s| s.base_offset() >= offset) {
             if let Some(seg) = w.segments.pop() {
                 seg.delete_files()?;
+                dropped = true;
             }
+        }
+        if dropped {
+            // Their removal reaches the disk before the cut below: a crash between the two
+            // must not bring them back behind a cut segment, with a hole before them.
+            self.sync_dir()?;
         }
         let Some(last) = w.segments.last().cloned() else {
             return self.truncate_fully_locked(w, offset);
@@ -382,7 +404,9 @@ impl Log {
     }
 
     fn truncate_fully_locked(&self, w: &mut Writer, offset: i64) -> Result<()> {
-        for seg in w.segments.drain(..) {
+        // Newest first: a crash keeps some of these removals, in order, and whatever they
+        // leave must be a prefix of the log, never its tail with a hole before it.
+        for seg in w.segments.drain(..).rev() {
             seg.delete_files()?;
         }
         let seg = Segment::create(&self.fs, &self.dir, offset, Log::index_config(&self.config))?;
