@@ -6,10 +6,13 @@
 //! the next one, so N pipelined appends cost about two fsyncs, not N. A callback is
 //! completed only after a flush that began after its entries were written.
 //!
-//! The committed log id is written here too, after a flush: the file then never names an
-//! entry the log has not made durable. Its writes are coalesced (when nothing waits, or
-//! every [`COMMITTED_EVERY_ROUNDS`] rounds under load): losing the latest value in a crash
-//! only makes openraft re-apply fewer entries at start-up.
+//! The committed log id is written here too, in a round, after its flush and before its
+//! callbacks: the file then never names an entry the log has not made durable. Rounds are
+//! started by appends only, so the thread never works while its caller does not wait for
+//! it (what keeps crash tests replayable). A changed committed log id is written once
+//! every `committed_every` rounds (and when the store closes): openraft saves it at every
+//! commit, and losing the latest value in a crash only makes openraft re-apply fewer
+//! entries at start-up.
 
 use std::io;
 use std::path::PathBuf;
@@ -23,8 +26,8 @@ use super::{meta, RaftStoreError};
 use crate::io::FileSystem;
 use crate::Log;
 
-/// Under sustained appends, the committed log id is written at least this often (rounds).
-pub(crate) const COMMITTED_EVERY_ROUNDS: u32 = 64;
+/// The default of [`super::LogStore::set_committed_every`].
+pub(crate) const DEFAULT_COMMITTED_EVERY: u32 = 64;
 
 /// Called once the entries written before it was queued are durable, or with the error
 /// that keeps them from being so.
@@ -39,8 +42,9 @@ struct Queue<C: RaftTypeConfig> {
     /// The latest committed log id saved, and whether the file is behind it.
     committed: Option<LogId<C::NodeId>>,
     committed_dirty: bool,
-    /// Rounds since the committed file was last written.
+    /// Rounds since the committed file was last written, and how many may pass.
     rounds_since_committed: u32,
+    committed_every: u32,
     /// Why a background write failed; reported to the next caller.
     failed: Option<String>,
     stop: bool,
@@ -80,6 +84,7 @@ impl<C: RaftTypeConfig> GroupCommit<C> {
                 committed,
                 committed_dirty: false,
                 rounds_since_committed: 0,
+                committed_every: DEFAULT_COMMITTED_EVERY,
                 failed: None,
                 stop: false,
             }),
@@ -100,13 +105,13 @@ impl<C: RaftTypeConfig> GroupCommit<C> {
     pub(crate) fn submit(&self, callback: OnDurable) -> Result<(), RaftStoreError> {
         if self.thread.is_none() {
             // No thread could be started: flush here, one fsync per call.
-            let result = self
-                .shared
-                .log
-                .flush()
-                .map(|_| ())
-                .map_err(io::Error::other);
-            callback(result);
+            callback(
+                self.shared
+                    .log
+                    .flush()
+                    .map(|_| ())
+                    .map_err(io::Error::other),
+            );
             return Ok(());
         }
         let mut q = self.shared.queue.lock();
@@ -118,7 +123,7 @@ impl<C: RaftTypeConfig> GroupCommit<C> {
         Ok(())
     }
 
-    /// Records the committed log id, written after the next flush.
+    /// Records the committed log id, written in a later round (see the module's comment).
     pub(crate) fn save_committed(
         &self,
         committed: Option<LogId<C::NodeId>>,
@@ -130,14 +135,6 @@ impl<C: RaftTypeConfig> GroupCommit<C> {
         if q.committed != committed {
             q.committed = committed;
             q.committed_dirty = true;
-            self.shared.work.notify_one();
-        }
-        let value = q.committed.clone();
-        drop(q);
-        if self.thread.is_none() {
-            // No thread: make the entries it names durable first, here.
-            self.shared.log.flush()?;
-            meta::write(&*self.shared.fs, &self.shared.committed_path, &value)?;
         }
         Ok(())
     }
@@ -147,6 +144,11 @@ impl<C: RaftTypeConfig> GroupCommit<C> {
         self.shared.queue.lock().committed.clone()
     }
 
+    /// Sets how many rounds may pass before a changed committed log id is written.
+    pub(crate) fn set_committed_every(&self, rounds: u32) {
+        self.shared.queue.lock().committed_every = rounds.max(1);
+    }
+
     /// Waits until every queued callback is completed (before the log is cut).
     pub(crate) fn drain(&self) {
         let mut q = self.shared.queue.lock();
@@ -154,15 +156,18 @@ impl<C: RaftTypeConfig> GroupCommit<C> {
             self.shared.idle.wait(&mut q);
         }
     }
-}
 
-impl<C: RaftTypeConfig> GroupCommit<C> {
     /// Completes what is queued, writes the committed log id and stops the thread.
     pub(crate) fn stop(&mut self) {
         self.shared.queue.lock().stop = true;
         self.shared.work.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        match self.thread.take() {
+            Some(thread) => {
+                let _ = thread.join();
+            }
+            None => {
+                let _ = round(&self.shared, Vec::new(), true);
+            }
         }
     }
 }
@@ -173,58 +178,61 @@ impl<C: RaftTypeConfig> Drop for GroupCommit<C> {
     }
 }
 
-/// The thread: one flush per round for every callback waiting, until told to stop.
+/// The thread: one round per batch of callbacks waiting, until told to stop.
 fn run<C: RaftTypeConfig>(shared: &Shared<C>) {
     loop {
-        let (callbacks, committed) = {
+        let (callbacks, last) = {
             let mut q = shared.queue.lock();
-            while q.waiting.is_empty() && !q.committed_dirty && !q.stop {
+            while q.waiting.is_empty() && !q.stop {
                 shared.work.wait(&mut q);
             }
-            if q.waiting.is_empty() && !q.committed_dirty {
-                return; // stopped, and nothing left to do
-            }
             q.in_flight = true;
-            q.rounds_since_committed = q.rounds_since_committed.saturating_add(1);
-            let write_committed_now = q.committed_dirty
-                && (q.waiting.is_empty()
-                    || q.stop
-                    || q.rounds_since_committed >= COMMITTED_EVERY_ROUNDS);
-            // Taken before the flush: the value saved later may name entries it misses.
-            let committed = write_committed_now.then(|| q.committed.clone());
-            (std::mem::take(&mut q.waiting), committed)
+            let last = q.stop && q.waiting.is_empty();
+            (std::mem::take(&mut q.waiting), last)
         };
-        let flushed = shared.log.flush().map(|_| ());
-        for callback in callbacks {
-            let result = match &flushed {
-                Ok(()) => Ok(()),
-                Err(e) => Err(io::Error::other(e.to_string())),
-            };
-            callback(result);
-        }
-        let written = match (&flushed, &committed) {
-            (Ok(()), Some(value)) => Some(meta::write(&*shared.fs, &shared.committed_path, value)),
-            _ => None,
-        };
+        let failure = round(shared, callbacks, last);
         let mut q = shared.queue.lock();
         q.in_flight = false;
-        match written {
-            Some(Ok(())) => {
-                q.rounds_since_committed = 0;
-                if committed.as_ref() == Some(&q.committed) {
-                    q.committed_dirty = false;
-                }
-            }
-            Some(Err(e)) => {
-                q.failed.get_or_insert(e.to_string());
-                q.committed_dirty = false;
-            }
-            None => {}
-        }
-        if flushed.is_err() {
-            // The log is poisoned: nothing more will be made durable.
-            q.committed_dirty = false;
+        if let Some(reason) = failure {
+            q.failed.get_or_insert(reason);
         }
         shared.idle.notify_all();
+        if last {
+            return;
+        }
     }
+}
+
+/// One flush for `callbacks`, then the committed log id when due, then the callbacks.
+/// Returns why the committed log id could not be written, if it could not.
+fn round<C: RaftTypeConfig>(
+    shared: &Shared<C>,
+    callbacks: Vec<OnDurable>,
+    last: bool,
+) -> Option<String> {
+    // Taken before the flush: a value saved later may name entries this flush misses.
+    let committed = {
+        let mut q = shared.queue.lock();
+        q.rounds_since_committed = q.rounds_since_committed.saturating_add(1);
+        let due = q.committed_dirty && (last || q.rounds_since_committed >= q.committed_every);
+        due.then(|| q.committed.clone())
+    };
+    let flushed = shared.log.flush().map(|_| ());
+    let mut failure = None;
+    if let (Ok(()), Some(value)) = (&flushed, &committed) {
+        let written = meta::write(&*shared.fs, &shared.committed_path, value);
+        let mut q = shared.queue.lock();
+        q.rounds_since_committed = 0;
+        match written {
+            Ok(()) => q.committed_dirty &= q.committed != *value,
+            Err(e) => failure = Some(e.to_string()),
+        }
+    }
+    for callback in callbacks {
+        callback(match &flushed {
+            Ok(()) => Ok(()),
+            Err(e) => Err(io::Error::other(e.to_string())),
+        });
+    }
+    failure
 }

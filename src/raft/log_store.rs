@@ -173,6 +173,7 @@ where
                 log.delete_records_before(upto)?;
             }
         }
+        cut_at_first_hole(&log, purged.as_ref())?;
         let shared = Arc::new(Shared {
             log: Arc::clone(&log),
             purged: RwLock::new(purged),
@@ -203,6 +204,14 @@ where
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Sets how many group-commit rounds (fsyncs of appended entries) may pass before a
+    /// changed committed log id is written to its file: default 64; 1 writes it in the
+    /// first round after `save_committed`. openraft saves the committed log id at every
+    /// commit; a value lost in a crash only makes it re-apply fewer entries at start-up.
+    pub fn set_committed_every(&self, rounds: u32) {
+        self.commit.set_committed_every(rounds);
     }
 
     /// A reader sharing this store's log, as openraft's replication tasks use.
@@ -306,6 +315,44 @@ impl<C: RaftTypeConfig> Drop for LogStore<C> {
             let _ = self.shared.log.close();
         }
     }
+}
+
+/// Cuts the log at the first hole among the entries above the last purged one.
+///
+/// Appends are contiguous, so only a truncation cut short by a crash leaves a hole: the
+/// segments past the cut are removed before the cut is made, and their removal may not
+/// reach the disk while the cut does (or, for a cut at or below the log start, only some of
+/// the removals do). Whatever lies past the hole was being truncated. With one entry per
+/// batch, an entry at offset `o` exists exactly when a read at `o` returns a batch based at
+/// `o`; holes can only start at a segment's end, or right above the purged entries.
+fn cut_at_first_hole<NID: openraft::NodeId>(
+    log: &Log,
+    purged: Option<&LogId<NID>>,
+) -> Result<(), RaftStoreError> {
+    let present = |offset: i64| -> Result<bool, RaftStoreError> {
+        Ok(log.read(offset, 1, None)?.first_batch_offset == Some(offset))
+    };
+    let mut floor = log.log_start_offset();
+    if let Some(p) = purged {
+        // The first entry must be the one right after the purged one.
+        let first = offset_of(p.index + 1)?;
+        if first < log.log_end_offset() && (first < floor || !present(first)?) {
+            log.truncate_to(first)?;
+            return Ok(());
+        }
+        floor = floor.max(first);
+    }
+    for segment in log.segments_info()? {
+        let last = segment.end_offset - 1;
+        if segment.is_active || segment.size_bytes == 0 || last < floor {
+            continue;
+        }
+        if !present(last)? {
+            log.truncate_to(last)?;
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Converts openraft's range to `[start, end)`.
