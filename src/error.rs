@@ -418,6 +418,51 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The producer id block file cannot be trusted: handing out ids from a guess could
+    /// reuse one, so the coordinator refuses to start.
+    #[error("producer id block file {path} is corrupt: {reason}")]
+    CorruptProducerIdBlock {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// Every producer id has been handed out (the next block would pass `i64::MAX`).
+    #[error("producer ids exhausted: the next block would start at {next_block_start}")]
+    ProducerIdsExhausted {
+        /// Where the next block would have started.
+        next_block_start: i64,
+    },
+
+    /// A `__transaction_state` record that does not decode as Kafka's
+    /// TransactionLogKey/TransactionLogValue.
+    #[error("corrupt __transaction_state record: {reason}")]
+    CorruptTxnLogRecord {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Bytes that do not follow a Kafka message schema (a `__consumer_offsets` record, a
+    /// consumer protocol blob): truncated, a bad length, a null where none is allowed,
+    /// strings that are not UTF-8.
+    #[error("malformed {schema}: {reason}")]
+    MalformedSchema {
+        /// The schema being read.
+        schema: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A Kafka message schema version this crate does not know.
+    #[error("{schema}: unsupported version {version}")]
+    UnsupportedSchemaVersion {
+        /// The schema being read or written.
+        schema: &'static str,
+        /// The version found or asked for.
+        version: i16,
+    },
+
     /// A caller passed something the format cannot represent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

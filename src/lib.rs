@@ -38,7 +38,9 @@
 
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod io;
+mod kafka_code;
 pub mod log;
 pub mod partitioner;
 pub mod producer;
@@ -47,9 +49,11 @@ pub mod raft;
 pub mod record;
 pub(crate) mod segment;
 pub mod storage;
+pub mod txn;
 
 pub use config::{CleanupPolicy, Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use kafka_code::KafkaCode;
 pub use log::{
     AppendInfo, FetchData, FileSlice, ListOffsetsSpec, Log, LogRecord, LogRecords, RecoveryInfo,
     RetentionOutcome, RetentionRule, SegmentInfo, TimestampAndOffset,
