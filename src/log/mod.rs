@@ -298,10 +298,11 @@ impl Log {
 
     fn truncate_locked(&self, w: &mut Writer, offset: i64) -> Result<()> {
         w.generation += 1;
-        // The recovery-point checkpoint goes down first, to at most where the log will end
-        // (the base of the segment the cut lands in, or `offset` when the log restarts): a
-        // crash part-way through the cut must not leave a log ending below its checkpoint,
-        // which the next open would take for acknowledged data lost.
+        // The recovery-point checkpoint on disk goes down first, to at most where the log
+        // will end (the base of the segment the cut lands in, or `offset` when the log
+        // restarts): a crash part-way through the cut must not leave a log ending below its
+        // checkpoint, which the next open would take for acknowledged data lost. (The
+        // recovery point itself is lowered to the exact end once the cut is made.)
         let lowest_end = if offset <= w.log_start_offset {
             offset.max(0)
         } else {
@@ -312,7 +313,10 @@ impl Log {
                 .find(|&base| base < offset)
                 .unwrap_or(offset)
         };
-        self.clamp_recovery_point(lowest_end)?;
+        let checkpointed = self.flusher.state.lock().checkpointed;
+        if checkpointed > lowest_end {
+            self.write_recovery_point(lowest_end)?;
+        }
         if offset <= w.log_start_offset {
             return self.truncate_fully_locked(w, offset.max(0));
         }
