@@ -36,10 +36,11 @@ const CYCLES: usize = 8;
 const MAX_OPS: usize = 40;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 600,
-        ..small_config()
-    }
+    small_config()
+        .to_builder()
+        .segment_bytes(600)
+        .build()
+        .unwrap()
 }
 
 /// What the store holds as far as the test knows.

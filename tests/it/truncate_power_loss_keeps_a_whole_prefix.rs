@@ -21,12 +21,12 @@ const RECORDS: i64 = 40;
 const DRAWS: usize = 4;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 600,
-        segment_index_bytes: 4096,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(600)
+        .segment_index_bytes(4096)
+        .segment_ms(None)
+        .build()
+        .unwrap()
 }
 
 fn value(offset: i64) -> Vec<u8> {

@@ -63,10 +63,10 @@ pub fn set_entry(term: u64, node: u64, index: u64, value: &str) -> Entry<KvConfi
 /// A log config for the simulated filesystem: small preallocated indexes (SimFs holds
 /// files in memory and copies maps back on every sync).
 pub fn small_config() -> streamlog::LogConfig {
-    streamlog::LogConfig {
-        segment_index_bytes: 64 << 10,
-        ..streamlog::LogConfig::default()
-    }
+    streamlog::LogConfig::builder()
+        .segment_index_bytes(64 << 10)
+        .build()
+        .unwrap()
 }
 
 /// A current-thread runtime for driving the store's futures.
