@@ -81,6 +81,8 @@ mod truncate_to_drops_tail;
 mod txn_compaction_empties_aborted_last_batch_and_drops_markers;
 mod txn_compaction_keeps_last_batches_and_drops_aborted;
 mod txn_compaction_model;
+mod txn_coordinator_rejects_bad_input;
+mod txn_coordinator_simulation;
 mod txn_index_and_snapshot_rebuilt_when_corrupt;
 mod txn_log_records_match_kafka_vectors;
 mod txn_read_committed_model;
