@@ -418,6 +418,37 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A log with no segment at all, which every log has from its open on: its state was
+    /// damaged by an earlier failure.
+    #[error("log {dir} has no active segment")]
+    NoActiveSegment {
+        /// The partition directory.
+        dir: PathBuf,
+    },
+
+    /// An append reached a sealed segment (its index files are trimmed below their maps).
+    #[error("segment {path} is sealed")]
+    SegmentSealed {
+        /// The segment's `.log` file.
+        path: PathBuf,
+    },
+
+    /// Something too large to hold in memory on this platform (a length above `usize`).
+    #[error("{what} of {size} bytes does not fit in memory")]
+    TooLargeForMemory {
+        /// What was to be read.
+        what: &'static str,
+        /// Its size in bytes.
+        size: u64,
+    },
+
+    /// A background thread (the flusher, storage maintenance) panicked.
+    #[error("the {thread} thread panicked")]
+    BackgroundThreadPanicked {
+        /// Which thread.
+        thread: &'static str,
+    },
+
     /// The producer id block file cannot be trusted: handing out ids from a guess could
     /// reuse one, so the coordinator refuses to start.
     #[error("producer id block file {path} is corrupt: {reason}")]

@@ -116,7 +116,7 @@ pub struct LogRecords<'l> {
     /// past it.
     chunk_log_end: i64,
     /// For read_committed iteration: the aborted transactions (and control batches) to skip.
-    filter: Option<super::txn::AbortedFilter>,
+    filter: Option<crate::producer::AbortedFilter>,
 }
 
 impl Log {
@@ -135,7 +135,7 @@ impl Log {
             chunk: None,
             spare: None,
             current: None,
-            limits: self.config.decode_limits,
+            limits: self.config().decode_limits,
             done: false,
             started: false,
             chunk_log_end: i64::MAX,
@@ -166,6 +166,7 @@ impl Log {
         loop {
             let view = self.view();
             let read = self
+                .local
                 .read_in(&view, offset, FETCH_BYTES, upper_bound)
                 .and_then(|data| {
                     let Some(slice) = data.slice else {
@@ -186,7 +187,7 @@ impl Log {
                 });
             // A truncation since the view was taken can have cut the file under the read
             // (an I/O or frame error) or rewritten it (wrong bytes): either way, read again.
-            if self.view.read().generation == view.generation {
+            if self.local.view.read().generation == view.generation {
                 return read;
             }
         }

@@ -31,6 +31,7 @@ mod fuzz_corpus;
 mod fuzz_corpus_recover_segment;
 mod golden_batches;
 mod group_bytes_match_kafka_python;
+mod group_coordinator_simulation;
 mod index_files_parse_independently;
 mod index_rebuilt_when_corrupt;
 mod index_rebuilt_when_missing;
