@@ -84,6 +84,7 @@ mod txn_compaction_keeps_last_batches_and_drops_aborted;
 mod txn_compaction_model;
 mod txn_coordinator_rejects_bad_input;
 mod txn_coordinator_simulation;
+mod txn_driver_finishes_commit_after_crash;
 mod txn_index_and_snapshot_rebuilt_when_corrupt;
 mod txn_log_records_match_kafka_vectors;
 mod txn_read_committed_model;
