@@ -31,6 +31,7 @@ mod fuzz_corpus;
 mod fuzz_corpus_recover_segment;
 mod golden_batches;
 mod group_bytes_match_kafka_python;
+mod group_coordinator_resumes_from_offset_store;
 mod group_coordinator_simulation;
 mod group_offsets_bad_input_is_refused;
 mod group_offsets_reload_rebuilds_state;
