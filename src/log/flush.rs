@@ -103,6 +103,8 @@ impl Log {
         }
         self.poisoned.store(true, Ordering::Release);
         self.flusher.done.notify_all();
+        drop(st);
+        self.progress.stop();
     }
 
     /// Fails when the log is closed or poisoned.
@@ -156,6 +158,7 @@ impl Log {
                         st.poison = Some(reason);
                     }
                     self.poisoned.store(true, Ordering::Release);
+                    self.progress.stop();
                 }
             }
             self.flusher.done.notify_all();

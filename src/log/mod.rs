@@ -26,6 +26,7 @@ mod retention;
 mod timestamp;
 mod txn;
 mod verify;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -47,6 +48,7 @@ pub use read::{FetchData, FileSlice};
 pub use retention::{RetentionOutcome, RetentionRule, SegmentInfo};
 pub use timestamp::{ListOffsetsSpec, TimestampAndOffset};
 pub use txn::ProducerCompactionHooks;
+pub use wait::{Watermark, WatermarkReached};
 pub use verify::{
     list_segment_files, verify_partition, verify_partition_with, Finding, FindingKind,
     SegmentReader, VerifyProgress, VerifyReport,
@@ -140,6 +142,8 @@ pub struct Log {
     cleaner_lock: Mutex<()>,
     /// Producer state (idempotence, transactions); locked after `writer` when both are.
     producers: Mutex<crate::producer::ProducerStateManager>,
+    /// The watermarks readers wait on (`wait.rs`); advanced after each publish.
+    progress: wait::Progress,
 }
 
 impl Log {
@@ -175,6 +179,9 @@ impl Log {
             segment_times: timestamp::new_segment_times(),
         };
         *self.view.write() = Arc::new(view);
+        self.progress
+            .notifier(Watermark::LogEnd)
+            .advance(w.log_end_offset);
     }
 
     /// Publishes only new offsets and size, keeping the segment list (the append fast path).
@@ -188,6 +195,9 @@ impl Log {
             segment_times: Arc::clone(&current.segment_times),
         };
         *self.view.write() = Arc::new(view);
+        self.progress
+            .notifier(Watermark::LogEnd)
+            .advance(w.log_end_offset);
     }
 
     /// The first offset the log holds.
@@ -476,6 +486,7 @@ impl Log {
             b"",
         ))?;
         self.closed.store(true, Ordering::Release);
+        self.progress.stop();
         drop(w);
         Ok(())
     }

@@ -227,6 +227,7 @@ impl Log {
                 config_expiration,
                 log_start_offset,
             )),
+            progress: super::wait::Progress::new(log_end_offset),
         };
         {
             let mut st = log.flusher.state.lock();
