@@ -144,6 +144,8 @@ pub struct Log {
     producers: Mutex<crate::producer::ProducerStateManager>,
     /// The watermarks readers wait on (`wait.rs`); advanced after each publish.
     progress: wait::Progress,
+    /// The directory's exclusive lock, held from open to `close` (none for a read-only log).
+    dir_lock: Mutex<Option<Box<dyn crate::io::FileLock>>>,
 }
 
 impl Log {
@@ -487,6 +489,9 @@ impl Log {
         ))?;
         self.closed.store(true, Ordering::Release);
         self.progress.stop();
+        // Closed, the directory is free for the next open (even while readers keep this
+        // `Log` alive).
+        self.dir_lock.lock().take();
         drop(w);
         Ok(())
     }

@@ -68,6 +68,9 @@ impl Log {
     ) -> Result<(Log, RecoveryInfo)> {
         let started = Instant::now();
         fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // Before anything on disk is looked at: a second writer (or a recovery) must never
+        // run under a live one.
+        let dir_lock = crate::io::lock_dir(&*fs, dir)?;
         let index_config = Log::index_config(&config);
         let mut listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
         if listing
@@ -155,7 +158,7 @@ impl Log {
                 log_end_offset
             }
         };
-        Log::finish_open(
+        let (log, info) = Log::finish_open(
             fs,
             dir,
             config,
@@ -164,7 +167,9 @@ impl Log {
             log_end_offset,
             info,
             started,
-        )
+        )?;
+        *log.dir_lock.lock() = Some(dir_lock);
+        Ok((log, info))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -228,6 +233,7 @@ impl Log {
                 log_start_offset,
             )),
             progress: super::wait::Progress::new(log_end_offset),
+            dir_lock: Mutex::new(None),
         };
         {
             let mut st = log.flusher.state.lock();

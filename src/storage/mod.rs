@@ -92,6 +92,8 @@ pub struct Storage {
     dir: PathBuf,
     config: StorageConfig,
     inner: Mutex<Inner>,
+    /// The data directory's exclusive lock, held from open to `close`.
+    dir_lock: Mutex<Option<Box<dyn crate::io::FileLock>>>,
 }
 
 #[derive(Debug)]
@@ -136,6 +138,8 @@ impl Storage {
         let fs = Arc::clone(&config.fs);
         let meta_dir = dir.join(TOPIC_CONFIG_DIR);
         fs.create_dir_all(&meta_dir).map_err(io_err(&meta_dir))?;
+        // One `Storage` per data directory, across processes.
+        let dir_lock = crate::io::lock_dir(&*fs, &dir)?;
         fs.sync_dir(&dir).map_err(io_err(&dir))?;
 
         let mut metas: BTreeMap<String, TopicMeta> = BTreeMap::new();
@@ -218,6 +222,7 @@ impl Storage {
         Ok(Storage {
             dir,
             config,
+            dir_lock: Mutex::new(Some(dir_lock)),
             inner: Mutex::new(Inner {
                 topics,
                 budget,
@@ -513,6 +518,7 @@ impl Storage {
         if let Err(e) = metadata::write_summaries(self.fs(), &self.dir, &summaries) {
             first.get_or_insert(e);
         }
+        self.dir_lock.lock().take();
         first.map_or(Ok(()), Err)
     }
 }

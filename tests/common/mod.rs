@@ -9,6 +9,7 @@ use streamlog::{
     TimestampType,
 };
 
+pub mod child;
 pub mod decode;
 pub mod raw;
 pub mod strategies;
