@@ -268,6 +268,23 @@ pub enum Error {
         holder_pid: Option<u32>,
     },
 
+    /// The directory holds no partition (no segment files), and the open was not asked to
+    /// create one.
+    #[error("{dir} is not a partition directory: {reason}")]
+    NotAPartition {
+        /// The directory.
+        dir: PathBuf,
+        /// What is missing.
+        reason: &'static str,
+    },
+
+    /// A change was asked of a log opened read-only.
+    #[error("log {dir} is open read-only")]
+    ReadOnlyLog {
+        /// The partition directory.
+        dir: PathBuf,
+    },
+
     /// The log was closed; open it again to use it.
     #[error("log {dir} is closed")]
     LogClosed {

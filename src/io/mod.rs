@@ -6,6 +6,7 @@
 //! a log needs and nothing else.
 
 mod lock;
+mod overlay;
 mod real;
 mod sim;
 
@@ -15,6 +16,7 @@ use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
 pub use lock::{lock_dir, lock_path, FileLock, LOCK_FILE};
+pub use overlay::ReadOnlyFs;
 pub use real::RealFs;
 pub use sim::{SimError, SimFs, SimOp, SpaceLimitMode};
 

@@ -21,7 +21,9 @@ pub mod cleaner;
 mod flush;
 mod iter;
 mod open;
+mod options;
 mod read;
+mod refresh;
 mod retention;
 mod timestamp;
 mod txn;
@@ -44,6 +46,7 @@ pub(crate) use flush::BackgroundThread;
 pub use flush::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
+pub use options::LogOptions;
 pub use read::{FetchData, FileSlice};
 pub use retention::{RetentionOutcome, RetentionRule, SegmentInfo};
 pub use timestamp::{ListOffsetsSpec, TimestampAndOffset};
@@ -146,6 +149,16 @@ pub struct Log {
     progress: wait::Progress,
     /// The directory's exclusive lock, held from open to `close` (none for a read-only log).
     dir_lock: Mutex<Option<Box<dyn crate::io::FileLock>>>,
+    /// Opened with [`LogOptions::read_only`]: every change is refused, and the files are
+    /// reached through a [`crate::io::ReadOnlyFs`].
+    read_only: bool,
+    /// What the open did.
+    recovery: RecoveryInfo,
+    /// The in-memory overlay a read-only log reads through (`refresh.rs` looks past its cuts).
+    overlay: Option<Arc<crate::io::ReadOnlyFs>>,
+    /// Set once an open (for writing) succeeded: only then may a drop close the log. A log
+    /// dropped half-opened, after a failed recovery, must not be marked clean.
+    close_on_drop: bool,
 }
 
 impl Log {
@@ -244,6 +257,11 @@ impl Log {
     }
 
     fn lock_open(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
+        if self.read_only {
+            return Err(Error::ReadOnlyLog {
+                dir: self.dir.clone(),
+            });
+        }
         let w = self.writer.lock();
         self.check_usable()?;
         Ok(w)
@@ -468,6 +486,12 @@ impl Log {
     /// cleanly closed, so the next open loads indexes without scanning. Later calls fail
     /// with `LogClosed`.
     pub fn close(&self) -> Result<()> {
+        if self.read_only {
+            // Nothing to write: a read-only log only stops.
+            self.closed.store(true, Ordering::Release);
+            self.progress.stop();
+            return Ok(());
+        }
         // The writer lock is held throughout: nothing may append to the sealed segment,
         // whose index files are trimmed below their mappings. Flushing never takes it.
         let w = self.lock_open()?;
@@ -494,5 +518,32 @@ impl Log {
         self.dir_lock.lock().take();
         drop(w);
         Ok(())
+    }
+}
+
+impl Log {
+    /// Drops the log without closing it, as a crash or a killed process leaves it: no
+    /// flush, no checkpoint, no clean-shutdown marker, so the next open recovers. For tests
+    /// and failure drills; an application closes its logs (or lets them drop, which closes
+    /// them).
+    pub fn abandon(self) {
+        // Marked closed, the drop below writes nothing.
+        self.closed.store(true, Ordering::Release);
+        self.progress.stop();
+    }
+}
+
+impl Drop for Log {
+    /// A log dropped without [`Log::close`] is closed here, best effort, so the next open is
+    /// clean (loads its indexes without a recovery scan). Errors cannot be reported from a
+    /// drop: a log that fails to close is left as a crash would leave it, and the next open
+    /// recovers. A poisoned or read-only log is left alone.
+    fn drop(&mut self) {
+        if self.close_on_drop
+            && !self.closed.load(Ordering::Acquire)
+            && !self.poisoned.load(Ordering::Acquire)
+        {
+            let _ = self.close();
+        }
     }
 }

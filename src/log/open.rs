@@ -66,11 +66,42 @@ impl Log {
         config: LogConfig,
         on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
     ) -> Result<(Log, RecoveryInfo)> {
+        super::LogOptions::new(config)
+            .fs(fs)
+            .create(true)
+            .open_with(dir, on_batch)
+    }
+
+    pub(crate) fn open_inner(
+        options: super::LogOptions,
+        dir: &Path,
+        on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
+    ) -> Result<(Log, RecoveryInfo)> {
         let started = Instant::now();
-        fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        // Before anything on disk is looked at: a second writer (or a recovery) must never
-        // run under a live one.
-        let dir_lock = crate::io::lock_dir(&*fs, dir)?;
+        let super::LogOptions {
+            config,
+            fs,
+            create,
+            read_only,
+        } = options;
+        let overlay = read_only.then(|| Arc::new(crate::io::ReadOnlyFs::new(Arc::clone(&fs))));
+        let (fs, dir_lock) = if let Some(overlay) = &overlay {
+            // Everything the open below would change stays in memory.
+            let fs: Arc<dyn FileSystem> = Arc::clone(overlay) as Arc<dyn FileSystem>;
+            super::options::require_partition(&*fs, dir)?;
+            (fs, None)
+        } else {
+            if create {
+                fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            } else {
+                // Checked before the lock, whose file would be the first thing written.
+                super::options::require_partition(&*fs, dir)?;
+            }
+            // Before anything on disk is looked at: a second writer (or a recovery) must
+            // never run under a live one.
+            let lock = crate::io::lock_dir(&*fs, dir)?;
+            (fs, Some(lock))
+        };
         let index_config = Log::index_config(&config);
         let mut listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
         if listing
@@ -158,7 +189,7 @@ impl Log {
                 log_end_offset
             }
         };
-        let (log, info) = Log::finish_open(
+        let (mut log, info) = Log::finish_open(
             fs,
             dir,
             config,
@@ -168,7 +199,11 @@ impl Log {
             info,
             started,
         )?;
-        *log.dir_lock.lock() = Some(dir_lock);
+        *log.dir_lock.lock() = dir_lock;
+        log.read_only = read_only;
+        log.overlay = overlay;
+        log.close_on_drop = !read_only;
+        log.recovery = info.clone();
         Ok((log, info))
     }
 
@@ -234,6 +269,10 @@ impl Log {
             )),
             progress: super::wait::Progress::new(log_end_offset),
             dir_lock: Mutex::new(None),
+            read_only: false,
+            recovery: RecoveryInfo::default(),
+            overlay: None,
+            close_on_drop: false,
         };
         {
             let mut st = log.flusher.state.lock();

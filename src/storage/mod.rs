@@ -426,12 +426,12 @@ impl Storage {
         let part = get_partition(t, topic, partition)?;
         if let Some(log) = &part.log {
             let log = Arc::clone(log);
-            let cost = Cost::of_segments(log.segment_count());
+            let cost = Cost::of_log(log.segment_count());
             part.tick = budget.touch(part.tick, part.cost, cost);
             part.cost = cost;
             return Ok(log);
         }
-        let estimate = Cost::of_segments(part.summary.map_or(1, |s| s.segments as usize));
+        let estimate = Cost::of_log(part.summary.map_or(1, |s| s.segments as usize));
         refresh_charges(inner);
         make_room(inner, estimate, topic, partition)?;
         let Inner { topics, budget, .. } = &mut *inner;
@@ -443,7 +443,7 @@ impl Storage {
             Ok(())
         })?;
         let log = Arc::new(log);
-        part.cost = Cost::of_segments(log.segment_count());
+        part.cost = Cost::of_log(log.segment_count());
         part.tick = budget.insert((topic.to_string(), partition), part.cost);
         part.summary = None;
         part.log = Some(Arc::clone(&log));
@@ -581,7 +581,7 @@ fn refresh_charges(inner: &mut Inner) {
             continue;
         };
         if let Some(log) = &part.log {
-            let cost = Cost::of_segments(log.segment_count());
+            let cost = Cost::of_log(log.segment_count());
             was = was.plus(part.cost);
             now = now.plus(cost);
             part.cost = cost;
