@@ -34,6 +34,9 @@ pub(crate) struct ProduceArgs {
     /// written to its checkpoint, so a reopen after a kill scans only from there.
     #[arg(long, default_value_t = 60_000, value_name = "MS")]
     flush_offset_checkpoint_interval_ms: u64,
+    /// At the end, print to stderr how many records, batches and flushes (fsyncs) it took.
+    #[arg(long)]
+    summary: bool,
     #[command(flatten)]
     settings: LogSettings,
 }
@@ -81,10 +84,16 @@ struct Acks {
     pending: Option<(i64, i64)>,
     last_checkpoint: Instant,
     checkpoint_every: Duration,
+    /// Records and batches appended, and flushes made, for `--summary`.
+    records: i64,
+    batches: u64,
+    fsyncs: u64,
 }
 
 impl Acks {
     fn appended(&mut self, first: i64, last: i64) {
+        self.records += last - first + 1;
+        self.batches += 1;
         self.pending = Some(match self.pending {
             Some((f, _)) => (f, last),
             None => (first, last),
@@ -103,6 +112,7 @@ impl Acks {
         };
         if sync {
             log.flush()?;
+            self.fsyncs += 1;
         }
         if self.last_checkpoint.elapsed() >= self.checkpoint_every {
             // Flushes when `flush.ms` is due, and writes the recovery point if it moved.
@@ -129,6 +139,9 @@ fn produce_lines(log: &Log, args: &ProduceArgs) -> Result<(), BoxError> {
         pending: None,
         last_checkpoint: Instant::now(),
         checkpoint_every: Duration::from_millis(args.flush_offset_checkpoint_interval_ms),
+        records: 0,
+        batches: 0,
+        fsyncs: 0,
     };
     let mut line = Vec::new();
     loop {
@@ -161,6 +174,12 @@ fn produce_lines(log: &Log, args: &ProduceArgs) -> Result<(), BoxError> {
     }
     acks.acknowledge(log, args.sync, &mut out)?;
     out.flush()?;
+    if args.summary {
+        eprintln!(
+            "streamlog: produced {} records in {} batches with {} flushes",
+            acks.records, acks.batches, acks.fsyncs
+        );
+    }
     Ok(())
 }
 
