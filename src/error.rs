@@ -445,6 +445,26 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// Bytes that do not follow a Kafka message schema (a `__consumer_offsets` record, a
+    /// consumer protocol blob): truncated, a bad length, a null where none is allowed,
+    /// strings that are not UTF-8.
+    #[error("malformed {schema}: {reason}")]
+    MalformedSchema {
+        /// The schema being read.
+        schema: &'static str,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A Kafka message schema version this crate does not know.
+    #[error("{schema}: unsupported version {version}")]
+    UnsupportedSchemaVersion {
+        /// The schema being read or written.
+        schema: &'static str,
+        /// The version found or asked for.
+        version: i16,
+    },
+
     /// A caller passed something the format cannot represent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -38,7 +38,9 @@
 
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod io;
+mod kafka_code;
 pub mod log;
 pub mod partitioner;
 pub mod producer;
@@ -48,6 +50,7 @@ pub mod storage;
 
 pub use config::{CleanupPolicy, Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use kafka_code::KafkaCode;
 pub use log::{
     AppendInfo, FetchData, FileSlice, ListOffsetsSpec, Log, LogRecord, LogRecords, RecoveryInfo,
     RetentionOutcome, RetentionRule, SegmentInfo, TimestampAndOffset,

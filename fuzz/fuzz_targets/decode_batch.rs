@@ -7,7 +7,7 @@
 //! Run: `cargo +nightly fuzz run decode_batch` (seed corpus: fuzz/corpus/decode_batch).
 #![no_main]
 
-#[path = "../../tests/common/decode.rs"]
+#[path = "../../tests/it/common/decode.rs"]
 mod decode;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -12,7 +12,7 @@
 //! Run: `cargo +nightly fuzz run recover_segment` (seed corpus: fuzz/corpus/recover_segment).
 #![no_main]
 
-#[path = "../../tests/common/recover_segment.rs"]
+#[path = "../../tests/it/common/recover_segment.rs"]
 mod recover_segment;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
