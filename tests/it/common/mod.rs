@@ -10,7 +10,7 @@ use streamlog::{
 };
 
 pub mod child;
-pub mod consumer;:tests/it/common/mod.rs
+pub mod consumer;
 pub mod decode;
 pub mod logs;
 pub mod producers;
