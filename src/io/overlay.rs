@@ -117,12 +117,7 @@ impl FileSystem for ReadOnlyFs {
             Err(e) => return Err(e),
         };
         paths.retain(|p| !st.removed.contains(p));
-        paths.extend(
-            st.files
-                .keys()
-                .filter(|p| p.parent() == Some(dir))
-                .cloned(),
-        );
+        paths.extend(st.files.keys().filter(|p| p.parent() == Some(dir)).cloned());
         Ok(paths.into_iter().collect())
     }
 
@@ -302,7 +297,7 @@ impl File for CowFile {
     }
 
     fn map_words(&self, len: u64, writable: bool) -> io::Result<Arc<dyn MappedWords>> {
-        if len % 4 != 0 {
+        if !len.is_multiple_of(4) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("mapping length {len} is not a multiple of 4"),
@@ -348,9 +343,8 @@ fn words_from(bytes: &[u8], n: usize) -> Arc<[AtomicU32]> {
     // SAFETY: the slice's memory viewed as bytes: same allocation and length in bytes, `u8`
     // needs no alignment, every byte of a `u32` is initialised, and `plain` is not used
     // while the view lives.
-    let as_bytes = unsafe {
-        std::slice::from_raw_parts_mut(plain.as_mut_ptr().cast::<u8>(), plain.len() * 4)
-    };
+    let as_bytes =
+        unsafe { std::slice::from_raw_parts_mut(plain.as_mut_ptr().cast::<u8>(), plain.len() * 4) };
     if let Some(dst) = as_bytes.get_mut(..bytes.len()) {
         dst.copy_from_slice(bytes);
     }

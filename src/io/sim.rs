@@ -568,7 +568,9 @@ impl FileSystem for SimFs {
         let token = {
             let mut st = self.state.lock();
             if st.crashed {
-                return Err(io::Error::other("simulated power loss: use the SimFs crash() returned"));
+                return Err(io::Error::other(
+                    "simulated power loss: use the SimFs crash() returned",
+                ));
             }
             st.parent_dir(path)?;
             if st.locks.contains_key(path) {

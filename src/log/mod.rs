@@ -51,11 +51,11 @@ pub use read::{FetchData, FileSlice};
 pub use retention::{RetentionOutcome, RetentionRule, SegmentInfo};
 pub use timestamp::{ListOffsetsSpec, TimestampAndOffset};
 pub use txn::ProducerCompactionHooks;
-pub use wait::{Watermark, WatermarkReached};
 pub use verify::{
     list_segment_files, verify_partition, verify_partition_with, Finding, FindingKind,
     SegmentReader, VerifyProgress, VerifyReport,
 };
+pub use wait::{Watermark, WatermarkReached};
 
 use crate::config::LogConfig;
 use crate::error::{Error, Result};

@@ -83,6 +83,7 @@ impl Log {
             fs,
             create,
             read_only,
+            lock,
         } = options;
         let overlay = read_only.then(|| Arc::new(crate::io::ReadOnlyFs::new(Arc::clone(&fs))));
         let (fs, dir_lock) = if let Some(overlay) = &overlay {
@@ -91,6 +92,9 @@ impl Log {
             super::options::require_partition(&*fs, dir)?;
             (fs, None)
         } else {
+            if lock {
+                refuse_if_storage_holds_parent(&*fs, dir)?;
+            }
             if create {
                 fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
             } else {
@@ -99,8 +103,12 @@ impl Log {
             }
             // Before anything on disk is looked at: a second writer (or a recovery) must
             // never run under a live one.
-            let lock = crate::io::lock_dir(&*fs, dir)?;
-            (fs, Some(lock))
+            let lock = if lock {
+                Some(crate::io::lock_dir(&*fs, dir)?)
+            } else {
+                None
+            };
+            (fs, lock)
         };
         let index_config = Log::index_config(&config);
         let mut listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
@@ -288,6 +296,19 @@ impl Log {
         info.duration = started.elapsed();
         Ok((log, info))
     }
+}
+
+/// A partition of a data directory that a `Storage` has open (it holds the data directory's
+/// lock, not each partition's) is that storage's: refused, as a locked partition is. The
+/// parent's lock is tried only where its lock file exists, and let go at once.
+fn refuse_if_storage_holds_parent(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    if fs.exists(&crate::io::lock_path(parent)) {
+        drop(crate::io::lock_dir(fs, parent)?);
+    }
+    Ok(())
 }
 
 /// The checkpoint files found at open.

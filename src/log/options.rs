@@ -37,6 +37,8 @@ pub struct LogOptions {
     pub(crate) fs: Arc<dyn FileSystem>,
     pub(crate) create: bool,
     pub(crate) read_only: bool,
+    /// Whether the directory's own lock is taken (a `Storage` holds its data directory's).
+    pub(crate) lock: bool,
 }
 
 impl LogOptions {
@@ -47,6 +49,7 @@ impl LogOptions {
             fs: RealFs::shared(),
             create: false,
             read_only: false,
+            lock: true,
         }
     }
 
@@ -65,6 +68,13 @@ impl LogOptions {
     /// [`Log::refresh`] to follow a writer.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// For a `Storage`, which holds its data directory's lock: the partition's own is not
+    /// taken.
+    pub(crate) fn locked_by_parent(mut self) -> Self {
+        self.lock = false;
         self
     }
 

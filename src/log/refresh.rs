@@ -42,9 +42,7 @@ impl Log {
             taken?;
             cut?;
             // A roll: the writer's next segment is named at the log end.
-            let next = self
-                .dir
-                .join(segment_file_name(w.log_end_offset, "log"));
+            let next = self.dir.join(segment_file_name(w.log_end_offset, "log"));
             if w.log_end_offset == active.base_offset() || !self.fs.exists(&next) {
                 break;
             }

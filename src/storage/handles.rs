@@ -23,13 +23,7 @@ impl Cost {
         }
     }
 
-    /// The charge for an open log of `segments` segments: its segments' files and maps, and
-    /// the directory's lock file, held open while the log is.
-    pub(crate) fn of_log(segments: usize) -> Cost {
-        Cost::of_segments(segments).plus(Cost { files: 1, maps: 0 })
-    }
-
-    /// The charge for `segments` segments.
+    /// The charge for a log of `segments` segments.
     pub(crate) fn of_segments(segments: usize) -> Cost {
         let segments = segments.max(1);
         Cost {

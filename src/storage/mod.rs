@@ -426,12 +426,12 @@ impl Storage {
         let part = get_partition(t, topic, partition)?;
         if let Some(log) = &part.log {
             let log = Arc::clone(log);
-            let cost = Cost::of_log(log.segment_count());
+            let cost = Cost::of_segments(log.segment_count());
             part.tick = budget.touch(part.tick, part.cost, cost);
             part.cost = cost;
             return Ok(log);
         }
-        let estimate = Cost::of_log(part.summary.map_or(1, |s| s.segments as usize));
+        let estimate = Cost::of_segments(part.summary.map_or(1, |s| s.segments as usize));
         refresh_charges(inner);
         make_room(inner, estimate, topic, partition)?;
         let Inner { topics, budget, .. } = &mut *inner;
@@ -439,11 +439,15 @@ impl Storage {
         let log_config = t.settings.log.clone();
         let part = get_partition(t, topic, partition)?;
         let dir = self.dir.join(partition_dir_name(topic, partition));
-        let (log, _) = Log::open_with(Arc::clone(&self.config.fs), &dir, log_config, &mut |_| {
-            Ok(())
-        })?;
+        // The data directory's lock covers its partitions (as Kafka locks a log directory,
+        // not each partition): no lock file, and no file handle, per open log.
+        let (log, _) = crate::log::LogOptions::new(log_config)
+            .fs(Arc::clone(&self.config.fs))
+            .create(true)
+            .locked_by_parent()
+            .open(&dir)?;
         let log = Arc::new(log);
-        part.cost = Cost::of_log(log.segment_count());
+        part.cost = Cost::of_segments(log.segment_count());
         part.tick = budget.insert((topic.to_string(), partition), part.cost);
         part.summary = None;
         part.log = Some(Arc::clone(&log));
@@ -581,7 +585,7 @@ fn refresh_charges(inner: &mut Inner) {
             continue;
         };
         if let Some(log) = &part.log {
-            let cost = Cost::of_log(log.segment_count());
+            let cost = Cost::of_segments(log.segment_count());
             was = was.plus(part.cost);
             now = now.plus(cost);
             part.cost = cost;

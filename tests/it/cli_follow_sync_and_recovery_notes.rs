@@ -5,7 +5,6 @@
 //! partition and `verify` of a directory without segments is not OK.
 #![cfg(feature = "cli")]
 
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -45,12 +44,16 @@ fn consume_follow_prints_what_a_live_producer_appends() {
     let mut producer = CliChild::spawn(EXE, &["produce", s(&dir), "--segment-bytes", "4096"]);
     producer.write("first\n");
     assert_eq!(producer.line(), "0");
-    let follower = CliChild::spawn(EXE, &["consume", s(&dir), "--follow", "--max", "300"]);
+    let follower = CliChild::spawn(EXE, &["consume", s(&dir), "--follow", "--max", "301"]);
     assert!(follower.line().starts_with("0\t"));
     // Appended after the follower opened (and across rolls): it must see them all.
     let mut expected = 1;
     for round in 0..3 {
-        producer.write(&(0..100).map(|i| format!("r{round}-{i}\n")).collect::<String>());
+        producer.write(
+            &(0..100)
+                .map(|i| format!("r{round}-{i}\n"))
+                .collect::<String>(),
+        );
         for i in 0..100 {
             let line = follower.line();
             let fields: Vec<&str> = line.split('\t').collect();
@@ -59,7 +62,7 @@ fn consume_follow_prints_what_a_live_producer_appends() {
             expected += 1;
         }
     }
-    // Three hundred printed in all (with the first): `--max` ends the follower.
+    // Three hundred and one printed in all (with the first): `--max` ends the follower.
     let (ok, rest) = follower.finish();
     assert!(ok && rest.is_empty(), "{rest:?}");
     let (ok, _) = producer.finish();
@@ -70,7 +73,10 @@ fn consume_follow_prints_what_a_live_producer_appends() {
 fn produce_sync_flushes_once_for_what_stdin_already_holds() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
-    let out = run(&["produce", s(&dir), "--sync", "--summary"], lines(1000).as_bytes());
+    let out = run(
+        &["produce", s(&dir), "--sync", "--summary"],
+        lines(1000).as_bytes(),
+    );
     assert!(out.status.success());
     let printed: Vec<i64> = String::from_utf8(out.stdout)
         .unwrap()
@@ -88,7 +94,10 @@ fn produce_sync_flushes_once_for_what_stdin_already_holds() {
         .unwrap();
     // One batch a line, but the input arrives in a few reads: a few flushes, not 1000.
     assert!(flushes <= 20, "{flushes} flushes for 1000 lines: {stderr}");
-    assert!(stderr.contains("produced 1000 records in 1000 batches"), "{stderr}");
+    assert!(
+        stderr.contains("produced 1000 records in 1000 batches"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -125,7 +134,14 @@ fn produce_takes_log_settings() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
     let out = run(
-        &["produce", s(&dir), "--segment-bytes", "1024", "--batch", "5"],
+        &[
+            "produce",
+            s(&dir),
+            "--segment-bytes",
+            "1024",
+            "--batch",
+            "5",
+        ],
         lines(500).as_bytes(),
     );
     assert!(out.status.success());
@@ -138,7 +154,9 @@ fn produce_takes_log_settings() {
 fn recovery_that_cuts_a_damaged_tail_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("t-0");
-    assert!(run(&["produce", s(&dir)], lines(20).as_bytes()).status.success());
+    assert!(run(&["produce", s(&dir)], lines(20).as_bytes())
+        .status
+        .success());
     let segment = dir.join(format!("{:020}.log", 0));
     let mut bytes = std::fs::read(&segment).unwrap();
     bytes.extend_from_slice(&[7u8; 50]);
@@ -147,15 +165,24 @@ fn recovery_that_cuts_a_damaged_tail_is_reported() {
 
     let consumed = run(&["consume", s(&dir)], b"");
     assert!(consumed.status.success());
-    assert_eq!(String::from_utf8(consumed.stdout).unwrap().lines().count(), 20);
+    assert_eq!(
+        String::from_utf8(consumed.stdout).unwrap().lines().count(),
+        20
+    );
     let note = String::from_utf8(consumed.stderr).unwrap();
-    assert!(note.contains("left out") && note.contains("50 bytes"), "{note}");
+    assert!(
+        note.contains("left out") && note.contains("50 bytes"),
+        "{note}"
+    );
     // consume changed nothing: the junk is still there for the writer's own recovery.
     let produced = run(&["produce", s(&dir)], b"more\n");
     assert!(produced.status.success());
     assert_eq!(String::from_utf8(produced.stdout).unwrap(), "20\n");
     let note = String::from_utf8(produced.stderr).unwrap();
-    assert!(note.contains(" cut ") && note.contains("50 bytes"), "{note}");
+    assert!(
+        note.contains(" cut ") && note.contains("50 bytes"),
+        "{note}"
+    );
 }
 
 #[test]
@@ -173,5 +200,8 @@ fn consume_and_verify_refuse_what_is_not_a_partition() {
     let verified = run(&["verify", s(&empty)], b"");
     assert_eq!(verified.status.code(), Some(1));
     let report = String::from_utf8(verified.stdout).unwrap();
-    assert!(report.contains("DAMAGED") && report.contains("no segment"), "{report}");
+    assert!(
+        report.contains("DAMAGED") && report.contains("no segment"),
+        "{report}"
+    );
 }

@@ -2,7 +2,6 @@
 //! for writing fails with a typed error naming it, in this process and from another; closing
 //! or dropping the first frees it; on `SimFs` the lock lives in memory and a crash frees it.
 
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -24,7 +23,9 @@ fn second_log_open_in_one_process_fails_until_the_first_closes() {
     let (named, pid) = locked_dir(Log::open(&dir, LogConfig::default()).unwrap_err());
     assert_eq!(named, dir);
     assert_eq!(pid, Some(std::process::id()));
-    let message = Log::open(&dir, LogConfig::default()).unwrap_err().to_string();
+    let message = Log::open(&dir, LogConfig::default())
+        .unwrap_err()
+        .to_string();
     assert!(message.contains(dir.to_str().unwrap()), "{message}");
 
     first.close().unwrap();
@@ -46,6 +47,28 @@ fn second_storage_open_fails_until_the_first_closes() {
     let second = Storage::open(tmp.path(), StorageConfig::default()).unwrap();
     drop(second);
     Storage::open(tmp.path(), StorageConfig::default()).unwrap();
+}
+
+#[test]
+fn a_partition_of_an_open_storage_is_the_storage_s() {
+    let tmp = tempfile::tempdir().unwrap();
+    let storage = Storage::open(tmp.path(), StorageConfig::default()).unwrap();
+    storage
+        .create_topic("t", 1, streamlog::TopicConfig::new())
+        .unwrap();
+    let log = storage.partition("t", 0).unwrap();
+    // The storage holds the data directory's lock, which covers its partitions.
+    let (named, _) =
+        locked_dir(Log::open(tmp.path().join("t-0"), LogConfig::default()).unwrap_err());
+    assert_eq!(named, tmp.path());
+    // Readers are welcome.
+    Log::open_read_only(tmp.path().join("t-0"), LogConfig::default()).unwrap();
+    drop(log);
+    storage.close().unwrap();
+    Log::open(tmp.path().join("t-0"), LogConfig::default())
+        .unwrap()
+        .close()
+        .unwrap();
 }
 
 #[test]
@@ -88,5 +111,8 @@ fn a_writer_in_another_process_holds_the_lock() {
     let (ok, _) = producer.finish();
     assert!(ok);
     // The producer exited: the directory is free.
-    Log::open(&dir, LogConfig::default()).unwrap().close().unwrap();
+    Log::open(&dir, LogConfig::default())
+        .unwrap()
+        .close()
+        .unwrap();
 }

@@ -2,7 +2,6 @@
 //! cut, no rebuilt index, no marker or checkpoint touched, no lock taken), recovery's work is
 //! done in memory, and a writer in another process is not harmed while it reads.
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,7 +38,10 @@ fn values(log: &Log) -> Vec<(i64, String)> {
     log.records_from(log.log_start_offset())
         .map(|r| {
             let r = r.unwrap();
-            (r.offset(), String::from_utf8(r.value().unwrap().to_vec()).unwrap())
+            (
+                r.offset(),
+                String::from_utf8(r.value().unwrap().to_vec()).unwrap(),
+            )
         })
         .collect()
 }
@@ -100,10 +102,17 @@ fn damaged_log_is_read_as_it_stands_and_left_untouched() {
         reader.append_records(&[OwnedRecord::new(T0, None, Some(b"x"))], Compression::None),
         Err(Error::ReadOnlyLog { .. })
     ));
-    assert!(matches!(reader.truncate_to(5), Err(Error::ReadOnlyLog { .. })));
+    assert!(matches!(
+        reader.truncate_to(5),
+        Err(Error::ReadOnlyLog { .. })
+    ));
     reader.close().unwrap();
     drop(reader);
-    assert_eq!(snapshot(&dir), before, "a read-only open changed the directory");
+    assert_eq!(
+        snapshot(&dir),
+        before,
+        "a read-only open changed the directory"
+    );
 }
 
 #[test]
@@ -190,7 +199,9 @@ fn readers_do_not_harm_a_live_writer_in_another_process() {
     );
     let mut written = 0i64;
     for round in 0..8 {
-        let lines: String = (0..500).map(|i| format!("value-{}\n", written + i)).collect();
+        let lines: String = (0..500)
+            .map(|i| format!("value-{}\n", written + i))
+            .collect();
         producer.write(&lines);
         written += 500;
         // The last offset of this round printed: the writer is live and has appended it.
@@ -200,7 +211,11 @@ fn readers_do_not_harm_a_live_writer_in_another_process() {
         }
         let reader = Log::open_read_only(&dir, LogConfig::default()).unwrap();
         let read = values(&reader);
-        assert!(read.len() as i64 >= written, "round {round}: {}", read.len());
+        assert!(
+            read.len() as i64 >= written,
+            "round {round}: {}",
+            read.len()
+        );
         check_prefix(&read);
         drop(reader);
         // And a whole `consume` process, which must exit cleanly without touching the log.

@@ -9,9 +9,7 @@ use streamlog::log::{list_segment_files, SegmentReader};
 use streamlog::record::{Batch, ControlRecordType};
 use streamlog::TimestampType;
 
-use crate::output::{
-    headers_text, progress_bar, record_json, stdout, text_bytes, write_json,
-};
+use crate::output::{headers_text, progress_bar, record_json, stdout, text_bytes, write_json};
 use crate::{BoxError, Outcome};
 
 #[derive(Debug, Args)]
@@ -29,8 +27,6 @@ pub(crate) struct DumpArgs {
     #[arg(long)]
     batches_only: bool,
 }
-
-
 
 pub(crate) fn dump(args: &DumpArgs) -> Result<Outcome, BoxError> {
     if let Some(kind) = producer_file_kind(&args.path) {
@@ -432,4 +428,3 @@ fn batch_json(batch: &Batch<'_>, file: &str, position: u64, crc_valid: bool) -> 
         _ => Map::new(),
     }
 }
-

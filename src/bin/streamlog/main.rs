@@ -58,7 +58,6 @@ use crate::verify::{verify, VerifyArgs};
 /// Errors a command ends with: printed, exit status 2.
 pub(crate) type BoxError = Box<dyn StdError>;
 
-
 /// Look inside, check and use Kafka partition directories.
 #[derive(Debug, Parser)]
 #[command(name = "streamlog", version, about, long_about = None)]

@@ -24,7 +24,6 @@ pub(crate) fn progress_bar(total: u64, visible: bool) -> ProgressBar {
     bar
 }
 
-
 /// Text for a terminal: UTF-8 without control characters as is, anything else as `0x` hex.
 pub(crate) fn text_bytes(bytes: Option<&[u8]>) -> String {
     match bytes {
@@ -87,4 +86,3 @@ pub(crate) fn write_json(out: &mut impl Write, value: &Value) -> io::Result<()> 
     serde_json::to_writer(&mut *out, value)?;
     out.write_all(b"\n")
 }
-

@@ -19,8 +19,6 @@ pub(crate) struct VerifyArgs {
     json: bool,
 }
 
-
-
 pub(crate) fn verify(args: &VerifyArgs) -> Result<Outcome, BoxError> {
     require_dir(&args.dir)?;
     let bar = progress_bar(0, true);
@@ -99,7 +97,6 @@ fn report_json(r: &VerifyReport) -> Value {
         "notes": r.notes.iter().map(finding_json).collect::<Vec<_>>(),
     })
 }
-
 
 fn require_dir(dir: &Path) -> Result<(), BoxError> {
     if dir.is_dir() {
