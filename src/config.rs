@@ -50,6 +50,9 @@ impl Clock for ManualClock {
     }
 }
 
+/// Kafka's default `producer.id.expiration.ms`: one day.
+pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// Settings of one partition log. Field names follow Kafka's topic configs.
 ///
 /// ```
@@ -204,7 +207,7 @@ impl Default for LogConfig {
             flush_messages: None,
             flush_ms: None,
             truncate_damage_below_recovery_point: false,
-            producer_id_expiration_ms: crate::producer::DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+            producer_id_expiration_ms: DEFAULT_PRODUCER_ID_EXPIRATION_MS,
             clock: Arc::new(SystemClock),
             retention_ms: Some(7 * 24 * 60 * 60 * 1000),
             retention_bytes: None,

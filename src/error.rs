@@ -445,6 +445,62 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A log with no segment at all, which every log has from its open on: its state was
+    /// damaged by an earlier failure.
+    #[error("log {dir} has no active segment")]
+    NoActiveSegment {
+        /// The partition directory.
+        dir: PathBuf,
+    },
+
+    /// An append reached a sealed segment (its index files are trimmed below their maps).
+    #[error("segment {path} is sealed")]
+    SegmentSealed {
+        /// The segment's `.log` file.
+        path: PathBuf,
+    },
+
+    /// Something too large to hold in memory on this platform (a length above `usize`).
+    #[error("{what} of {size} bytes does not fit in memory")]
+    TooLargeForMemory {
+        /// What was to be read.
+        what: &'static str,
+        /// Its size in bytes.
+        size: u64,
+    },
+
+    /// A background thread (the flusher, storage maintenance) panicked.
+    #[error("the {thread} thread panicked")]
+    BackgroundThreadPanicked {
+        /// Which thread.
+        thread: &'static str,
+    },
+
+    /// The producer id block file cannot be trusted: handing out ids from a guess could
+    /// reuse one, so the coordinator refuses to start.
+    #[error("producer id block file {path} is corrupt: {reason}")]
+    CorruptProducerIdBlock {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// Every producer id has been handed out (the next block would pass `i64::MAX`).
+    #[error("producer ids exhausted: the next block would start at {next_block_start}")]
+    ProducerIdsExhausted {
+        /// Where the next block would have started.
+        next_block_start: i64,
+    },
+
+    /// A `__transaction_state` record that does not decode as Kafka's
+    /// TransactionLogKey/TransactionLogValue.
+    #[error("corrupt __transaction_state record: {reason}")]
+    CorruptTxnLogRecord {
+        /// What is wrong.
+        reason: String,
+    },
+
     /// Bytes that do not follow a Kafka message schema (a `__consumer_offsets` record, a
     /// consumer protocol blob): truncated, a bad length, a null where none is allowed,
     /// strings that are not UTF-8.

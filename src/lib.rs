@@ -47,6 +47,7 @@ pub mod producer;
 pub mod record;
 pub(crate) mod segment;
 pub mod storage;
+pub mod txn;
 
 pub use config::{CleanupPolicy, Clock, LogConfig, ManualClock, SystemClock};
 pub use error::{Error, Result};

@@ -162,8 +162,10 @@ pub fn read_file(fs: &dyn FileSystem, path: &Path) -> crate::Result<Vec<u8>> {
         .open(path, OpenMode::Read)
         .map_err(|e| crate::Error::io(path, e))?;
     let len = file.len().map_err(|e| crate::Error::io(path, e))?;
-    let len = usize::try_from(len)
-        .map_err(|_| crate::Error::InvalidArgument(format!("{} too large", path.display())))?;
+    let len = usize::try_from(len).map_err(|_| crate::Error::TooLargeForMemory {
+        what: "file",
+        size: len,
+    })?;
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, 0)
         .map_err(|e| crate::Error::io(path, e))?;

@@ -1,14 +1,16 @@
 //! Appending batches: producer appends (offsets assigned) and replica appends (offsets kept).
 
-use std::sync::Arc;
-
-use super::{Log, Writer};
+use super::Log;
 use crate::error::{Error, Result};
+use crate::record::header::{
+    put, ATTRIBUTES as ATTRIBUTES_AT, BASE_OFFSET as BASE_OFFSET_AT, CRC as CRC_AT,
+    MAX_TIMESTAMP as MAX_TIMESTAMP_AT, PARTITION_LEADER_EPOCH as LEADER_EPOCH_AT,
+};
 use crate::record::{
     Batch, BatchBuilder, BatchOptions, Batches, Compression, OwnedRecord, TimestampType,
     BATCH_HEADER_SIZE,
 };
-use crate::segment::{BatchPos, Segment};
+use crate::segment::BatchPos;
 
 /// What an append stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,13 +33,6 @@ pub struct AppendInfo {
     pub duplicate: bool,
 }
 
-// Header byte positions rewritten on append (see record/header.rs for the layout).
-const BASE_OFFSET_AT: usize = 0;
-const LEADER_EPOCH_AT: usize = 12;
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
-const MAX_TIMESTAMP_AT: usize = 35;
-
 impl Log {
     /// Appends one producer batch: validates it (frame, CRC, every record), assigns offsets
     /// from the log end offset, stamps the leader epoch and, under LogAppendTime, the append
@@ -45,10 +40,10 @@ impl Log {
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
         let b = self.check_producer_batch(batch)?;
         let mut w = self.lock_open()?;
-        let now = self.config.clock.now_ms();
+        let now = self.config().clock.now_ms();
         let base = w.log_end_offset;
         let last = base + i64::from(b.last_offset_delta());
-        let log_append = self.config.message_timestamp_type == TimestampType::LogAppendTime;
+        let log_append = self.config().message_timestamp_type == TimestampType::LogAppendTime;
         let max_timestamp = if log_append { now } else { b.max_timestamp() };
         // Idempotent and transactional batches pass the producer checks first; others pay
         // one comparison.
@@ -97,7 +92,8 @@ impl Log {
             last_offset: last,
             max_timestamp,
         };
-        self.write_batch(&mut w, &[&header, body], &pos)?;
+        self.local
+            .write_batch(&mut w, &[&header, body], &pos, &self.durability)?;
         if let Some(append) = &producer_check {
             self.commit_producer_append(append);
         }
@@ -142,7 +138,7 @@ impl Log {
     /// leave gaps), so the log continues exactly what the leader holds.
     pub fn append_replicated(&self, batches: &[u8]) -> Result<AppendInfo> {
         let mut checked = Vec::new();
-        for b in Batches::with_limits(batches, self.config.decode_limits) {
+        for b in Batches::with_limits(batches, self.config().decode_limits) {
             let b = b?;
             b.validate()?;
             checked.push(b);
@@ -162,7 +158,7 @@ impl Log {
             }
             expected = b.next_offset();
         }
-        let now = self.config.clock.now_ms();
+        let now = self.config().clock.now_ms();
         let mut max_timestamp = crate::record::NO_TIMESTAMP;
         let mut records = 0u32;
         for b in &checked {
@@ -175,7 +171,8 @@ impl Log {
                 b.last_offset(),
                 now,
             )?;
-            self.write_batch(&mut w, &[b.as_bytes()], &pos)?;
+            self.local
+                .write_batch(&mut w, &[b.as_bytes()], &pos, &self.durability)?;
             self.apply_replicated_producer_batch(&w, b)?;
             max_timestamp = max_timestamp.max(pos.max_timestamp);
             records += b.record_count().max(0) as u32;
@@ -197,7 +194,7 @@ impl Log {
     fn check_producer_batch<'b>(&self, batch: &'b [u8]) -> Result<Batch<'b>> {
         // Kafka's rules: no batch above max.message.bytes, and none that could not fit a
         // segment on its own.
-        let limit = u64::from(self.config.max_message_bytes).min(self.config.segment_bytes);
+        let limit = u64::from(self.config().max_message_bytes).min(self.config().segment_bytes);
         if batch.len() as u64 > limit {
             return Err(Error::MessageTooLarge {
                 size: batch.len() as u64,
@@ -232,10 +229,10 @@ impl Log {
         // Decode every record: a corrupt record must never reach the log. Offset deltas are
         // checked to run 0, 1, 2, ... (the iterator checks they increase up to the last).
         let mut scratch = Vec::new();
-        let records = b.records_in(&mut scratch, &self.config.decode_limits)?;
+        let records = b.records_in(&mut scratch, &self.config().decode_limits)?;
         // Kafka refuses records without a key on compacted topics: the cleaner could only
         // drop them.
-        let compacted = self.config.cleanup_policy.compacts();
+        let compacted = self.config().cleanup_policy.compacts();
         for (index, r) in records.iter().enumerate() {
             if r?.key.is_none() && compacted {
                 return Err(Error::RecordWithoutKey {
@@ -245,110 +242,5 @@ impl Log {
             }
         }
         Ok(b)
-    }
-
-    /// Rolls first when the batch would not fit the active segment's rules.
-    pub(super) fn maybe_roll(
-        &self,
-        w: &mut Writer,
-        size: u64,
-        max_timestamp: i64,
-        base_offset: i64,
-        last_offset: i64,
-        now: i64,
-    ) -> Result<()> {
-        let Some(active) = w.segments.last() else {
-            return Ok(());
-        };
-        let seg_size = active.size();
-        // A new segment starts where the log ends, so consecutive segments meet exactly and
-        // recovery can tell a lost tail from a legitimate gap; only a gap too wide for u32
-        // relative offsets names the new segment after the batch instead.
-        let gap_overflows = last_offset - w.log_end_offset > i64::from(i32::MAX);
-        let roll_base = if gap_overflows {
-            base_offset
-        } else {
-            w.log_end_offset
-        };
-        if seg_size == 0 {
-            if last_offset - active.base_offset() > i64::from(i32::MAX) {
-                // An empty active segment that cannot index this batch: replace it.
-                if let Some(old) = w.segments.pop() {
-                    old.delete_files()?;
-                }
-                let seg = Segment::create(
-                    &self.fs,
-                    &self.dir,
-                    roll_base,
-                    Log::index_config(&self.config),
-                )?;
-                w.segments.push(Arc::new(seg));
-                w.active_since_ms = now;
-                self.sync_dir()?;
-                self.publish(w);
-            }
-            return Ok(());
-        }
-        let st = active.write_state();
-        // Kafka's LogSegment.timeWaitedForRoll: from the first batch's max timestamp, or,
-        // when that batch carries none (-1), from when the segment was created or opened.
-        let waited = match st.rolling_base_timestamp {
-            Some(t) if t >= 0 => max_timestamp.saturating_sub(t),
-            _ => now.saturating_sub(w.active_since_ms),
-        };
-        let time_up = self.config.segment_ms.is_some_and(|ms| waited > ms);
-        let too_big = seg_size.saturating_add(size) > self.config.segment_bytes;
-        let offset_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
-        let position_overflow = seg_size.saturating_add(size) > u64::from(u32::MAX);
-        if time_up || too_big || offset_overflow || position_overflow || active.indexes_full()? {
-            self.roll_locked_at(w, roll_base)?;
-            self.publish(w);
-        }
-        Ok(())
-    }
-
-    /// Writes a batch to the active segment and publishes the new end.
-    pub(super) fn write_batch(
-        &self,
-        w: &mut Writer,
-        parts: &[&[u8]],
-        pos: &BatchPos,
-    ) -> Result<()> {
-        let Some(active) = w.segments.last().cloned() else {
-            return Err(Error::InvalidArgument("log has no segment".into()));
-        };
-        if let Err(e) = active.append(parts, pos) {
-            // The segment cut any partial write; if the file still disagrees with what the
-            // log believes it holds, later appends would land after garbage: stop here.
-            let consistent = active
-                .log_file()
-                .len()
-                .is_ok_and(|len| len == active.size());
-            if !consistent {
-                self.poison(format!(
-                    "append to {} failed and could not be undone: {e}",
-                    active.log_path().display()
-                ));
-            }
-            return Err(e);
-        }
-        w.log_end_offset = pos.last_offset + 1;
-        let current = self.view();
-        if current
-            .segments
-            .last()
-            .is_some_and(|s| Arc::ptr_eq(s, &active))
-        {
-            self.publish_append(w, &current);
-        } else {
-            self.publish(w);
-        }
-        Ok(())
-    }
-}
-
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
-        dst.copy_from_slice(bytes);
     }
 }

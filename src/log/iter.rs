@@ -135,7 +135,7 @@ pub struct LogRecords<'l> {
     /// past it.
     chunk_log_end: i64,
     /// For read_committed iteration: the aborted transactions (and control batches) to skip.
-    filter: Option<super::txn::AbortedFilter>,
+    filter: Option<crate::producer::AbortedFilter>,
 }
 
 impl Log {
@@ -193,7 +193,7 @@ impl Log {
 
 impl<'l> LogRecords<'l> {
     fn new(log: LogRef<'l>, offset: i64, upper_bound: Option<i64>) -> Self {
-        let limits = log.config.decode_limits;
+        let limits = log.config().decode_limits;
         LogRecords {
             log,
             next_fetch: offset,
@@ -235,6 +235,7 @@ impl Log {
         loop {
             let view = self.view();
             let read = self
+                .local
                 .read_in(&view, offset, FETCH_BYTES, upper_bound)
                 .and_then(|data| {
                     let Some(slice) = data.slice else {
@@ -255,7 +256,7 @@ impl Log {
                 });
             // A truncation since the view was taken can have cut the file under the read
             // (an I/O or frame error) or rewritten it (wrong bytes): either way, read again.
-            if self.view.read().generation == view.generation {
+            if self.local.view.read().generation == view.generation {
                 return read;
             }
         }

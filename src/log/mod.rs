@@ -14,12 +14,47 @@
 //! segment's readable size) after the bytes are in the file; readers clone the current view
 //! (a pointer copy under a read lock) and read only what it covers, so they never see a
 //! partial batch and never wait for the writer's I/O.
+//!
+//! # Shape
+//!
+//! [`Log`] is a thin facade, as Kafka's `UnifiedLog` is over its parts. Each part has its
+//! own state and its own lock, and knows nothing of the parts composed beside it:
+//!
+//! - the **local log** (`local.rs`, Kafka's `LocalLog`): the segments, the writer lock, the
+//!   published view; roll, write, read, truncation, deletion of a prefix. Recovery at open
+//!   (`open.rs`) builds it.
+//! - the **producer-state manager** (`crate::producer::ProducerStateManager`): idempotence,
+//!   transactions, the last stable offset, `.snapshot` and `.txnindex` files.
+//! - **durability** (`durability.rs`): flush with group commit, the recovery point and its
+//!   checkpoint, the flush policy, poisoning.
+//! - the **cleaner** (`cleaner/`): compaction, one pass at a time per log, and its
+//!   checkpoint.
+//!
+//! The facade's methods (`append.rs`, `txn.rs`, `retention.rs`, ...) run them in order:
+//! check with the producer state, write through the local log, record in the producer
+//! state, then let durability flush.
+//!
+//! # Lock order
+//!
+//! Locks are taken in this order and never the other way (a lock may be skipped):
+//!
+//! 1. the cleaner's pass lock (`cleaner::CleanerState`), held for a whole compaction pass;
+//! 2. the local log's writer lock (`LocalLog::writer`);
+//! 3. the producer-state lock (`ProducerStateManager`), never held across file I/O;
+//! 4. the durability lock (`Durability`), never held across an fsync;
+//! 5. the view lock (`LocalLog::view`), held only to copy or swap an `Arc`;
+//! 6. a segment's own locks (its write state, its lazily loaded indexes), innermost.
+//!
+//! `Storage`'s table lock is above all of these and is not held while a log opens or
+//! closes.
 
 mod append;
+mod background;
 mod checkpoint;
 pub mod cleaner;
-mod flush;
+mod durability;
 mod iter;
+mod local;
 mod open;
 mod options;
 mod read;
@@ -30,20 +65,17 @@ mod txn;
 mod verify;
 mod wait;
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
-
 pub use append::AppendInfo;
+pub(crate) use background::BackgroundThread;
 pub use checkpoint::RECOVERY_POINT_CHECKPOINT;
 pub use cleaner::{
     BatchRetention, CleanableInfo, Cleaner, CleanerConfig, CleanerStats, CompactionHooks,
     DefaultCompactionHooks, CLEANER_OFFSET_CHECKPOINT,
 };
-pub(crate) use flush::BackgroundThread;
-pub use flush::FlusherHandle;
+pub use durability::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
 pub use options::LogOptions;
@@ -57,62 +89,17 @@ pub use verify::{
 };
 pub use wait::{Watermark, WatermarkReached};
 
+pub(crate) use durability::Durability;
+pub(crate) use local::{LocalLog, RollDecision, View, Writer};
+
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
-use crate::io::FileSystem;
-use crate::segment::{IndexConfig, Segment};
+use crate::producer::{ProducerStateManager, ScannedRange, SegmentRange};
 
 /// Name of the marker file that says the log was closed cleanly.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// Name of the file holding the log start offset.
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
-
-/// What readers see: an immutable snapshot the writer replaces after every change.
-#[derive(Debug)]
-pub(crate) struct View {
-    pub segments: Arc<[Arc<Segment>]>,
-    pub log_start_offset: i64,
-    pub log_end_offset: i64,
-    /// Readable bytes of the last (active) segment.
-    pub active_size: u64,
-    /// Bumped by every truncation, so a reader can tell its positions may be stale.
-    pub generation: u64,
-    /// Largest timestamps of the sealed segments, built by the first timestamp lookup and
-    /// shared by every view of the same segment list.
-    pub segment_times: timestamp::SegmentTimesCell,
-}
-
-impl View {
-    /// Index of the segment that holds `offset` (the last with base offset ≤ it).
-    pub(crate) fn segment_index(&self, offset: i64) -> Option<usize> {
-        self.segments
-            .partition_point(|s| s.base_offset() <= offset)
-            .checked_sub(1)
-    }
-
-    /// Readable size of segment `i` under this view.
-    pub(crate) fn readable_size(&self, i: usize) -> u64 {
-        if i + 1 == self.segments.len() {
-            self.active_size
-        } else {
-            self.segments.get(i).map_or(0, |s| s.size())
-        }
-    }
-}
-
-/// State only the writer touches.
-#[derive(Debug)]
-pub(crate) struct Writer {
-    pub segments: Vec<Arc<Segment>>,
-    pub log_start_offset: i64,
-    pub log_end_offset: i64,
-    pub leader_epoch: i32,
-    pub generation: u64,
-    /// When the active segment was created or opened (clock ms): `segment.ms` measures from
-    /// here when the segment's first batch carries no timestamp, as Kafka's `LogSegment`
-    /// falls back to its creation time.
-    pub active_since_ms: i64,
-}
 
 /// One partition's log in a directory. `Send + Sync`: share it in an `Arc`.
 ///
@@ -133,22 +120,17 @@ pub(crate) struct Writer {
 /// ```
 #[derive(Debug)]
 pub struct Log {
-    dir: PathBuf,
-    config: LogConfig,
-    fs: Arc<dyn FileSystem>,
-    writer: Mutex<Writer>,
-    view: RwLock<Arc<View>>,
-    flusher: flush::Flusher,
-    poisoned: AtomicBool,
-    closed: AtomicBool,
-    /// Held by a compaction pass for its whole run: one pass per log at a time.
-    cleaner_lock: Mutex<()>,
-    /// Producer state (idempotence, transactions); locked after `writer` when both are.
-    producers: Mutex<crate::producer::ProducerStateManager>,
-    /// The watermarks readers wait on (`wait.rs`); advanced after each publish.
-    progress: wait::Progress,
-    /// The directory's exclusive lock, held from open to `close` (none for a read-only log).
-    dir_lock: Mutex<Option<Box<dyn crate::io::FileLock>>>,
+    /// Segments, the writer lock and the published view.
+    local: LocalLog,
+    /// Idempotence and transactions, with their own lock and files.
+    producers: ProducerStateManager,
+    /// Flushes, the recovery point, poisoning.
+    durability: Durability,
+    /// One compaction pass at a time.
+    cleaner: cleaner::CleanerState,
+    /// The directory's exclusive lock, held from open to `close` (none for a read-only log
+    /// or a partition of a `Storage`, whose data directory's lock covers it).
+    dir_lock: parking_lot::Mutex<Option<Box<dyn crate::io::FileLock>>>,
     /// Opened with [`LogOptions::read_only`]: every change is refused, and the files are
     /// reached through a [`crate::io::ReadOnlyFs`].
     read_only: bool,
@@ -162,77 +144,72 @@ pub struct Log {
 }
 
 impl Log {
+    /// Composes a log from its parts, after an open found its segments; loads the producer
+    /// state (`scan` says what recovery already read) and returns where its replay began.
+    pub(crate) fn assemble(
+        local: LocalLog,
+        durability: Durability,
+        scan: ScannedRange,
+    ) -> Result<(Log, i64)> {
+        let (start, expiration) = {
+            let w = local.writer.lock();
+            (w.log_start_offset, local.config.producer_id_expiration_ms)
+        };
+        let producers =
+            ProducerStateManager::new(local.dir.clone(), Arc::clone(&local.fs), expiration, start);
+        durability.set_waiters(Arc::clone(&local.progress));
+        let log = Log {
+            local,
+            producers,
+            durability,
+            cleaner: cleaner::CleanerState::default(),
+            dir_lock: parking_lot::Mutex::new(None),
+            read_only: false,
+            recovery: RecoveryInfo::default(),
+            overlay: None,
+            close_on_drop: false,
+        };
+        let replayed_from = {
+            let w = log.local.writer.lock();
+            log.local.publish(&w);
+            log.load_producer_state(&w, scan)?
+        };
+        Ok((log, replayed_from))
+    }
+
     /// The partition directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.local.dir
     }
 
     /// The log's configuration.
     pub fn config(&self) -> &LogConfig {
-        &self.config
-    }
-
-    pub(crate) fn index_config(config: &LogConfig) -> IndexConfig {
-        IndexConfig {
-            max_index_bytes: config.segment_index_bytes,
-            index_interval_bytes: config.index_interval_bytes,
-        }
+        &self.local.config
     }
 
     pub(crate) fn view(&self) -> Arc<View> {
-        Arc::clone(&self.view.read())
-    }
-
-    /// Publishes the writer's state to readers.
-    pub(crate) fn publish(&self, w: &Writer) {
-        let view = View {
-            segments: w.segments.iter().cloned().collect(),
-            log_start_offset: w.log_start_offset,
-            log_end_offset: w.log_end_offset,
-            active_size: w.segments.last().map_or(0, |s| s.size()),
-            generation: w.generation,
-            segment_times: timestamp::new_segment_times(),
-        };
-        *self.view.write() = Arc::new(view);
-        self.progress
-            .notifier(Watermark::LogEnd)
-            .advance(w.log_end_offset);
-    }
-
-    /// Publishes only new offsets and size, keeping the segment list (the append fast path).
-    pub(crate) fn publish_append(&self, w: &Writer, current: &View) {
-        let view = View {
-            segments: Arc::clone(&current.segments),
-            log_start_offset: w.log_start_offset,
-            log_end_offset: w.log_end_offset,
-            active_size: w.segments.last().map_or(0, |s| s.size()),
-            generation: w.generation,
-            segment_times: Arc::clone(&current.segment_times),
-        };
-        *self.view.write() = Arc::new(view);
-        self.progress
-            .notifier(Watermark::LogEnd)
-            .advance(w.log_end_offset);
+        self.local.view()
     }
 
     /// The first offset the log holds.
     pub fn log_start_offset(&self) -> i64 {
-        self.view.read().log_start_offset
+        self.local.view.read().log_start_offset
     }
 
     /// The offset the next appended record will get.
     pub fn log_end_offset(&self) -> i64 {
-        self.view.read().log_end_offset
+        self.local.view.read().log_end_offset
     }
 
     /// Number of segments.
     pub fn segment_count(&self) -> usize {
-        self.view.read().segments.len()
+        self.local.view.read().segments.len()
     }
 
     /// Base offsets of the segments, ascending.
     pub fn segment_base_offsets(&self) -> Vec<i64> {
-        self.view
+        self.local
+            .view
             .read()
             .segments
             .iter()
@@ -248,64 +225,100 @@ impl Log {
 
     /// Sets the leader epoch that `append` stamps on batches.
     pub fn set_leader_epoch(&self, epoch: i32) {
-        self.writer.lock().leader_epoch = epoch;
+        self.local.writer.lock().leader_epoch = epoch;
     }
 
     /// The leader epoch that `append` stamps on batches.
     pub fn leader_epoch(&self) -> i32 {
-        self.writer.lock().leader_epoch
+        self.local.writer.lock().leader_epoch
     }
 
     fn lock_open(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
         if self.read_only {
             return Err(Error::ReadOnlyLog {
-                dir: self.dir.clone(),
+                dir: self.local.dir.clone(),
             });
         }
-        let w = self.writer.lock();
-        self.check_usable()?;
-        Ok(w)
+        self.local.lock(&self.durability)
+    }
+
+    /// An I/O failure while making metadata durable poisons the log.
+    pub(crate) fn poison_on_io<T>(&self, r: Result<T>) -> Result<T> {
+        self.durability.poison_on_io(r)
     }
 
     /// Seals the active segment and starts a new one at the log end offset.
     pub fn roll(&self) -> Result<()> {
         let mut w = self.lock_open()?;
-        self.roll_locked(&mut w)?;
-        self.publish(&w);
+        let leo = w.log_end_offset;
+        self.roll_locked_at(&mut w, leo)?;
+        self.local.publish(&w);
         Ok(())
     }
 
-    pub(crate) fn roll_locked(&self, w: &mut Writer) -> Result<()> {
-        let leo = w.log_end_offset;
-        self.roll_locked_at(w, leo)
+    /// Rolls the local log at `base_offset`; Kafka snapshots producer state at every roll,
+    /// so an open replays at most the active segment.
+    pub(crate) fn roll_locked_at(&self, w: &mut Writer, base_offset: i64) -> Result<()> {
+        if self.local.roll_at(w, base_offset, &self.durability)? {
+            self.snapshot_producer_state(w)?;
+        }
+        Ok(())
     }
 
-    /// Seals the active segment and starts a new one at `base_offset` (the log end offset,
-    /// or a replicated batch's base when the gap to it is too wide for relative offsets).
-    pub(crate) fn roll_locked_at(&self, w: &mut Writer, base_offset: i64) -> Result<()> {
-        let leo = base_offset;
-        if w.segments.last().is_some_and(|active| active.size() == 0) {
-            return Ok(()); // already empty: nothing to roll away from
-        }
-        // The new segment first: if it cannot be made (no space for its preallocated
-        // indexes), the active segment is left as it was, unsealed, and takes the batches
-        // that still fit it. Sealed first, it would go on taking them with its indexes
-        // trimmed under their maps.
-        let seg = Segment::create(&self.fs, &self.dir, leo, Log::index_config(&self.config))?;
-        if let Some(active) = w.segments.last() {
-            // Sealing trims the indexes; durability of the sealed data is the flush
-            // policy's business, not the roll's.
-            if let Err(e) = active.seal() {
-                let _ = seg.delete_files();
-                return self.poison_on_io(Err(e));
+    /// Rolls first when the batch would not fit the active segment's rules.
+    pub(crate) fn maybe_roll(
+        &self,
+        w: &mut Writer,
+        size: u64,
+        max_timestamp: i64,
+        base_offset: i64,
+        last_offset: i64,
+        now: i64,
+    ) -> Result<()> {
+        match self
+            .local
+            .roll_decision(w, size, max_timestamp, base_offset, last_offset, now)?
+        {
+            RollDecision::None => Ok(()),
+            RollDecision::ReplaceEmpty(base) => {
+                self.local
+                    .replace_empty_active(w, base, now, &self.durability)
+            }
+            RollDecision::Roll(base) => {
+                self.roll_locked_at(w, base)?;
+                self.local.publish(w);
+                Ok(())
             }
         }
-        w.segments.push(Arc::new(seg));
-        w.active_since_ms = self.config.clock.now_ms();
-        self.sync_dir()?;
-        // Kafka snapshots producer state at every roll: an open replays at most the
-        // active segment.
-        self.snapshot_producer_state(w)
+    }
+
+    /// Writes `<log end offset>.snapshot` of the producer state (at roll and clean close).
+    pub(crate) fn snapshot_producer_state(&self, w: &Writer) -> Result<()> {
+        let recent: Vec<i64> = w
+            .segments
+            .iter()
+            .rev()
+            .take(2)
+            .map(|s| s.base_offset())
+            .collect();
+        self.producers
+            .take_snapshot(&recent, w.log_end_offset, &|r| self.poison_on_io(r))
+    }
+
+    /// Rebuilds the producer state for the log as it now is (see
+    /// [`ProducerStateManager::load`]); returns where the replay began.
+    pub(crate) fn load_producer_state(&self, w: &Writer, scan: ScannedRange) -> Result<i64> {
+        let segments = SegmentRange::of(&w.segment_bases());
+        let view = self.view();
+        let limits = self.config().decode_limits;
+        self.producers.load(
+            &segments,
+            w.log_start_offset,
+            w.log_end_offset,
+            scan,
+            &mut |from, to, sink| txn::replay(&self.local, &view, limits, from, to, sink),
+            &|r| self.poison_on_io(r),
+        )
     }
 
     /// Drops every batch at and above `offset`; the log end offset becomes `offset`, or the
@@ -320,111 +333,16 @@ impl Log {
         if offset >= w.log_end_offset {
             return Ok(());
         }
-        let cut = self.truncate_locked(&mut w, offset);
+        let cut = self
+            .local
+            .truncate(&mut w, offset, &self.durability)
+            .and_then(|new_leo| {
+                self.clamp_cleaner_checkpoint(new_leo)?;
+                self.durability.clamp_recovery_point(new_leo)
+            });
         // Producer state above the cut goes: reloaded from an older snapshot plus a replay.
-        let reloaded = self.load_producer_state(&w, open::ProducerScan::default());
+        let reloaded = self.load_producer_state(&w, ScannedRange::default());
         cut.and(reloaded.map(|_| ()))
-    }
-
-    fn truncate_locked(&self, w: &mut Writer, offset: i64) -> Result<()> {
-        w.generation += 1;
-        if offset <= w.log_start_offset {
-            return self.truncate_fully_locked(w, offset.max(0));
-        }
-        // Drop whole segments at or above the offset.
-        while w.segments.len() > 1 && w.segments.last().is_some_and(|s| s.base_offset() >= offset) {
-            if let Some(seg) = w.segments.pop() {
-                seg.delete_files()?;
-            }
-        }
-        let Some(last) = w.segments.last().cloned() else {
-            return self.truncate_fully_locked(w, offset);
-        };
-        if last.base_offset() > offset {
-            // Only a first segment that starts past `offset` is left (a replica's log whose
-            // first batch lay past its log start offset): all of it goes, and the log
-            // restarts at `offset`, as Kafka's truncateTo does below the first segment. Cut
-            // in place, the segment would be named past its own log end offset.
-            return self.truncate_fully_locked(w, offset);
-        }
-        // The batch holding `offset` (or, in a compaction gap, the batch after it) goes
-        // whole, and the log ends after the last batch kept: never in a gap, which no open
-        // could find again (recovery would take the offsets the recovery point covers for
-        // lost data).
-        let end = last.size();
-        let (position, first_dropped) = match last.find_batch(offset, end)? {
-            Some(b) => (b.position, b.base_offset.min(offset)),
-            None => (end, offset),
-        };
-        let mut new_leo = last.base_offset();
-        last.scan(last.index_position(first_dropped - 1)?, position, |b| {
-            new_leo = b.last_offset + 1;
-            std::ops::ControlFlow::Continue(())
-        })?;
-        // Readers must never reach bytes while they are cut: first show them only what is
-        // kept, under the new generation (so reads begun on an older view retry), then cut.
-        *self.view.write() = Arc::new(View {
-            segments: w.segments.iter().cloned().collect(),
-            log_start_offset: w.log_start_offset.min(new_leo),
-            log_end_offset: new_leo,
-            active_size: position,
-            generation: w.generation,
-            segment_times: timestamp::new_segment_times(),
-        });
-        // Trimmed first, the indexes reload as they are instead of being rebuilt by a scan.
-        last.seal()?;
-        let active = Segment::open_active(
-            &self.fs,
-            &self.dir,
-            last.base_offset(),
-            Log::index_config(&self.config),
-            Some((position, new_leo)),
-        );
-        // Readers were already shown the cut log: a writer that cannot follow must stop.
-        let active = match active {
-            Ok(a) => a,
-            Err(e) => {
-                self.poison(format!(
-                    "truncation of {} failed: {e}",
-                    last.log_path().display()
-                ));
-                return Err(e);
-            }
-        };
-        // Make the cut durable now: batches truncated away (a follower's divergent tail)
-        // must not come back after a crash.
-        self.poison_on_io(active.sync_log())?;
-        if let Some(slot) = w.segments.last_mut() {
-            *slot = Arc::new(active);
-        }
-        w.log_end_offset = new_leo;
-        if new_leo < w.log_start_offset {
-            // The batch holding `offset` (or the gap before it) also held the log start
-            // offset and went whole: the log is left empty where it now ends (a log never
-            // starts after it ends, and a follower refetches the batch from its base).
-            w.log_start_offset = new_leo;
-            self.write_log_start_checkpoint(new_leo)?;
-        }
-        self.sync_dir()?;
-        self.publish(w);
-        self.clamp_cleaner_checkpoint(new_leo)?;
-        self.clamp_recovery_point(new_leo)
-    }
-
-    fn truncate_fully_locked(&self, w: &mut Writer, offset: i64) -> Result<()> {
-        for seg in w.segments.drain(..) {
-            seg.delete_files()?;
-        }
-        let seg = Segment::create(&self.fs, &self.dir, offset, Log::index_config(&self.config))?;
-        w.segments.push(Arc::new(seg));
-        w.active_since_ms = self.config.clock.now_ms();
-        w.log_start_offset = offset;
-        w.log_end_offset = offset;
-        self.write_log_start_checkpoint(offset)?;
-        self.sync_dir()?;
-        self.publish(w);
-        self.clamp_cleaner_checkpoint(offset)?;
-        self.clamp_recovery_point(offset)
     }
 
     /// Advances the log start offset to `offset` (Kafka's DeleteRecords) and deletes the
@@ -455,31 +373,25 @@ impl Log {
         Ok(())
     }
 
-    fn write_log_start_checkpoint(&self, offset: i64) -> Result<()> {
-        self.poison_on_io(checkpoint::write(
-            &*self.fs,
-            &self.dir,
-            LOG_START_OFFSET_CHECKPOINT,
-            offset,
-        ))
-    }
-
-    /// fsyncs the partition directory (after segments are created, renamed or removed).
-    pub(crate) fn sync_dir(&self) -> Result<()> {
-        let r = self
-            .fs
-            .sync_dir(&self.dir)
-            .map_err(|e| Error::io(&self.dir, e));
-        self.poison_on_io(r)
-    }
-
-    /// An I/O failure while making metadata durable leaves the log unsure what is on disk:
-    /// poison it, as for a failed fsync of data.
-    pub(crate) fn poison_on_io<T>(&self, r: Result<T>) -> Result<T> {
-        if let Err(e @ Error::Io { .. }) = &r {
-            self.poison(e.to_string());
+    /// Removes the first `count` segments after moving the log start offset to `new_start`
+    /// (see [`LocalLog::delete_prefix`]); producers whose last batch is now below the log
+    /// start offset go, with their open transactions, and so do snapshots below the first
+    /// segment. Returns the segments and `.log` bytes removed.
+    pub(crate) fn delete_prefix_locked(
+        &self,
+        w: &mut Writer,
+        count: usize,
+        new_start: i64,
+    ) -> Result<(usize, u64)> {
+        let (count, bytes, changed) =
+            self.local
+                .delete_prefix(w, count, new_start, &self.durability)?;
+        if changed {
+            let first_base = w.segments.first().map_or(0, |s| s.base_offset());
+            self.producers
+                .truncate_head(w.log_start_offset, first_base, &|r| self.poison_on_io(r))?;
         }
-        r
+        Ok((count, bytes))
     }
 
     /// Flushes, seals the indexes to their size, writes the checkpoints and marks the log
@@ -488,8 +400,7 @@ impl Log {
     pub fn close(&self) -> Result<()> {
         if self.read_only {
             // Nothing to write: a read-only log only stops.
-            self.closed.store(true, Ordering::Release);
-            self.progress.stop();
+            self.durability.mark_closed();
             return Ok(());
         }
         // The writer lock is held throughout: nothing may append to the sealed segment,
@@ -504,15 +415,14 @@ impl Log {
             // The trimmed indexes, durable before the marker says they can be trusted.
             self.poison_on_io(active.flush())?;
         }
-        self.write_recovery_point(leo)?;
+        self.durability.write_recovery_point(leo)?;
         self.snapshot_producer_state(&w)?;
         self.poison_on_io(crate::io::write_file_atomic(
-            &*self.fs,
-            &self.dir.join(CLEAN_SHUTDOWN_FILE),
+            &*self.local.fs,
+            &self.local.dir.join(CLEAN_SHUTDOWN_FILE),
             b"",
         ))?;
-        self.closed.store(true, Ordering::Release);
-        self.progress.stop();
+        self.durability.mark_closed();
         // Closed, the directory is free for the next open (even while readers keep this
         // `Log` alive).
         self.dir_lock.lock().take();
@@ -528,8 +438,7 @@ impl Log {
     /// them).
     pub fn abandon(self) {
         // Marked closed, the drop below writes nothing.
-        self.closed.store(true, Ordering::Release);
-        self.progress.stop();
+        self.durability.mark_closed();
     }
 }
 
@@ -539,10 +448,7 @@ impl Drop for Log {
     /// drop: a log that fails to close is left as a crash would leave it, and the next open
     /// recovers. A poisoned or read-only log is left alone.
     fn drop(&mut self) {
-        if self.close_on_drop
-            && !self.closed.load(Ordering::Acquire)
-            && !self.poisoned.load(Ordering::Acquire)
-        {
+        if self.close_on_drop && !self.durability.is_closed() && !self.durability.is_poisoned() {
             let _ = self.close();
         }
     }

@@ -1,14 +1,11 @@
 //! Opening a log: finding its segments, loading or rebuilding indexes, recovering the tail.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
-
 use super::checkpoint::RECOVERY_POINT_CHECKPOINT;
-use super::{Log, View, Writer, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT};
+use super::{Durability, LocalLog, Log, Writer, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT};
 use crate::config::LogConfig;
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, RealFs};
@@ -41,13 +38,7 @@ pub struct RecoveryInfo {
 
 /// The part of the log the recovery scan read, and the first batch with a producer id in it:
 /// rebuilding the producer state then need not read again what holds no producer batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct ProducerScan {
-    /// Base offset of the first segment scanned (every later segment was scanned too).
-    pub scanned_from: Option<i64>,
-    /// Base offset of the first valid batch with a producer id among those scanned.
-    pub first_producer_batch: Option<i64>,
-}
+pub(crate) type ProducerScan = crate::producer::ScannedRange;
 
 impl Log {
     /// Opens (creating if needed) the log in `dir` on the real filesystem.
@@ -110,7 +101,7 @@ impl Log {
             };
             (fs, lock)
         };
-        let index_config = Log::index_config(&config);
+        let index_config = LocalLog::index_config(&config);
         let mut listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
         if listing
             .iter()
@@ -252,47 +243,17 @@ impl Log {
             generation: 0,
             active_since_ms: config.clock.now_ms(),
         };
-        let view = View {
-            segments: Arc::from([]),
-            log_start_offset,
-            log_end_offset,
-            active_size: 0,
-            generation: 0,
-            segment_times: super::timestamp::new_segment_times(),
-        };
-        let config_expiration = config.producer_id_expiration_ms;
-        let log = Log {
-            dir: dir.to_path_buf(),
-            config,
+        let now_ms = config.clock.now_ms();
+        let local = LocalLog::new(dir.to_path_buf(), config, Arc::clone(&fs), writer);
+        let durability = Durability::new(
+            dir.to_path_buf(),
             fs,
-            writer: Mutex::new(writer),
-            view: RwLock::new(Arc::new(view)),
-            flusher: super::flush::Flusher::default(),
-            poisoned: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            cleaner_lock: Mutex::new(()),
-            producers: Mutex::new(crate::producer::ProducerStateManager::new(
-                config_expiration,
-                log_start_offset,
-            )),
-            progress: super::wait::Progress::new(log_end_offset),
-            dir_lock: Mutex::new(None),
-            read_only: false,
-            recovery: RecoveryInfo::default(),
-            overlay: None,
-            close_on_drop: false,
-        };
-        {
-            let mut st = log.flusher.state.lock();
-            st.recovery_point = info.recovery_point;
-            st.checkpointed = checkpoints.recovery_point.unwrap_or(i64::MIN);
-            st.last_flush_ms = log.config.clock.now_ms();
-        }
-        {
-            let w = log.writer.lock();
-            log.publish(&w);
-            info.producer_state_replayed_from = log.load_producer_state(&w, info.scan)?;
-        }
+            info.recovery_point,
+            checkpoints.recovery_point,
+            now_ms,
+        );
+        let (log, replayed_from) = Log::assemble(local, durability, info.scan)?;
+        info.producer_state_replayed_from = replayed_from;
         info.duration = started.elapsed();
         Ok((log, info))
     }
@@ -332,7 +293,7 @@ fn recover_segments(
     info: &mut RecoveryInfo,
     on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
 ) -> Result<i64> {
-    let index_config = Log::index_config(config);
+    let index_config = LocalLog::index_config(config);
     // The segment holding the recovery point, and everything after it, may hold unflushed
     // bytes; Kafka trusts the segments below it.
     let first_unsafe = bases

@@ -50,8 +50,10 @@ impl FileSlice {
 
     /// Reads the slice's bytes.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
-        let len = usize::try_from(self.len)
-            .map_err(|_| Error::InvalidArgument("slice larger than memory".into()))?;
+        let len = usize::try_from(self.len).map_err(|_| Error::TooLargeForMemory {
+            what: "file slice",
+            size: self.len,
+        })?;
         let mut buf = vec![0u8; len];
         self.read_into(&mut buf)?;
         Ok(buf)
@@ -92,7 +94,7 @@ impl Log {
         upper_bound: Option<i64>,
     ) -> Result<FetchData> {
         let view = self.view();
-        self.read_in(&view, offset, max_bytes, upper_bound)
+        self.local.read_in(&view, offset, max_bytes, upper_bound)
     }
 
     /// [`Log::read`], returning the batches' bytes. A truncation racing with the read is
@@ -106,6 +108,7 @@ impl Log {
         loop {
             let view = self.view();
             let read = self
+                .local
                 .read_in(&view, offset, max_bytes, upper_bound)
                 .and_then(|data| match &data.slice {
                     Some(s) => s.to_vec(),
@@ -113,88 +116,89 @@ impl Log {
                 });
             // A truncation since the view was taken can have cut the file under the read
             // (an I/O or frame error) or rewritten it (wrong bytes): either way, read again.
-            if self.view.read().generation == view.generation {
+            if self.local.view.read().generation == view.generation {
                 return read;
             }
         }
     }
+}
 
-    pub(crate) fn read_in(
-        &self,
-        view: &View,
-        offset: i64,
-        max_bytes: usize,
-        upper_bound: Option<i64>,
-    ) -> Result<FetchData> {
-        let empty = |next| FetchData {
-            slice: None,
-            first_batch_offset: None,
+/// Whole batches starting with the one that holds `offset` under `view` (see
+/// [`Log::read`]): the local log's read.
+pub(crate) fn read_in(
+    view: &View,
+    offset: i64,
+    max_bytes: usize,
+    upper_bound: Option<i64>,
+) -> Result<FetchData> {
+    let empty = |next| FetchData {
+        slice: None,
+        first_batch_offset: None,
+        next_offset: next,
+        log_end_offset: view.log_end_offset,
+        aborted_transactions: None,
+        last_stable_offset: None,
+    };
+    if offset < view.log_start_offset || offset > view.log_end_offset {
+        return Err(Error::OffsetOutOfRange {
+            offset,
+            log_start_offset: view.log_start_offset,
+            log_end_offset: view.log_end_offset,
+        });
+    }
+    let bound = upper_bound.unwrap_or(i64::MAX).min(view.log_end_offset);
+    if offset >= bound {
+        return Ok(empty(offset));
+    }
+    // Below the first segment's base (a replica's first batch can start past the log
+    // start offset, leaving a gap) the next batch is in the first segment, as it is for
+    // a gap inside a segment; answering "nothing" would stall the reader forever.
+    let mut i = view.segment_index(offset).unwrap_or(0);
+    while let Some(seg) = view.segments.get(i) {
+        let end = view.readable_size(i);
+        let Some(first) = seg.find_batch(offset, end)? else {
+            i += 1;
+            continue;
+        };
+        if first.last_offset >= bound {
+            return Ok(empty(offset));
+        }
+        let mut len = first.size;
+        let mut next = first.last_offset + 1;
+        let max = max_bytes as u64;
+        // A first batch that fills the read needs no look at what follows.
+        if len < max {
+            // Skip through the offset index to the last batch known to fit, and read
+            // headers only from there.
+            let limit = first.position.saturating_add(max).min(end);
+            let from = match seg.indexed_batch_within(&first, limit, bound)? {
+                Some(position) => {
+                    len = position - first.position;
+                    position
+                }
+                None => first.position + first.size,
+            };
+            seg.scan(from, end, |b| {
+                if b.last_offset >= bound || len + b.size > max {
+                    return ControlFlow::Break(());
+                }
+                len += b.size;
+                next = b.last_offset + 1;
+                ControlFlow::Continue(())
+            })?;
+        }
+        return Ok(FetchData {
+            slice: Some(FileSlice {
+                file: Arc::clone(seg.log_file()),
+                position: first.position,
+                len,
+            }),
+            first_batch_offset: Some(first.base_offset),
             next_offset: next,
             log_end_offset: view.log_end_offset,
             aborted_transactions: None,
             last_stable_offset: None,
-        };
-        if offset < view.log_start_offset || offset > view.log_end_offset {
-            return Err(Error::OffsetOutOfRange {
-                offset,
-                log_start_offset: view.log_start_offset,
-                log_end_offset: view.log_end_offset,
-            });
-        }
-        let bound = upper_bound.unwrap_or(i64::MAX).min(view.log_end_offset);
-        if offset >= bound {
-            return Ok(empty(offset));
-        }
-        // Below the first segment's base (a replica's first batch can start past the log
-        // start offset, leaving a gap) the next batch is in the first segment, as it is for
-        // a gap inside a segment; answering "nothing" would stall the reader forever.
-        let mut i = view.segment_index(offset).unwrap_or(0);
-        while let Some(seg) = view.segments.get(i) {
-            let end = view.readable_size(i);
-            let Some(first) = seg.find_batch(offset, end)? else {
-                i += 1;
-                continue;
-            };
-            if first.last_offset >= bound {
-                return Ok(empty(offset));
-            }
-            let mut len = first.size;
-            let mut next = first.last_offset + 1;
-            let max = max_bytes as u64;
-            // A first batch that fills the read needs no look at what follows.
-            if len < max {
-                // Skip through the offset index to the last batch known to fit, and read
-                // headers only from there.
-                let limit = first.position.saturating_add(max).min(end);
-                let from = match seg.indexed_batch_within(&first, limit, bound)? {
-                    Some(position) => {
-                        len = position - first.position;
-                        position
-                    }
-                    None => first.position + first.size,
-                };
-                seg.scan(from, end, |b| {
-                    if b.last_offset >= bound || len + b.size > max {
-                        return ControlFlow::Break(());
-                    }
-                    len += b.size;
-                    next = b.last_offset + 1;
-                    ControlFlow::Continue(())
-                })?;
-            }
-            return Ok(FetchData {
-                slice: Some(FileSlice {
-                    file: Arc::clone(seg.log_file()),
-                    position: first.position,
-                    len,
-                }),
-                first_batch_offset: Some(first.base_offset),
-                next_offset: next,
-                log_end_offset: view.log_end_offset,
-                aborted_transactions: None,
-                last_stable_offset: None,
-            });
-        }
-        Ok(empty(offset))
+        });
     }
+    Ok(empty(offset))
 }

@@ -26,7 +26,7 @@ impl Log {
             return Ok(self.log_end_offset());
         };
         self.check_usable_for_reads()?;
-        let mut w = self.writer.lock();
+        let mut w = self.local.writer.lock();
         let before = w.log_end_offset;
         loop {
             let Some(active) = w.segments.last().cloned() else {
@@ -42,12 +42,16 @@ impl Log {
             taken?;
             cut?;
             // A roll: the writer's next segment is named at the log end.
-            let next = self.dir.join(segment_file_name(w.log_end_offset, "log"));
-            if w.log_end_offset == active.base_offset() || !self.fs.exists(&next) {
+            let next = self
+                .local
+                .dir
+                .join(segment_file_name(w.log_end_offset, "log"));
+            if w.log_end_offset == active.base_offset() || !self.local.fs.exists(&next) {
                 break;
             }
             active.seal()?;
             let file = self
+                .local
                 .fs
                 .open(&next, crate::io::OpenMode::ReadWrite)
                 .map_err(|e| Error::io(&next, e))?;
@@ -56,16 +60,16 @@ impl Log {
             drop(file);
             let leo = w.log_end_offset;
             let seg = Segment::open_active(
-                &self.fs,
-                &self.dir,
+                &self.local.fs,
+                &self.local.dir,
                 leo,
-                Log::index_config(&self.config),
+                super::LocalLog::index_config(&self.local.config),
                 Some((0, leo)),
             )?;
             w.segments.push(Arc::new(seg));
         }
         if w.log_end_offset != before {
-            self.publish(&w);
+            self.local.publish(&w);
         }
         Ok(w.log_end_offset)
     }
@@ -86,7 +90,7 @@ impl Log {
             buf.resize(BATCH_HEADER_SIZE, 0);
             file.read_exact_at(&mut buf, position)
                 .map_err(|e| Error::io(path, e))?;
-            let size = match Batch::parse(&buf, &self.config.decode_limits) {
+            let size = match Batch::parse(&buf, &self.local.config.decode_limits) {
                 Ok((b, _)) => b.size_in_bytes(),
                 Err(Error::BatchTruncated { needed, .. }) => {
                     usize::try_from(needed).map_err(|_| Error::BatchTruncated {
@@ -121,9 +125,9 @@ impl Log {
 
     /// Fails when the log was closed (reads of a read-only log need nothing else).
     fn check_usable_for_reads(&self) -> Result<()> {
-        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+        if self.durability.is_closed() {
             return Err(Error::LogClosed {
-                dir: self.dir.clone(),
+                dir: self.local.dir.clone(),
             });
         }
         Ok(())

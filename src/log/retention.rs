@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::{Log, Writer};
+use super::Log;
 use crate::error::Result;
 use crate::segment::Segment;
 
@@ -179,9 +179,9 @@ impl Log {
             log_start_offset: w.log_start_offset,
             ..RetentionOutcome::default()
         };
-        let deletes = self.config.cleanup_policy.deletes();
-        let retention_ms = self.config.retention_ms.filter(|&ms| ms >= 0 && deletes);
-        let retention_bytes = self.config.retention_bytes.filter(|_| deletes);
+        let deletes = self.config().cleanup_policy.deletes();
+        let retention_ms = self.config().retention_ms.filter(|&ms| ms >= 0 && deletes);
+        let retention_bytes = self.config().retention_bytes.filter(|_| deletes);
         let total: u64 = w.segments.iter().map(|s| s.size()).sum();
         // How far the partition is over `retention.bytes`.
         let mut excess = retention_bytes.map_or(0, |limit| total.saturating_sub(limit));
@@ -245,6 +245,7 @@ impl Log {
             return Some(largest);
         }
         let modified = self
+            .local
             .fs
             .modified_ms(seg.log_path())
             .ok()
@@ -262,45 +263,5 @@ impl Log {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
-    }
-
-    /// Removes the first `count` segments (never the active one) after moving the log start
-    /// offset up to `new_start` and checkpointing it, so a crash part way leaves a log whose
-    /// start offset already lies past what was being deleted. Returns the segments and
-    /// `.log` bytes removed.
-    pub(crate) fn delete_prefix_locked(
-        &self,
-        w: &mut Writer,
-        count: usize,
-        new_start: i64,
-    ) -> Result<(usize, u64)> {
-        let moved = new_start > w.log_start_offset;
-        if moved {
-            w.log_start_offset = new_start;
-            self.write_log_start_checkpoint(new_start)?;
-        }
-        let count = count.min(w.segments.len().saturating_sub(1));
-        let doomed: Vec<Arc<Segment>> = w.segments.drain(..count).collect();
-        // Readers see the shorter log before any file goes.
-        self.publish(w);
-        let mut bytes = 0;
-        for seg in &doomed {
-            // Readers holding an older view may still look this segment up: with its
-            // indexes mapped before the files go, they read on from the open handles.
-            let _ = seg.indexes();
-            bytes += seg.size();
-            // Files the log no longer lists but could not remove: stop and let the next
-            // open clean up (the log start offset is already past them).
-            self.poison_on_io(seg.delete_files())?;
-        }
-        if count > 0 {
-            self.sync_dir()?;
-        }
-        if moved || count > 0 {
-            // Producers whose last batch is now below the log start offset go, with their
-            // open transactions, and so do snapshots below the first segment.
-            self.on_log_start_offset_moved(w)?;
-        }
-        Ok((count, bytes))
     }
 }

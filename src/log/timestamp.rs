@@ -86,13 +86,11 @@ impl View {
             largest.push(t);
             running_max.push(max);
         }
-        let _ = self.segment_times.set(SegmentTimes {
+        // Another reader may have filled the cell meanwhile: either copy is the same.
+        Ok(self.segment_times.get_or_init(|| SegmentTimes {
             largest: largest.into(),
             running_max: running_max.into(),
-        });
-        self.segment_times
-            .get()
-            .ok_or_else(|| Error::InvalidArgument("segment times vanished".into()))
+        }))
     }
 
     /// Largest timestamp of segment `i`: from the cache for sealed ones, from the write
@@ -238,7 +236,7 @@ impl Log {
                 .clamp(TAIL, MAX_CHUNK)
         });
         let decode = |batch: &Batch<'_>| -> Result<Option<(i64, i64)>> {
-            let records = batch.records_with(&self.config.decode_limits)?;
+            let records = batch.records_with(&self.config().decode_limits)?;
             for r in records.iter() {
                 let r = r?;
                 if r.timestamp >= timestamp && r.offset >= start {
@@ -282,7 +280,10 @@ impl Log {
                         // whole batch at least, which the scan continues in if need be.
                         chunk_len = b.size.max((end - pos).min(want as u64));
                         buf.resize(usize::try_from(chunk_len).map_err(|_| {
-                            Error::InvalidArgument("batch larger than memory".into())
+                            Error::TooLargeForMemory {
+                                what: "batch",
+                                size: chunk_len,
+                            }
                         })?);
                         seg.read_exact(buf.as_mut_slice(), pos)?;
                         chunk_start = pos;
@@ -310,8 +311,10 @@ impl Log {
         b: &BatchPos,
         f: impl FnOnce(&Batch<'_>) -> Result<T>,
     ) -> Result<T> {
-        let len = usize::try_from(b.size)
-            .map_err(|_| Error::InvalidArgument("batch larger than memory".into()))?;
+        let len = usize::try_from(b.size).map_err(|_| Error::TooLargeForMemory {
+            what: "batch",
+            size: b.size,
+        })?;
         let run = |buf: &mut AlignedBuf| {
             buf.resize(len);
             seg.read_exact(buf.as_mut_slice(), b.position)?;
@@ -379,7 +382,7 @@ impl Log {
         })?;
         for b in batches {
             self.with_batch(seg, &b, |batch| {
-                for r in batch.records_with(&self.config.decode_limits)?.iter() {
+                for r in batch.records_with(&self.config().decode_limits)?.iter() {
                     let r = r?;
                     if r.offset >= start {
                         max = Some(max.map_or(r.timestamp, |m| m.max(r.timestamp)));

@@ -99,17 +99,17 @@ impl Progress {
 impl Log {
     /// The current value of `mark`.
     pub fn watermark(&self, mark: Watermark) -> i64 {
-        self.progress.notifier(mark).get()
+        self.local.progress.notifier(mark).get()
     }
 
     /// Whether `mark` has reached `target`: `Some(Ok(true))` when it has, `Some(Err)` when the
     /// log stopped (closed or poisoned) short of it, `None` when waiting makes sense.
     fn reached(&self, mark: Watermark, target: i64) -> Option<Result<bool>> {
-        if self.progress.notifier(mark).get() >= target {
+        if self.local.progress.notifier(mark).get() >= target {
             return Some(Ok(true));
         }
-        if self.progress.is_stopped() {
-            return Some(self.check_usable().map(|()| false));
+        if self.local.progress.is_stopped() {
+            return Some(self.durability.check_usable().map(|()| false));
         }
         None
     }
@@ -145,7 +145,7 @@ impl Log {
             if let Some(r) = self.reached(mark, target) {
                 return r;
             }
-            let listener = self.progress.notifier(mark).event.listen();
+            let listener = self.local.progress.notifier(mark).event.listen();
             if let Some(r) = self.reached(mark, target) {
                 return r;
             }
@@ -206,7 +206,8 @@ impl Future for WatermarkReached<'_> {
             match this.listener.as_mut() {
                 // Registered, then checked again at the top of the loop.
                 None => {
-                    this.listener = Some(this.log.progress.notifier(this.mark).event.listen());
+                    this.listener =
+                        Some(this.log.local.progress.notifier(this.mark).event.listen());
                 }
                 Some(listener) => {
                     if Pin::new(listener).poll(cx).is_pending() {

@@ -2,10 +2,18 @@
 //! `ProducerAppendInfo`): duplicates, epoch fencing, sequence order, transaction state.
 
 use super::entry::{BatchMetadata, ProducerStateEntry};
-use super::state::CompletedTxn;
 use super::{in_sequence, TxnResult};
 use crate::error::{Error, Result};
 use crate::record::{Batch, NO_PRODUCER_EPOCH, NO_SEQUENCE};
+
+/// A transaction closed by a marker (Kafka's `CompletedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub aborted: bool,
+}
 
 /// The producer fields of one data batch, with the offsets it is (or would be) stored at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,26 +11,25 @@
 //! The state is rebuilt at open from the newest readable snapshot plus a replay of the log
 //! after it; a missing or corrupt snapshot only makes the replay longer.
 
+mod aborted;
 mod append;
 mod entry;
+mod manager;
 mod snapshot;
 mod state;
 
-pub(crate) use append::{AppendCheck, MarkerAppend, ProducerAppend};
+pub(crate) use aborted::AbortedFilter;
+pub(crate) use append::{MarkerAppend, ProducerAppend};
 pub use entry::{BatchMetadata, ProducerStateEntry};
+pub(crate) use manager::{ProducerStateManager, ScannedRange, SegmentRange};
+pub(crate) use snapshot::parse_at as parse_snapshot_at;
 pub use snapshot::parse_snapshot_file;
-pub(crate) use snapshot::{
-    delete_snapshots_above, delete_snapshots_below, list_snapshots, parse_at as parse_snapshot_at,
-    read_snapshot, write_snapshot,
-};
-pub(crate) use state::ProducerStateManager;
 
 /// How many batches per producer are kept for duplicate detection (Kafka's
 /// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`).
 pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 
-/// Kafka's default `producer.id.expiration.ms`: one day.
-pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
+pub use crate::config::DEFAULT_PRODUCER_ID_EXPIRATION_MS;
 
 /// Which records a read may return (Kafka's `IsolationLevel`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -54,18 +53,9 @@ pub struct AbortedTransaction {
     pub first_offset: i64,
 }
 
-/// An aborted transaction as the `.txnindex` stores it (Kafka's `AbortedTxn`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AbortedTxn {
-    /// The producer whose transaction was aborted.
-    pub producer_id: i64,
-    /// Offset of the transaction's first record.
-    pub first_offset: i64,
-    /// Offset of the ABORT marker.
-    pub last_offset: i64,
-    /// The last stable offset when the marker was written.
-    pub last_stable_offset: i64,
-}
+/// An aborted transaction as the `.txnindex` stores it (Kafka's `AbortedTxn`). Defined with
+/// the file format in the segment layer, which must not know producer state.
+pub use crate::segment::txnindex::AbortedTxn;
 
 impl AbortedTxn {
     /// The fetch-response form.

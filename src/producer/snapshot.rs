@@ -28,7 +28,7 @@
 use std::path::{Path, PathBuf};
 
 use super::entry::{BatchMetadata, ProducerStateEntry};
-use super::state::ProducerStateManager;
+use super::state::ProducerState;
 use super::NUM_BATCHES_TO_RETAIN;
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
@@ -71,13 +71,9 @@ pub(crate) fn list_snapshots(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<i64>
     Ok(offsets)
 }
 
-/// Writes the state as `<offset>.snapshot` (tmp, fsync, rename, fsync of the directory).
-pub(crate) fn write_snapshot(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    offset: i64,
-    state: &ProducerStateManager,
-) -> Result<()> {
+/// The bytes of `<offset>.snapshot` for `state` (taken under the producer-state lock; the
+/// file is written after it is released, by [`write_snapshot_bytes`]).
+pub(crate) fn encode_snapshot(offset: i64, state: &ProducerState) -> Vec<u8> {
     let mut body = Vec::with_capacity(16 + state.producer_count() * 160);
     let aborted = state.aborted_count_below(offset) as i64;
     body.extend_from_slice(&aborted.to_be_bytes());
@@ -100,7 +96,28 @@ pub(crate) fn write_snapshot(
     out.extend_from_slice(&VERSION.to_be_bytes());
     out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
     out.extend_from_slice(&body);
-    crate::io::write_file_atomic(fs, &path_of(dir, offset), &out)
+    out
+}
+
+/// Writes snapshot bytes as `<offset>.snapshot` (tmp, fsync, rename, fsync of the directory).
+pub(crate) fn write_snapshot_bytes(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    offset: i64,
+    bytes: &[u8],
+) -> Result<()> {
+    crate::io::write_file_atomic(fs, &path_of(dir, offset), bytes)
+}
+
+/// Writes the state as `<offset>.snapshot` (tmp, fsync, rename, fsync of the directory).
+#[cfg(test)]
+pub(crate) fn write_snapshot(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    offset: i64,
+    state: &ProducerState,
+) -> Result<()> {
+    write_snapshot_bytes(fs, dir, offset, &encode_snapshot(offset, state))
 }
 
 /// Reads `<offset>.snapshot`; any damage is [`Error::CorruptSnapshot`].
@@ -278,7 +295,7 @@ mod tests {
         let fs = SimFs::new(1);
         let dir = Path::new("/p");
         fs.create_dir_all(dir).unwrap();
-        let mut state = ProducerStateManager::new(1000, 0);
+        let mut state = ProducerState::new(1000, 0);
         for i in 0..7i64 {
             state.apply_data(&ProducerAppend {
                 producer_id: 3,

@@ -1,26 +1,17 @@
-//! The producer state of one partition (Kafka's `ProducerStateManager`): every producer's
+//! The in-memory producer state of one partition (what Kafka's `ProducerStateManager` keeps): every producer's
 //! entry, the open transactions, the completed ones not yet below the high watermark, and
 //! the aborted ones readers must skip.
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::append::{self, AppendCheck, MarkerAppend, ProducerAppend};
+use super::append::{self, AppendCheck, CompletedTxn, MarkerAppend, ProducerAppend};
 use super::entry::{BatchMetadata, ProducerStateEntry};
 use super::AbortedTxn;
 use crate::error::Result;
 
-/// A transaction closed by a marker (Kafka's `CompletedTxn`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CompletedTxn {
-    pub producer_id: i64,
-    pub first_offset: i64,
-    pub last_offset: i64,
-    pub aborted: bool,
-}
-
 /// Producer state of one partition.
 #[derive(Debug, Clone)]
-pub(crate) struct ProducerStateManager {
+pub(crate) struct ProducerState {
     producers: HashMap<i64, ProducerStateEntry>,
     /// Open transactions: first offset -> producer id.
     ongoing: BTreeMap<i64, i64>,
@@ -35,10 +26,10 @@ pub(crate) struct ProducerStateManager {
     expiration_ms: i64,
 }
 
-impl ProducerStateManager {
+impl ProducerState {
     /// Empty state covering nothing below `start`.
     pub(crate) fn new(expiration_ms: i64, start: i64) -> Self {
-        ProducerStateManager {
+        ProducerState {
             producers: HashMap::new(),
             ongoing: BTreeMap::new(),
             unreplicated: BTreeMap::new(),
@@ -54,7 +45,7 @@ impl ProducerStateManager {
         offset: i64,
         entries: Vec<ProducerStateEntry>,
     ) -> Self {
-        let mut s = ProducerStateManager::new(expiration_ms, offset);
+        let mut s = ProducerState::new(expiration_ms, offset);
         for e in entries {
             if let Some(first) = e.current_txn_first_offset {
                 s.ongoing.insert(first, e.producer_id);

@@ -6,17 +6,19 @@
 //! rewrites on append.
 
 mod batch;
+mod batches;
 mod builder;
 mod codec;
 mod control;
-mod header;
+pub(crate) mod header;
 mod lz4;
 #[allow(clippy::module_inception)]
 mod record;
+mod records;
 mod varint;
 
-pub(crate) use batch::RecordCursor;
-pub use batch::{Batch, BatchMut, Batches, DecodeLimits, RecordIter, Records};
+pub use batch::{Batch, BatchMut, DecodeLimits};
+pub use batches::Batches;
 pub use builder::{BatchBuilder, BatchOptions, NO_TIMESTAMP};
 pub use codec::Compression;
 pub use control::{ControlRecord, ControlRecordType, EndTxnMarker};
@@ -25,3 +27,5 @@ pub use header::{
     NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
 };
 pub use record::{Header, Headers, OwnedRecord, Record};
+pub(crate) use records::RecordCursor;
+pub use records::{RecordIter, Records};

@@ -306,10 +306,7 @@ impl Segment {
             }
             Err(e) => return Err(e),
         };
-        let _ = self.indexes.set(Arc::new(loaded));
-        self.indexes
-            .get()
-            .ok_or_else(|| Error::InvalidArgument("segment indexes vanished".into()))
+        Ok(self.indexes.get_or_init(|| Arc::new(loaded)))
     }
 
     fn load_sealed_indexes(&self) -> Result<Indexes> {
@@ -408,10 +405,9 @@ impl Segment {
     pub(crate) fn append_batches(&self, parts: &[&[u8]], batches: &[BatchPos]) -> Result<()> {
         if self.is_sealed() {
             // Its index files are trimmed below their mappings: never write them again.
-            return Err(Error::InvalidArgument(format!(
-                "segment {} is sealed",
-                self.log_path.display()
-            )));
+            return Err(Error::SegmentSealed {
+                path: self.log_path.clone(),
+            });
         }
         let start = self.size();
         if let Err(e) = self.log.append(parts) {

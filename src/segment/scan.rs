@@ -532,18 +532,21 @@ impl Segment {
 /// (size, base offset, last offset, max timestamp) from a batch header, or `None` when the
 /// frame is not a v2 batch.
 fn parse_header(h: &[u8]) -> Option<(u64, i64, i64, i64)> {
+    use crate::record::header::{
+        BASE_OFFSET, BATCH_LENGTH, LAST_OFFSET_DELTA, MAGIC, MAX_TIMESTAMP,
+    };
     let word = |at: usize, n: usize| -> Option<u64> {
         let s = h.get(at..at + n)?;
         Some(s.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
     };
-    let base = word(0, 8)? as i64;
-    let length = word(8, 4)? as u32 as i32;
-    let magic = *h.get(16)? as i8;
+    let base = word(BASE_OFFSET, 8)? as i64;
+    let length = word(BATCH_LENGTH, 4)? as u32 as i32;
+    let magic = *h.get(MAGIC)? as i8;
     if magic != crate::record::MAGIC_V2 || length < (BATCH_HEADER_SIZE - LOG_OVERHEAD) as i32 {
         return None;
     }
-    let last_delta = word(23, 4)? as u32 as i32;
-    let max_ts = word(35, 8)? as i64;
+    let last_delta = word(LAST_OFFSET_DELTA, 4)? as u32 as i32;
+    let max_ts = word(MAX_TIMESTAMP, 8)? as i64;
     Some((
         length as u64 + LOG_OVERHEAD as u64,
         base,

@@ -17,9 +17,21 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, OpenMode};
-use crate::producer::AbortedTxn;
 
 use super::segment_file_name;
+
+/// An aborted transaction as the `.txnindex` stores it (Kafka's `AbortedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AbortedTxn {
+    /// The producer whose transaction was aborted.
+    pub producer_id: i64,
+    /// Offset of the transaction's first record.
+    pub first_offset: i64,
+    /// Offset of the ABORT marker.
+    pub last_offset: i64,
+    /// The last stable offset when the marker was written.
+    pub last_stable_offset: i64,
+}
 
 /// Size of one entry.
 pub(crate) const ENTRY_BYTES: usize = 34;

@@ -41,8 +41,8 @@ impl Log {
     /// After a truncation to `log_end_offset`: a checkpoint past the new end would count
     /// offsets appended again later as cleaned (Kafka's `maybeTruncateCheckpoint`).
     pub(crate) fn clamp_cleaner_checkpoint(&self, log_end_offset: i64) -> Result<()> {
-        if read(&*self.fs, &self.dir)?.is_some_and(|o| o > log_end_offset) {
-            self.poison_on_io(write(&*self.fs, &self.dir, log_end_offset))?;
+        if read(&*self.local.fs, &self.local.dir)?.is_some_and(|o| o > log_end_offset) {
+            self.poison_on_io(write(&*self.local.fs, &self.local.dir, log_end_offset))?;
         }
         Ok(())
     }

@@ -17,22 +17,16 @@ use super::swap::CLEANED_SUFFIX;
 use super::{BatchRetention, CompactionHooks};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
+use crate::record::header::{
+    be_i16, be_i64, put, ATTRIBUTES as ATTRIBUTES_AT, BASE_TIMESTAMP as BASE_TIMESTAMP_AT,
+    BATCH_LENGTH as BATCH_LENGTH_AT, CRC as CRC_AT, LAST_OFFSET_DELTA as LAST_OFFSET_DELTA_AT,
+    MAX_TIMESTAMP as MAX_TIMESTAMP_AT, RECORD_COUNT as RECORD_COUNT_AT,
+};
 use crate::record::{
     Attributes, Batch, BatchBuilder, BatchOptions, Compression, DecodeLimits, Record,
     TimestampType, BATCH_HEADER_SIZE, LOG_OVERHEAD,
 };
 use crate::segment::{BatchPos, IndexConfig, Segment};
-
-// Header fields the cleaner rewrites (record/header.rs has the whole layout):
-//  8 batch length i32 | 17 crc u32 (over bytes 21..) | 21 attributes i16
-// 23 last offset delta i32 | 27 base timestamp i64 | 35 max timestamp i64 | 57 record count i32
-const BATCH_LENGTH_AT: usize = 8;
-const CRC_AT: usize = 17;
-const ATTRIBUTES_AT: usize = 21;
-const LAST_OFFSET_DELTA_AT: usize = 23;
-const BASE_TIMESTAMP_AT: usize = 27;
-const MAX_TIMESTAMP_AT: usize = 35;
-const RECORD_COUNT_AT: usize = 57;
 
 /// Bytes read from a segment at a time.
 const READ_CHUNK: usize = 1 << 20;
@@ -419,22 +413,4 @@ fn header_of(batch: &Batch<'_>) -> [u8; BATCH_HEADER_SIZE] {
 fn fix_crc(bytes: &mut [u8]) {
     let crc = crc32c::crc32c(bytes.get(ATTRIBUTES_AT..).unwrap_or_default());
     put(bytes, CRC_AT, &crc.to_be_bytes());
-}
-
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
-        dst.copy_from_slice(bytes);
-    }
-}
-
-fn be_i16(b: &[u8], at: usize) -> i16 {
-    b.get(at..at + 2)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, i16::from_be_bytes)
-}
-
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    b.get(at..at + 8)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, i64::from_be_bytes)
 }

@@ -46,15 +46,30 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The cleaner's state in one log: the lock a compaction pass holds for its whole run, so
+/// one pass per log runs at a time. First in the log's lock order (`log/mod.rs`).
+#[derive(Debug, Default)]
+pub(crate) struct CleanerState {
+    pass: Mutex<()>,
+}
+
+impl CleanerState {
+    /// Held for a whole pass.
+    pub(crate) fn lock_pass(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.pass.lock()
+    }
+}
+
 pub use checkpoint::CLEANER_OFFSET_CHECKPOINT;
 pub use stats::{CleanableInfo, CleanerStats};
 
-use super::{Log, View};
+use super::{LocalLog, Log, View};
 use crate::error::{Error, Result};
 use crate::record::{Batch, DecodeLimits};
 use crate::segment::Segment;
 use clean::{Buffers, CleanContext};
 use offset_map::OffsetMap;
+use parking_lot::Mutex;
 
 /// What the cleaner does with one batch (Kafka's `BatchRetention`, extended with `Retain`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,8 +194,8 @@ impl Cleaner {
         hooks: &dyn CompactionHooks,
     ) -> Result<CleanerStats> {
         let started = Instant::now();
-        let _one_pass = log.cleaner_lock.lock();
-        log.check_usable()?;
+        let _one_pass = log.cleaner.lock_pass();
+        log.durability.check_usable()?;
         let view = log.view();
         let (first_dirty, first_uncleanable) = log.cleanable_range(&view, upper_bound, now_ms)?;
         let mut stats = CleanerStats {
@@ -207,7 +222,7 @@ impl Cleaner {
         if latest < first_dirty {
             if full {
                 return Err(Error::CleanerMapTooSmall {
-                    dir: log.dir.clone(),
+                    dir: log.local.dir.clone(),
                     offset: first_dirty,
                     max_keys: self.map.max_entries(),
                 });
@@ -222,7 +237,7 @@ impl Cleaner {
             map: &self.map,
             hooks,
             now_ms,
-            delete_retention_ms: log.config.delete_retention_ms,
+            delete_retention_ms: log.config().delete_retention_ms,
             limits,
         };
         let to_clean: Vec<Arc<Segment>> = sealed
@@ -235,9 +250,9 @@ impl Cleaner {
         let mut replacements: Vec<(Segment, Vec<Arc<Segment>>)> = Vec::new();
         for group in group_segments_by_size(log, &to_clean, first_uncleanable)? {
             let cleaned = clean::clean_group(
-                &log.fs,
-                &log.dir,
-                Log::index_config(&log.config),
+                &log.local.fs,
+                &log.local.dir,
+                LocalLog::index_config(log.config()),
                 &group,
                 &ctx,
                 &mut self.bufs,
@@ -345,8 +360,8 @@ fn group_segments_by_size(
     segs: &[Arc<Segment>],
     first_uncleanable: i64,
 ) -> Result<Vec<Vec<Arc<Segment>>>> {
-    let max_bytes = log.config.segment_bytes.min(u64::from(u32::MAX));
-    let max_index = u64::from(log.config.segment_index_bytes);
+    let max_bytes = log.config().segment_bytes.min(u64::from(u32::MAX));
+    let max_index = u64::from(log.config().segment_index_bytes);
     let index_sizes = |s: &Segment| -> Result<(u64, u64)> {
         // Loaded now, they stay mapped for readers of the old segments after the swap.
         let ix = s.indexes()?;
@@ -401,9 +416,7 @@ impl Log {
             Cleaner::new(CleanerConfig::default()).clean_with(self, upper_bound, now_ms, &hooks)?;
         if !stats.aborted {
             // Their ABORT markers gone, those transactions no longer exist for readers.
-            self.producers
-                .lock()
-                .forget_aborted(&hooks.removed_markers());
+            self.producers.forget_aborted(&hooks.removed_markers());
         }
         // Merged segments took their `.txnindex` files with them.
         self.rewrite_txn_indexes()?;
@@ -433,7 +446,7 @@ impl Log {
             cleanable_bytes as f64 / total as f64
         };
         let lag_due = match (
-            self.config.max_compaction_lag_ms,
+            self.config().max_compaction_lag_ms,
             view.segments.get(dirty_index),
         ) {
             (Some(max_lag), Some(seg)) if dirty_index < sealed => seg
@@ -447,14 +460,14 @@ impl Log {
             clean_bytes,
             cleanable_bytes,
             dirty_ratio,
-            ratio_due: total > 0 && dirty_ratio >= self.config.min_cleanable_dirty_ratio,
+            ratio_due: total > 0 && dirty_ratio >= self.config().min_cleanable_dirty_ratio,
             lag_due,
         })
     }
 
     /// The first dirty and first uncleanable offsets.
     fn cleanable_range(&self, view: &View, upper_bound: i64, now_ms: i64) -> Result<(i64, i64)> {
-        let checkpointed = checkpoint::read(&*self.fs, &self.dir)?;
+        let checkpointed = checkpoint::read(&*self.local.fs, &self.local.dir)?;
         let first_dirty = checkpoint::first_dirty_offset(
             checkpointed,
             view.log_start_offset,
@@ -465,7 +478,7 @@ impl Log {
             .last()
             .map_or(view.log_end_offset, |s| s.base_offset());
         let mut uncleanable = upper_bound.min(active_base).min(view.log_end_offset);
-        let lag = self.config.min_compaction_lag_ms;
+        let lag = self.config().min_compaction_lag_ms;
         if lag > 0 {
             let start = view.segment_index(first_dirty).unwrap_or(0);
             let sealed = view.segments.len().saturating_sub(1);
@@ -487,11 +500,11 @@ impl Log {
     pub(crate) fn stored_batch_limits(&self) -> DecodeLimits {
         DecodeLimits {
             max_batch_bytes: self
-                .config
+                .config()
                 .decode_limits
                 .max_batch_bytes
-                .max(self.config.max_message_bytes as usize),
-            ..self.config.decode_limits
+                .max(self.config().max_message_bytes as usize),
+            ..self.config().decode_limits
         }
     }
 
@@ -511,7 +524,7 @@ impl Log {
             return Ok(false);
         }
         if replacements.is_empty() {
-            self.poison_on_io(checkpoint::write(&*self.fs, &self.dir, end))?;
+            self.poison_on_io(checkpoint::write(&*self.local.fs, &self.local.dir, end))?;
             return Ok(true);
         }
         let mut positions = Vec::with_capacity(replacements.len());
@@ -540,17 +553,27 @@ impl Log {
         }
         let bases: Vec<i64> = replacements.iter().map(|(c, _)| c.base_offset()).collect();
         let olds: Vec<Vec<Arc<Segment>>> = replacements.into_iter().map(|(_, old)| old).collect();
-        self.poison_on_io(swap::commit(&*self.fs, &self.dir, &bases))?;
-        self.poison_on_io(swap::finish(&*self.fs, &self.dir, &bases, &olds))?;
+        self.poison_on_io(swap::commit(&*self.local.fs, &self.local.dir, &bases))?;
+        self.poison_on_io(swap::finish(
+            &*self.local.fs,
+            &self.local.dir,
+            &bases,
+            &olds,
+        ))?;
         // Spliced from the last group back, so earlier positions stay valid.
         for ((&base, old), &at) in bases.iter().zip(&olds).zip(&positions).rev() {
-            let seg = Segment::open(&self.fs, &self.dir, base, Log::index_config(&self.config));
+            let seg = Segment::open(
+                &self.local.fs,
+                &self.local.dir,
+                base,
+                LocalLog::index_config(self.config()),
+            );
             let seg = self.poison_on_io(seg)?;
             w.segments.splice(at..at + old.len(), [Arc::new(seg)]);
         }
         w.generation += 1;
-        self.publish(&w);
-        self.poison_on_io(checkpoint::write(&*self.fs, &self.dir, end))?;
+        self.local.publish(&w);
+        self.poison_on_io(checkpoint::write(&*self.local.fs, &self.local.dir, end))?;
         Ok(true)
     }
 }

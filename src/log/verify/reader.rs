@@ -149,10 +149,10 @@ impl SegmentReader {
         let want = n.max(READ_CHUNK as u64).min(self.len - self.position);
         let Ok(want) = usize::try_from(want) else {
             self.done = true;
-            return Err(Error::InvalidArgument(format!(
-                "{}: batch too large to read",
-                self.path.display()
-            )));
+            return Err(Error::TooLargeForMemory {
+                what: "batch",
+                size: want,
+            });
         };
         self.buf.resize(want, 0);
         if let Err(e) = self.file.read_exact_at(&mut self.buf, self.position) {

@@ -1,0 +1,249 @@
+//! Taking over and giving up offsets partitions: a load replays the partition's records
+//! (Kafka's `GroupMetadataManager.loadGroupsAndOffsets`) and resumes every group with its
+//! generation, members and assignments; an unload drops them and answers what waited.
+
+use std::collections::BTreeMap;
+
+use super::api::{JoinGroupProtocol, TopicPartition};
+use super::group::{Group, GroupState, Member};
+use super::offsets::OffsetAndMetadata;
+use super::{
+    AppendPurpose, GroupCoordinator, LoadEntry, OffsetCommitResponse, OffsetsRecord,
+    PartitionState, Response,
+};
+use crate::group::GroupMetadataValue;
+use crate::KafkaCode;
+
+type GroupPartition = (String, TopicPartition);
+
+impl GroupCoordinator {
+    /// This node became leader of offsets partition `partition` and starts reading it:
+    /// requests for its groups are answered `COORDINATOR_LOAD_IN_PROGRESS` until
+    /// [`load_partition`](Self::load_partition). Groups already held for it are dropped.
+    pub fn begin_loading(&mut self, partition: i32) {
+        self.unload_partition(partition);
+        self.partitions.insert(partition, PartitionState::Loading);
+    }
+
+    /// Rebuilds the groups of offsets partition `partition` from its entries, in log order,
+    /// and starts serving them: groups with members resume Stable in their generation (their
+    /// members must heartbeat within their session timeout), the others Empty.
+    pub fn load_partition(
+        &mut self,
+        now: i64,
+        partition: i32,
+        entries: impl IntoIterator<Item = LoadEntry>,
+    ) {
+        self.drop_groups(partition, KafkaCode::NOT_COORDINATOR);
+        // Each offset with its position in the log: a transaction's offsets replace a plain
+        // commit only if they were written after it.
+        let mut offsets: BTreeMap<GroupPartition, (OffsetAndMetadata, u64)> = BTreeMap::new();
+        let mut pending: BTreeMap<i64, BTreeMap<GroupPartition, (OffsetAndMetadata, u64)>> =
+            BTreeMap::new();
+        let mut metadata: BTreeMap<String, Option<GroupMetadataValue>> = BTreeMap::new();
+        let mut position = 0u64;
+        for entry in entries {
+            position += 1;
+            match entry {
+                LoadEntry::Record {
+                    record: OffsetsRecord::OffsetCommit { key, value },
+                    producer_id,
+                } => {
+                    let at = (key.group, TopicPartition::new(key.topic, key.partition));
+                    match (producer_id, value) {
+                        (None, Some(v)) => {
+                            offsets.insert(at, (OffsetAndMetadata::from_value(&v), position));
+                        }
+                        (None, None) => {
+                            offsets.remove(&at);
+                        }
+                        (Some(pid), Some(v)) => {
+                            pending
+                                .entry(pid)
+                                .or_default()
+                                .insert(at, (OffsetAndMetadata::from_value(&v), position));
+                        }
+                        (Some(pid), None) => {
+                            if let Some(p) = pending.get_mut(&pid) {
+                                p.remove(&at);
+                            }
+                        }
+                    }
+                }
+                LoadEntry::Record {
+                    record: OffsetsRecord::GroupMetadata { key, value },
+                    ..
+                } => {
+                    metadata.insert(key.group, value);
+                }
+                LoadEntry::Marker {
+                    producer_id,
+                    commit,
+                } => {
+                    if let Some(p) = pending.remove(&producer_id) {
+                        if commit {
+                            for (at, (value, order)) in p {
+                                if offsets.get(&at).is_none_or(|(_, current)| *current < order) {
+                                    offsets.insert(at, (value, order));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for (id, value) in metadata {
+            if let Some(value) = value {
+                groups.insert(id.clone(), group_from_record(id, partition, value, now));
+            }
+        }
+        for ((id, tp), (value, order)) in offsets {
+            groups
+                .entry(id.clone())
+                .or_insert_with(|| Group::new(id, partition, now))
+                .offsets
+                .load(tp, value, order);
+        }
+        for (pid, entries) in pending {
+            for ((id, tp), (value, order)) in entries {
+                groups
+                    .entry(id.clone())
+                    .or_insert_with(|| Group::new(id, partition, now))
+                    .offsets
+                    .load_pending_txn(pid, tp, value, order);
+            }
+        }
+        // Records written from now on are newer than everything loaded.
+        self.core.next_append_id = self.core.next_append_id.max(position);
+
+        for (id, mut group) in groups {
+            let sessions: Vec<(String, i64)> = group
+                .members
+                .values()
+                .map(|m| (m.id.clone(), i64::from(m.session_timeout_ms)))
+                .collect();
+            for (member_id, session) in sessions {
+                self.core
+                    .schedule_heartbeat(&mut group, &member_id, now.saturating_add(session));
+            }
+            // A lowered group.max.size: rebalance so that the extra members get
+            // GROUP_MAX_SIZE_REACHED when they rejoin.
+            if group.members.len() > self.core.config.group_max_size {
+                self.core.prepare_rebalance(&mut group, now);
+            }
+            self.groups.insert(id, group);
+        }
+        self.partitions.insert(partition, PartitionState::Active);
+        if self.core.retention_at.is_none() {
+            self.core.arm_retention(now);
+        }
+    }
+
+    /// This node no longer leads offsets partition `partition`: its groups are dropped, and
+    /// everything waiting on them is answered `NOT_COORDINATOR` (the clients find the new
+    /// coordinator). Appends still in flight for it are forgotten.
+    pub fn unload_partition(&mut self, partition: i32) {
+        self.drop_groups(partition, KafkaCode::NOT_COORDINATOR);
+        self.partitions.remove(&partition);
+    }
+
+    fn drop_groups(&mut self, partition: i32, code: KafkaCode) {
+        let ids: Vec<String> = self
+            .groups
+            .values()
+            .filter(|g| g.partition == partition)
+            .map(|g| g.id.clone())
+            .collect();
+        for id in ids {
+            if let Some(mut group) = self.groups.remove(&id) {
+                self.core.answer_all(&mut group, code);
+            }
+        }
+        let mut appends: Vec<u64> = self
+            .core
+            .appends
+            .iter()
+            .filter(|(_, a)| a.partition == partition)
+            .map(|(id, _)| *id)
+            .collect();
+        // Answer in the order the requests came (deterministic for a simulation).
+        appends.sort_unstable();
+        for id in appends {
+            let Some(append) = self.core.appends.remove(&id) else {
+                continue;
+            };
+            if let AppendPurpose::Commit {
+                request,
+                mut results,
+                written,
+                producer_id,
+                ..
+            } = append.purpose
+            {
+                for (index, _, _) in written {
+                    if let Some(r) = results.get_mut(index) {
+                        r.error_code = code;
+                    }
+                }
+                let response = OffsetCommitResponse {
+                    partitions: results,
+                };
+                let response = if producer_id.is_some() {
+                    Response::TxnOffsetCommit(response)
+                } else {
+                    Response::OffsetCommit(response)
+                };
+                self.core.respond(request, response);
+            }
+        }
+    }
+}
+
+fn group_from_record(id: String, partition: i32, value: GroupMetadataValue, now: i64) -> Group {
+    let mut group = Group::new(id, partition, now);
+    group.generation = value.generation;
+    group.protocol_type = (!value.protocol_type.is_empty()).then_some(value.protocol_type.clone());
+    group.protocol_name = value.protocol.clone();
+    group.state_timestamp =
+        (value.current_state_timestamp >= 0).then_some(value.current_state_timestamp);
+    let protocol = value.protocol.clone().unwrap_or_default();
+    for m in value.members {
+        let rebalance_timeout_ms = if m.rebalance_timeout > 0 {
+            m.rebalance_timeout
+        } else {
+            m.session_timeout
+        };
+        group.add(Member {
+            id: m.member_id,
+            instance_id: m.group_instance_id,
+            client_id: m.client_id,
+            client_host: m.client_host,
+            rebalance_timeout_ms,
+            session_timeout_ms: m.session_timeout,
+            protocol_type: value.protocol_type.clone(),
+            protocols: vec![JoinGroupProtocol {
+                name: protocol.clone(),
+                metadata: m.subscription,
+            }],
+            assignment: m.assignment,
+            awaiting_join: None,
+            awaiting_sync: None,
+            is_new: false,
+            heartbeat_deadline: i64::MAX,
+            timer_at: None,
+        });
+    }
+    // `add` made the first member the leader; the record says who leads.
+    if let Some(leader) = value.leader {
+        if group.members.contains_key(&leader) {
+            group.leader = Some(leader);
+        }
+    }
+    if !group.members.is_empty() {
+        group.state = GroupState::Stable;
+    }
+    group.subscribed_topics = group.compute_subscribed_topics();
+    group
+}

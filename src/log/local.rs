@@ -1,0 +1,521 @@
+//! The local log (Kafka's `LocalLog`): the ordered segments, the view published to readers,
+//! and the segment mechanics of roll, write, read, truncation and deletion of a prefix.
+//!
+//! It owns the writer lock and the view. It knows nothing of producer state, the cleaner or
+//! the flush policy: the [`Log`](super::Log) facade runs those around its calls. It asks
+//! [`Durability`] only to poison the log when an I/O failure leaves the files in doubt.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard, RwLock};
+
+use super::checkpoint;
+use super::durability::Durability;
+use super::read::FetchData;
+use super::timestamp;
+use super::LOG_START_OFFSET_CHECKPOINT;
+use crate::config::LogConfig;
+use crate::error::{Error, Result};
+use crate::io::FileSystem;
+use crate::segment::{BatchPos, IndexConfig, Segment};
+
+/// What readers see: an immutable snapshot the writer replaces after every change.
+#[derive(Debug)]
+pub(crate) struct View {
+    pub segments: Arc<[Arc<Segment>]>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    /// Readable bytes of the last (active) segment.
+    pub active_size: u64,
+    /// Bumped by every truncation, so a reader can tell its positions may be stale.
+    pub generation: u64,
+    /// Largest timestamps of the sealed segments, built by the first timestamp lookup and
+    /// shared by every view of the same segment list.
+    pub segment_times: timestamp::SegmentTimesCell,
+}
+
+impl View {
+    /// Index of the segment that holds `offset` (the last with base offset ≤ it).
+    pub(crate) fn segment_index(&self, offset: i64) -> Option<usize> {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .checked_sub(1)
+    }
+
+    /// Readable size of segment `i` under this view.
+    pub(crate) fn readable_size(&self, i: usize) -> u64 {
+        if i + 1 == self.segments.len() {
+            self.active_size
+        } else {
+            self.segments.get(i).map_or(0, |s| s.size())
+        }
+    }
+}
+
+/// State only the writer touches.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub segments: Vec<Arc<Segment>>,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+    pub leader_epoch: i32,
+    pub generation: u64,
+    /// When the active segment was created or opened (clock ms): `segment.ms` measures from
+    /// here when the segment's first batch carries no timestamp, as Kafka's `LogSegment`
+    /// falls back to its creation time.
+    pub active_since_ms: i64,
+}
+
+impl Writer {
+    /// The segments' base offsets, ascending.
+    pub(crate) fn segment_bases(&self) -> Vec<i64> {
+        self.segments.iter().map(|s| s.base_offset()).collect()
+    }
+}
+
+/// What [`LocalLog::roll_decision`] found a batch needs before it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RollDecision {
+    /// The active segment takes it.
+    None,
+    /// The active segment is empty but cannot index it: replace it with one based here.
+    ReplaceEmpty(i64),
+    /// Seal the active segment and start a new one based here.
+    Roll(i64),
+}
+
+/// One partition's segments, its writer lock and its published view.
+#[derive(Debug)]
+pub(crate) struct LocalLog {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: LogConfig,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) view: RwLock<Arc<View>>,
+    /// The watermarks readers wait on (`wait.rs`), advanced after each publish.
+    pub(crate) progress: Arc<super::wait::Progress>,
+}
+
+impl LocalLog {
+    /// A local log over `writer`'s segments; nothing is published until
+    /// [`publish`](Self::publish).
+    pub(crate) fn new(
+        dir: PathBuf,
+        config: LogConfig,
+        fs: Arc<dyn FileSystem>,
+        writer: Writer,
+    ) -> Self {
+        let view = View {
+            segments: Arc::from([]),
+            log_start_offset: writer.log_start_offset,
+            log_end_offset: writer.log_end_offset,
+            active_size: 0,
+            generation: 0,
+            segment_times: timestamp::new_segment_times(),
+        };
+        let progress = Arc::new(super::wait::Progress::new(writer.log_end_offset));
+        LocalLog {
+            dir,
+            config,
+            fs,
+            progress,
+            writer: Mutex::new(writer),
+            view: RwLock::new(Arc::new(view)),
+        }
+    }
+
+    pub(crate) fn index_config(config: &LogConfig) -> IndexConfig {
+        IndexConfig {
+            max_index_bytes: config.segment_index_bytes,
+            index_interval_bytes: config.index_interval_bytes,
+        }
+    }
+
+    /// The writer lock, once the log is known usable.
+    pub(crate) fn lock(&self, durability: &Durability) -> Result<MutexGuard<'_, Writer>> {
+        let w = self.writer.lock();
+        durability.check_usable()?;
+        Ok(w)
+    }
+
+    pub(crate) fn view(&self) -> Arc<View> {
+        Arc::clone(&self.view.read())
+    }
+
+    /// Publishes the writer's state to readers.
+    pub(crate) fn publish(&self, w: &Writer) {
+        let view = View {
+            segments: w.segments.iter().cloned().collect(),
+            log_start_offset: w.log_start_offset,
+            log_end_offset: w.log_end_offset,
+            active_size: w.segments.last().map_or(0, |s| s.size()),
+            generation: w.generation,
+            segment_times: timestamp::new_segment_times(),
+        };
+        *self.view.write() = Arc::new(view);
+        self.progress
+            .notifier(super::wait::Watermark::LogEnd)
+            .advance(w.log_end_offset);
+    }
+
+    /// Publishes only new offsets and size, keeping the segment list (the append fast path).
+    pub(crate) fn publish_append(&self, w: &Writer, current: &View) {
+        let view = View {
+            segments: Arc::clone(&current.segments),
+            log_start_offset: w.log_start_offset,
+            log_end_offset: w.log_end_offset,
+            active_size: w.segments.last().map_or(0, |s| s.size()),
+            generation: w.generation,
+            segment_times: Arc::clone(&current.segment_times),
+        };
+        *self.view.write() = Arc::new(view);
+        self.progress
+            .notifier(super::wait::Watermark::LogEnd)
+            .advance(w.log_end_offset);
+    }
+
+    /// Seals the active segment and starts a new one at `base_offset` (the log end offset,
+    /// or a replicated batch's base when the gap to it is too wide for relative offsets).
+    /// False when the active segment is empty and nothing was rolled.
+    pub(crate) fn roll_at(
+        &self,
+        w: &mut Writer,
+        base_offset: i64,
+        durability: &Durability,
+    ) -> Result<bool> {
+        if w.segments.last().is_some_and(|active| active.size() == 0) {
+            return Ok(false); // already empty: nothing to roll away from
+        }
+        // The new segment first: if it cannot be made (no space for its preallocated
+        // indexes), the active segment is left as it was, unsealed, and takes the batches
+        // that still fit it. Sealed first, it would go on taking them with its indexes
+        // trimmed under their maps.
+        let seg = Segment::create(
+            &self.fs,
+            &self.dir,
+            base_offset,
+            LocalLog::index_config(&self.config),
+        )?;
+        if let Some(active) = w.segments.last() {
+            // Sealing trims the indexes; durability of the sealed data is the flush
+            // policy's business, not the roll's.
+            if let Err(e) = active.seal() {
+                let _ = seg.delete_files();
+                return durability.poison_on_io(Err(e));
+            }
+        }
+        w.segments.push(Arc::new(seg));
+        w.active_since_ms = self.config.clock.now_ms();
+        self.sync_dir(durability)?;
+        Ok(true)
+    }
+
+    /// Whether a batch of `size` bytes, `max_timestamp`, and offsets `base_offset..=last_offset`
+    /// needs a roll first (Kafka's `LogSegment.shouldRoll`), at clock time `now`.
+    pub(crate) fn roll_decision(
+        &self,
+        w: &Writer,
+        size: u64,
+        max_timestamp: i64,
+        base_offset: i64,
+        last_offset: i64,
+        now: i64,
+    ) -> Result<RollDecision> {
+        let Some(active) = w.segments.last() else {
+            return Ok(RollDecision::None);
+        };
+        let seg_size = active.size();
+        // A new segment starts where the log ends, so consecutive segments meet exactly and
+        // recovery can tell a lost tail from a legitimate gap; only a gap too wide for u32
+        // relative offsets names the new segment after the batch instead.
+        let gap_overflows = last_offset - w.log_end_offset > i64::from(i32::MAX);
+        let roll_base = if gap_overflows {
+            base_offset
+        } else {
+            w.log_end_offset
+        };
+        if seg_size == 0 {
+            if last_offset - active.base_offset() > i64::from(i32::MAX) {
+                // An empty active segment that cannot index this batch: replace it.
+                return Ok(RollDecision::ReplaceEmpty(roll_base));
+            }
+            return Ok(RollDecision::None);
+        }
+        let st = active.write_state();
+        // Kafka's LogSegment.timeWaitedForRoll: from the first batch's max timestamp, or,
+        // when that batch carries none (-1), from when the segment was created or opened.
+        let waited = match st.rolling_base_timestamp {
+            Some(t) if t >= 0 => max_timestamp.saturating_sub(t),
+            _ => now.saturating_sub(w.active_since_ms),
+        };
+        let time_up = self.config.segment_ms.is_some_and(|ms| waited > ms);
+        let too_big = seg_size.saturating_add(size) > self.config.segment_bytes;
+        let offset_overflow = last_offset - active.base_offset() > i64::from(i32::MAX);
+        let position_overflow = seg_size.saturating_add(size) > u64::from(u32::MAX);
+        if time_up || too_big || offset_overflow || position_overflow || active.indexes_full()? {
+            return Ok(RollDecision::Roll(roll_base));
+        }
+        Ok(RollDecision::None)
+    }
+
+    /// Replaces the empty active segment with a new one at `base_offset`, and publishes.
+    pub(crate) fn replace_empty_active(
+        &self,
+        w: &mut Writer,
+        base_offset: i64,
+        now: i64,
+        durability: &Durability,
+    ) -> Result<()> {
+        if let Some(old) = w.segments.pop() {
+            old.delete_files()?;
+        }
+        let seg = Segment::create(
+            &self.fs,
+            &self.dir,
+            base_offset,
+            LocalLog::index_config(&self.config),
+        )?;
+        w.segments.push(Arc::new(seg));
+        w.active_since_ms = now;
+        self.sync_dir(durability)?;
+        self.publish(w);
+        Ok(())
+    }
+
+    /// Writes a batch to the active segment and publishes the new end.
+    pub(crate) fn write_batch(
+        &self,
+        w: &mut Writer,
+        parts: &[&[u8]],
+        pos: &BatchPos,
+        durability: &Durability,
+    ) -> Result<()> {
+        let Some(active) = w.segments.last().cloned() else {
+            return Err(Error::NoActiveSegment {
+                dir: self.dir.clone(),
+            });
+        };
+        if let Err(e) = active.append(parts, pos) {
+            // The segment cut any partial write; if the file still disagrees with what the
+            // log believes it holds, later appends would land after garbage: stop here.
+            let consistent = active
+                .log_file()
+                .len()
+                .is_ok_and(|len| len == active.size());
+            if !consistent {
+                durability.poison(format!(
+                    "append to {} failed and could not be undone: {e}",
+                    active.log_path().display()
+                ));
+            }
+            return Err(e);
+        }
+        w.log_end_offset = pos.last_offset + 1;
+        let current = self.view();
+        if current
+            .segments
+            .last()
+            .is_some_and(|s| Arc::ptr_eq(s, &active))
+        {
+            self.publish_append(w, &current);
+        } else {
+            self.publish(w);
+        }
+        Ok(())
+    }
+
+    /// Drops every batch at and above `offset` (see [`Log::truncate_to`](super::Log::truncate_to)
+    /// for the rules) and publishes; returns the new log end offset.
+    pub(crate) fn truncate(
+        &self,
+        w: &mut Writer,
+        offset: i64,
+        durability: &Durability,
+    ) -> Result<i64> {
+        w.generation += 1;
+        if offset <= w.log_start_offset {
+            return self.truncate_fully(w, offset.max(0), durability);
+        }
+        // Drop whole segments at or above the offset.
+        while w.segments.len() > 1 && w.segments.last().is_some_and(|s| s.base_offset() >= offset) {
+            if let Some(seg) = w.segments.pop() {
+                seg.delete_files()?;
+            }
+        }
+        let Some(last) = w.segments.last().cloned() else {
+            return self.truncate_fully(w, offset, durability);
+        };
+        if last.base_offset() > offset {
+            // Only a first segment that starts past `offset` is left (a replica's log whose
+            // first batch lay past its log start offset): all of it goes, and the log
+            // restarts at `offset`, as Kafka's truncateTo does below the first segment. Cut
+            // in place, the segment would be named past its own log end offset.
+            return self.truncate_fully(w, offset, durability);
+        }
+        // The batch holding `offset` (or, in a compaction gap, the batch after it) goes
+        // whole, and the log ends after the last batch kept: never in a gap, which no open
+        // could find again (recovery would take the offsets the recovery point covers for
+        // lost data).
+        let end = last.size();
+        let (position, first_dropped) = match last.find_batch(offset, end)? {
+            Some(b) => (b.position, b.base_offset.min(offset)),
+            None => (end, offset),
+        };
+        let mut new_leo = last.base_offset();
+        last.scan(last.index_position(first_dropped - 1)?, position, |b| {
+            new_leo = b.last_offset + 1;
+            std::ops::ControlFlow::Continue(())
+        })?;
+        // Readers must never reach bytes while they are cut: first show them only what is
+        // kept, under the new generation (so reads begun on an older view retry), then cut.
+        *self.view.write() = Arc::new(View {
+            segments: w.segments.iter().cloned().collect(),
+            log_start_offset: w.log_start_offset.min(new_leo),
+            log_end_offset: new_leo,
+            active_size: position,
+            generation: w.generation,
+            segment_times: timestamp::new_segment_times(),
+        });
+        // Trimmed first, the indexes reload as they are instead of being rebuilt by a scan.
+        last.seal()?;
+        let active = Segment::open_active(
+            &self.fs,
+            &self.dir,
+            last.base_offset(),
+            LocalLog::index_config(&self.config),
+            Some((position, new_leo)),
+        );
+        // Readers were already shown the cut log: a writer that cannot follow must stop.
+        let active = match active {
+            Ok(a) => a,
+            Err(e) => {
+                durability.poison(format!(
+                    "truncation of {} failed: {e}",
+                    last.log_path().display()
+                ));
+                return Err(e);
+            }
+        };
+        // Make the cut durable now: batches truncated away (a follower's divergent tail)
+        // must not come back after a crash.
+        durability.poison_on_io(active.sync_log())?;
+        if let Some(slot) = w.segments.last_mut() {
+            *slot = Arc::new(active);
+        }
+        w.log_end_offset = new_leo;
+        if new_leo < w.log_start_offset {
+            // The batch holding `offset` (or the gap before it) also held the log start
+            // offset and went whole: the log is left empty where it now ends (a log never
+            // starts after it ends, and a follower refetches the batch from its base).
+            w.log_start_offset = new_leo;
+            self.write_log_start_checkpoint(new_leo, durability)?;
+        }
+        self.sync_dir(durability)?;
+        self.publish(w);
+        Ok(new_leo)
+    }
+
+    fn truncate_fully(&self, w: &mut Writer, offset: i64, durability: &Durability) -> Result<i64> {
+        for seg in w.segments.drain(..) {
+            seg.delete_files()?;
+        }
+        let seg = Segment::create(
+            &self.fs,
+            &self.dir,
+            offset,
+            LocalLog::index_config(&self.config),
+        )?;
+        w.segments.push(Arc::new(seg));
+        w.active_since_ms = self.config.clock.now_ms();
+        w.log_start_offset = offset;
+        w.log_end_offset = offset;
+        self.write_log_start_checkpoint(offset, durability)?;
+        self.sync_dir(durability)?;
+        self.publish(w);
+        Ok(offset)
+    }
+
+    /// Removes the first `count` segments (never the active one) after moving the log start
+    /// offset up to `new_start` and checkpointing it, so a crash part way leaves a log whose
+    /// start offset already lies past what was being deleted. Returns the segments and
+    /// `.log` bytes removed, and whether anything changed.
+    pub(crate) fn delete_prefix(
+        &self,
+        w: &mut Writer,
+        count: usize,
+        new_start: i64,
+        durability: &Durability,
+    ) -> Result<(usize, u64, bool)> {
+        let moved = new_start > w.log_start_offset;
+        if moved {
+            w.log_start_offset = new_start;
+            self.write_log_start_checkpoint(new_start, durability)?;
+        }
+        let count = count.min(w.segments.len().saturating_sub(1));
+        let doomed: Vec<Arc<Segment>> = w.segments.drain(..count).collect();
+        // Readers see the shorter log before any file goes.
+        self.publish(w);
+        let mut bytes = 0;
+        for seg in &doomed {
+            // Readers holding an older view may still look this segment up: with its
+            // indexes mapped before the files go, they read on from the open handles.
+            let _ = seg.indexes();
+            bytes += seg.size();
+            // Files the log no longer lists but could not remove: stop and let the next
+            // open clean up (the log start offset is already past them).
+            durability.poison_on_io(seg.delete_files())?;
+        }
+        if count > 0 {
+            self.sync_dir(durability)?;
+        }
+        Ok((count, bytes, moved || count > 0))
+    }
+
+    pub(crate) fn write_log_start_checkpoint(
+        &self,
+        offset: i64,
+        durability: &Durability,
+    ) -> Result<()> {
+        durability.poison_on_io(checkpoint::write(
+            &*self.fs,
+            &self.dir,
+            LOG_START_OFFSET_CHECKPOINT,
+            offset,
+        ))
+    }
+
+    /// fsyncs the partition directory (after segments are created, renamed or removed).
+    pub(crate) fn sync_dir(&self, durability: &Durability) -> Result<()> {
+        let r = self
+            .fs
+            .sync_dir(&self.dir)
+            .map_err(|e| Error::io(&self.dir, e));
+        durability.poison_on_io(r)
+    }
+
+    /// fsyncs every segment of `view` that may hold bytes at or above `from`.
+    pub(crate) fn sync_from(&self, view: &View, from: i64) -> Result<()> {
+        let first = view.segment_index(from).unwrap_or(0);
+        let last = view.segments.len().saturating_sub(1);
+        for (i, seg) in view.segments.iter().enumerate().skip(first) {
+            if i == last {
+                seg.sync_log()?;
+            } else {
+                seg.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whole batches from `offset` under `view` (see [`Log::read`](super::Log::read)).
+    pub(crate) fn read_in(
+        &self,
+        view: &View,
+        offset: i64,
+        max_bytes: usize,
+        upper_bound: Option<i64>,
+    ) -> Result<FetchData> {
+        super::read::read_in(view, offset, max_bytes, upper_bound)
+    }
+}
