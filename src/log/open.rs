@@ -76,6 +76,7 @@ impl Log {
             read_only,
             lock,
         } = options;
+        config.validate()?;
         let overlay = read_only.then(|| Arc::new(crate::io::ReadOnlyFs::new(Arc::clone(&fs))));
         let (fs, dir_lock) = if let Some(overlay) = &overlay {
             // Everything the open below would change stays in memory.

@@ -13,13 +13,12 @@ use streamlog::{Compression, Error, Log, LogConfig, OwnedRecord};
 const T0: i64 = 1_700_000_000_000;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 128,
-        segment_index_bytes: 4096,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    let mut c = LogConfig::default();
+    c.segment_bytes = 4096;
+    c.index_interval_bytes = 128;
+    c.segment_index_bytes = 4096;
+    c.segment_ms = None;
+    c
 }
 
 fn append(log: &Log, n: i64) {

@@ -38,11 +38,22 @@ pub struct Broker {
 impl Broker {
     /// Opens the data directory and prepares the broker for a listener bound at `bound`.
     pub fn open(config: BrokerConfig, bound: SocketAddr) -> anyhow::Result<Broker> {
+        let storage = config.storage_config()?;
+        Self::open_with(config, bound, storage)
+    }
+
+    /// [`Broker::open`] with storage settings of the caller's (a simulated filesystem in
+    /// tests).
+    pub fn open_with(
+        config: BrokerConfig,
+        bound: SocketAddr,
+        storage: streamlog::storage::StorageConfig,
+    ) -> anyhow::Result<Broker> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let cluster_id = meta::load_or_create(&config.data_dir, config.node_id)?;
         let producer_ids = ProducerIds::open(&config.data_dir)?;
-        let storage = Storage::open(&config.data_dir, config.storage_config()?)
+        let storage = Storage::open(&config.data_dir, storage)
             .with_context(|| format!("opening {}", config.data_dir.display()))?;
         let (advertised_host, advertised_port) = match &config.advertised_listener {
             Some(l) => {

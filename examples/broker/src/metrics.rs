@@ -15,7 +15,8 @@ const BUCKETS: [f64; 12] = [
 /// What the broker counts.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Requests answered, by API name and top-level error code.
+    /// Requests answered, by API name and the response's first error code (-1: the
+    /// connection was closed instead).
     requests: Mutex<BTreeMap<(&'static str, i16), u64>>,
     /// Request bytes read.
     pub bytes_in: AtomicU64,

@@ -76,7 +76,7 @@ async fn connection(mut stream: TcpStream, broker: &Arc<Broker>) -> Result<(), S
                 let name = api_name(api_key);
                 match apis::handle(broker, api_key, version, *body).await {
                     Outcome::Respond(body) => {
-                        broker.metrics.request(name, 0);
+                        broker.metrics.request(name, apis::error_code(&body));
                         codec::encode_response(api_key, version, header.correlation_id, &body)
                             .map_err(|e| format!("{name} v{version}: encoding failed: {e}"))?
                     }

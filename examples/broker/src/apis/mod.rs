@@ -88,6 +88,42 @@ fn handle_blocking(broker: &Broker, version: i16, body: RequestKind) -> Outcome 
     }
 }
 
+/// The response's first error code, top-level or per topic/partition (0 when none), for
+/// the metrics' requests-by-error-code counter.
+pub fn error_code(resp: &ResponseKind) -> i16 {
+    fn first(codes: impl IntoIterator<Item = i16>) -> i16 {
+        codes.into_iter().find(|c| *c != 0).unwrap_or(0)
+    }
+    match resp {
+        ResponseKind::Produce(r) => first(
+            r.responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::Fetch(r) => first(
+            std::iter::once(r.error_code).chain(
+                r.responses
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+            ),
+        ),
+        ResponseKind::ListOffsets(r) => first(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::Metadata(r) => first(r.topics.iter().map(|t| t.error_code)),
+        ResponseKind::CreateTopics(r) => first(r.topics.iter().map(|t| t.error_code)),
+        ResponseKind::DeleteTopics(r) => first(r.responses.iter().map(|t| t.error_code)),
+        ResponseKind::CreatePartitions(r) => first(r.results.iter().map(|t| t.error_code)),
+        ResponseKind::DescribeConfigs(r) => first(r.results.iter().map(|t| t.error_code)),
+        ResponseKind::InitProducerId(r) => r.error_code,
+        ResponseKind::ApiVersions(r) => r.error_code,
+        ResponseKind::DescribeCluster(r) => r.error_code,
+        _ => 0,
+    }
+}
+
 /// An owned string as the protocol's string type.
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())

@@ -157,3 +157,87 @@ pub fn init_producer_id(broker: &Broker, req: InitProducerIdRequest) -> InitProd
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BrokerConfig;
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+    use streamlog::io::SimFs;
+    use streamlog::storage::{StorageConfig, TopicConfig};
+    use streamlog::{BatchBuilder, BatchOptions, Storage};
+
+    fn produce_one(broker: &Broker, acks: i16, value: &[u8]) -> i64 {
+        let mut b = BatchBuilder::new(BatchOptions::default());
+        b.append(1, Some(b"k"), Some(value), &[]).unwrap();
+        let req = ProduceRequest::default()
+            .with_acks(acks)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(b.build().unwrap())))])]);
+        let Outcome::Respond(resp) = produce(broker, req) else {
+            panic!("no response")
+        };
+        let ResponseKind::Produce(resp) = *resp else {
+            panic!("not a produce response")
+        };
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0);
+        p.base_offset
+    }
+
+    /// acks=all is answered only once the batch is durable: after a simulated power cut
+    /// (unsynced writes lost or torn, from the seed), every batch acknowledged with acks=all
+    /// is there, at its offset, byte for byte.
+    #[test]
+    fn acks_all_survives_power_loss() {
+        // STREAMLOG_SIM_SEED=N replays one seed.
+        let seeds: Vec<u64> = match std::env::var("STREAMLOG_SIM_SEED") {
+            Ok(s) => vec![s.parse().expect("STREAMLOG_SIM_SEED")],
+            Err(_) => (0..4).collect(),
+        };
+        for seed in seeds {
+            println!("seed {seed}");
+            let dir = tempfile::tempdir().unwrap();
+            let fs = SimFs::new(seed);
+            let mut storage = StorageConfig::default();
+            storage.fs = Arc::new(fs.clone());
+            let config = BrokerConfig {
+                data_dir: dir.path().join("data"),
+                ..BrokerConfig::default()
+            };
+            let broker =
+                Broker::open_with(config.clone(), "127.0.0.1:9092".parse().unwrap(), storage)
+                    .unwrap();
+            broker
+                .storage
+                .create_topic("t", 1, TopicConfig::new())
+                .unwrap();
+            let mut acked = Vec::new();
+            for i in 0..20u32 {
+                let value = format!("v{i}");
+                let offset = produce_one(&broker, -1, value.as_bytes());
+                acked.push((offset, value));
+                // acks=1 batches in between may or may not survive.
+                produce_one(&broker, 1, b"maybe");
+            }
+            let mut after = StorageConfig::default();
+            after.fs = Arc::new(fs.crash());
+            let storage = Storage::open(&config.data_dir, after).unwrap();
+            let log = storage.partition("t", 0).unwrap();
+            for (offset, value) in acked {
+                let r = log
+                    .records_from(offset)
+                    .next()
+                    .unwrap_or_else(|| panic!("seed {seed}: offset {offset} lost"))
+                    .unwrap();
+                assert_eq!(r.offset(), offset, "seed {seed}");
+                assert_eq!(r.value(), Some(value.as_bytes()), "seed {seed}");
+            }
+        }
+    }
+}
