@@ -93,6 +93,8 @@ pub(crate) struct LocalLog {
     pub(crate) fs: Arc<dyn FileSystem>,
     pub(crate) writer: Mutex<Writer>,
     pub(crate) view: RwLock<Arc<View>>,
+    /// The watermarks readers wait on (`wait.rs`), advanced after each publish.
+    pub(crate) progress: Arc<super::wait::Progress>,
 }
 
 impl LocalLog {
@@ -112,10 +114,12 @@ impl LocalLog {
             generation: 0,
             segment_times: timestamp::new_segment_times(),
         };
+        let progress = Arc::new(super::wait::Progress::new(writer.log_end_offset));
         LocalLog {
             dir,
             config,
             fs,
+            progress,
             writer: Mutex::new(writer),
             view: RwLock::new(Arc::new(view)),
         }
@@ -150,6 +154,9 @@ impl LocalLog {
             segment_times: timestamp::new_segment_times(),
         };
         *self.view.write() = Arc::new(view);
+        self.progress
+            .notifier(super::wait::Watermark::LogEnd)
+            .advance(w.log_end_offset);
     }
 
     /// Publishes only new offsets and size, keeping the segment list (the append fast path).
@@ -163,6 +170,9 @@ impl LocalLog {
             segment_times: Arc::clone(&current.segment_times),
         };
         *self.view.write() = Arc::new(view);
+        self.progress
+            .notifier(super::wait::Watermark::LogEnd)
+            .advance(w.log_end_offset);
     }
 
     /// Seals the active segment and starts a new one at `base_offset` (the log end offset,
@@ -324,14 +334,37 @@ impl LocalLog {
         durability: &Durability,
     ) -> Result<i64> {
         w.generation += 1;
+        // The recovery-point checkpoint on disk goes down first, to at most where the log
+        // will end (the base of the segment the cut lands in, or `offset` when the log
+        // restarts): a crash part-way through the cut must not leave a log ending below its
+        // checkpoint, which the next open would take for acknowledged data lost. (The
+        // recovery point itself goes to the exact end once the cut is made.)
+        let lowest_end = if offset <= w.log_start_offset {
+            offset.max(0)
+        } else {
+            w.segments
+                .iter()
+                .rev()
+                .map(|s| s.base_offset())
+                .find(|&base| base < offset)
+                .unwrap_or(offset)
+        };
+        durability.lower_checkpoint(lowest_end)?;
         if offset <= w.log_start_offset {
             return self.truncate_fully(w, offset.max(0), durability);
         }
         // Drop whole segments at or above the offset.
+        let mut dropped = false;
         while w.segments.len() > 1 && w.segments.last().is_some_and(|s| s.base_offset() >= offset) {
             if let Some(seg) = w.segments.pop() {
                 seg.delete_files()?;
+                dropped = true;
             }
+        }
+        if dropped {
+            // Their removal reaches the disk before the cut below: a crash between the two
+            // must not bring them back behind a cut segment, with a hole before them.
+            self.sync_dir(durability)?;
         }
         let Some(last) = w.segments.last().cloned() else {
             return self.truncate_fully(w, offset, durability);
@@ -407,7 +440,9 @@ impl LocalLog {
     }
 
     fn truncate_fully(&self, w: &mut Writer, offset: i64, durability: &Durability) -> Result<i64> {
-        for seg in w.segments.drain(..) {
+        // Newest first: a crash keeps some of these removals, in order, and whatever they
+        // leave must be a prefix of the log, never its tail with a hole before it.
+        for seg in w.segments.drain(..).rev() {
             seg.delete_files()?;
         }
         let seg = Segment::create(

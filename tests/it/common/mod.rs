@@ -9,10 +9,14 @@ use streamlog::{
     TimestampType,
 };
 
+pub mod child;
 pub mod consumer;
 pub mod decode;
+pub mod gate;
 pub mod logs;
 pub mod producers;
+#[cfg(feature = "openraft")]
+pub mod raft;
 pub mod raw;
 pub mod recover_segment;
 pub mod rng;
