@@ -276,6 +276,33 @@ pub enum Error {
         max_keys: usize,
     },
 
+    /// Another `Log` or `Storage`, in this process or another, holds the directory's lock
+    /// (its `.lock` file): one writer per directory.
+    #[error("directory {dir} is locked by another writer{}", holder_pid.map(|p| format!(" (process {p})")).unwrap_or_default())]
+    DirectoryLocked {
+        /// The locked directory.
+        dir: PathBuf,
+        /// The process id the holder wrote into the lock file, when it did.
+        holder_pid: Option<u32>,
+    },
+
+    /// The directory holds no partition (no segment files), and the open was not asked to
+    /// create one.
+    #[error("{dir} is not a partition directory: {reason}")]
+    NotAPartition {
+        /// The directory.
+        dir: PathBuf,
+        /// What is missing.
+        reason: &'static str,
+    },
+
+    /// A change was asked of a log opened read-only.
+    #[error("log {dir} is open read-only")]
+    ReadOnlyLog {
+        /// The partition directory.
+        dir: PathBuf,
+    },
+
     /// The log was closed; open it again to use it.
     #[error("log {dir} is closed")]
     LogClosed {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::coordinator::{Append, LoadEntry};
 use super::partition::{partition_for_group, DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS, OFFSETS_TOPIC};
 use super::records::{GroupMetadataValue, OffsetsRecord};
 use super::state::{OffsetAndMetadata, OffsetsState};
@@ -9,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::kafka_code::KafkaCode;
 use crate::log::{AppendInfo, CleanerStats, Log};
 use crate::producer::TxnResult;
-use crate::record::{Batch, BatchBuilder, BatchOptions, Batches, Compression};
+use crate::record::{Batch, BatchBuilder, BatchOptions, Batches, Compression, ControlRecordType};
 use crate::storage::{Storage, TopicConfig, CLEANUP_POLICY, SEGMENT_BYTES};
 
 /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
@@ -459,6 +460,25 @@ impl OffsetsPartition {
         Ok(info)
     }
 
+    /// Appends what the group coordinator asked for ([`Append`] from its outputs) to this
+    /// partition, stamped `timestamp`; report the outcome back with
+    /// [`append_completed`](super::coordinator::GroupCoordinator::append_completed) (on
+    /// error, with [`commit_error_code`]).
+    pub fn append_coordinator_records(
+        &mut self,
+        append: &Append,
+        timestamp: i64,
+    ) -> Result<AppendInfo> {
+        if i64::from(append.partition) != i64::from(self.partition) {
+            return Err(Error::InvalidArgument(format!(
+                "append for offsets partition {} given to partition {}",
+                append.partition, self.partition
+            )));
+        }
+        let producer = append.producer.map(|p| (p.producer_id, p.producer_epoch));
+        self.append(&append.records, producer, timestamp)
+    }
+
     /// The sequence the producer's next batch here must carry: the coordinator writes on
     /// the producer's behalf, continuing what the log knows of it (a new epoch starts at 0).
     fn next_sequence(&self, producer_id: i64, producer_epoch: i16) -> i32 {
@@ -481,8 +501,74 @@ impl OffsetsPartition {
     }
 }
 
+/// The entries of an offsets partition's log, from its start to its end, in the form the
+/// group coordinator's [`load_partition`](super::coordinator::GroupCoordinator::load_partition)
+/// replays: records (with their producer when their batch is transactional) and transaction
+/// markers. Records of unknown key versions are left out, as Kafka skips them.
+///
+/// ```
+/// use streamlog::group::{load_entries, OffsetAndMetadata, OffsetCommit, OffsetsPartition, OffsetsTopicConfig};
+/// use streamlog::group::coordinator::LoadEntry;
+/// use streamlog::storage::{Storage, StorageConfig};
+/// use streamlog::TxnResult;
+///
+/// let dir = tempfile::tempdir()?;
+/// let storage = Storage::open(dir.path(), StorageConfig::default())?;
+/// let mut config = OffsetsTopicConfig::default();
+/// config.set("offsets.topic.num.partitions", "1")?;
+/// let mut offsets = OffsetsPartition::load(&storage, &config, 0)?;
+/// offsets.commit_transactional_offsets("g", 7, 0, &[OffsetCommit::new("t", 0, OffsetAndMetadata::new(5, 0))], 0)?;
+/// offsets.write_txn_marker(7, 0, TxnResult::Commit, 0)?;
+///
+/// let entries = load_entries(offsets.log())?;
+/// assert!(matches!(entries[0], LoadEntry::Record { producer_id: Some(7), .. }));
+/// assert_eq!(entries[1], LoadEntry::Marker { producer_id: 7, commit: true });
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn load_entries(log: &Log) -> Result<Vec<LoadEntry>> {
+    let mut entries = Vec::new();
+    for_each_batch(log, |batch| {
+        let producer_id = batch.producer_id();
+        if batch.is_control() {
+            if producer_id >= 0 {
+                let commit = match batch.control_record()?.map(|c| c.kind) {
+                    Some(ControlRecordType::Commit) => true,
+                    Some(ControlRecordType::Abort) => false,
+                    _ => return Ok(()),
+                };
+                entries.push(LoadEntry::Marker {
+                    producer_id,
+                    commit,
+                });
+            }
+            return Ok(());
+        }
+        let txn = batch.is_transactional().then_some(producer_id);
+        for record in batch.records()?.iter() {
+            let record = record?;
+            let key = record.key.ok_or(Error::MalformedSchema {
+                schema: "__consumer_offsets record",
+                reason: "record without a key",
+            })?;
+            if let Some(decoded) = OffsetsRecord::decode(key, record.value)? {
+                entries.push(LoadEntry::Record {
+                    record: decoded,
+                    producer_id: txn,
+                });
+            }
+        }
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
 /// Replays `log` from its start to its end into `state`.
 pub(crate) fn replay_log(log: &Log, state: &mut OffsetsState) -> Result<()> {
+    for_each_batch(log, |batch| state.replay_batch(batch))
+}
+
+/// Calls `f` with every batch of `log` from its start to its end, CRC-checked.
+fn for_each_batch(log: &Log, mut f: impl FnMut(&Batch<'_>) -> Result<()>) -> Result<()> {
     let limits = log.config().decode_limits;
     let mut offset = log.log_start_offset();
     loop {
@@ -504,7 +590,7 @@ pub(crate) fn replay_log(log: &Log, state: &mut OffsetsState) -> Result<()> {
             if batch.next_offset() <= offset {
                 continue;
             }
-            state.replay_batch(&batch)?;
+            f(&batch)?;
             next = batch.next_offset();
         }
         if next <= offset {

@@ -5,6 +5,8 @@
 //! crash and fault injection plugs in behind the same traits. The traits are kept small: what
 //! a log needs and nothing else.
 
+mod lock;
+mod overlay;
 mod real;
 mod sim;
 
@@ -13,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
+pub use lock::{lock_dir, lock_path, FileLock, LOCK_FILE};
+pub use overlay::ReadOnlyFs;
 pub use real::RealFs;
 pub use sim::{SimError, SimFs, SimOp, SpaceLimitMode};
 
@@ -56,6 +60,15 @@ pub trait FileSystem: Send + Sync + std::fmt::Debug {
     fn modified_ms(&self, path: &Path) -> io::Result<Option<i64>> {
         let _ = path;
         Ok(None)
+    }
+    /// Takes an exclusive lock on the file at `path` (created if missing), held until the
+    /// returned value is dropped; fails with [`io::ErrorKind::WouldBlock`] while another
+    /// holder has it. [`RealFs`] locks with `flock` (between processes, and between two
+    /// opens in one process) and writes the holder's process id into the file; [`SimFs`]
+    /// keeps its locks in memory. Backends without locks grant every request.
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let _ = path;
+        Ok(Box::new(lock::NoLock))
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use super::{File, FileSystem, MappedWords, OpenMode};
+use super::{File, FileLock, FileSystem, MappedWords, OpenMode};
 
 /// The operating system's filesystem.
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,6 +70,31 @@ impl FileSystem for RealFs {
         std::fs::remove_dir(path)
     }
 
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        // Never truncated on open: the holder's pid stays readable to whoever is refused.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{} is locked", path.display()),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        // The pid is only a hint for the error message of the next process refused.
+        let pid = format!("{}\n", std::process::id());
+        let _ = file.set_len(0);
+        let _ = file.write_all_at(pid.as_bytes(), 0);
+        Ok(Box::new(RealLock { _file: file }))
+    }
+
     fn modified_ms(&self, path: &Path) -> io::Result<Option<i64>> {
         let modified = std::fs::metadata(path)?.modified()?;
         Ok(modified
@@ -78,6 +103,14 @@ impl FileSystem for RealFs {
             .and_then(|d| i64::try_from(d.as_millis()).ok()))
     }
 }
+
+/// A held `flock`: closing the file releases it.
+#[derive(Debug)]
+struct RealLock {
+    _file: std::fs::File,
+}
+
+impl FileLock for RealLock {}
 
 #[derive(Debug)]
 struct RealFile {

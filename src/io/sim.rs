@@ -36,7 +36,7 @@ use parking_lot::Mutex;
 
 use self::file::{Node, SimFile};
 use self::rng::Rng;
-use super::{File, FileSystem, OpenMode};
+use super::{File, FileLock, FileSystem, OpenMode};
 
 // Linux errno values, so that errors look as the real filesystem's do.
 const ENOENT: i32 = 2;
@@ -152,6 +152,10 @@ struct State {
     ops: u64,
     syncs: u64,
     dir_syncs: u64,
+    /// Paths locked by `try_lock`, each with the token of its holder. In memory only: a crash
+    /// (the process dies) releases them all.
+    locks: BTreeMap<PathBuf, u64>,
+    next_lock: u64,
 }
 
 impl State {
@@ -171,6 +175,8 @@ impl State {
             ops: 0,
             syncs: 0,
             dir_syncs: 0,
+            locks: BTreeMap::new(),
+            next_lock: 0,
         }
     }
 
@@ -531,7 +537,60 @@ impl SimFs {
     }
 }
 
+/// A lock held on a [`SimFs`] path.
+struct SimLock {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+    token: u64,
+}
+
+impl FileLock for SimLock {}
+
+impl fmt::Debug for SimLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimLock").field("path", &self.path).finish()
+    }
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut st = self.state.lock();
+        if st.locks.get(&self.path) == Some(&self.token) {
+            st.locks.remove(&self.path);
+        }
+    }
+}
+
 impl FileSystem for SimFs {
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        // Not counted as an operation, and never failed by a fault: a lock is process state,
+        // not a change to the disk.
+        let token = {
+            let mut st = self.state.lock();
+            if st.crashed {
+                return Err(io::Error::other(
+                    "simulated power loss: use the SimFs crash() returned",
+                ));
+            }
+            st.parent_dir(path)?;
+            if st.locks.contains_key(path) {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    format!("{} is locked", path.display()),
+                ));
+            }
+            let token = st.next_lock;
+            st.next_lock += 1;
+            st.locks.insert(path.to_path_buf(), token);
+            token
+        };
+        Ok(Box::new(SimLock {
+            state: Arc::clone(&self.state),
+            path: path.to_path_buf(),
+            token,
+        }))
+    }
+
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
         let id = run(&self.state, |st| {
             st.take_fault(SimOp::Open, &[path])?;

@@ -50,6 +50,8 @@ pub(crate) struct Durability {
     done: Condvar,
     poisoned: AtomicBool,
     closed: AtomicBool,
+    /// The log's waiters (`wait.rs`), released when the log is poisoned or closed.
+    waiters: std::sync::OnceLock<Arc<super::wait::Progress>>,
 }
 
 impl Durability {
@@ -74,6 +76,7 @@ impl Durability {
             done: Condvar::new(),
             poisoned: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            waiters: std::sync::OnceLock::new(),
         }
     }
 
@@ -132,6 +135,8 @@ impl Durability {
         }
         self.poisoned.store(true, Ordering::Release);
         self.done.notify_all();
+        drop(st);
+        self.stop_waiters();
     }
 
     /// An I/O failure while making metadata durable leaves the log unsure what is on disk:
@@ -156,9 +161,27 @@ impl Durability {
         Ok(())
     }
 
+    /// Whom to release when the log stops (set once, when the log is assembled).
+    pub(crate) fn set_waiters(&self, waiters: Arc<super::wait::Progress>) {
+        let _ = self.waiters.set(waiters);
+    }
+
+    /// Wakes every waiter for good: the log will not move again.
+    fn stop_waiters(&self) {
+        if let Some(w) = self.waiters.get() {
+            w.stop();
+        }
+    }
+
+    /// Whether the log was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// Marks the log closed: later calls fail with `LogClosed`.
     pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
+        self.stop_waiters();
     }
 
     /// Makes everything below `target` durable, sharing fsyncs with concurrent callers:
@@ -207,6 +230,7 @@ impl Durability {
                         st.poison = Some(reason);
                     }
                     self.poisoned.store(true, Ordering::Release);
+                    self.stop_waiters();
                 }
             }
             self.done.notify_all();

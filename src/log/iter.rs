@@ -27,6 +27,25 @@ impl Chunk {
     }
 }
 
+/// The log a [`LogRecords`] reads: borrowed, or shared so the iterator can live in a task
+/// or thread of its own.
+#[derive(Debug)]
+enum LogRef<'l> {
+    Borrowed(&'l Log),
+    Shared(Arc<Log>),
+}
+
+impl std::ops::Deref for LogRef<'_> {
+    type Target = Log;
+
+    fn deref(&self) -> &Log {
+        match self {
+            LogRef::Borrowed(log) => log,
+            LogRef::Shared(log) => log,
+        }
+    }
+}
+
 /// A record read from the log. It shares the buffer it was decoded from, so iterating
 /// allocates per read chunk, not per record.
 #[derive(Debug, Clone)]
@@ -99,7 +118,7 @@ struct Current {
 /// Each batch is checked (CRC and records) before its records are returned.
 #[derive(Debug)]
 pub struct LogRecords<'l> {
-    log: &'l Log,
+    log: LogRef<'l>,
     next_fetch: i64,
     min_offset: i64,
     upper_bound: Option<i64>,
@@ -127,22 +146,72 @@ impl Log {
 
     /// Iterates records from `offset` in batches whose last offset is below `upper_bound`.
     pub fn records_between(&self, offset: i64, upper_bound: Option<i64>) -> LogRecords<'_> {
+        LogRecords::new(LogRef::Borrowed(self), offset, upper_bound)
+    }
+
+    /// [`Log::records_from`] holding its own `Arc` of the log instead of a borrow, for a
+    /// reader that lives in a task or thread of its own.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use streamlog::{Compression, Log, LogConfig, OwnedRecord};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Arc::new(Log::open(dir.path(), LogConfig::default())?);
+    /// log.append_records(&[OwnedRecord::new(0, None, Some(b"v"))], Compression::None)?;
+    /// let records = log.records_from_shared(0);
+    /// let read = std::thread::spawn(move || records.count()).join().unwrap();
+    /// assert_eq!(read, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn records_from_shared(self: &Arc<Self>, offset: i64) -> LogRecords<'static> {
+        self.records_between_shared(offset, None)
+    }
+
+    /// [`Log::records_between`] holding its own `Arc` of the log.
+    pub fn records_between_shared(
+        self: &Arc<Self>,
+        offset: i64,
+        upper_bound: Option<i64>,
+    ) -> LogRecords<'static> {
+        LogRecords::new(LogRef::Shared(Arc::clone(self)), offset, upper_bound)
+    }
+
+    /// [`Log::records_committed`] holding its own `Arc` of the log.
+    pub fn records_committed_shared(
+        self: &Arc<Self>,
+        offset: i64,
+        high_watermark: i64,
+    ) -> LogRecords<'static> {
+        let (lso, filter) = super::txn::committed_view(self, offset, high_watermark);
         LogRecords {
-            log: self,
+            filter: Some(filter),
+            ..self.records_between_shared(offset, Some(lso))
+        }
+    }
+}
+
+impl<'l> LogRecords<'l> {
+    fn new(log: LogRef<'l>, offset: i64, upper_bound: Option<i64>) -> Self {
+        let limits = log.config().decode_limits;
+        LogRecords {
+            log,
             next_fetch: offset,
             min_offset: offset,
             upper_bound,
             chunk: None,
             spare: None,
             current: None,
-            limits: self.config().decode_limits,
+            limits,
             done: false,
             started: false,
             chunk_log_end: i64::MAX,
             filter: None,
         }
     }
+}
 
+impl Log {
     /// Iterates records as a read_committed consumer sees them: from `offset` up to the
     /// last stable offset for `high_watermark`, without control batches and without the
     /// records of aborted transactions.

@@ -93,6 +93,8 @@ pub(crate) struct LocalLog {
     pub(crate) fs: Arc<dyn FileSystem>,
     pub(crate) writer: Mutex<Writer>,
     pub(crate) view: RwLock<Arc<View>>,
+    /// The watermarks readers wait on (`wait.rs`), advanced after each publish.
+    pub(crate) progress: Arc<super::wait::Progress>,
 }
 
 impl LocalLog {
@@ -112,10 +114,12 @@ impl LocalLog {
             generation: 0,
             segment_times: timestamp::new_segment_times(),
         };
+        let progress = Arc::new(super::wait::Progress::new(writer.log_end_offset));
         LocalLog {
             dir,
             config,
             fs,
+            progress,
             writer: Mutex::new(writer),
             view: RwLock::new(Arc::new(view)),
         }
@@ -150,6 +154,9 @@ impl LocalLog {
             segment_times: timestamp::new_segment_times(),
         };
         *self.view.write() = Arc::new(view);
+        self.progress
+            .notifier(super::wait::Watermark::LogEnd)
+            .advance(w.log_end_offset);
     }
 
     /// Publishes only new offsets and size, keeping the segment list (the append fast path).
@@ -163,6 +170,9 @@ impl LocalLog {
             segment_times: Arc::clone(&current.segment_times),
         };
         *self.view.write() = Arc::new(view);
+        self.progress
+            .notifier(super::wait::Watermark::LogEnd)
+            .advance(w.log_end_offset);
     }
 
     /// Seals the active segment and starts a new one at `base_offset` (the log end offset,

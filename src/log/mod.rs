@@ -56,11 +56,14 @@ mod durability;
 mod iter;
 mod local;
 mod open;
+mod options;
 mod read;
+mod refresh;
 mod retention;
 mod timestamp;
 mod txn;
 mod verify;
+mod wait;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -75,6 +78,7 @@ pub use cleaner::{
 pub use durability::FlusherHandle;
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
+pub use options::LogOptions;
 pub use read::{FetchData, FileSlice};
 pub use retention::{RetentionOutcome, RetentionRule, SegmentInfo};
 pub use timestamp::{ListOffsetsSpec, TimestampAndOffset};
@@ -83,6 +87,7 @@ pub use verify::{
     list_segment_files, verify_partition, verify_partition_with, Finding, FindingKind,
     SegmentReader, VerifyProgress, VerifyReport,
 };
+pub use wait::{Watermark, WatermarkReached};
 
 pub(crate) use durability::Durability;
 pub(crate) use local::{LocalLog, RollDecision, View, Writer};
@@ -123,6 +128,19 @@ pub struct Log {
     durability: Durability,
     /// One compaction pass at a time.
     cleaner: cleaner::CleanerState,
+    /// The directory's exclusive lock, held from open to `close` (none for a read-only log
+    /// or a partition of a `Storage`, whose data directory's lock covers it).
+    dir_lock: parking_lot::Mutex<Option<Box<dyn crate::io::FileLock>>>,
+    /// Opened with [`LogOptions::read_only`]: every change is refused, and the files are
+    /// reached through a [`crate::io::ReadOnlyFs`].
+    read_only: bool,
+    /// What the open did.
+    recovery: RecoveryInfo,
+    /// The in-memory overlay a read-only log reads through (`refresh.rs` looks past its cuts).
+    overlay: Option<Arc<crate::io::ReadOnlyFs>>,
+    /// Set once an open (for writing) succeeded: only then may a drop close the log. A log
+    /// dropped half-opened, after a failed recovery, must not be marked clean.
+    close_on_drop: bool,
 }
 
 impl Log {
@@ -139,11 +157,17 @@ impl Log {
         };
         let producers =
             ProducerStateManager::new(local.dir.clone(), Arc::clone(&local.fs), expiration, start);
+        durability.set_waiters(Arc::clone(&local.progress));
         let log = Log {
             local,
             producers,
             durability,
             cleaner: cleaner::CleanerState::default(),
+            dir_lock: parking_lot::Mutex::new(None),
+            read_only: false,
+            recovery: RecoveryInfo::default(),
+            overlay: None,
+            close_on_drop: false,
         };
         let replayed_from = {
             let w = log.local.writer.lock();
@@ -210,6 +234,11 @@ impl Log {
     }
 
     fn lock_open(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
+        if self.read_only {
+            return Err(Error::ReadOnlyLog {
+                dir: self.local.dir.clone(),
+            });
+        }
         self.local.lock(&self.durability)
     }
 
@@ -369,6 +398,11 @@ impl Log {
     /// cleanly closed, so the next open loads indexes without scanning. Later calls fail
     /// with `LogClosed`.
     pub fn close(&self) -> Result<()> {
+        if self.read_only {
+            // Nothing to write: a read-only log only stops.
+            self.durability.mark_closed();
+            return Ok(());
+        }
         // The writer lock is held throughout: nothing may append to the sealed segment,
         // whose index files are trimmed below their mappings. Flushing never takes it.
         let w = self.lock_open()?;
@@ -389,7 +423,33 @@ impl Log {
             b"",
         ))?;
         self.durability.mark_closed();
+        // Closed, the directory is free for the next open (even while readers keep this
+        // `Log` alive).
+        self.dir_lock.lock().take();
         drop(w);
         Ok(())
+    }
+}
+
+impl Log {
+    /// Drops the log without closing it, as a crash or a killed process leaves it: no
+    /// flush, no checkpoint, no clean-shutdown marker, so the next open recovers. For tests
+    /// and failure drills; an application closes its logs (or lets them drop, which closes
+    /// them).
+    pub fn abandon(self) {
+        // Marked closed, the drop below writes nothing.
+        self.durability.mark_closed();
+    }
+}
+
+impl Drop for Log {
+    /// A log dropped without [`Log::close`] is closed here, best effort, so the next open is
+    /// clean (loads its indexes without a recovery scan). Errors cannot be reported from a
+    /// drop: a log that fails to close is left as a crash would leave it, and the next open
+    /// recovers. A poisoned or read-only log is left alone.
+    fn drop(&mut self) {
+        if self.close_on_drop && !self.durability.is_closed() && !self.durability.is_poisoned() {
+            let _ = self.close();
+        }
     }
 }

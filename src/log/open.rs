@@ -57,9 +57,51 @@ impl Log {
         config: LogConfig,
         on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
     ) -> Result<(Log, RecoveryInfo)> {
-        config.validate()?;
+        super::LogOptions::new(config)
+            .fs(fs)
+            .create(true)
+            .open_with(dir, on_batch)
+    }
+
+    pub(crate) fn open_inner(
+        options: super::LogOptions,
+        dir: &Path,
+        on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
+    ) -> Result<(Log, RecoveryInfo)> {
         let started = Instant::now();
-        fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let super::LogOptions {
+            config,
+            fs,
+            create,
+            read_only,
+            lock,
+        } = options;
+        config.validate()?;
+        let overlay = read_only.then(|| Arc::new(crate::io::ReadOnlyFs::new(Arc::clone(&fs))));
+        let (fs, dir_lock) = if let Some(overlay) = &overlay {
+            // Everything the open below would change stays in memory.
+            let fs: Arc<dyn FileSystem> = Arc::clone(overlay) as Arc<dyn FileSystem>;
+            super::options::require_partition(&*fs, dir)?;
+            (fs, None)
+        } else {
+            if lock {
+                refuse_if_storage_holds_parent(&*fs, dir)?;
+            }
+            if create {
+                fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            } else {
+                // Checked before the lock, whose file would be the first thing written.
+                super::options::require_partition(&*fs, dir)?;
+            }
+            // Before anything on disk is looked at: a second writer (or a recovery) must
+            // never run under a live one.
+            let lock = if lock {
+                Some(crate::io::lock_dir(&*fs, dir)?)
+            } else {
+                None
+            };
+            (fs, lock)
+        };
         let index_config = LocalLog::index_config(&config);
         let mut listing = fs.list(dir).map_err(|e| Error::io(dir, e))?;
         if listing
@@ -147,7 +189,7 @@ impl Log {
                 log_end_offset
             }
         };
-        Log::finish_open(
+        let (mut log, info) = Log::finish_open(
             fs,
             dir,
             config,
@@ -156,7 +198,13 @@ impl Log {
             log_end_offset,
             info,
             started,
-        )
+        )?;
+        *log.dir_lock.lock() = dir_lock;
+        log.read_only = read_only;
+        log.overlay = overlay;
+        log.close_on_drop = !read_only;
+        log.recovery = info.clone();
+        Ok((log, info))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -210,6 +258,19 @@ impl Log {
         info.duration = started.elapsed();
         Ok((log, info))
     }
+}
+
+/// A partition of a data directory that a `Storage` has open (it holds the data directory's
+/// lock, not each partition's) is that storage's: refused, as a locked partition is. The
+/// parent's lock is tried only where its lock file exists, and let go at once.
+fn refuse_if_storage_holds_parent(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    if fs.exists(&crate::io::lock_path(parent)) {
+        drop(crate::io::lock_dir(fs, parent)?);
+    }
+    Ok(())
 }
 
 /// The checkpoint files found at open.

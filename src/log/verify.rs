@@ -117,6 +117,15 @@ pub fn verify_partition_with(
         }
     }
     logs.sort();
+    if logs.is_empty() {
+        // Nothing damaged, but nothing there either: a wrong path must not read as "OK".
+        report.add(
+            dir,
+            0,
+            FindingKind::NoSegments,
+            "no segment (.log) files: not a partition directory".into(),
+        );
+    }
     for (base, path) in &indexes {
         if logs.binary_search_by_key(base, |(b, _)| *b).is_err() {
             report.add(

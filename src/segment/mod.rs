@@ -416,6 +416,13 @@ impl Segment {
             let _ = self.log.set_len(start);
             return Err(Error::io(&self.log_path, e));
         }
+        self.index_appended(start, batches)
+    }
+
+    /// Takes in batches that are already in the file from byte `start` on (written by this
+    /// segment's `append_batches`, or by a writer in another process that a read-only log
+    /// follows): index entries, the largest timestamp, and the size readers may read.
+    pub(crate) fn index_appended(&self, start: u64, batches: &[BatchPos]) -> Result<()> {
         let ix = self.indexes()?;
         let mut st = self.write_state.lock();
         let mut position = start;

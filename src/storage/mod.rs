@@ -96,6 +96,8 @@ pub struct Storage {
     dir: PathBuf,
     config: StorageConfig,
     inner: Mutex<Inner>,
+    /// The data directory's exclusive lock, held from open to `close`.
+    dir_lock: Mutex<Option<Box<dyn crate::io::FileLock>>>,
 }
 
 #[derive(Debug)]
@@ -141,6 +143,8 @@ impl Storage {
         let fs = Arc::clone(&config.fs);
         let meta_dir = dir.join(TOPIC_CONFIG_DIR);
         fs.create_dir_all(&meta_dir).map_err(io_err(&meta_dir))?;
+        // One `Storage` per data directory, across processes.
+        let dir_lock = crate::io::lock_dir(&*fs, &dir)?;
         fs.sync_dir(&dir).map_err(io_err(&dir))?;
 
         let mut metas: BTreeMap<String, TopicMeta> = BTreeMap::new();
@@ -223,6 +227,7 @@ impl Storage {
         Ok(Storage {
             dir,
             config,
+            dir_lock: Mutex::new(Some(dir_lock)),
             inner: Mutex::new(Inner {
                 topics,
                 budget,

@@ -52,9 +52,13 @@ impl Storage {
         let log_config = t.settings.log.clone();
         let part = get_partition(t, topic, partition)?;
         let dir = self.dir.join(partition_dir_name(topic, partition));
-        let (log, _) = Log::open_with(Arc::clone(&self.config.fs), &dir, log_config, &mut |_| {
-            Ok(())
-        })?;
+        // The data directory's lock covers its partitions (as Kafka locks a log directory,
+        // not each partition): no lock file, and no file handle, per open log.
+        let (log, _) = crate::log::LogOptions::new(log_config)
+            .fs(Arc::clone(&self.config.fs))
+            .create(true)
+            .locked_by_parent()
+            .open(&dir)?;
         let log = Arc::new(log);
         part.cost = Cost::of_segments(log.segment_count());
         part.tick = budget.insert((topic.to_string(), partition), part.cost);
@@ -131,6 +135,7 @@ impl Storage {
         if let Err(e) = metadata::write_summaries(self.fs(), &self.dir, &summaries) {
             first.get_or_insert(e);
         }
+        self.dir_lock.lock().take();
         first.map_or(Ok(()), Err)
     }
 }

@@ -68,7 +68,7 @@ fn clean_open_scans_nothing_and_reads_everything() {
         )
         .unwrap();
     assert_eq!(info.first_offset, 120);
-    drop(log);
+    log.abandon();
     let (log, info, seen) = open_recording(dir.path(), cfg);
     assert!(!info.clean_shutdown);
     assert_eq!(info.segments_recovered, 1);

@@ -227,7 +227,7 @@ fn crash_at_every_step_of_compaction_keeps_old_or_new() {
         let (fs, gate, log) = build(7);
         gate.budget.store(k as i64, Ordering::SeqCst);
         let _ = log.compact(log.log_end_offset(), NOW);
-        drop(log);
+        log.abandon();
         let after = fs.crash();
         // Power lost here can leave the open work of a kind not met yet (crashes drawn
         // again from the same moment find it when this one did not).
@@ -275,7 +275,7 @@ fn crash_at_every_step_of_compaction_keeps_old_or_new() {
         );
         // And the result survives another power loss.
         log.flush().unwrap();
-        drop(log);
+        log.abandon();
         let again = reopen(&after.crash(), k);
         assert_eq!(contents(&again), new, "step {k}: after a second crash");
     }
@@ -294,7 +294,7 @@ fn crashed_after(k: u64, draw: usize) -> SimFs {
     let (fs, gate, log) = build(7);
     gate.budget.store(k as i64, Ordering::SeqCst);
     let _ = log.compact(log.log_end_offset(), NOW);
-    drop(log);
+    log.abandon();
     let mut after = fs.crash();
     for _ in 0..draw {
         after = fs.crash();

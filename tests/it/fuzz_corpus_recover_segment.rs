@@ -138,7 +138,7 @@ fn build(batches: usize, roll_after: Option<usize>, close: bool, delete_before: 
     if close {
         log.close().unwrap();
     }
-    drop(log);
+    log.abandon();
     Built { fs, bases, end }
 }
 

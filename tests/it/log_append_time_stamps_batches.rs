@@ -69,7 +69,7 @@ fn batches_carry_the_append_time() {
     assert_eq!(log.offset_for_timestamp(T0 + 7001).unwrap(), None);
 
     // Recovery validates every CRC: nothing is cut.
-    drop(log);
+    log.abandon();
     let (log, info) = streamlog::Log::open_with(
         streamlog::io::RealFs::shared(),
         dir.path(),

@@ -42,7 +42,7 @@ fn crashed_log(dir: &Path) -> (i64, u64, u64, i64, i64) {
         "the last segment holds an earlier batch too"
     );
     let size = info.size_in_bytes;
-    drop(log);
+    log.abandon();
     let path = segment_file(dir, base, "log");
     let file_len = std::fs::metadata(&path).unwrap().len();
     (base, file_len - size, size, info.first_offset, end)
@@ -151,7 +151,7 @@ fn every_cut_inside_a_segments_only_batch_empties_it() {
         .unwrap();
     assert_eq!(info.first_offset, base);
     let size = info.size_in_bytes;
-    drop(log);
+    log.abandon();
     for inside in 1..size {
         let (_dir, log, truncated) = cut_and_open(original.path(), base, inside);
         assert_eq!(truncated, inside, "cut at {inside}");

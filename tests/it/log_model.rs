@@ -737,7 +737,7 @@ impl Harness {
                 "a closed log accepted an append"
             );
         }
-        drop(log);
+        log.abandon();
         let mut seen = Vec::new();
         let (log, info) =
             Log::open_with(RealFs::shared(), &self.dir, self.config.clone(), &mut |b| {
@@ -1019,7 +1019,7 @@ fn truncation_into_a_gap_survives_a_crash() {
     );
     log.flush().unwrap();
     log.checkpoint().unwrap();
-    drop(log);
+    log.abandon();
     let log = Log::open(tmp.path(), LogConfig::default()).unwrap();
     assert_eq!(log.log_end_offset(), 1);
     assert_eq!(log.append_replicated(&replica(3)).unwrap().first_offset, 3);

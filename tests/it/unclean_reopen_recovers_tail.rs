@@ -35,7 +35,7 @@ fn crashed_log(dir: &std::path::Path) -> (LogConfig, Vec<(i64, i64)>, std::path:
     assert_eq!(log.log_end_offset(), END);
     let tail_base = *log.segment_base_offsets().last().unwrap();
     assert!(log.segment_count() > 3);
-    drop(log);
+    log.abandon();
     let path = segment_file(dir, tail_base, "log");
     let size = file_len(&path);
     (cfg, unflushed, path, size)
@@ -123,7 +123,7 @@ fn never_flushed_log_is_recovered_whole() {
     let appended = fill(&log, 30, 4);
     let segments = log.segment_count();
     let tail_base = *log.segment_base_offsets().last().unwrap();
-    drop(log);
+    log.abandon();
     logs::append_to_file(&segment_file(dir.path(), tail_base, "log"), &[9; 100]);
     let (log, info, seen) = open_recording(dir.path(), cfg);
     assert_eq!(info.recovery_point, 0);
@@ -141,7 +141,7 @@ fn empty_tail_segment_with_only_junk() {
     let appended = fill(&log, 3, 4);
     log.roll().unwrap();
     assert_eq!(log.segment_base_offsets(), vec![0, 12]);
-    drop(log);
+    log.abandon();
     logs::append_to_file(&segment_file(dir.path(), 12, "log"), &[7; 50]);
     let (log, info, seen) = open_recording(dir.path(), cfg);
     assert_eq!(info.bytes_truncated, 50);

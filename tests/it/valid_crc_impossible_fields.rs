@@ -121,7 +121,7 @@ fn damaged_log(dir: &Path, tail: &[u8], recovery_point: i64) -> (std::path::Path
     assert_eq!(log.log_end_offset(), END);
     let base = *log.segment_base_offsets().last().unwrap();
     log.flush().unwrap();
-    drop(log);
+    log.abandon();
     let path = segment_file(dir, base, "log");
     let len = std::fs::metadata(&path).unwrap().len();
     append_to_file(&path, tail);
@@ -245,7 +245,7 @@ fn a_batch_going_back_in_a_trusted_segment_fails_the_read() {
     fill(&log, 2, 3);
     log.flush().unwrap();
     log.checkpoint().unwrap();
-    drop(log);
+    log.abandon();
     // Appended to the first segment: offsets 3.. again, where 6.. was expected.
     append_to_file(
         &segment_file(dir.path(), 0, "log"),

@@ -35,6 +35,8 @@ pub enum FindingKind {
     TimeIndex,
     /// Problem: a checkpoint file that does not parse.
     Checkpoint,
+    /// Problem: a directory without a single segment (`.log`) file: not a partition.
+    NoSegments,
     /// Note: offsets missing between two batches (normal after compaction).
     OffsetGap,
     /// Note: an index file's trailing zero entries (preallocated space of an active
@@ -86,6 +88,7 @@ impl FindingKind {
             FindingKind::OffsetIndex => "offset-index",
             FindingKind::TimeIndex => "time-index",
             FindingKind::Checkpoint => "checkpoint",
+            FindingKind::NoSegments => "no-segments",
             FindingKind::OffsetGap => "offset-gap",
             FindingKind::PreallocatedIndex => "preallocated-index",
             FindingKind::MissingIndex => "missing-index",

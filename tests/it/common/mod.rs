@@ -9,6 +9,7 @@ use streamlog::{
     TimestampType,
 };
 
+pub mod child;
 pub mod consumer;
 pub mod decode;
 pub mod gate;
