@@ -12,13 +12,13 @@
 
 use std::collections::BTreeMap;
 
+use streamlog::group::assignor::{encode_assignment, Assignor, AssignorMember};
 use streamlog::group::coordinator::{
     GroupCoordinator, GroupCoordinatorConfig, HeartbeatRequest, JoinGroupProtocol,
     JoinGroupRequest, JoinGroupResponse, LoadEntry, OffsetCommitPartition, OffsetCommitRequest,
     OffsetFetchRequest, Output, Request, RequestId, Response, SyncGroupAssignment,
     SyncGroupRequest, TopicPartition,
 };
-use streamlog::group::assignor::{encode_assignment, Assignor, AssignorMember};
 use streamlog::group::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use streamlog::KafkaCode;
 
@@ -56,7 +56,8 @@ impl Broker {
     /// Delivers a request; returns its id (the answer may come later).
     fn send(&mut self, request: Request) -> RequestId {
         self.next_request += 1;
-        self.coordinator.handle(self.now, self.next_request, request);
+        self.coordinator
+            .handle(self.now, self.next_request, request);
         self.pump();
         self.next_request
     }
@@ -72,7 +73,8 @@ impl Broker {
                             producer_id: None,
                         });
                     }
-                    self.coordinator.append_completed(self.now, append.id, Ok(()));
+                    self.coordinator
+                        .append_completed(self.now, append.id, Ok(()));
                 }
                 Output::Response { request, response } => {
                     self.answers.insert(request, response);
@@ -247,7 +249,11 @@ fn rebalance(broker: &mut Broker, consumers: &mut [&mut Consumer]) {
         let partitions: Vec<TopicPartition> = assignment
             .assigned_partitions
             .iter()
-            .flat_map(|t| t.partitions.iter().map(|&p| TopicPartition::new(&t.topic, p)))
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|&p| TopicPartition::new(&t.topic, p))
+            })
             .collect();
         let id = broker.send(Request::OffsetFetch(OffsetFetchRequest {
             group_id: GROUP.into(),
@@ -271,9 +277,24 @@ fn rebalance(broker: &mut Broker, consumers: &mut [&mut Consumer]) {
 
 fn main() {
     let mut broker = Broker::new();
-    let mut a = Consumer { name: "a", member_id: String::new(), generation: -1, positions: BTreeMap::new() };
-    let mut b = Consumer { name: "b", member_id: String::new(), generation: -1, positions: BTreeMap::new() };
-    let mut c = Consumer { name: "c", member_id: String::new(), generation: -1, positions: BTreeMap::new() };
+    let mut a = Consumer {
+        name: "a",
+        member_id: String::new(),
+        generation: -1,
+        positions: BTreeMap::new(),
+    };
+    let mut b = Consumer {
+        name: "b",
+        member_id: String::new(),
+        generation: -1,
+        positions: BTreeMap::new(),
+    };
+    let mut c = Consumer {
+        name: "c",
+        member_id: String::new(),
+        generation: -1,
+        positions: BTreeMap::new(),
+    };
 
     println!("three consumers join and split {PARTITIONS} partitions:");
     rebalance(&mut broker, &mut [&mut a, &mut b, &mut c]);
@@ -305,7 +326,12 @@ fn main() {
 
     // Every partition is held again, by one of the two; c's partitions resume exactly where c
     // committed.
-    let mut held: Vec<i32> = a.positions.keys().chain(b.positions.keys()).copied().collect();
+    let mut held: Vec<i32> = a
+        .positions
+        .keys()
+        .chain(b.positions.keys())
+        .copied()
+        .collect();
     held.sort_unstable();
     assert_eq!(held, (0..PARTITIONS).collect::<Vec<_>>());
     for (partition, committed) in &c_commits {
