@@ -282,7 +282,10 @@ impl Log {
             .finish_deferred(one, all_indexes, recovery_point, &self.durability)
     }
 
-    /// Rolls first when the batch would not fit the active segment's rules.
+    /// Rolls first when the batch would not fit the active segment's rules. True when it
+    /// rolled: the caller then releases the writer lock, runs [`Log::finish_roll`] (the
+    /// roll's fsyncs) and starts over, so the batch is written only once the roll is
+    /// durable, and nothing waits on those fsyncs under the writer lock.
     pub(crate) fn maybe_roll(
         &self,
         w: &mut Writer,
@@ -291,20 +294,21 @@ impl Log {
         base_offset: i64,
         last_offset: i64,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         match self
             .local
             .roll_decision(w, size, max_timestamp, base_offset, last_offset, now)?
         {
-            RollDecision::None => Ok(()),
+            RollDecision::None => Ok(false),
             RollDecision::ReplaceEmpty(base) => {
                 self.local
-                    .replace_empty_active(w, base, now, &self.durability)
+                    .replace_empty_active(w, base, now, &self.durability)?;
+                Ok(false)
             }
             RollDecision::Roll(base) => {
                 self.roll_locked_at(w, base)?;
                 self.local.publish(w);
-                Ok(())
+                Ok(true)
             }
         }
     }
