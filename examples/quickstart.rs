@@ -47,10 +47,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tmp.path().join("events-0")
         }
     };
-    let config = LogConfig {
-        segment_bytes: 64 << 20,
-        ..LogConfig::default()
-    };
+    let config = LogConfig::builder().segment_bytes(64 << 20).build()?;
     println!("streamlog quick start: partition log in {}", dir.display());
 
     // 1. Append 1 M records in batches of 1,000.

@@ -55,12 +55,24 @@ pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Settings of one partition log. Field names follow Kafka's topic configs.
 ///
+/// Build one with [`LogConfig::builder`], which checks every value, or take
+/// [`LogConfig::default`] (Kafka's defaults) and set fields. [`Log::open`](crate::Log::open)
+/// checks the config again ([`LogConfig::validate`]), so a bad value is refused with
+/// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming the Kafka key either way.
+///
 /// ```
-/// use streamlog::LogConfig;
-/// let config = LogConfig { segment_bytes: 64 << 20, ..LogConfig::default() };
+/// use streamlog::{Error, LogConfig};
+///
+/// let config = LogConfig::builder().segment_bytes(64 << 20).retention_ms(None).build()?;
 /// assert_eq!(config.index_interval_bytes, 4096);
+///
+/// let mut config = LogConfig::default();
+/// config.segment_bytes = 0;
+/// assert!(matches!(config.validate(), Err(Error::InvalidConfig { key: "segment.bytes", .. })));
+/// # Ok::<(), streamlog::Error>(())
 /// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this (default 1 GiB).
     pub segment_bytes: u64,
@@ -248,6 +260,269 @@ impl fmt::Debug for LogConfig {
     }
 }
 
+/// The largest `segment.bytes` and `segment.index.bytes`: Kafka's `int` configs, and the
+/// byte positions an offset-index entry can hold.
+const MAX_INT_CONFIG: u64 = i32::MAX as u64;
+
+/// The smallest `segment.bytes` (Kafka's lower bound for the topic config: one legacy
+/// record's overhead).
+const MIN_SEGMENT_BYTES: u64 = 14;
+
+/// The smallest `segment.index.bytes`: one time-index entry (12 bytes; an offset-index entry
+/// is 8), so that each index holds at least one entry.
+const MIN_SEGMENT_INDEX_BYTES: u32 = 12;
+
+/// The smallest decode limit for a batch: a RecordBatch v2 header.
+const MIN_DECODE_BATCH_BYTES: usize = crate::record::BATCH_HEADER_SIZE;
+
+fn invalid_config(
+    key: &'static str,
+    value: impl fmt::Display,
+    reason: &'static str,
+) -> crate::Error {
+    crate::Error::InvalidConfig {
+        key,
+        value: value.to_string(),
+        reason,
+    }
+}
+
+fn at_least(key: &'static str, value: i64, min: i64) -> crate::Result<()> {
+    if value < min {
+        return Err(invalid_config(
+            key,
+            value,
+            if min == 0 {
+                "must not be negative"
+            } else {
+                "must be at least 1"
+            },
+        ));
+    }
+    Ok(())
+}
+
+impl LogConfig {
+    /// A builder starting from Kafka's defaults; [`LogConfigBuilder::build`] checks the result.
+    ///
+    /// ```
+    /// use streamlog::{CleanupPolicy, LogConfig};
+    ///
+    /// let config = LogConfig::builder()
+    ///     .segment_bytes(1 << 20)
+    ///     .cleanup_policy(CleanupPolicy::Compact)
+    ///     .flush_messages(1)
+    ///     .build()?;
+    /// assert_eq!(config.flush_messages, Some(1));
+    /// assert!(LogConfig::builder().min_cleanable_dirty_ratio(1.5).build().is_err());
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn builder() -> LogConfigBuilder {
+        LogConfigBuilder {
+            config: LogConfig::default(),
+        }
+    }
+
+    /// A builder starting from this config: to derive a variant of it.
+    pub fn to_builder(&self) -> LogConfigBuilder {
+        LogConfigBuilder {
+            config: self.clone(),
+        }
+    }
+
+    /// Checks every value against the bounds Kafka puts on its topic config (and the few this
+    /// crate adds: a segment's byte positions fit the index's 32-bit field, each index holds
+    /// at least one entry). The first bad value is an
+    /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming its Kafka key.
+    pub fn validate(&self) -> crate::Result<()> {
+        if !(MIN_SEGMENT_BYTES..=MAX_INT_CONFIG).contains(&self.segment_bytes) {
+            return Err(invalid_config(
+                "segment.bytes",
+                self.segment_bytes,
+                "must be in [14, 2147483647]",
+            ));
+        }
+        if let Some(ms) = self.segment_ms {
+            at_least("segment.ms", ms, 1)?;
+        }
+        if self.segment_index_bytes < MIN_SEGMENT_INDEX_BYTES
+            || u64::from(self.segment_index_bytes) > MAX_INT_CONFIG
+        {
+            return Err(invalid_config(
+                "segment.index.bytes",
+                self.segment_index_bytes,
+                "must be in [12, 2147483647] (at least one 12-byte time-index entry)",
+            ));
+        }
+        if u64::from(self.index_interval_bytes) > MAX_INT_CONFIG {
+            return Err(invalid_config(
+                "index.interval.bytes",
+                self.index_interval_bytes,
+                "must be at most 2147483647",
+            ));
+        }
+        if u64::from(self.max_message_bytes) > MAX_INT_CONFIG {
+            return Err(invalid_config(
+                "max.message.bytes",
+                self.max_message_bytes,
+                "must be at most 2147483647",
+            ));
+        }
+        if self.decode_limits.max_batch_bytes < MIN_DECODE_BATCH_BYTES {
+            return Err(invalid_config(
+                "decode_limits.max_batch_bytes",
+                self.decode_limits.max_batch_bytes,
+                "must hold at least a batch header (61 bytes)",
+            ));
+        }
+        if self.flush_messages == Some(0) {
+            return Err(invalid_config(
+                "flush.messages",
+                0,
+                "must be at least 1 (None: no flush by count)",
+            ));
+        }
+        if let Some(ms) = self.flush_ms {
+            at_least("flush.ms", ms, 0)?;
+        }
+        at_least(
+            "producer.id.expiration.ms",
+            self.producer_id_expiration_ms,
+            1,
+        )?;
+        at_least("delete.retention.ms", self.delete_retention_ms, 0)?;
+        if !(0.0..=1.0).contains(&self.min_cleanable_dirty_ratio) {
+            return Err(invalid_config(
+                "min.cleanable.dirty.ratio",
+                self.min_cleanable_dirty_ratio,
+                "must be in [0, 1]",
+            ));
+        }
+        at_least("min.compaction.lag.ms", self.min_compaction_lag_ms, 0)?;
+        if let Some(max) = self.max_compaction_lag_ms {
+            at_least("max.compaction.lag.ms", max, 1)?;
+            if max < self.min_compaction_lag_ms {
+                return Err(invalid_config(
+                    "max.compaction.lag.ms",
+                    max,
+                    "must not be below min.compaction.lag.ms",
+                ));
+            }
+        }
+        if let Some(ms) = self.retention_ms {
+            if ms < 0 {
+                return Err(invalid_config(
+                    "retention.ms",
+                    ms,
+                    "must not be negative (None is Kafka's -1: no limit by time)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`LogConfig`] from Kafka's defaults, one setting at a time, and checks it.
+///
+/// Settings that Kafka turns off with `-1` take `None` here (`.retention_ms(None)`), and a
+/// value or `Some(value)` otherwise.
+///
+/// ```
+/// use streamlog::{Error, LogConfig, TimestampType};
+///
+/// let config = LogConfig::builder()
+///     .segment_bytes(64 << 20)
+///     .segment_ms(None)
+///     .message_timestamp_type(TimestampType::LogAppendTime)
+///     .build()?;
+/// assert_eq!(config.segment_ms, None);
+///
+/// match LogConfig::builder().segment_index_bytes(4).build() {
+///     Err(Error::InvalidConfig { key, .. }) => assert_eq!(key, "segment.index.bytes"),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), streamlog::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct LogConfigBuilder {
+    config: LogConfig,
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.config.$name = value;
+            self
+        }
+    )*};
+}
+
+macro_rules! optional_setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(mut self, value: impl Into<Option<$ty>>) -> Self {
+            self.config.$name = value.into();
+            self
+        }
+    )*};
+}
+
+impl LogConfigBuilder {
+    setters! {
+        /// `segment.bytes` (see [`LogConfig::segment_bytes`]).
+        segment_bytes: u64;
+        /// `segment.index.bytes` (see [`LogConfig::segment_index_bytes`]).
+        segment_index_bytes: u32;
+        /// `index.interval.bytes` (see [`LogConfig::index_interval_bytes`]).
+        index_interval_bytes: u32;
+        /// `max.message.bytes` (see [`LogConfig::max_message_bytes`]).
+        max_message_bytes: u32;
+        /// `message.timestamp.type` (see [`LogConfig::message_timestamp_type`]).
+        message_timestamp_type: TimestampType;
+        /// Limits for decoding stored batches (see [`LogConfig::decode_limits`]).
+        decode_limits: DecodeLimits;
+        /// What opening does with damage below the recovery point (see
+        /// [`LogConfig::truncate_damage_below_recovery_point`]).
+        truncate_damage_below_recovery_point: bool;
+        /// `producer.id.expiration.ms` (see [`LogConfig::producer_id_expiration_ms`]).
+        producer_id_expiration_ms: i64;
+        /// Where the log reads the time (see [`LogConfig::clock`]).
+        clock: Arc<dyn Clock>;
+        /// `delete.retention.ms` (see [`LogConfig::delete_retention_ms`]).
+        delete_retention_ms: i64;
+        /// `min.cleanable.dirty.ratio` (see [`LogConfig::min_cleanable_dirty_ratio`]).
+        min_cleanable_dirty_ratio: f64;
+        /// `min.compaction.lag.ms` (see [`LogConfig::min_compaction_lag_ms`]).
+        min_compaction_lag_ms: i64;
+        /// `cleanup.policy` (see [`LogConfig::cleanup_policy`]).
+        cleanup_policy: CleanupPolicy;
+    }
+
+    optional_setters! {
+        /// `segment.ms` (see [`LogConfig::segment_ms`]); `None` never rolls on time.
+        segment_ms: i64;
+        /// `flush.messages` (see [`LogConfig::flush_messages`]); `None` never flushes on count.
+        flush_messages: u64;
+        /// `flush.ms` (see [`LogConfig::flush_ms`]); `None` never flushes on time.
+        flush_ms: i64;
+        /// `max.compaction.lag.ms` (see [`LogConfig::max_compaction_lag_ms`]); `None` never
+        /// forces compaction.
+        max_compaction_lag_ms: i64;
+        /// `retention.ms` (see [`LogConfig::retention_ms`]); `None` is Kafka's -1.
+        retention_ms: i64;
+        /// `retention.bytes` (see [`LogConfig::retention_bytes`]); `None` is Kafka's -1.
+        retention_bytes: u64;
+    }
+
+    /// The config, if every value is within its bounds ([`LogConfig::validate`]).
+    pub fn build(self) -> crate::Result<LogConfig> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,5 +552,137 @@ mod tests {
         assert_eq!(LogConfig::default().cleanup_policy, CleanupPolicy::Delete);
         assert_eq!(LogConfig::default().retention_ms, Some(604_800_000));
         assert_eq!(LogConfig::default().retention_bytes, None);
+    }
+
+    fn rejected_key(config: &LogConfig) -> Option<&'static str> {
+        match config.validate() {
+            Ok(()) => None,
+            Err(crate::Error::InvalidConfig { key, .. }) => Some(key),
+            Err(other) => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_bad_value_is_refused_naming_its_kafka_key() {
+        LogConfig::default().validate().unwrap();
+        type Case = (&'static str, Box<dyn Fn(&mut LogConfig)>);
+        let cases: Vec<Case> = vec![
+            ("segment.bytes", Box::new(|c| c.segment_bytes = 0)),
+            ("segment.bytes", Box::new(|c| c.segment_bytes = 13)),
+            ("segment.bytes", Box::new(|c| c.segment_bytes = 1 << 31)),
+            ("segment.ms", Box::new(|c| c.segment_ms = Some(0))),
+            (
+                "segment.index.bytes",
+                Box::new(|c| c.segment_index_bytes = 0),
+            ),
+            (
+                "segment.index.bytes",
+                Box::new(|c| c.segment_index_bytes = 11),
+            ),
+            (
+                "segment.index.bytes",
+                Box::new(|c| c.segment_index_bytes = u32::MAX),
+            ),
+            (
+                "index.interval.bytes",
+                Box::new(|c| c.index_interval_bytes = u32::MAX),
+            ),
+            (
+                "max.message.bytes",
+                Box::new(|c| c.max_message_bytes = 1 << 31),
+            ),
+            (
+                "decode_limits.max_batch_bytes",
+                Box::new(|c| c.decode_limits.max_batch_bytes = 60),
+            ),
+            ("flush.messages", Box::new(|c| c.flush_messages = Some(0))),
+            ("flush.ms", Box::new(|c| c.flush_ms = Some(-1))),
+            (
+                "producer.id.expiration.ms",
+                Box::new(|c| c.producer_id_expiration_ms = 0),
+            ),
+            (
+                "delete.retention.ms",
+                Box::new(|c| c.delete_retention_ms = -1),
+            ),
+            (
+                "min.cleanable.dirty.ratio",
+                Box::new(|c| c.min_cleanable_dirty_ratio = -0.1),
+            ),
+            (
+                "min.cleanable.dirty.ratio",
+                Box::new(|c| c.min_cleanable_dirty_ratio = 1.01),
+            ),
+            (
+                "min.cleanable.dirty.ratio",
+                Box::new(|c| c.min_cleanable_dirty_ratio = f64::NAN),
+            ),
+            (
+                "min.compaction.lag.ms",
+                Box::new(|c| c.min_compaction_lag_ms = -5),
+            ),
+            (
+                "max.compaction.lag.ms",
+                Box::new(|c| c.max_compaction_lag_ms = Some(0)),
+            ),
+            (
+                "max.compaction.lag.ms",
+                Box::new(|c| {
+                    c.min_compaction_lag_ms = 10;
+                    c.max_compaction_lag_ms = Some(9);
+                }),
+            ),
+            ("retention.ms", Box::new(|c| c.retention_ms = Some(-1))),
+            (
+                "retention.ms",
+                Box::new(|c| c.retention_ms = Some(i64::MIN)),
+            ),
+        ];
+        for (key, set) in cases {
+            let mut config = LogConfig::default();
+            set(&mut config);
+            assert_eq!(rejected_key(&config), Some(key), "{config:?}");
+            assert!(config.to_builder().build().is_err());
+        }
+    }
+
+    #[test]
+    fn kafkas_edge_values_are_accepted() {
+        let config = LogConfig::builder()
+            .segment_bytes(14)
+            .segment_bytes(i32::MAX as u64)
+            .segment_ms(1)
+            .segment_index_bytes(12)
+            .index_interval_bytes(0)
+            .max_message_bytes(0)
+            .flush_messages(1)
+            .flush_ms(0)
+            .delete_retention_ms(0)
+            .min_cleanable_dirty_ratio(0.0)
+            .min_compaction_lag_ms(5)
+            .max_compaction_lag_ms(5)
+            .retention_ms(0)
+            .retention_bytes(0)
+            .build()
+            .unwrap();
+        assert_eq!(config.segment_bytes, i32::MAX as u64);
+        assert_eq!(config.max_compaction_lag_ms, Some(5));
+        let config = config
+            .to_builder()
+            .min_cleanable_dirty_ratio(1.0)
+            .retention_ms(None)
+            .segment_ms(None)
+            .build()
+            .unwrap();
+        assert_eq!((config.retention_ms, config.segment_ms), (None, None));
+    }
+
+    #[test]
+    fn invalid_config_error_names_key_value_and_bound() {
+        let err = LogConfig::builder().segment_bytes(0).build().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid config segment.bytes=0: must be in [14, 2147483647]"
+        );
     }
 }

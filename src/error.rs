@@ -285,6 +285,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A [`LogConfig`](crate::LogConfig) or [`StorageConfig`](crate::StorageConfig) value
+    /// outside its bounds, named by its Kafka key (`segment.bytes`, `min.cleanable.dirty.ratio`,
+    /// ...) or, for settings Kafka does not have, by the field (`max_open_files`).
+    #[error("invalid config {key}={value}: {reason}")]
+    InvalidConfig {
+        /// The config key.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// The bound it breaks.
+        reason: &'static str,
+    },
+
     /// A topic that already exists, or whose name collides with one that does (Kafka treats
     /// `.` and `_` as the same character in topic names).
     #[error("topic {topic} already exists{}", existing.as_deref().map(|e| format!(" (collides with {e})")).unwrap_or_default())]
@@ -492,6 +505,27 @@ pub enum Error {
         schema: &'static str,
         /// The version found or asked for.
         version: i16,
+    },
+
+    /// A group the offsets partition holds nothing for (Kafka's `GROUP_ID_NOT_FOUND`).
+    #[error("group {group:?} not found")]
+    GroupIdNotFound {
+        /// The group asked for.
+        group: String,
+    },
+
+    /// A group whose offsets live in another partition of `__consumer_offsets` than the
+    /// one asked to handle it (Kafka's `NOT_COORDINATOR`).
+    #[error(
+        "group {group:?} belongs to offsets partition {coordinator_partition}, not {partition}"
+    )]
+    NotCoordinator {
+        /// The group.
+        group: String,
+        /// The offsets partition asked.
+        partition: u32,
+        /// The offsets partition that holds the group.
+        coordinator_partition: u32,
     },
 
     /// A caller passed something the format cannot represent.

@@ -19,6 +19,8 @@
 
 use std::fmt;
 
+use crate::error::Error;
+
 /// A Kafka protocol error code (`Errors` in Kafka's Java client): the `int16` a response
 /// carries, with Kafka's names as constants.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -188,6 +190,71 @@ impl KafkaCode {
     /// Whether this is an error (anything but [`KafkaCode::NONE`]).
     pub const fn is_error(self) -> bool {
         self.0 != 0
+    }
+}
+
+impl Error {
+    /// The Kafka error code a broker answers with for this error.
+    ///
+    /// ```
+    /// use streamlog::{Error, KafkaCode};
+    ///
+    /// let e = Error::GroupIdNotFound { group: "payments".into() };
+    /// assert_eq!(e.kafka_code(), KafkaCode::GROUP_ID_NOT_FOUND);
+    /// ```
+    pub fn kafka_code(&self) -> KafkaCode {
+        match self {
+            Error::BatchTruncated { .. }
+            | Error::BatchLengthTooSmall { .. }
+            | Error::UnsupportedMagic { .. }
+            | Error::ChecksumMismatch { .. }
+            | Error::InvalidBatchHeader { .. }
+            | Error::CorruptRecord { .. }
+            | Error::RecordCountMismatch { .. }
+            | Error::UnknownCompression { .. }
+            | Error::Decompress { .. }
+            | Error::DecompressedTooLarge { .. } => KafkaCode::CORRUPT_MESSAGE,
+            Error::CodecDisabled { .. } => KafkaCode::UNSUPPORTED_COMPRESSION_TYPE,
+            Error::BatchTooLarge { .. } | Error::MessageTooLarge { .. } => {
+                KafkaCode::MESSAGE_TOO_LARGE
+            }
+            Error::OffsetOutOfRange { .. } => KafkaCode::OFFSET_OUT_OF_RANGE,
+            Error::RecordWithoutKey { .. } => KafkaCode::INVALID_RECORD,
+            Error::InvalidTopicName { .. } => KafkaCode::INVALID_TOPIC_EXCEPTION,
+            Error::InvalidTopicConfig { .. } | Error::InvalidCleanupPolicy { .. } => {
+                KafkaCode::INVALID_CONFIG
+            }
+            Error::TopicExists { .. } => KafkaCode::TOPIC_ALREADY_EXISTS,
+            Error::UnknownTopic { .. } | Error::UnknownPartition { .. } => {
+                KafkaCode::UNKNOWN_TOPIC_OR_PARTITION
+            }
+            Error::InvalidPartitionCount { .. } => KafkaCode::INVALID_PARTITIONS,
+            Error::OutOfOrderSequence { .. } => KafkaCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
+            Error::InvalidProducerEpoch { .. } => KafkaCode::INVALID_PRODUCER_EPOCH,
+            Error::InvalidTxnState { .. } => KafkaCode::INVALID_TXN_STATE,
+            Error::TransactionCoordinatorFenced { .. } => KafkaCode::TRANSACTION_COORDINATOR_FENCED,
+            Error::MalformedSchema { .. } | Error::InvalidArgument(_) => KafkaCode::INVALID_REQUEST,
+            Error::UnsupportedSchemaVersion { .. } => KafkaCode::UNSUPPORTED_VERSION,
+            Error::GroupIdNotFound { .. } => KafkaCode::GROUP_ID_NOT_FOUND,
+            Error::NotCoordinator { .. } => KafkaCode::NOT_COORDINATOR,
+            Error::CorruptIndex { .. }
+            | Error::CorruptSegment { .. }
+            | Error::CorruptCheckpoint { .. }
+            | Error::DamageBelowRecoveryPoint { .. }
+            | Error::LogPoisoned { .. }
+            | Error::SegmentDeleted { .. }
+            | Error::CleanerMapTooSmall { .. }
+            | Error::LogClosed { .. }
+            | Error::OpenFileBudgetExhausted { .. }
+            | Error::StorageClosed { .. }
+            | Error::CorruptSnapshot { .. }
+            | Error::CorruptTxnIndex { .. }
+            | Error::CorruptProducerIdBlock { .. }
+            | Error::CorruptTxnLogRecord { .. }
+            | Error::Io { .. } => KafkaCode::KAFKA_STORAGE_ERROR,
+            #[allow(unreachable_patterns)]
+            _ => KafkaCode::UNKNOWN_SERVER_ERROR,
+        }
     }
 }
 

@@ -49,7 +49,7 @@ pub(crate) mod segment;
 pub mod storage;
 pub mod txn;
 
-pub use config::{CleanupPolicy, Clock, LogConfig, ManualClock, SystemClock};
+pub use config::{CleanupPolicy, Clock, LogConfig, LogConfigBuilder, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use kafka_code::KafkaCode;
 pub use log::{

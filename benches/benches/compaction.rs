@@ -21,11 +21,11 @@ const INPUT_BYTES: u64 = 32 << 20;
 const PER_BATCH: usize = 100;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 8 << 20,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(8 << 20)
+        .segment_ms(None)
+        .build()
+        .unwrap()
 }
 
 /// Fills `dir` with about `INPUT_BYTES` of 100 B records over `keys` keys; returns the

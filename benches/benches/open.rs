@@ -26,10 +26,10 @@ const SEGMENT_BYTES: u64 = 64 << 10;
 const TIMESTAMP: i64 = 1_700_000_000_000;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: SEGMENT_BYTES,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(SEGMENT_BYTES)
+        .build()
+        .unwrap()
 }
 
 fn build(dir: &Path) {

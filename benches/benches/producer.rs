@@ -164,10 +164,10 @@ fn rebuild(c: &mut Criterion) {
         .unwrap_or(REBUILD_MIB);
     let root = common::scratch_root();
     let dir = root.path().join("rebuild");
-    let config = LogConfig {
-        segment_bytes: 64 << 20,
-        ..LogConfig::default()
-    };
+    let config = LogConfig::builder()
+        .segment_bytes(64 << 20)
+        .build()
+        .unwrap();
     {
         let log = Log::open(&dir, config.clone()).expect("open");
         let mut rng = common::Rng(3);

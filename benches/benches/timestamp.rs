@@ -40,12 +40,12 @@ const VALUE_SIZE: usize = 16;
 const T0: i64 = 1_700_000_000_000;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1 << 20,
-        segment_index_bytes: 1 << 20,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(1 << 20)
+        .segment_index_bytes(1 << 20)
+        .segment_ms(None)
+        .build()
+        .unwrap()
 }
 
 /// A log whose record at offset `o` is stamped `T0 + o` ± up to `jitter_ms`.

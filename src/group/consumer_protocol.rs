@@ -1,31 +1,4 @@
-//! The consumer protocol: what consumers put in JoinGroup's protocol metadata (their
-//! subscription) and what the leader hands back through SyncGroup (each member's
-//! assignment), byte for byte as Kafka's clients encode them (`ConsumerProtocolSubscription`
-//! and `ConsumerProtocolAssignment` in Kafka's clients).
-//!
-//! ```text
-//! ConsumerProtocolSubscription  version int16, topics [string], user_data bytes?,
-//!                               owned_partitions [topic string, partitions [int32]] (v1+),
-//!                               generation_id int32 (v2+), rack_id string? (v3+)
-//! ConsumerProtocolAssignment    version int16, assigned_partitions [topic, [int32]],
-//!                               user_data bytes?            (v1 to v3: same layout as v0)
-//! ```
-//!
-//! As Kafka's clients do, a version newer than the newest known one (3) is read with the
-//! newest layout and whatever follows is ignored, so that newer clients can add fields.
-//!
-//! ```
-//! use streamlog::group::{ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicPartitions};
-//!
-//! let subscription = ConsumerProtocolSubscription::new(vec!["orders".into(), "payments".into()]);
-//! let bytes = subscription.encode()?;
-//! assert_eq!(ConsumerProtocolSubscription::decode(&bytes)?, subscription);
-//!
-//! let assignment = ConsumerProtocolAssignment::new(vec![TopicPartitions::new("orders", vec![0, 2])]);
-//! let bytes = assignment.encode()?;
-//! assert_eq!(ConsumerProtocolAssignment::decode(&bytes)?.assigned_partitions[0].partitions, [0, 2]);
-//! # Ok::<(), streamlog::Error>(())
-//! ```
+//! The consumer protocol: subscription and assignment blobs.
 
 use super::wire::{
     put_array_len, put_i16, put_i32, put_nullable_bytes, put_nullable_string, put_string, Reader,
@@ -105,6 +78,35 @@ fn check_version(version: i16, schema: &'static str) -> Result<()> {
 }
 
 /// A consumer's subscription: JoinGroup's protocol metadata for protocol type `consumer`.
+///
+/// The consumer protocol: what consumers put in JoinGroup's protocol metadata (their
+/// subscription) and what the leader hands back through SyncGroup (each member's
+/// assignment), byte for byte as Kafka's clients encode them (`ConsumerProtocolSubscription`
+/// and `ConsumerProtocolAssignment` in Kafka's clients).
+///
+/// ```text
+/// ConsumerProtocolSubscription  version int16, topics [string], user_data bytes?,
+///                               owned_partitions [topic string, partitions [int32]] (v1+),
+///                               generation_id int32 (v2+), rack_id string? (v3+)
+/// ConsumerProtocolAssignment    version int16, assigned_partitions [topic, [int32]],
+///                               user_data bytes?            (v1 to v3: same layout as v0)
+/// ```
+///
+/// As Kafka's clients do, a version newer than the newest known one (3) is read with the
+/// newest layout and whatever follows is ignored, so that newer clients can add fields.
+///
+/// ```
+/// use streamlog::group::{ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicPartitions};
+///
+/// let subscription = ConsumerProtocolSubscription::new(vec!["orders".into(), "payments".into()]);
+/// let bytes = subscription.encode()?;
+/// assert_eq!(ConsumerProtocolSubscription::decode(&bytes)?, subscription);
+///
+/// let assignment = ConsumerProtocolAssignment::new(vec![TopicPartitions::new("orders", vec![0, 2])]);
+/// let bytes = assignment.encode()?;
+/// assert_eq!(ConsumerProtocolAssignment::decode(&bytes)?.assigned_partitions[0].partitions, [0, 2]);
+/// # Ok::<(), streamlog::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ConsumerProtocolSubscription {
     /// The version as read (a version above 3 was read with the v3 layout); encoding needs

@@ -43,6 +43,8 @@ pub mod coordinator;
 mod consumer_protocol;
 mod partition;
 mod records;
+mod state;
+mod store;
 mod wire;
 
 pub use consumer_protocol::{
@@ -56,5 +58,11 @@ pub use records::{
     GroupMetadataKey, GroupMetadataValue, MemberMetadata, OffsetCommitKey, OffsetCommitValue,
     OffsetsKey, OffsetsRecord, GROUP_METADATA_KEY_VERSION, GROUP_METADATA_VALUE_MAX_VERSION,
     OFFSET_COMMIT_KEY_VERSION, OFFSET_COMMIT_VALUE_MAX_VERSION,
+};
+pub use state::{GroupSnapshot, OffsetAndMetadata, OffsetsState};
+pub use store::{
+    commit_error_code, ensure_offsets_topic, OffsetCommit, OffsetsPartition, OffsetsTopicConfig,
+    OFFSETS_TOPIC_COMPRESSION_CODEC, OFFSETS_TOPIC_NUM_PARTITIONS, OFFSETS_TOPIC_SEGMENT_BYTES,
+    OFFSET_METADATA_MAX_BYTES,
 };
 pub use wire::TaggedField;

@@ -1,19 +1,4 @@
-//! Which partition of `__consumer_offsets` holds a group: Kafka's
-//! `abs(groupId.hashCode()) % offsets.topic.num.partitions`, with Java's `String.hashCode`
-//! (over UTF-16 code units) and Kafka's `Utils.abs` (which maps `Integer.MIN_VALUE` to 0,
-//! where `Math.abs` would stay negative). Every broker and client that follows the rule
-//! agrees on a group's coordinator.
-//!
-//! ```
-//! use streamlog::group::{java_string_hash_code, partition_for_group};
-//!
-//! assert_eq!(java_string_hash_code("payments"), 1_382_682_413);
-//! assert_eq!(partition_for_group("payments", 50)?, 13);
-//! // The one string family whose hash is i32::MIN goes to partition 0.
-//! assert_eq!(java_string_hash_code("polygenelubricants"), i32::MIN);
-//! assert_eq!(partition_for_group("polygenelubricants", 50)?, 0);
-//! # Ok::<(), streamlog::Error>(())
-//! ```
+//! Which partition of `__consumer_offsets` holds a group.
 
 use crate::error::{Error, Result};
 
@@ -34,6 +19,23 @@ pub fn java_string_hash_code(s: &str) -> i32 {
 /// `num_partitions` partitions (Kafka's `partitionFor`).
 ///
 /// Fails with [`Error::InvalidArgument`] when `num_partitions` is 0.
+///
+/// Which partition of `__consumer_offsets` holds a group: Kafka's
+/// `abs(groupId.hashCode()) % offsets.topic.num.partitions`, with Java's `String.hashCode`
+/// (over UTF-16 code units) and Kafka's `Utils.abs` (which maps `Integer.MIN_VALUE` to 0,
+/// where `Math.abs` would stay negative). Every broker and client that follows the rule
+/// agrees on a group's coordinator.
+///
+/// ```
+/// use streamlog::group::{java_string_hash_code, partition_for_group};
+///
+/// assert_eq!(java_string_hash_code("payments"), 1_382_682_413);
+/// assert_eq!(partition_for_group("payments", 50)?, 13);
+/// // The one string family whose hash is i32::MIN goes to partition 0.
+/// assert_eq!(java_string_hash_code("polygenelubricants"), i32::MIN);
+/// assert_eq!(partition_for_group("polygenelubricants", 50)?, 0);
+/// # Ok::<(), streamlog::Error>(())
+/// ```
 pub fn partition_for_group(group: &str, num_partitions: u32) -> Result<u32> {
     if num_partitions == 0 {
         return Err(Error::InvalidArgument(

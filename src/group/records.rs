@@ -1,44 +1,4 @@
-//! The records of the `__consumer_offsets` topic, byte for byte as Kafka writes them.
-//!
-//! Each record's key and value start with an `int16` version; the key's version says which
-//! kind of record it is. The layouts follow Kafka's schemas (`OffsetCommitKey.json`,
-//! `OffsetCommitValue.json`, `GroupMetadataKey.json`, `GroupMetadataValue.json` in Kafka's
-//! group coordinator):
-//!
-//! ```text
-//! key version 0 or 1: OffsetCommitKey       group string, topic string, partition int32
-//! key version 2:      GroupMetadataKey      group string
-//!
-//! OffsetCommitValue   v0: offset int64, metadata string, commit_timestamp int64
-//!                     v1: v0 + expire_timestamp int64 (only v1 has it)
-//!                     v2: as v0
-//!                     v3: offset, leader_epoch int32, metadata, commit_timestamp
-//!                     v4: as v3, flexible (compact string, tagged fields)
-//! GroupMetadataValue  protocol_type string, generation int32, protocol string?,
-//!                     leader string?, current_state_timestamp int64 (v2+),
-//!                     members [member_id, group_instance_id string? (v3+), client_id,
-//!                     client_host, rebalance_timeout int32 (v1+), session_timeout int32,
-//!                     subscription bytes, assignment bytes]; v4 flexible
-//! ```
-//!
-//! A null value is a tombstone: the offset or group is deleted. A field a version does not
-//! carry decodes as Kafka's default (-1 for the epochs and timestamps, null for the group
-//! instance id, 0 for a v0 member's rebalance timeout) and is dropped when encoding that
-//! version, as Kafka does with its "ignorable" fields.
-//!
-//! ```
-//! use streamlog::group::{OffsetCommitKey, OffsetCommitValue, OffsetsKey};
-//!
-//! let key = OffsetCommitKey::new("payments", "orders", 3);
-//! let value = OffsetCommitValue::new(42, 7, "", 1_700_000_000_000);
-//! let (key_bytes, value_bytes) = (key.encode()?, value.encode()?);
-//! assert_eq!(&key_bytes[..2], [0, 1]); // key version 1: an offset commit
-//! assert_eq!(&value_bytes[..2], [0, 3]); // value version 3, as Kafka writes it
-//!
-//! assert_eq!(OffsetsKey::decode(&key_bytes)?, OffsetsKey::OffsetCommit(key));
-//! assert_eq!(OffsetCommitValue::decode(&value_bytes)?, value);
-//! # Ok::<(), streamlog::Error>(())
-//! ```
+//! The records of the `__consumer_offsets` topic.
 
 use super::wire::{
     put_bytes, put_i16, put_i32, put_i64, put_nullable_string, put_string, put_tagged_fields,
@@ -115,6 +75,48 @@ impl OffsetsKey {
 
 /// One record of the offsets topic, key and value decoded: what the group coordinator
 /// writes and what loading a partition replays. A `None` value is a tombstone.
+///
+/// The records of the `__consumer_offsets` topic, byte for byte as Kafka writes them.
+///
+/// Each record's key and value start with an `int16` version; the key's version says which
+/// kind of record it is. The layouts follow Kafka's schemas (`OffsetCommitKey.json`,
+/// `OffsetCommitValue.json`, `GroupMetadataKey.json`, `GroupMetadataValue.json` in Kafka's
+/// group coordinator):
+///
+/// ```text
+/// key version 0 or 1: OffsetCommitKey       group string, topic string, partition int32
+/// key version 2:      GroupMetadataKey      group string
+///
+/// OffsetCommitValue   v0: offset int64, metadata string, commit_timestamp int64
+///                     v1: v0 + expire_timestamp int64 (only v1 has it)
+///                     v2: as v0
+///                     v3: offset, leader_epoch int32, metadata, commit_timestamp
+///                     v4: as v3, flexible (compact string, tagged fields)
+/// GroupMetadataValue  protocol_type string, generation int32, protocol string?,
+///                     leader string?, current_state_timestamp int64 (v2+),
+///                     members [member_id, group_instance_id string? (v3+), client_id,
+///                     client_host, rebalance_timeout int32 (v1+), session_timeout int32,
+///                     subscription bytes, assignment bytes]; v4 flexible
+/// ```
+///
+/// A null value is a tombstone: the offset or group is deleted. A field a version does not
+/// carry decodes as Kafka's default (-1 for the epochs and timestamps, null for the group
+/// instance id, 0 for a v0 member's rebalance timeout) and is dropped when encoding that
+/// version, as Kafka does with its "ignorable" fields.
+///
+/// ```
+/// use streamlog::group::{OffsetCommitKey, OffsetCommitValue, OffsetsKey};
+///
+/// let key = OffsetCommitKey::new("payments", "orders", 3);
+/// let value = OffsetCommitValue::new(42, 7, "", 1_700_000_000_000);
+/// let (key_bytes, value_bytes) = (key.encode()?, value.encode()?);
+/// assert_eq!(&key_bytes[..2], [0, 1]); // key version 1: an offset commit
+/// assert_eq!(&value_bytes[..2], [0, 3]); // value version 3, as Kafka writes it
+///
+/// assert_eq!(OffsetsKey::decode(&key_bytes)?, OffsetsKey::OffsetCommit(key));
+/// assert_eq!(OffsetCommitValue::decode(&value_bytes)?, value);
+/// # Ok::<(), streamlog::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OffsetsRecord {
     /// A committed offset, or its deletion.

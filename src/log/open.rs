@@ -57,6 +57,7 @@ impl Log {
         config: LogConfig,
         on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
     ) -> Result<(Log, RecoveryInfo)> {
+        config.validate()?;
         let started = Instant::now();
         fs.create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let index_config = LocalLog::index_config(&config);

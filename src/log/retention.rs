@@ -137,7 +137,7 @@ impl Log {
     /// ```
     /// use streamlog::{Compression, Log, LogConfig, OwnedRecord};
     /// let dir = tempfile::tempdir()?;
-    /// let config = LogConfig { retention_ms: Some(60_000), ..LogConfig::default() };
+    /// let config = LogConfig::builder().retention_ms(60_000).build()?;
     /// let log = Log::open(dir.path(), config)?;
     /// log.append_records(&[OwnedRecord::new(1_000, None, Some(b"old"))], Compression::None)?;
     /// log.roll()?;
@@ -158,7 +158,7 @@ impl Log {
     /// ```
     /// use streamlog::{Compression, Log, LogConfig, OwnedRecord};
     /// let dir = tempfile::tempdir()?;
-    /// let config = LogConfig { retention_ms: Some(1), ..LogConfig::default() };
+    /// let config = LogConfig::builder().retention_ms(1).build()?;
     /// let log = Log::open(dir.path(), config)?;
     /// for _ in 0..3 {
     ///     log.append_records(&[OwnedRecord::new(0, None, Some(b"v"))], Compression::None)?;

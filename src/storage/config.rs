@@ -344,12 +344,23 @@ impl Default for TopicSettings {
 /// Settings of a [`Storage`](super::Storage): the settings of topics without overrides,
 /// and the budget of open files and memory maps.
 ///
+/// Build one with [`StorageConfig::builder`], or take the default and set fields;
+/// [`Storage::open`](super::Storage::open) checks it either way ([`StorageConfig::validate`]).
+///
 /// ```
 /// use streamlog::storage::StorageConfig;
+/// use streamlog::LogConfig;
+///
+/// let config = StorageConfig::builder()
+///     .log(LogConfig::builder().segment_bytes(64 << 20).retention_ms(None).build()?)
+///     .max_open_files(256)
+///     .build()?;
+/// assert_eq!(config.defaults.log.segment_bytes, 64 << 20);
+///
 /// let mut config = StorageConfig::default();
 /// config.defaults.log.segment_bytes = 64 << 20;
-/// config.defaults.log.retention_ms = None;
 /// config.max_open_files = 256;
+/// # Ok::<(), streamlog::Error>(())
 /// ```
 #[derive(Clone)]
 #[non_exhaustive]
@@ -375,6 +386,112 @@ impl Default for StorageConfig {
             max_open_maps: 1024,
             fs: RealFs::shared(),
         }
+    }
+}
+
+/// Each segment of an open log holds this many files (`.log`, `.index`, `.timeindex`): the
+/// smallest budget that can open a partition.
+const MIN_OPEN_FILES: usize = 3;
+/// Each segment of an open log maps its two indexes.
+const MIN_OPEN_MAPS: usize = 2;
+
+impl StorageConfig {
+    /// A builder starting from the defaults; [`StorageConfigBuilder::build`] checks the result.
+    pub fn builder() -> StorageConfigBuilder {
+        StorageConfigBuilder {
+            config: StorageConfig::default(),
+        }
+    }
+
+    /// Checks the default log config ([`LogConfig::validate`]) and that the budgets can
+    /// open at least one segment (3 files, 2 maps); the first bad value is an
+    /// [`Error::InvalidConfig`] naming its key.
+    pub fn validate(&self) -> Result<()> {
+        self.defaults.log.validate()?;
+        if self.max_open_files < MIN_OPEN_FILES {
+            return Err(Error::InvalidConfig {
+                key: "max_open_files",
+                value: self.max_open_files.to_string(),
+                reason: "must be at least 3 (one segment's files)",
+            });
+        }
+        if self.max_open_maps < MIN_OPEN_MAPS {
+            return Err(Error::InvalidConfig {
+                key: "max_open_maps",
+                value: self.max_open_maps.to_string(),
+                reason: "must be at least 2 (one segment's indexes)",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`StorageConfig`] one setting at a time, and checks it.
+///
+/// ```
+/// use std::sync::Arc;
+/// use streamlog::io::SimFs;
+/// use streamlog::storage::{CompressionType, StorageConfig};
+/// use streamlog::{Compression, Error};
+///
+/// let config = StorageConfig::builder()
+///     .compression_type(CompressionType::Codec(Compression::None))
+///     .fs(Arc::new(SimFs::new(7)))
+///     .build()?;
+/// assert_eq!(config.max_open_files, 512);
+/// assert!(matches!(
+///     StorageConfig::builder().max_open_files(0).build(),
+///     Err(Error::InvalidConfig { key: "max_open_files", .. })
+/// ));
+/// # Ok::<(), streamlog::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct StorageConfigBuilder {
+    config: StorageConfig,
+}
+
+impl StorageConfigBuilder {
+    /// What a topic uses where it has no override (see [`StorageConfig::defaults`]).
+    pub fn defaults(mut self, defaults: TopicSettings) -> Self {
+        self.config.defaults = defaults;
+        self
+    }
+
+    /// The default partition log config (`defaults.log`).
+    pub fn log(mut self, log: LogConfig) -> Self {
+        self.config.defaults.log = log;
+        self
+    }
+
+    /// The default `compression.type` (`defaults.compression_type`).
+    pub fn compression_type(mut self, compression_type: CompressionType) -> Self {
+        self.config.defaults.compression_type = compression_type;
+        self
+    }
+
+    /// Most file handles the open logs may hold (see [`StorageConfig::max_open_files`]).
+    pub fn max_open_files(mut self, max_open_files: usize) -> Self {
+        self.config.max_open_files = max_open_files;
+        self
+    }
+
+    /// Most memory maps the open logs may hold (see [`StorageConfig::max_open_maps`]).
+    pub fn max_open_maps(mut self, max_open_maps: usize) -> Self {
+        self.config.max_open_maps = max_open_maps;
+        self
+    }
+
+    /// The filesystem everything goes through (see [`StorageConfig::fs`]).
+    pub fn fs(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.config.fs = fs;
+        self
+    }
+
+    /// The config, if every value is within its bounds ([`StorageConfig::validate`]).
+    pub fn build(self) -> Result<StorageConfig> {
+        self.config.validate()?;
+        Ok(self.config)
     }
 }
 

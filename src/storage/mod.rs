@@ -67,10 +67,10 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 
 pub use config::{
-    CompressionType, StorageConfig, TopicConfig, TopicSettings, CLEANUP_POLICY, COMPRESSION_TYPE,
-    DELETE_RETENTION_MS, MAX_MESSAGE_BYTES, MESSAGE_TIMESTAMP_TYPE, MIN_CLEANABLE_DIRTY_RATIO,
-    MIN_COMPACTION_LAG_MS, RETENTION_BYTES, RETENTION_MS, SEGMENT_BYTES, SEGMENT_MS,
-    TOPIC_CONFIG_KEYS,
+    CompressionType, StorageConfig, StorageConfigBuilder, TopicConfig, TopicSettings,
+    CLEANUP_POLICY, COMPRESSION_TYPE, DELETE_RETENTION_MS, MAX_MESSAGE_BYTES,
+    MESSAGE_TIMESTAMP_TYPE, MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS, RETENTION_BYTES,
+    RETENTION_MS, SEGMENT_BYTES, SEGMENT_MS, TOPIC_CONFIG_KEYS,
 };
 pub use maintenance::{MaintenanceHandle, MaintenanceReport};
 pub use names::{topic_names_collide, validate_topic_name, MAX_TOPIC_NAME_LEN};
@@ -135,6 +135,7 @@ impl Storage {
     /// finishes deletions a crash interrupted, and adopts partition directories that have no
     /// metadata (a Kafka data directory) as topics with default configs. No log is opened.
     pub fn open(dir: impl AsRef<Path>, config: StorageConfig) -> Result<Storage> {
+        config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         let fs = Arc::clone(&config.fs);
         let meta_dir = dir.join(TOPIC_CONFIG_DIR);

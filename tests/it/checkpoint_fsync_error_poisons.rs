@@ -42,10 +42,11 @@ enum Fault {
 }
 
 fn config() -> LogConfig {
-    LogConfig {
-        flush_ms: None,
-        ..sim_log::small_indexes()
-    }
+    sim_log::small_indexes()
+        .to_builder()
+        .flush_ms(None)
+        .build()
+        .unwrap()
 }
 
 /// What the checkpoint file holds after a crash: `None` when it is missing.

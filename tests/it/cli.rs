@@ -50,11 +50,11 @@ fn s(p: &Path) -> &str {
 
 /// Small segments with index entries every few batches.
 fn small_segments() -> LogConfig {
-    LogConfig {
-        segment_bytes: 2048,
-        index_interval_bytes: 200,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(2048)
+        .index_interval_bytes(200)
+        .build()
+        .unwrap()
 }
 
 /// A closed log of several segments, 20 batches of 3 records each.

@@ -13,12 +13,12 @@ use streamlog::{Compression, Log, LogConfig, OwnedRecord};
 #[test]
 fn passes_racing_appends_keep_every_key_latest() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        segment_bytes: 2000,
-        index_interval_bytes: 200,
-        segment_ms: None,
-        ..LogConfig::default()
-    };
+    let config = LogConfig::builder()
+        .segment_bytes(2000)
+        .index_interval_bytes(200)
+        .segment_ms(None)
+        .build()
+        .unwrap();
     let log = Arc::new(Log::open(dir.path(), config).unwrap());
     let done = Arc::new(AtomicBool::new(false));
     let writer = {

@@ -123,13 +123,13 @@ impl MappedWords for GatedMap {
 const NOW: i64 = sim_log::T0 + 1_000;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 700,
-        segment_index_bytes: 4096,
-        index_interval_bytes: 100,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(700)
+        .segment_index_bytes(4096)
+        .index_interval_bytes(100)
+        .segment_ms(None)
+        .build()
+        .unwrap()
 }
 
 type Contents = Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>)>;

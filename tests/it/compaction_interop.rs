@@ -57,12 +57,12 @@ fn all_batches(dir: &Path) -> Vec<Vec<u8>> {
 fn compacted_segments_are_kafka_readable() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("compacted-0");
-    let config = LogConfig {
-        segment_bytes: 2048,
-        index_interval_bytes: 256,
-        segment_ms: None,
-        ..LogConfig::default()
-    };
+    let config = LogConfig::builder()
+        .segment_bytes(2048)
+        .index_interval_bytes(256)
+        .segment_ms(None)
+        .build()
+        .unwrap();
     let log = Log::open(&dir, config).unwrap();
     let mut ts = T0;
     // The idempotent producer's next sequence: each of its batches continues the last.

@@ -65,14 +65,14 @@ struct Model {
 }
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 400,
-        segment_index_bytes: 4096,
-        index_interval_bytes: 64,
-        segment_ms: None,
-        delete_retention_ms: DELETE_RETENTION_MS,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(400)
+        .segment_index_bytes(4096)
+        .index_interval_bytes(64)
+        .segment_ms(None)
+        .delete_retention_ms(DELETE_RETENTION_MS)
+        .build()
+        .unwrap()
 }
 
 /// A record's key and value as read back.

@@ -42,10 +42,7 @@ fn hooks_keep_empty_batches_drop_aborted_ones_and_keep_markers() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(
         dir.path(),
-        LogConfig {
-            segment_ms: None,
-            ..LogConfig::default()
-        },
+        LogConfig::builder().segment_ms(None).build().unwrap(),
     )
     .unwrap();
     log.append(&batch(7, false, &[("a", "1"), ("b", "1")]))

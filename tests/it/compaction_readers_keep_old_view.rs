@@ -10,12 +10,12 @@ use streamlog::{Compression, Log, LogConfig, OwnedRecord};
 #[test]
 fn reads_begun_before_a_pass_finish_on_the_old_or_new_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        segment_bytes: 1500,
-        index_interval_bytes: 128,
-        segment_ms: None,
-        ..LogConfig::default()
-    };
+    let config = LogConfig::builder()
+        .segment_bytes(1500)
+        .index_interval_bytes(128)
+        .segment_ms(None)
+        .build()
+        .unwrap();
     let log = Log::open(dir.path(), config).unwrap();
     let mut appended = HashMap::new();
     for i in 0..300u32 {

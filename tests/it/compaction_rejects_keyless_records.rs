@@ -15,10 +15,10 @@ fn batch(keys: &[Option<&[u8]>]) -> Vec<u8> {
 #[test]
 fn compacted_logs_refuse_records_without_a_key() {
     let dir = tempfile::tempdir().unwrap();
-    let compacted = LogConfig {
-        cleanup_policy: CleanupPolicy::Compact,
-        ..LogConfig::default()
-    };
+    let compacted = LogConfig::builder()
+        .cleanup_policy(CleanupPolicy::Compact)
+        .build()
+        .unwrap();
     let log = Log::open(dir.path().join("compacted-0"), compacted).unwrap();
     log.append(&batch(&[Some(b"a")])).unwrap();
     let err = log.append(&batch(&[Some(b"b"), None])).unwrap_err();

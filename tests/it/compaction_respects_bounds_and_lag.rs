@@ -10,13 +10,13 @@ use streamlog::{Compression, Log, LogConfig, OwnedRecord};
 const T0: i64 = 1_000_000;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1 << 20,
-        segment_ms: None,
-        min_compaction_lag_ms: 500,
-        max_compaction_lag_ms: Some(10_000),
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(1 << 20)
+        .segment_ms(None)
+        .min_compaction_lag_ms(500)
+        .max_compaction_lag_ms(Some(10_000))
+        .build()
+        .unwrap()
 }
 
 /// Ten records of key `k`, at `ts`, then a roll: one segment.

@@ -103,10 +103,11 @@ fn lookups(log: &Log) -> (Vec<(Option<i64>, i64)>, Vec<Option<(i64, i64)>>) {
 }
 
 fn config() -> LogConfig {
-    LogConfig {
-        index_interval_bytes: 200,
-        ..sim_log::rolling(1500)
-    }
+    sim_log::rolling(1500)
+        .to_builder()
+        .index_interval_bytes(200)
+        .build()
+        .unwrap()
 }
 
 #[test]

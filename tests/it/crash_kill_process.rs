@@ -18,11 +18,11 @@ use streamlog::{Batches, Compression, Log, LogConfig, OwnedRecord};
 const CHILD_ENV: &str = "STREAMLOG_CRASH_CHILD_DIR";
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 48 * 1024,
-        index_interval_bytes: 1024,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(48 * 1024)
+        .index_interval_bytes(1024)
+        .build()
+        .unwrap()
 }
 
 fn value_for(offset: i64) -> Vec<u8> {

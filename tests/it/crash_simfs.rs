@@ -72,23 +72,23 @@ impl Model {
 }
 
 fn config(rng: &mut Rng) -> LogConfig {
-    LogConfig {
-        segment_bytes: rng.range(400, 4000) as u64,
-        segment_index_bytes: [96, 512, 4096][rng.below(3) as usize],
-        index_interval_bytes: rng.range(1, 600) as u32,
-        segment_ms: None,
-        flush_messages: if rng.chance(20) {
+    LogConfig::builder()
+        .segment_bytes(rng.range(400, 4000) as u64)
+        .segment_index_bytes([96, 512, 4096][rng.below(3) as usize])
+        .index_interval_bytes(rng.range(1, 600) as u32)
+        .segment_ms(None)
+        .flush_messages(if rng.chance(20) {
             Some(rng.range(1, 20) as u64)
         } else {
             None
-        },
-        flush_ms: if rng.chance(30) {
+        })
+        .flush_ms(if rng.chance(30) {
             Some(rng.range(0, 50))
         } else {
             None
-        },
-        ..LogConfig::default()
-    }
+        })
+        .build()
+        .unwrap()
 }
 
 fn open(fs: &SimFs, config: &LogConfig, seed: u64, when: &str) -> (Log, streamlog::RecoveryInfo) {

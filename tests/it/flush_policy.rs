@@ -22,10 +22,10 @@ fn open(fs: &SimFs, config: LogConfig) -> Log {
 }
 
 fn small() -> LogConfig {
-    LogConfig {
-        segment_index_bytes: 4096,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_index_bytes(4096)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -33,10 +33,11 @@ fn flush_messages_makes_every_nth_message_durable() {
     let fs = SimFs::new(1);
     let log = open(
         &fs,
-        LogConfig {
-            flush_messages: Some(10),
-            ..small()
-        },
+        small()
+            .to_builder()
+            .flush_messages(Some(10))
+            .build()
+            .unwrap(),
     );
     log.append_records(&records(4), Compression::None).unwrap();
     log.append_records(&records(4), Compression::None).unwrap();
@@ -61,10 +62,11 @@ fn flush_every_append_reports_each_batch_durable() {
     let fs = SimFs::new(2);
     let log = open(
         &fs,
-        LogConfig {
-            flush_messages: Some(1),
-            ..small()
-        },
+        small()
+            .to_builder()
+            .flush_messages(Some(1))
+            .build()
+            .unwrap(),
     );
     for i in 0..5 {
         let info = log.append_records(&records(3), Compression::Lz4).unwrap();
@@ -78,11 +80,12 @@ fn flush_ms_flushes_on_tick_when_due() {
     let clock = Arc::new(ManualClock::new(1_000_000));
     let log = open(
         &fs,
-        LogConfig {
-            flush_ms: Some(500),
-            clock: clock.clone(),
-            ..small()
-        },
+        small()
+            .to_builder()
+            .flush_ms(Some(500))
+            .clock(clock.clone())
+            .build()
+            .unwrap(),
     );
     log.append_records(&records(5), Compression::None).unwrap();
     clock.advance(499);
@@ -103,10 +106,7 @@ fn background_flusher_makes_appends_durable() {
     let fs = SimFs::new(4);
     let log = Arc::new(open(
         &fs,
-        LogConfig {
-            flush_ms: Some(0),
-            ..small()
-        },
+        small().to_builder().flush_ms(Some(0)).build().unwrap(),
     ));
     let flusher = Log::spawn_flusher(Arc::clone(&log), Duration::from_millis(1));
     let info = log.append_records(&records(7), Compression::None).unwrap();

@@ -126,10 +126,11 @@ fn eio_on_the_active_segments_fsync_poisons_the_log() {
 
 #[test]
 fn eio_in_the_flush_that_flush_messages_triggers_fails_the_append() {
-    let config = LogConfig {
-        flush_messages: Some(5),
-        ..small_indexes()
-    };
+    let config = small_indexes()
+        .to_builder()
+        .flush_messages(Some(5))
+        .build()
+        .unwrap();
     for seed in 0..SEEDS {
         let context = format!("seed {seed}");
         let fs = SimFs::new(seed);

@@ -97,12 +97,12 @@ struct Built {
 
 fn build(batches: usize, roll_after: Option<usize>, close: bool, delete_before: i64) -> Built {
     let fs = SimFs::new(1);
-    let config = LogConfig {
-        segment_index_bytes: 96,
-        index_interval_bytes: 64,
-        segment_ms: None,
-        ..LogConfig::default()
-    };
+    let config = LogConfig::builder()
+        .segment_index_bytes(96)
+        .index_interval_bytes(64)
+        .segment_ms(None)
+        .build()
+        .unwrap();
     let (log, _) = Log::open_with(
         Arc::new(fs.clone()),
         Path::new(DIR),

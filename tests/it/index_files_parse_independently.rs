@@ -299,10 +299,7 @@ impl Writer {
 /// reopens, a truncation and DeleteRecords; closes it and checks its files.
 fn build_and_check(config: LogConfig) {
     let clock = Arc::new(ManualClock::new(START_MS));
-    let config = LogConfig {
-        clock: clock.clone(),
-        ..config
-    };
+    let config = config.to_builder().clock(clock.clone()).build().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("indexes-0");
     let reopen = |w: Writer, clean: bool| -> Writer {
@@ -371,34 +368,40 @@ fn build_and_check(config: LogConfig) {
 #[test]
 fn small_indexes_that_fill_up() {
     // 12 offset entries and 8 time entries a segment: full indexes force most rolls.
-    build_and_check(LogConfig {
-        segment_bytes: 16 * 1024,
-        segment_index_bytes: 96,
-        index_interval_bytes: 128,
-        segment_ms: None,
-        ..LogConfig::default()
-    });
+    build_and_check(
+        LogConfig::builder()
+            .segment_bytes(16 * 1024)
+            .segment_index_bytes(96)
+            .index_interval_bytes(128)
+            .segment_ms(None)
+            .build()
+            .unwrap(),
+    );
 }
 
 #[test]
 fn size_and_time_rolls_with_log_append_time() {
-    build_and_check(LogConfig {
-        segment_bytes: 3 * 1024,
-        segment_index_bytes: 4096,
-        index_interval_bytes: 256,
-        segment_ms: Some(2_000),
-        message_timestamp_type: TimestampType::LogAppendTime,
-        ..LogConfig::default()
-    });
+    build_and_check(
+        LogConfig::builder()
+            .segment_bytes(3 * 1024)
+            .segment_index_bytes(4096)
+            .index_interval_bytes(256)
+            .segment_ms(Some(2_000))
+            .message_timestamp_type(TimestampType::LogAppendTime)
+            .build()
+            .unwrap(),
+    );
 }
 
 #[test]
 fn an_entry_for_every_batch_but_the_first() {
-    build_and_check(LogConfig {
-        segment_bytes: 2 * 1024,
-        segment_index_bytes: 1024,
-        index_interval_bytes: 0,
-        segment_ms: None,
-        ..LogConfig::default()
-    });
+    build_and_check(
+        LogConfig::builder()
+            .segment_bytes(2 * 1024)
+            .segment_index_bytes(1024)
+            .index_interval_bytes(0)
+            .segment_ms(None)
+            .build()
+            .unwrap(),
+    );
 }

@@ -11,11 +11,11 @@ use logs::{records, T0};
 use streamlog::{Batch, Compression, Log, LogConfig, ManualClock, TimestampType};
 
 fn config(clock: &Arc<ManualClock>) -> LogConfig {
-    LogConfig {
-        message_timestamp_type: TimestampType::LogAppendTime,
-        clock: clock.clone(),
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .message_timestamp_type(TimestampType::LogAppendTime)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
 }
 
 fn check_stored(log: &Log, offset: i64, now: i64, count: usize) {
@@ -93,10 +93,11 @@ fn batches_carry_the_append_time() {
 fn create_time_keeps_producer_timestamps() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0 + 5000));
-    let cfg = LogConfig {
-        message_timestamp_type: TimestampType::CreateTime,
-        ..config(&clock)
-    };
+    let cfg = config(&clock)
+        .to_builder()
+        .message_timestamp_type(TimestampType::CreateTime)
+        .build()
+        .unwrap();
     let log = Log::open(dir.path(), cfg).unwrap();
     let info = log
         .append_records(&records(0, 2, T0, 1), Compression::None)

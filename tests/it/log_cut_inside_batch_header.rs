@@ -14,10 +14,11 @@ use streamlog::{Compression, Log, LogConfig, OwnedRecord};
 const HEADER: u64 = 61;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_index_bytes: 4096,
-        ..small_segments(2048)
-    }
+    small_segments(2048)
+        .to_builder()
+        .segment_index_bytes(4096)
+        .build()
+        .unwrap()
 }
 
 /// A crashed (never closed) log of several segments; returns the last segment's base, the

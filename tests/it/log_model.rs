@@ -413,19 +413,19 @@ impl Harness {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("model-0");
         let clock = Arc::new(ManualClock::new(START_MS));
-        let config = LogConfig {
-            segment_bytes: setup.segment_bytes,
-            segment_ms: setup.segment_ms,
-            segment_index_bytes: setup.segment_index_bytes,
-            index_interval_bytes: setup.index_interval_bytes,
-            message_timestamp_type: if setup.log_append_time {
+        let config = LogConfig::builder()
+            .segment_bytes(setup.segment_bytes)
+            .segment_ms(setup.segment_ms)
+            .segment_index_bytes(setup.segment_index_bytes)
+            .index_interval_bytes(setup.index_interval_bytes)
+            .message_timestamp_type(if setup.log_append_time {
                 TimestampType::LogAppendTime
             } else {
                 TimestampType::CreateTime
-            },
-            clock: clock.clone(),
-            ..LogConfig::default()
-        };
+            })
+            .clock(clock.clone())
+            .build()
+            .unwrap();
         let log = Log::open(&dir, config.clone()).unwrap();
         Harness {
             _tmp: tmp,

@@ -3,11 +3,11 @@ use streamlog::{Compression, Log, LogConfig, OwnedRecord};
 #[test]
 fn smoke() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 256,
-        ..LogConfig::default()
-    };
+    let cfg = LogConfig::builder()
+        .segment_bytes(4096)
+        .index_interval_bytes(256)
+        .build()
+        .unwrap();
     let log = Log::open(dir.path(), cfg.clone()).unwrap();
     let mut n = 0i64;
     for b in 0..200 {

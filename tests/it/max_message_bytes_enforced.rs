@@ -12,10 +12,10 @@ fn oversized_batches_are_refused_and_not_stored() {
     let dir = tempfile::tempdir().unwrap();
     let fits = batch(3, T0);
     let limit = fits.len() as u32;
-    let cfg = LogConfig {
-        max_message_bytes: limit,
-        ..LogConfig::default()
-    };
+    let cfg = LogConfig::builder()
+        .max_message_bytes(limit)
+        .build()
+        .unwrap();
     let log = Log::open(dir.path(), cfg.clone()).unwrap();
     log.append(&fits).unwrap();
     let size = log.size_in_bytes();
@@ -50,10 +50,7 @@ fn oversized_batches_are_refused_and_not_stored() {
             r
         })
         .collect::<Vec<_>>();
-    let cfg_big = LogConfig {
-        max_message_bytes: 1024,
-        ..cfg
-    };
+    let cfg_big = cfg.to_builder().max_message_bytes(1024).build().unwrap();
     drop(log);
     let log = Log::open(dir.path(), cfg_big).unwrap();
     assert!(matches!(

@@ -11,14 +11,14 @@ use producers::{batch, batch_at, T0};
 use streamlog::{Error, Log, LogConfig, ManualClock, TxnResult};
 
 fn config(clock: &Arc<ManualClock>) -> LogConfig {
-    LogConfig {
-        segment_bytes: 300,
-        segment_index_bytes: 4096,
-        segment_ms: None,
-        producer_id_expiration_ms: 60_000,
-        clock: clock.clone(),
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(300)
+        .segment_index_bytes(4096)
+        .segment_ms(None)
+        .producer_id_expiration_ms(60_000)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
 }
 
 #[test]

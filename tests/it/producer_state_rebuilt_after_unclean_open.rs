@@ -30,10 +30,11 @@ fn plain(log: &Log, n: usize) {
 #[test]
 fn producers_after_a_plain_prefix_survive_an_unclean_open() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        segment_bytes: 2 << 10, // several segments, all unflushed, no snapshots kept
-        ..LogConfig::default()
-    };
+    let config = LogConfig::builder()
+        .segment_bytes(2 << 10)
+        // several segments, all unflushed, no snapshots kept
+        .build()
+        .unwrap();
     let log = Log::open(dir.path(), config.clone()).unwrap();
     for _ in 0..60 {
         plain(&log, 5);

@@ -20,11 +20,12 @@ const BATCHES: [(u64, i64, usize, usize); 6] = [
 ];
 
 fn config() -> LogConfig {
-    LogConfig {
+    rolling(1 << 20)
+        .to_builder()
         // Every record's timestamp is T0 + offset; segments below 12 are past retention.
-        retention_ms: Some(1_000),
-        ..rolling(1 << 20)
-    }
+        .retention_ms(Some(1_000))
+        .build()
+        .unwrap()
 }
 
 /// A durable log of [`BATCHES`] on a fresh SimFs.

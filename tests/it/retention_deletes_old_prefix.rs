@@ -28,11 +28,12 @@ fn log_of(dir: &std::path::Path, cfg: &LogConfig, stamps: &[i64]) -> Log {
 }
 
 fn config(retention_ms: Option<i64>, retention_bytes: Option<u64>) -> LogConfig {
-    LogConfig {
-        retention_ms,
-        retention_bytes,
-        ..small_segments(1 << 20)
-    }
+    small_segments(1 << 20)
+        .to_builder()
+        .retention_ms(retention_ms)
+        .retention_bytes(retention_bytes)
+        .build()
+        .unwrap()
 }
 
 fn segment_size() -> u64 {
@@ -161,10 +162,11 @@ fn unlimited_and_compact_policies_delete_nothing_by_time_or_size() {
         0
     );
     drop(log);
-    let cfg = LogConfig {
-        cleanup_policy: CleanupPolicy::Compact,
-        ..config(Some(MIN), Some(1))
-    };
+    let cfg = config(Some(MIN), Some(1))
+        .to_builder()
+        .cleanup_policy(CleanupPolicy::Compact)
+        .build()
+        .unwrap();
     let log = Log::open(dir.path(), cfg).unwrap();
     let out = log.delete_retention_breached(T0 + 100 * MIN).unwrap();
     assert_eq!(out.segments_deleted, 0);
@@ -174,10 +176,11 @@ fn unlimited_and_compact_policies_delete_nothing_by_time_or_size() {
 #[test]
 fn log_start_offset_rule_deletes_segments_left_below_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig {
-        cleanup_policy: CleanupPolicy::Compact,
-        ..config(Some(MIN), None)
-    };
+    let cfg = config(Some(MIN), None)
+        .to_builder()
+        .cleanup_policy(CleanupPolicy::Compact)
+        .build()
+        .unwrap();
     let log = log_of(dir.path(), &cfg, &[T0, T0, T0, T0]);
     log.close().unwrap();
     // As a crash between the checkpoint and the removals leaves it: the start at 12, the

@@ -19,10 +19,11 @@ const HOUR: i64 = 3_600_000;
 const FUTURE: i64 = 7_258_118_400_000;
 
 fn config() -> LogConfig {
-    LogConfig {
-        retention_ms: Some(HOUR),
-        ..small_segments(1 << 20)
-    }
+    small_segments(1 << 20)
+        .to_builder()
+        .retention_ms(Some(HOUR))
+        .build()
+        .unwrap()
 }
 
 fn log_of(log: &Log, stamps: &[i64]) {

@@ -8,15 +8,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use logs::{batch, batch_ranges, fetched, small_segments, T0};
-use streamlog::{Error, Log, LogConfig};
+use streamlog::{Error, Log};
 
 #[test]
 fn a_slice_from_a_deleted_segment_stays_readable() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig {
-        retention_ms: Some(1),
-        ..small_segments(1 << 20)
-    };
+    let cfg = small_segments(1 << 20)
+        .to_builder()
+        .retention_ms(Some(1))
+        .build()
+        .unwrap();
     let log = Log::open(dir.path(), cfg).unwrap();
     log.append(&batch(5, T0)).unwrap();
     log.roll().unwrap();
@@ -43,10 +44,11 @@ fn a_slice_from_a_deleted_segment_stays_readable() {
 #[test]
 fn concurrent_readers_see_whole_batches_or_out_of_range() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = LogConfig {
-        retention_ms: Some(0),
-        ..small_segments(batch(5, T0).len() as u64 * 2)
-    };
+    let cfg = small_segments(batch(5, T0).len() as u64 * 2)
+        .to_builder()
+        .retention_ms(Some(0))
+        .build()
+        .unwrap();
     let log = Arc::new(Log::open(dir.path(), cfg).unwrap());
     // 200 batches of 5 records, two a segment, stamped T0 + batch number.
     for b in 0..200 {

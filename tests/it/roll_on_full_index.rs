@@ -10,12 +10,12 @@ use streamlog::{Log, LogConfig};
 /// 96 bytes: room for 12 offset entries or 8 time entries. An entry for every batch but a
 /// segment's first.
 fn config() -> LogConfig {
-    LogConfig {
-        segment_index_bytes: 96,
-        index_interval_bytes: 1,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_index_bytes(96)
+        .index_interval_bytes(1)
+        .segment_ms(None)
+        .build()
+        .unwrap()
 }
 
 /// Reads find every batch by offset; `time_lookup(b)` is a timestamp of batch `b` and the

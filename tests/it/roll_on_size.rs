@@ -7,11 +7,11 @@ use logs::{batch, file_len, offsets_from, segment_file, segment_files, span, T0}
 use streamlog::{Log, LogConfig};
 
 fn config(segment_bytes: u64) -> LogConfig {
-    LogConfig {
-        segment_bytes,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(segment_bytes)
+        .segment_ms(None)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -64,10 +64,11 @@ fn a_batch_that_exactly_fills_the_segment_stays_in_it() {
 fn rolled_segments_are_sealed_with_trimmed_indexes() {
     let dir = tempfile::tempdir().unwrap();
     let size = batch(4, T0).len() as u64;
-    let cfg = LogConfig {
-        index_interval_bytes: 1,
-        ..config(size * 4)
-    };
+    let cfg = config(size * 4)
+        .to_builder()
+        .index_interval_bytes(1)
+        .build()
+        .unwrap();
     let index_bytes = u64::from(cfg.segment_index_bytes);
     let log = Log::open(dir.path(), cfg).unwrap();
     for i in 0..9 {

@@ -12,11 +12,11 @@ use streamlog::{Log, LogConfig, ManualClock, OwnedRecord, TimestampType};
 const SEGMENT_MS: i64 = 1000;
 
 fn config(clock: &Arc<ManualClock>) -> LogConfig {
-    LogConfig {
-        segment_ms: Some(SEGMENT_MS),
-        clock: clock.clone(),
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_ms(Some(SEGMENT_MS))
+        .clock(clock.clone())
+        .build()
+        .unwrap()
 }
 
 /// A batch of two records stamped `first` and `second` (max timestamp is the larger).
@@ -67,10 +67,11 @@ fn create_time_ignores_the_clock() {
 fn log_append_time_rolls_on_the_clock() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let cfg = LogConfig {
-        message_timestamp_type: TimestampType::LogAppendTime,
-        ..config(&clock)
-    };
+    let cfg = config(&clock)
+        .to_builder()
+        .message_timestamp_type(TimestampType::LogAppendTime)
+        .build()
+        .unwrap();
     let log = Log::open(dir.path(), cfg).unwrap();
     // Producer timestamps are far apart but replaced by the append time.
     log.append(&batch(3, 0)).unwrap();
@@ -87,10 +88,11 @@ fn log_append_time_rolls_on_the_clock() {
 fn no_segment_ms_never_rolls_on_time() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let cfg = LogConfig {
-        segment_ms: None,
-        ..config(&clock)
-    };
+    let cfg = config(&clock)
+        .to_builder()
+        .segment_ms(None)
+        .build()
+        .unwrap();
     let log = Log::open(dir.path(), cfg).unwrap();
     for i in 0..5 {
         log.append(&batch(1, T0 + i * 365 * 24 * 3600 * 1000))
@@ -104,10 +106,11 @@ fn no_segment_ms_never_rolls_on_time() {
 fn reopened_segment_keeps_its_rolling_base(index_interval_bytes: u32, clean: bool) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let cfg = LogConfig {
-        index_interval_bytes,
-        ..config(&clock)
-    };
+    let cfg = config(&clock)
+        .to_builder()
+        .index_interval_bytes(index_interval_bytes)
+        .build()
+        .unwrap();
     let log = Log::open(dir.path(), cfg.clone()).unwrap();
     for i in 0..6 {
         log.append(&batch(2, T0 + i)).unwrap();

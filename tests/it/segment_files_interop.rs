@@ -254,17 +254,17 @@ fn write_segments(name: &str, log_append_time: bool) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join(format!("{name}-0"));
     let clock = Arc::new(ManualClock::new(START_MS));
-    let config = LogConfig {
-        segment_bytes: 4 * 1024,
-        index_interval_bytes: 512,
-        message_timestamp_type: if log_append_time {
+    let config = LogConfig::builder()
+        .segment_bytes(4 * 1024)
+        .index_interval_bytes(512)
+        .message_timestamp_type(if log_append_time {
             TimestampType::LogAppendTime
         } else {
             TimestampType::CreateTime
-        },
-        clock: clock.clone(),
-        ..LogConfig::default()
-    };
+        })
+        .clock(clock.clone())
+        .build()
+        .unwrap();
     let mut s = Scenario {
         log: Log::open(&dir, config).unwrap(),
         clock,

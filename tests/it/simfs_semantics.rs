@@ -609,20 +609,20 @@ fn crash_after_flush(
 
 /// Default segments with small indexes (SimFs scans a map on every access to its file).
 fn small_indexes() -> LogConfig {
-    LogConfig {
-        segment_index_bytes: 4096,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_index_bytes(4096)
+        .build()
+        .unwrap()
 }
 
 /// Small segments and indexes, so that a few batches roll.
 fn rolling() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1024,
-        segment_index_bytes: 1024,
-        index_interval_bytes: 128,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(1024)
+        .segment_index_bytes(1024)
+        .index_interval_bytes(128)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -630,10 +630,10 @@ fn a_crash_keeps_every_batch_flushed_before_it() {
     for seed in 0..3 {
         crash_after_flush(seed, &LogConfig::default(), 10, 5);
     }
-    let small_indexes = LogConfig {
-        segment_index_bytes: 4096,
-        ..LogConfig::default()
-    };
+    let small_indexes = LogConfig::builder()
+        .segment_index_bytes(4096)
+        .build()
+        .unwrap();
     for seed in 0..50 {
         crash_after_flush(seed, &small_indexes, 10, 5);
     }

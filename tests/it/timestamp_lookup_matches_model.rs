@@ -50,15 +50,15 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 400,
-        segment_ms: None,
-        segment_index_bytes: 4096,
-        index_interval_bytes: 100,
-        retention_ms: Some(20),
-        retention_bytes: Some(2_000),
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(400)
+        .segment_ms(None)
+        .segment_index_bytes(4096)
+        .index_interval_bytes(100)
+        .retention_ms(Some(20))
+        .retention_bytes(Some(2_000))
+        .build()
+        .unwrap()
 }
 
 /// Every record ever appended that the log may still hold, by offset.

@@ -11,12 +11,12 @@ use streamlog::{Batches, Log, LogConfig, TxnResult};
 const DELETE_RETENTION_MS: i64 = 1_000;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1 << 20,
-        segment_ms: None,
-        delete_retention_ms: DELETE_RETENTION_MS,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(1 << 20)
+        .segment_ms(None)
+        .delete_retention_ms(DELETE_RETENTION_MS)
+        .build()
+        .unwrap()
 }
 
 fn keyed(pid: i64, seq: i32, txn: bool, keys: &[&str]) -> Vec<u8> {

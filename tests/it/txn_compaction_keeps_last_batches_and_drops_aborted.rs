@@ -9,11 +9,11 @@ use producers::{keyed_batch, T0};
 use streamlog::{Log, LogConfig, TxnResult};
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1 << 20,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(1 << 20)
+        .segment_ms(None)
+        .build()
+        .unwrap()
 }
 
 /// A batch from producer `pid` (or -1) with one record per key, values naming `tag`.
@@ -80,10 +80,7 @@ fn aborted_records_go_and_last_batches_stay() {
 #[test]
 fn merged_segments_keep_their_aborted_transactions_indexed() {
     let dir = tempfile::tempdir().unwrap();
-    let small = LogConfig {
-        segment_bytes: 400,
-        ..config()
-    };
+    let small = config().to_builder().segment_bytes(400).build().unwrap();
     let log = Log::open(dir.path(), small).unwrap();
     let mut seq = [0i32; 3];
     for round in 0..8 {

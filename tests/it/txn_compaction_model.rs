@@ -115,10 +115,11 @@ fn batch(first: i64, pid: i64, seq: i32, txn: bool, keys: &[usize]) -> Vec<u8> {
 }
 
 fn config() -> LogConfig {
-    LogConfig {
-        delete_retention_ms: DELETE_RETENTION_MS,
-        ..sim_log::rolling(300)
-    }
+    sim_log::rolling(300)
+        .to_builder()
+        .delete_retention_ms(DELETE_RETENTION_MS)
+        .build()
+        .unwrap()
 }
 
 /// Offsets of the data records an iterator yields (markers have no `o…` value).

@@ -10,12 +10,12 @@ use producers::batch;
 use streamlog::{AbortedTxn, Log, LogConfig, ProducerStateEntry, TxnResult};
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 500,
-        segment_index_bytes: 4096,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(500)
+        .segment_index_bytes(4096)
+        .segment_ms(None)
+        .build()
+        .unwrap()
 }
 
 /// Three producers, transactions committed and aborted across several segments.

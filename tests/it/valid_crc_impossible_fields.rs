@@ -21,10 +21,11 @@ const END: i64 = 15;
 const CRAFTED: i64 = 3;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_index_bytes: 4096,
-        ..logs::small_segments(1 << 20)
-    }
+    logs::small_segments(1 << 20)
+        .to_builder()
+        .segment_index_bytes(4096)
+        .build()
+        .unwrap()
 }
 
 /// A valid, uncompressed batch of three records at `END`, to be damaged.
@@ -214,10 +215,11 @@ fn an_impossible_batch_below_the_recovery_point_fails_the_open() {
             "{what}"
         );
 
-        let truncate = LogConfig {
-            truncate_damage_below_recovery_point: true,
-            ..config()
-        };
+        let truncate = config()
+            .to_builder()
+            .truncate_damage_below_recovery_point(true)
+            .build()
+            .unwrap();
         let (log, info, _) =
             try_open(dir.path(), truncate).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(

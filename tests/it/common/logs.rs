@@ -185,12 +185,12 @@ pub fn fill_from(log: &Log, first: i64, count: i64, per_batch: usize) -> Vec<(i6
 /// A config that rolls every few batches and indexes every batch, so small logs have many
 /// segments and every index has entries; time never rolls.
 pub fn small_segments(segment_bytes: u64) -> LogConfig {
-    LogConfig {
-        segment_bytes,
-        segment_ms: None,
-        index_interval_bytes: 1,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(segment_bytes)
+        .segment_ms(None)
+        .index_interval_bytes(1)
+        .build()
+        .unwrap()
 }
 
 /// What lookups answer on a log of batches stamped `T0 + i` (as [`fill`] makes them): for

@@ -187,14 +187,14 @@ pub struct Outcome {
 }
 
 fn config(layout: &Layout) -> LogConfig {
-    LogConfig {
-        segment_index_bytes: 4096,
-        index_interval_bytes: 64,
-        segment_ms: None,
-        decode_limits: LIMITS,
-        truncate_damage_below_recovery_point: layout.has(TRUNCATE_DAMAGE),
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_index_bytes(4096)
+        .index_interval_bytes(64)
+        .segment_ms(None)
+        .decode_limits(LIMITS)
+        .truncate_damage_below_recovery_point(layout.has(TRUNCATE_DAMAGE))
+        .build()
+        .unwrap()
 }
 
 fn open(fs: &SimFs, config: &LogConfig) -> streamlog::Result<(Log, streamlog::RecoveryInfo)> {

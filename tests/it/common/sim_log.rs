@@ -34,22 +34,22 @@ pub fn segment_file(base_offset: i64, ext: &str) -> PathBuf {
 
 /// Small index files (SimFs copies a file's maps on every access to it), default segments.
 pub fn small_indexes() -> LogConfig {
-    LogConfig {
-        segment_index_bytes: 4096,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_index_bytes(4096)
+        .segment_ms(None)
+        .build()
+        .unwrap()
 }
 
 /// Segments of `segment_bytes`, small indexes, an index entry for every batch.
 pub fn rolling(segment_bytes: u64) -> LogConfig {
-    LogConfig {
-        segment_bytes,
-        segment_index_bytes: 4096,
-        index_interval_bytes: 1,
-        segment_ms: None,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(segment_bytes)
+        .segment_index_bytes(4096)
+        .index_interval_bytes(1)
+        .segment_ms(None)
+        .build()
+        .unwrap()
 }
 
 /// Opens the log in [`DIR`] on `fs`.

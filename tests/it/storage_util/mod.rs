@@ -22,28 +22,33 @@ pub fn data_dir() -> tempfile::TempDir {
 
 /// Small segments and indexes, so thousands of logs stay cheap.
 pub fn small_log_config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 4096,
-        segment_index_bytes: 4096,
-        index_interval_bytes: 256,
-        ..LogConfig::default()
-    }
+    LogConfig::builder()
+        .segment_bytes(4096)
+        .segment_index_bytes(4096)
+        .index_interval_bytes(256)
+        .build()
+        .unwrap()
 }
 
 /// Storage defaults with small logs and the given open-file budget.
 pub fn config(max_open_files: usize) -> StorageConfig {
-    let mut c = StorageConfig::default();
-    c.defaults.log = small_log_config();
-    c.max_open_files = max_open_files;
-    c.max_open_maps = max_open_files;
-    c
+    StorageConfig::builder()
+        .log(small_log_config())
+        .max_open_files(max_open_files)
+        .max_open_maps(max_open_files)
+        .build()
+        .unwrap()
 }
 
 /// The same, through `fs`.
 pub fn config_on(fs: Arc<dyn FileSystem>, max_open_files: usize) -> StorageConfig {
-    let mut c = config(max_open_files);
-    c.fs = fs;
-    c
+    StorageConfig::builder()
+        .log(small_log_config())
+        .max_open_files(max_open_files)
+        .max_open_maps(max_open_files)
+        .fs(fs)
+        .build()
+        .unwrap()
 }
 
 /// Appends one record whose value names where it went.

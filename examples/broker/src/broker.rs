@@ -1,0 +1,138 @@
+//! The broker's shared state: the storage, who this node is, and what the API handlers share.
+//! Everything below the socket comes from streamlog's public API.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use streamlog::storage::TopicConfig;
+use streamlog::{Log, Storage};
+
+use crate::config::BrokerConfig;
+use crate::meta;
+use crate::metrics::Metrics;
+use crate::producer_ids::ProducerIds;
+use crate::wait::AppendSignal;
+
+/// One node: shared by every connection in an `Arc`.
+#[derive(Debug)]
+pub struct Broker {
+    /// The settings it was started with.
+    pub config: BrokerConfig,
+    /// Topics and partitions.
+    pub storage: Arc<Storage>,
+    /// `cluster.id` from `meta.properties`.
+    pub cluster_id: String,
+    /// The host clients are told to connect to.
+    pub advertised_host: String,
+    /// The port clients are told to connect to.
+    pub advertised_port: i32,
+    /// Producer ids for idempotent producers (the transaction coordinator takes this over).
+    pub producer_ids: Mutex<ProducerIds>,
+    /// Wakes long-polling fetches.
+    pub appends: AppendSignal,
+    /// Counters and histograms for the metrics endpoint.
+    pub metrics: Metrics,
+}
+
+impl Broker {
+    /// Opens the data directory and prepares the broker for a listener bound at `bound`.
+    pub fn open(config: BrokerConfig, bound: SocketAddr) -> anyhow::Result<Broker> {
+        let storage = config.storage_config()?;
+        Self::open_with(config, bound, storage)
+    }
+
+    /// [`Broker::open`] with storage settings of the caller's (a simulated filesystem in
+    /// tests).
+    pub fn open_with(
+        config: BrokerConfig,
+        bound: SocketAddr,
+        storage: streamlog::storage::StorageConfig,
+    ) -> anyhow::Result<Broker> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating {}", config.data_dir.display()))?;
+        let cluster_id = meta::load_or_create(&config.data_dir, config.node_id)?;
+        let producer_ids = ProducerIds::open(&config.data_dir)?;
+        let storage = Storage::open(&config.data_dir, storage)
+            .with_context(|| format!("opening {}", config.data_dir.display()))?;
+        let (advertised_host, advertised_port) = match &config.advertised_listener {
+            Some(l) => {
+                let (h, p) = l
+                    .rsplit_once(':')
+                    .context("advertised_listener must be HOST:PORT")?;
+                (
+                    h.to_string(),
+                    p.parse().context("advertised_listener port")?,
+                )
+            }
+            None => (bound.ip().to_string(), i32::from(bound.port())),
+        };
+        Ok(Broker {
+            config,
+            storage: Arc::new(storage),
+            cluster_id,
+            advertised_host,
+            advertised_port,
+            producer_ids: Mutex::new(producer_ids),
+            appends: AppendSignal::default(),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// The next producer id for an idempotent producer.
+    pub fn next_producer_id(&self) -> anyhow::Result<i64> {
+        self.producer_ids
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .next_id()
+    }
+
+    /// The node id.
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// A partition's log, if the topic and partition exist.
+    pub fn log(&self, topic: &str, partition: i32) -> streamlog::Result<Arc<Log>> {
+        let p = u32::try_from(partition).map_err(|_| streamlog::Error::UnknownPartition {
+            topic: topic.to_string(),
+            partition: u32::MAX,
+            partitions: self.storage.partition_count(topic).unwrap_or(0),
+        })?;
+        self.storage.partition(topic, p)
+    }
+
+    /// Creates `topic` with `num.partitions` partitions when auto-creation is on; whether
+    /// it exists afterwards.
+    pub fn auto_create(&self, topic: &str) -> bool {
+        if self.storage.partition_count(topic).is_ok() {
+            return true;
+        }
+        if !self.config.auto_create_topics_enable {
+            return false;
+        }
+        match self
+            .storage
+            .create_topic(topic, self.config.num_partitions, TopicConfig::new())
+        {
+            Ok(()) => {
+                tracing::info!(
+                    topic,
+                    partitions = self.config.num_partitions,
+                    "auto-created topic"
+                );
+                true
+            }
+            Err(streamlog::Error::TopicExists { existing: None, .. }) => true,
+            Err(e) => {
+                tracing::debug!(topic, error = %e, "auto-creation refused");
+                false
+            }
+        }
+    }
+
+    /// The high watermark of a single-node partition: everything appended is "replicated".
+    pub fn high_watermark(log: &Log) -> i64 {
+        log.log_end_offset()
+    }
+}

@@ -1,0 +1,242 @@
+//! Real, unmodified Kafka clients (confluent-kafka on librdkafka, kafka-python) against the
+//! broker binary started as a process.
+//!
+//! Each scenario is a Python script in `tests/clients/`, run with a hard timeout against a
+//! broker on a free loopback port with its own temporary data directory. The clients are
+//! installed into a venv under `target/` from the pinned `tests/clients/requirements.txt`
+//! (once; reused while the requirements are unchanged). `STREAMLOG_PYTHON` picks the Python
+//! interpreter (default `python3`).
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use wait_timeout::ChildExt;
+
+const BROKER: &str = env!("CARGO_BIN_EXE_broker");
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
+const PIP_TIMEOUT: Duration = Duration::from_secs(600);
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// Runs `cmd` to completion within `limit`, output to `log`; kills it on timeout.
+fn run_bounded(mut cmd: Command, limit: Duration, log: &Path) -> Result<(), String> {
+    let out = std::fs::File::create(log).map_err(|e| e.to_string())?;
+    let err = out.try_clone().map_err(|e| e.to_string())?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("spawning {cmd:?}: {e}"))?;
+    let status = match child.wait_timeout(limit).map_err(|e| e.to_string())? {
+        Some(status) => status,
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("{cmd:?} timed out after {limit:?}\n{}", tail(log)));
+        }
+    };
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed ({status})\n{}", tail(log)))
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// The venv's python, created on first use by any test in this binary.
+fn python() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    VENV.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("broker-clients-venv");
+        let requirements = clients_dir().join("requirements.txt");
+        let wanted = std::fs::read_to_string(&requirements).expect("requirements.txt");
+        let stamp = venv.join("installed-requirements.txt");
+        let py = venv.join("bin/python");
+        if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && py.exists() {
+            return py;
+        }
+        let _ = std::fs::remove_dir_all(&venv);
+        std::fs::create_dir_all(venv.parent().unwrap()).unwrap();
+        let log = venv.with_extension("log");
+        let interpreter = std::env::var("STREAMLOG_PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut mk = Command::new(interpreter);
+        mk.arg("-m").arg("venv").arg(&venv);
+        run_bounded(mk, Duration::from_secs(120), &log).expect("python3 -m venv");
+        let mut pip = Command::new(&py);
+        pip.args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            "-r",
+        ])
+        .arg(&requirements);
+        run_bounded(pip, PIP_TIMEOUT, &log).expect("pip install of the pinned clients");
+        std::fs::write(&stamp, wanted).unwrap();
+        py
+    })
+}
+
+/// A broker process; killed when dropped.
+struct Broker {
+    child: Child,
+    addr: SocketAddr,
+    data_dir: PathBuf,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Broker {
+    fn start(work: &Path, config_toml: &str) -> Broker {
+        let data_dir = work.join("data");
+        let config = work.join("broker.toml");
+        std::fs::write(&config, config_toml).unwrap();
+        Self::spawn(data_dir, config, work.join("broker.log"))
+    }
+
+    fn spawn(data_dir: PathBuf, config: PathBuf, log: PathBuf) -> Broker {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = Command::new(BROKER)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting the broker");
+        // The broker prints `listening on ADDR` once it serves.
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        let addr: SocketAddr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => addr.parse().unwrap(),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("broker did not start\n{}", tail(&log));
+            }
+        };
+        // And the port accepts, within the same deadline.
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+            assert!(Instant::now() < deadline, "broker port never accepted");
+        }
+        Broker {
+            child,
+            addr,
+            data_dir,
+            config,
+            log,
+        }
+    }
+
+    /// SIGKILL, then start again on the same data directory (on a new free port).
+    fn kill_and_restart(mut self) -> Broker {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let (data_dir, config, log) =
+            (self.data_dir.clone(), self.config.clone(), self.log.clone());
+        std::mem::forget(self);
+        Self::spawn(data_dir, config, log)
+    }
+
+    fn run(&self, script: &str, args: &[&str], work: &Path) {
+        let mut cmd = Command::new(python());
+        cmd.arg(clients_dir().join(script))
+            .arg(self.addr.to_string())
+            .args(args)
+            .env("PYTHONUNBUFFERED", "1")
+            .current_dir(clients_dir());
+        let log = work.join(format!("{script}.log"));
+        if let Err(e) = run_bounded(cmd, SCENARIO_TIMEOUT, &log) {
+            panic!("{script}: {e}\n--- broker log ---\n{}", tail(&self.log));
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const CONFIG: &str = "request_read_timeout_ms = 2000\n";
+
+#[test]
+fn metadata_and_topic_admin() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("admin.py", &[], work.path());
+}
+
+#[test]
+fn idempotent_lz4_20000_keyed_messages_consumed_once_in_key_order() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("idempotent_lz4.py", &[], work.path());
+}
+
+#[test]
+fn kafka_python_gzip_with_headers_reads_the_same_in_both_clients() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("gzip_headers.py", &[], work.path());
+}
+
+#[test]
+fn sigkill_after_last_ack_keeps_every_acknowledged_message_once() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    let acked = work.path().join("acked.json");
+    let acked = acked.to_str().unwrap();
+    broker.run("crash_produce.py", &[acked], work.path());
+    let broker = broker.kill_and_restart();
+    broker.run("crash_verify.py", &[acked], work.path());
+}
+
+#[test]
+fn bad_inputs_leave_the_broker_serving() {
+    let work = tempfile::tempdir().unwrap();
+    let max_connections = 12;
+    let broker = Broker::start(
+        work.path(),
+        &format!("{CONFIG}max_connections = {max_connections}\n"),
+    );
+    broker.run(
+        "bad_inputs.py",
+        &[&max_connections.to_string()],
+        work.path(),
+    );
+}

@@ -1,0 +1,59 @@
+"""Metadata and topic administration through confluent-kafka's and kafka-python's admin clients."""
+from confluent_kafka import KafkaException, KafkaError
+from confluent_kafka.admin import AdminClient, NewTopic, NewPartitions, ConfigResource, ResourceType
+from kafka.admin import KafkaAdminClient, NewTopic as KpNewTopic
+
+from common import bootstrap, check
+
+b = bootstrap()
+admin = AdminClient({"bootstrap.servers": b})
+
+
+def error_of(future):
+    try:
+        future.result(30)
+    except KafkaException as e:
+        return e.args[0].code()
+    return None
+
+
+fs = admin.create_topics([NewTopic("alpha", 3, 1), NewTopic("beta", 1, 1, config={"retention.ms": "1000"})])
+for name, f in fs.items():
+    check(error_of(f) is None, f"create {name}")
+check(error_of(admin.create_topics([NewTopic("alpha", 1, 1)])["alpha"]) == KafkaError.TOPIC_ALREADY_EXISTS, "duplicate topic refused")
+check(error_of(admin.create_topics([NewTopic("gamma", 1, 3)])["gamma"]) == KafkaError.INVALID_REPLICATION_FACTOR, "replication factor 3 refused")
+check(error_of(admin.create_topics([NewTopic("bad name!", 1, 1)])["bad name!"]) == KafkaError.TOPIC_EXCEPTION, "invalid name refused")
+check(error_of(admin.create_topics([NewTopic("delta", 1, 1, config={"no.such.config": "1"})])["delta"]) == KafkaError.INVALID_CONFIG, "unknown config refused")
+
+md = admin.list_topics(timeout=30)
+check(len(md.topics["alpha"].partitions) == 3, "alpha has 3 partitions")
+check(len(md.topics["beta"].partitions) == 1, "beta has 1 partition")
+check(list(md.brokers) == [1], f"one broker, id 1: {md.brokers}")
+check(all(p.leader == 1 and p.replicas == [1] and p.isrs == [1] for p in md.topics["alpha"].partitions.values()), "leader 1 everywhere")
+
+check(error_of(admin.create_partitions([NewPartitions("alpha", 5)])["alpha"]) is None, "alpha to 5 partitions")
+check(len(admin.list_topics(timeout=30).topics["alpha"].partitions) == 5, "alpha has 5 partitions")
+check(error_of(admin.create_partitions([NewPartitions("alpha", 2)])["alpha"]) == KafkaError.INVALID_PARTITIONS, "shrinking refused")
+
+res = ConfigResource(ResourceType.TOPIC, "beta")
+configs = admin.describe_configs([res])[res].result(30)
+check(configs["retention.ms"].value == "1000", f"retention.ms override: {configs['retention.ms']}")
+check(not configs["retention.ms"].is_default, "retention.ms is an override")
+check(configs["cleanup.policy"].value == "delete" and configs["cleanup.policy"].is_default, "cleanup.policy default")
+broker_res = ConfigResource(ResourceType.BROKER, "1")
+broker_configs = admin.describe_configs([broker_res])[broker_res].result(30)
+check(broker_configs["num.partitions"].value == "1", "broker num.partitions")
+
+cluster = admin.describe_cluster(request_timeout=30).result(30)
+check(len(cluster.nodes) == 1 and cluster.controller.id == 1 and len(cluster.cluster_id) == 22, f"cluster: {cluster}")
+
+check(error_of(admin.delete_topics(["beta"])["beta"]) is None, "delete beta")
+check("beta" not in admin.list_topics(timeout=30).topics, "beta gone")
+check(error_of(admin.delete_topics(["beta"])["beta"]) == KafkaError.UNKNOWN_TOPIC_OR_PART, "deleting a missing topic")
+
+kp = KafkaAdminClient(bootstrap_servers=b, request_timeout_ms=30000)
+kp.create_topics([KpNewTopic("epsilon", 2, 1)])
+check({"alpha", "epsilon"} <= set(kp.list_topics()), "kafka-python sees the topics")
+kp.delete_topics(["epsilon"])
+kp.close()
+print("admin ok")

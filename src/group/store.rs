@@ -1,0 +1,517 @@
+//! The offset store: `__consumer_offsets` partitions of a `Storage`.
+
+use std::sync::Arc;
+
+use super::partition::{partition_for_group, DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS, OFFSETS_TOPIC};
+use super::records::{GroupMetadataValue, OffsetsRecord};
+use super::state::{OffsetAndMetadata, OffsetsState};
+use crate::error::{Error, Result};
+use crate::kafka_code::KafkaCode;
+use crate::log::{AppendInfo, CleanerStats, Log};
+use crate::producer::TxnResult;
+use crate::record::{Batch, BatchBuilder, BatchOptions, Batches, Compression};
+use crate::storage::{Storage, TopicConfig, CLEANUP_POLICY, SEGMENT_BYTES};
+
+/// `offsets.topic.num.partitions`: partitions of `__consumer_offsets` when it is created.
+pub const OFFSETS_TOPIC_NUM_PARTITIONS: &str = "offsets.topic.num.partitions";
+/// `offsets.topic.segment.bytes`: segment size of `__consumer_offsets`.
+pub const OFFSETS_TOPIC_SEGMENT_BYTES: &str = "offsets.topic.segment.bytes";
+/// `offsets.topic.compression.codec`: codec of the batches the store writes.
+pub const OFFSETS_TOPIC_COMPRESSION_CODEC: &str = "offsets.topic.compression.codec";
+/// `offset.metadata.max.bytes`: the longest metadata string a commit may carry.
+pub const OFFSET_METADATA_MAX_BYTES: &str = "offset.metadata.max.bytes";
+
+/// How the offsets topic is laid out and what commits it accepts (Kafka's broker settings
+/// of the same names and defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OffsetsTopicConfig {
+    /// `offsets.topic.num.partitions` (50). Only used to create the topic: an existing
+    /// topic keeps its partition count, which is what groups map over.
+    pub num_partitions: u32,
+    /// `offsets.topic.segment.bytes` (100 MiB), the topic's `segment.bytes`.
+    pub segment_bytes: u32,
+    /// `offsets.topic.compression.codec` (none).
+    pub compression: Compression,
+    /// `offset.metadata.max.bytes` (4096), counted as Kafka counts a Java string's length
+    /// (UTF-16 code units).
+    pub offset_metadata_max_bytes: usize,
+}
+
+impl Default for OffsetsTopicConfig {
+    fn default() -> Self {
+        OffsetsTopicConfig {
+            num_partitions: DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS,
+            segment_bytes: 100 * 1024 * 1024,
+            compression: Compression::None,
+            offset_metadata_max_bytes: 4096,
+        }
+    }
+}
+
+impl OffsetsTopicConfig {
+    /// Sets one setting from its Kafka name and string value; an unknown name or a bad
+    /// value is [`Error::InvalidArgument`] and changes nothing.
+    ///
+    /// ```
+    /// use streamlog::group::OffsetsTopicConfig;
+    ///
+    /// let mut config = OffsetsTopicConfig::default();
+    /// config.set("offsets.topic.num.partitions", "8")?;
+    /// assert_eq!(config.num_partitions, 8);
+    /// assert!(config.set("offsets.topic.num.partitions", "0").is_err());
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
+        let bad = || Error::InvalidArgument(format!("invalid {key}={value:?}"));
+        match key {
+            OFFSETS_TOPIC_NUM_PARTITIONS => {
+                let n: u32 = value.parse().map_err(|_| bad())?;
+                if n == 0 || n > crate::storage::MAX_PARTITIONS {
+                    return Err(bad());
+                }
+                self.num_partitions = n;
+            }
+            OFFSETS_TOPIC_SEGMENT_BYTES => {
+                let n: u32 = value.parse().map_err(|_| bad())?;
+                if n < 14 || n > i32::MAX as u32 {
+                    return Err(bad());
+                }
+                self.segment_bytes = n;
+            }
+            OFFSETS_TOPIC_COMPRESSION_CODEC => {
+                self.compression = match value {
+                    "none" | "0" => Compression::None,
+                    "gzip" | "1" => Compression::Gzip,
+                    "snappy" | "2" => Compression::Snappy,
+                    "lz4" | "3" => Compression::Lz4,
+                    "zstd" | "4" => Compression::Zstd,
+                    _ => return Err(bad()),
+                };
+            }
+            OFFSET_METADATA_MAX_BYTES => {
+                self.offset_metadata_max_bytes = value.parse().map_err(|_| bad())?;
+            }
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown offsets topic setting {key}"
+                )))
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// One offset to commit: a topic partition and its [`OffsetAndMetadata`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetCommit {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset and what comes with it.
+    pub offset: OffsetAndMetadata,
+}
+
+impl OffsetCommit {
+    /// Commit `offset` for `topic`-`partition`.
+    pub fn new(topic: impl Into<String>, partition: i32, offset: OffsetAndMetadata) -> Self {
+        OffsetCommit {
+            topic: topic.into(),
+            partition,
+            offset,
+        }
+    }
+}
+
+/// Creates `__consumer_offsets` in `storage` if it does not exist (`cleanup.policy=compact`,
+/// `segment.bytes` from the config, `config.num_partitions` partitions) and returns its
+/// partition count.
+pub fn ensure_offsets_topic(storage: &Storage, config: &OffsetsTopicConfig) -> Result<u32> {
+    match storage.partition_count(OFFSETS_TOPIC) {
+        Ok(n) => return Ok(n),
+        Err(Error::UnknownTopic { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    let mut topic = TopicConfig::new();
+    topic.set(CLEANUP_POLICY, "compact")?;
+    topic.set(SEGMENT_BYTES, &config.segment_bytes.to_string())?;
+    match storage.create_topic(OFFSETS_TOPIC, config.num_partitions, topic) {
+        // Created meanwhile by another caller: its count stands.
+        Ok(()) | Err(Error::TopicExists { .. }) => storage.partition_count(OFFSETS_TOPIC),
+        Err(e) => Err(e),
+    }
+}
+
+/// The error code Kafka answers an offset commit with when writing it failed (Kafka's
+/// `GroupMetadataManager` maps the log's errors this way): too large a batch is
+/// `INVALID_COMMIT_OFFSET_SIZE`, storage trouble `NOT_COORDINATOR` (the client finds the
+/// coordinator again), a fenced producer its own code.
+pub fn commit_error_code(error: &Error) -> KafkaCode {
+    match error.kafka_code() {
+        KafkaCode::MESSAGE_TOO_LARGE | KafkaCode::RECORD_LIST_TOO_LARGE => {
+            KafkaCode::INVALID_COMMIT_OFFSET_SIZE
+        }
+        KafkaCode::UNKNOWN_TOPIC_OR_PARTITION => KafkaCode::COORDINATOR_NOT_AVAILABLE,
+        KafkaCode::KAFKA_STORAGE_ERROR | KafkaCode::NOT_LEADER_OR_FOLLOWER => {
+            KafkaCode::NOT_COORDINATOR
+        }
+        KafkaCode::INVALID_PRODUCER_EPOCH => KafkaCode::PRODUCER_FENCED,
+        KafkaCode::CORRUPT_MESSAGE | KafkaCode::INVALID_REQUEST => KafkaCode::UNKNOWN_SERVER_ERROR,
+        other => other,
+    }
+}
+
+/// Bytes read from the log per step while loading.
+const LOAD_CHUNK: usize = 1 << 20;
+
+/// One partition of `__consumer_offsets`: its log and the state it holds. Writes take
+/// `&mut self`: one writer per partition, as in Kafka.
+///
+/// The offset store: committed offsets and group metadata in the internal compacted topic
+/// `__consumer_offsets` of a [`Storage`], one [`OffsetsPartition`] per partition of it.
+///
+/// A group lives in partition [`partition_for_group`] of the topic. Loading a partition
+/// replays it from its log start into an [`OffsetsState`]; every write appends one record
+/// batch in Kafka's layout (the key and value bytes of [`OffsetsRecord`]s) and then replays
+/// that batch, so memory always says what the log says. A failed write leaves both as they
+/// were. Deletions are tombstones, which compaction (the crate's, through
+/// [`OffsetsPartition::compact`] or [`Storage::maintain`], since the topic is created with
+/// `cleanup.policy=compact`) eventually removes along with the records they replace.
+///
+/// Transactional offset commits (`TxnOffsetCommit`) are written as transactional batches of
+/// the producer, so they stay pending until the transaction coordinator writes the
+/// producer's COMMIT or ABORT marker into this partition ([`OffsetsPartition::write_txn_marker`]);
+/// a reload replays the same batches and markers, so pending, committed and aborted offsets
+/// come back as they were, and the log's last stable offset stays below an undecided
+/// transaction for read_committed readers of the topic.
+///
+/// ```
+/// use std::sync::Arc;
+/// use streamlog::group::{OffsetAndMetadata, OffsetCommit, OffsetsPartition, OffsetsTopicConfig, partition_for_group};
+/// use streamlog::storage::{Storage, StorageConfig};
+/// use streamlog::{KafkaCode, TxnResult};
+///
+/// let dir = tempfile::tempdir()?;
+/// let storage = Storage::open(dir.path(), StorageConfig::default())?;
+/// let config = OffsetsTopicConfig::default();
+/// let p = partition_for_group("payments", config.num_partitions)?;
+/// let mut offsets = OffsetsPartition::load(&storage, &config, p)?;
+///
+/// let codes = offsets.commit_offsets("payments", &[OffsetCommit::new("orders", 0, OffsetAndMetadata::new(42, 1_000))], 1_000)?;
+/// assert_eq!(codes, [KafkaCode::NONE]);
+///
+/// // A transactional commit is invisible until its COMMIT marker.
+/// offsets.commit_transactional_offsets("payments", 7, 0, &[OffsetCommit::new("orders", 0, OffsetAndMetadata::new(50, 2_000))], 2_000)?;
+/// assert_eq!(offsets.state().committed_offset("payments", "orders", 0).unwrap().offset, 42);
+/// offsets.write_txn_marker(7, 0, TxnResult::Commit, 0)?;
+/// assert_eq!(offsets.state().committed_offset("payments", "orders", 0).unwrap().offset, 50);
+///
+/// // Reloading the partition rebuilds the same state from the log.
+/// drop(offsets);
+/// let again = OffsetsPartition::load(&storage, &config, p)?;
+/// assert_eq!(again.state().committed_offset("payments", "orders", 0).unwrap().offset, 50);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct OffsetsPartition {
+    partition: u32,
+    num_partitions: u32,
+    config: OffsetsTopicConfig,
+    log: Arc<Log>,
+    state: OffsetsState,
+}
+
+impl OffsetsPartition {
+    /// Opens partition `partition` of `__consumer_offsets` (creating the topic if needed)
+    /// and replays it from its log start to its log end.
+    pub fn load(storage: &Storage, config: &OffsetsTopicConfig, partition: u32) -> Result<Self> {
+        let num_partitions = ensure_offsets_topic(storage, config)?;
+        let log = storage.partition(OFFSETS_TOPIC, partition)?;
+        let mut state = OffsetsState::new();
+        replay_log(&log, &mut state)?;
+        Ok(OffsetsPartition {
+            partition,
+            num_partitions,
+            config: config.clone(),
+            log,
+            state,
+        })
+    }
+
+    /// The partition number.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    /// The partition's log.
+    pub fn log(&self) -> &Arc<Log> {
+        &self.log
+    }
+
+    /// What the partition holds.
+    pub fn state(&self) -> &OffsetsState {
+        &self.state
+    }
+
+    /// [`Error::NotCoordinator`] unless `group` lives in this partition.
+    pub fn check_group(&self, group: &str) -> Result<()> {
+        let p = partition_for_group(group, self.num_partitions)?;
+        if p == self.partition {
+            Ok(())
+        } else {
+            Err(Error::NotCoordinator {
+                group: group.to_string(),
+                partition: self.partition,
+                coordinator_partition: p,
+            })
+        }
+    }
+
+    /// `OFFSET_METADATA_TOO_LARGE` for metadata over `offset.metadata.max.bytes`.
+    fn metadata_code(&self, commit: &OffsetCommit) -> KafkaCode {
+        // Kafka compares the Java string's length: UTF-16 code units.
+        let len = commit.offset.metadata.encode_utf16().count();
+        if len > self.config.offset_metadata_max_bytes {
+            KafkaCode::OFFSET_METADATA_TOO_LARGE
+        } else {
+            KafkaCode::NONE
+        }
+    }
+
+    /// Commits offsets for `group` (OffsetCommit), stamped `timestamp`. Returns one code
+    /// per commit, in order: `OFFSET_METADATA_TOO_LARGE` for those whose metadata is too
+    /// long (not written), `NONE` for the others, which are written in one batch. Fails,
+    /// writing nothing, when the group lives in another partition or the append fails
+    /// (answer the client with [`commit_error_code`]).
+    pub fn commit_offsets(
+        &mut self,
+        group: &str,
+        commits: &[OffsetCommit],
+        timestamp: i64,
+    ) -> Result<Vec<KafkaCode>> {
+        self.commit(group, commits, None, timestamp)
+    }
+
+    /// Commits offsets for `group` in the transaction of `producer_id` at `producer_epoch`
+    /// (TxnOffsetCommit): written as a transactional batch of that producer, pending until
+    /// [`write_txn_marker`](Self::write_txn_marker) commits or aborts it. Codes as for
+    /// [`commit_offsets`](Self::commit_offsets); an epoch older than the producer's is
+    /// [`Error::InvalidProducerEpoch`] (Kafka answers `PRODUCER_FENCED`).
+    pub fn commit_transactional_offsets(
+        &mut self,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commits: &[OffsetCommit],
+        timestamp: i64,
+    ) -> Result<Vec<KafkaCode>> {
+        if producer_id < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "transactional offset commit with producer id {producer_id}"
+            )));
+        }
+        self.commit(
+            group,
+            commits,
+            Some((producer_id, producer_epoch)),
+            timestamp,
+        )
+    }
+
+    fn commit(
+        &mut self,
+        group: &str,
+        commits: &[OffsetCommit],
+        producer: Option<(i64, i16)>,
+        timestamp: i64,
+    ) -> Result<Vec<KafkaCode>> {
+        self.check_group(group)?;
+        let codes: Vec<KafkaCode> = commits.iter().map(|c| self.metadata_code(c)).collect();
+        let records: Vec<OffsetsRecord> = commits
+            .iter()
+            .zip(&codes)
+            .filter(|(_, code)| !code.is_error())
+            .map(|(c, _)| {
+                OffsetsRecord::offset_commit(
+                    group,
+                    c.topic.clone(),
+                    c.partition,
+                    c.offset.to_value(),
+                )
+            })
+            .collect();
+        if !records.is_empty() {
+            self.append(&records, producer, timestamp)?;
+        }
+        Ok(codes)
+    }
+
+    /// Writes `group`'s metadata (what the coordinator persists when a rebalance completes).
+    pub fn store_group(
+        &mut self,
+        group: &str,
+        value: &GroupMetadataValue,
+        timestamp: i64,
+    ) -> Result<()> {
+        self.append(
+            &[OffsetsRecord::group_metadata(group, value.clone())],
+            None,
+            timestamp,
+        )
+        .map(|_| ())
+    }
+
+    /// Deletes `group`'s committed offsets of the given partitions (OffsetDelete):
+    /// tombstones for those it holds. [`Error::GroupIdNotFound`] when the partition holds
+    /// nothing for the group.
+    pub fn delete_offsets(
+        &mut self,
+        group: &str,
+        partitions: &[(String, i32)],
+        timestamp: i64,
+    ) -> Result<()> {
+        self.check_group(group)?;
+        if !self.state.contains_group(group) {
+            return Err(Error::GroupIdNotFound {
+                group: group.to_string(),
+            });
+        }
+        let records: Vec<OffsetsRecord> = partitions
+            .iter()
+            .filter(|(t, p)| self.state.committed_offset(group, t, *p).is_some())
+            .map(|(t, p)| OffsetsRecord::offset_tombstone(group, t.clone(), *p))
+            .collect();
+        if !records.is_empty() {
+            self.append(&records, None, timestamp)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes `group` (DeleteGroups): tombstones for every committed offset and for its
+    /// metadata. [`Error::GroupIdNotFound`] when the partition holds nothing for the group.
+    /// Whether the group may be deleted (it must be empty) is the coordinator's call.
+    pub fn delete_group(&mut self, group: &str, timestamp: i64) -> Result<()> {
+        self.check_group(group)?;
+        if !self.state.contains_group(group) {
+            return Err(Error::GroupIdNotFound {
+                group: group.to_string(),
+            });
+        }
+        let mut records: Vec<OffsetsRecord> = self
+            .state
+            .committed_offsets(group)
+            .into_keys()
+            .map(|(t, p)| OffsetsRecord::offset_tombstone(group, t, p))
+            .collect();
+        records.push(OffsetsRecord::group_tombstone(group));
+        self.append(&records, None, timestamp).map(|_| ())
+    }
+
+    /// Writes `producer_id`'s transaction marker into this partition (what the transaction
+    /// coordinator's WriteTxnMarkers does) and applies it: COMMIT makes the producer's
+    /// pending offsets committed, ABORT drops them. Fenced epochs are the log's errors
+    /// ([`Log::write_txn_marker`]); nothing changes then.
+    pub fn write_txn_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        result: TxnResult,
+        coordinator_epoch: i32,
+    ) -> Result<AppendInfo> {
+        let info =
+            self.log
+                .write_txn_marker(producer_id, producer_epoch, result, coordinator_epoch)?;
+        self.state
+            .replay_marker(producer_id, result == TxnResult::Commit);
+        Ok(info)
+    }
+
+    /// Appends `records` as one batch stamped `timestamp` (transactional for
+    /// `producer = Some((producer_id, producer_epoch))`) and replays it. Every record's group
+    /// must live in this partition; on any error nothing is written and the state is
+    /// unchanged. The group coordinator writes its outputs through this.
+    pub fn append(
+        &mut self,
+        records: &[OffsetsRecord],
+        producer: Option<(i64, i16)>,
+        timestamp: i64,
+    ) -> Result<AppendInfo> {
+        let mut options = BatchOptions::compressed(self.config.compression);
+        if let Some((producer_id, producer_epoch)) = producer {
+            options.producer_id = producer_id;
+            options.producer_epoch = producer_epoch;
+            options.base_sequence = self.next_sequence(producer_id, producer_epoch);
+            options.transactional = true;
+        }
+        let mut builder = BatchBuilder::new(options);
+        for record in records {
+            self.check_group(record.group())?;
+            let key = record.key_bytes()?;
+            let value = record.value_bytes()?;
+            builder.append(timestamp, Some(&key), value.as_deref(), &[])?;
+        }
+        let mut bytes = builder.build()?;
+        let info = self.log.append(&bytes)?;
+        // Replay what was stored: the batch with the offsets the log gave it.
+        crate::record::BatchMut::new(&mut bytes)?.set_base_offset(info.first_offset);
+        self.state.replay_batch(&Batch::new(&bytes)?)?;
+        Ok(info)
+    }
+
+    /// The sequence the producer's next batch here must carry: the coordinator writes on
+    /// the producer's behalf, continuing what the log knows of it (a new epoch starts at 0).
+    fn next_sequence(&self, producer_id: i64, producer_epoch: i16) -> i32 {
+        match self.log.producer_state(producer_id) {
+            Some(e) if e.producer_epoch == producer_epoch && e.last_seq() >= 0 => {
+                if e.last_seq() == i32::MAX {
+                    0
+                } else {
+                    e.last_seq() + 1
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    /// Compacts the partition below its log end at `now_ms` (undecided transactions stay
+    /// whole), as maintenance would. The state does not change: compaction keeps what it says.
+    pub fn compact(&self, now_ms: i64) -> Result<CleanerStats> {
+        self.log.compact(self.log.log_end_offset(), now_ms)
+    }
+}
+
+/// Replays `log` from its start to its end into `state`.
+pub(crate) fn replay_log(log: &Log, state: &mut OffsetsState) -> Result<()> {
+    let limits = log.config().decode_limits;
+    let mut offset = log.log_start_offset();
+    loop {
+        let end = log.log_end_offset();
+        if offset >= end {
+            return Ok(());
+        }
+        let bytes = log.read_bytes(offset, LOAD_CHUNK, None)?;
+        let mut next = offset;
+        for batch in Batches::with_limits(&bytes, limits) {
+            let batch = batch?;
+            if batch.crc() != batch.compute_crc() {
+                return Err(Error::ChecksumMismatch {
+                    base_offset: batch.base_offset(),
+                    stored: batch.crc(),
+                    computed: batch.compute_crc(),
+                });
+            }
+            if batch.next_offset() <= offset {
+                continue;
+            }
+            state.replay_batch(&batch)?;
+            next = batch.next_offset();
+        }
+        if next <= offset {
+            // Nothing readable past `offset` although the log end is further: stop rather
+            // than loop (a log is never expected to do this).
+            return Ok(());
+        }
+        offset = next;
+    }
+}
