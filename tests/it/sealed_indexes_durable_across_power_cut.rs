@@ -25,10 +25,9 @@ fn seeds() -> Vec<u64> {
 
 /// Segments of a few batches each.
 fn config() -> LogConfig {
-    LogConfig {
-        index_interval_bytes: 64,
-        ..sim_log::rolling(2048)
-    }
+    let mut config = sim_log::rolling(2048);
+    config.index_interval_bytes = 64;
+    config
 }
 
 /// Appends `batches` batches, flushing after each (so every segment's data is durable
