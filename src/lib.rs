@@ -44,6 +44,8 @@ mod kafka_code;
 pub mod log;
 pub mod partitioner;
 pub mod producer;
+#[cfg(feature = "openraft")]
+pub mod raft;
 pub mod record;
 pub(crate) mod segment;
 pub mod storage;

@@ -238,6 +238,16 @@ impl Durability {
         Ok(())
     }
 
+    /// Lowers the recovery-point checkpoint on disk to `offset` if it is above, leaving the
+    /// recovery point in memory as it is: what a truncation does before it cuts anything.
+    pub(crate) fn lower_checkpoint(&self, offset: i64) -> Result<()> {
+        let above = self.state.lock().checkpointed > offset;
+        if above {
+            self.write_recovery_point(offset)?;
+        }
+        Ok(())
+    }
+
     /// Lowers the recovery point after a truncation below it, on disk too, so recovery never
     /// expects offsets the log no longer has.
     pub(crate) fn clamp_recovery_point(&self, log_end_offset: i64) -> Result<()> {

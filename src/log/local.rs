@@ -381,14 +381,37 @@ impl LocalLog {
         durability: &Durability,
     ) -> Result<i64> {
         w.generation += 1;
+        // The recovery-point checkpoint on disk goes down first, to at most where the log
+        // will end (the base of the segment the cut lands in, or `offset` when the log
+        // restarts): a crash part-way through the cut must not leave a log ending below its
+        // checkpoint, which the next open would take for acknowledged data lost. (The
+        // recovery point itself goes to the exact end once the cut is made.)
+        let lowest_end = if offset <= w.log_start_offset {
+            offset.max(0)
+        } else {
+            w.segments
+                .iter()
+                .rev()
+                .map(|s| s.base_offset())
+                .find(|&base| base < offset)
+                .unwrap_or(offset)
+        };
+        durability.lower_checkpoint(lowest_end)?;
         if offset <= w.log_start_offset {
             return self.truncate_fully(w, offset.max(0), durability);
         }
         // Drop whole segments at or above the offset.
+        let mut dropped = false;
         while w.segments.len() > 1 && w.segments.last().is_some_and(|s| s.base_offset() >= offset) {
             if let Some(seg) = w.segments.pop() {
                 seg.delete_files()?;
+                dropped = true;
             }
+        }
+        if dropped {
+            // Their removal reaches the disk before the cut below: a crash between the two
+            // must not bring them back behind a cut segment, with a hole before them.
+            self.sync_dir(durability)?;
         }
         let Some(last) = w.segments.last().cloned() else {
             return self.truncate_fully(w, offset, durability);
@@ -464,7 +487,9 @@ impl LocalLog {
     }
 
     fn truncate_fully(&self, w: &mut Writer, offset: i64, durability: &Durability) -> Result<i64> {
-        for seg in w.segments.drain(..) {
+        // Newest first: a crash keeps some of these removals, in order, and whatever they
+        // leave must be a prefix of the log, never its tail with a hole before it.
+        for seg in w.segments.drain(..).rev() {
             seg.delete_files()?;
         }
         let seg = Segment::create(

@@ -25,7 +25,7 @@ use crate::config::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::log::Log;
 use crate::producer::TxnResult;
-use crate::record::{BatchBuilder, BatchOptions, Batches};
+use crate::record::{BatchBuilder, BatchOptions};
 use crate::storage::{Storage, TopicConfig};
 
 /// Called for every marker written to a `__consumer_offsets` partition (the partition, the
@@ -70,9 +70,6 @@ impl std::fmt::Debug for LocalTxnDriver {
             .finish_non_exhaustive()
     }
 }
-
-/// The bytes read per step while loading a `__transaction_state` partition.
-const LOAD_CHUNK: usize = 1 << 20;
 
 impl LocalTxnDriver {
     /// Opens the coordinator over `storage` with the system clock: creates the compacted
@@ -325,36 +322,8 @@ fn unanswered() -> Error {
 /// Reads a `__transaction_state` partition into a loader; returns it with the coordinator
 /// epoch to load it under (one more than any leader epoch in it).
 pub(crate) fn load_partition(log: &Log, partition: u32) -> Result<(TxnStateLoader, i32)> {
-    let mut max_epoch = log.leader_epoch();
     let mut loader = TxnStateLoader::new(partition, 0);
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    while offset < end {
-        let bytes = log.read_bytes(offset, LOAD_CHUNK, None)?;
-        if bytes.is_empty() {
-            break;
-        }
-        let mut next = offset;
-        for batch in Batches::new(&bytes) {
-            let batch = batch?;
-            max_epoch = max_epoch.max(batch.partition_leader_epoch());
-            next = batch.last_offset() + 1;
-            if batch.is_control() {
-                continue;
-            }
-            let records = batch.records()?;
-            for r in &records {
-                let r = r?;
-                if let Some(key) = r.key {
-                    loader.apply(key, r.value)?;
-                }
-            }
-        }
-        if next <= offset {
-            break;
-        }
-        offset = next;
-    }
+    let max_epoch = loader.read_log(log)?.max(log.leader_epoch());
     let epoch = max_epoch.saturating_add(1);
     loader.set_coordinator_epoch(epoch);
     Ok((loader, epoch))

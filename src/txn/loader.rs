@@ -6,6 +6,11 @@ use std::collections::HashMap;
 use super::log_record::{TransactionLogKey, TransactionLogValue};
 use super::metadata::TxnRecord;
 use crate::error::Result;
+use crate::log::Log;
+use crate::record::Batches;
+
+/// The bytes read per step while loading a `__transaction_state` partition.
+const LOAD_CHUNK: usize = 1 << 20;
 
 /// Collects the state of one `__transaction_state` partition from its records, in log
 /// order, for [`TransactionCoordinator::partition_loaded`](super::TransactionCoordinator::partition_loaded).
@@ -58,6 +63,40 @@ impl TxnStateLoader {
             }
         }
         Ok(())
+    }
+
+    /// Applies every record of a `__transaction_state` partition log, from its start to its
+    /// end (control batches skipped). Returns the highest partition leader epoch found (-1
+    /// for none): a coordinator loading under a newer epoch than any it wrote fences its
+    /// earlier markers.
+    pub fn read_log(&mut self, log: &Log) -> Result<i32> {
+        let mut max_epoch = -1;
+        let mut offset = log.log_start_offset();
+        let end = log.log_end_offset();
+        while offset < end {
+            let bytes = log.read_bytes(offset, LOAD_CHUNK, None)?;
+            let mut next = offset;
+            for batch in Batches::new(&bytes) {
+                let batch = batch?;
+                max_epoch = max_epoch.max(batch.partition_leader_epoch());
+                next = batch.last_offset() + 1;
+                if batch.is_control() {
+                    continue;
+                }
+                let records = batch.records()?;
+                for r in &records {
+                    let r = r?;
+                    if let Some(key) = r.key {
+                        self.apply(key, r.value)?;
+                    }
+                }
+            }
+            if next <= offset {
+                break;
+            }
+            offset = next;
+        }
+        Ok(max_epoch)
     }
 
     /// Transactional ids loaded so far.

@@ -54,6 +54,10 @@ mod producer_sequence_and_epoch_errors;
 mod producer_state_follows_retention_and_expiry;
 mod producer_state_from_replicated_appends;
 mod producer_state_rebuilt_after_unclean_open;
+#[cfg(feature = "openraft")]
+mod raft_store;
+#[cfg(feature = "openraft")]
+mod raft_store_crash_simfs;
 mod read_at_log_end_is_empty;
 mod read_out_of_range_is_typed_error;
 mod read_racing_truncation_retries;
@@ -84,10 +88,14 @@ mod storage_maintenance_uses_close_summaries;
 mod storage_topic_config_persisted;
 mod storage_topic_names_validated;
 mod timestamp_lookup_matches_model;
+mod truncate_power_loss_keeps_a_whole_prefix;
 mod truncate_to_drops_tail;
 mod txn_compaction_empties_aborted_last_batch_and_drops_markers;
 mod txn_compaction_keeps_last_batches_and_drops_aborted;
 mod txn_compaction_model;
+mod txn_coordinator_rejects_bad_input;
+mod txn_coordinator_simulation;
+mod txn_driver_finishes_commit_after_crash;
 mod txn_index_and_snapshot_rebuilt_when_corrupt;
 mod txn_log_records_match_kafka_vectors;
 mod txn_read_committed_model;

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use streamlog::storage::TopicConfig;
+use streamlog::txn::{LocalTxnDriver, TxnCoordinatorConfig};
 use streamlog::{Log, Storage};
 
 use crate::config::BrokerConfig;
 use crate::meta;
 use crate::metrics::Metrics;
-use crate::producer_ids::ProducerIds;
 use crate::wait::AppendSignal;
 
 /// One node: shared by every connection in an `Arc`.
@@ -27,8 +27,9 @@ pub struct Broker {
     pub advertised_host: String,
     /// The port clients are told to connect to.
     pub advertised_port: i32,
-    /// Producer ids for idempotent producers (the transaction coordinator takes this over).
-    pub producer_ids: Mutex<ProducerIds>,
+    /// streamlog's transaction coordinator over this storage: producer ids (idempotent and
+    /// transactional), `__transaction_state`, markers. One request at a time.
+    pub txn: Mutex<LocalTxnDriver>,
     /// Wakes long-polling fetches.
     pub appends: AppendSignal,
     /// Counters and histograms for the metrics endpoint.
@@ -52,9 +53,16 @@ impl Broker {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating {}", config.data_dir.display()))?;
         let cluster_id = meta::load_or_create(&config.data_dir, config.node_id)?;
-        let producer_ids = ProducerIds::open(&config.data_dir)?;
-        let storage = Storage::open(&config.data_dir, storage)
-            .with_context(|| format!("opening {}", config.data_dir.display()))?;
+        let storage = Arc::new(
+            Storage::open(&config.data_dir, storage)
+                .with_context(|| format!("opening {}", config.data_dir.display()))?,
+        );
+        let txn_config = TxnCoordinatorConfig {
+            transaction_state_partitions: config.transaction_state_log_num_partitions,
+            ..TxnCoordinatorConfig::default()
+        };
+        let txn = LocalTxnDriver::open(Arc::clone(&storage), txn_config)
+            .context("loading the transaction coordinator")?;
         let (advertised_host, advertised_port) = match &config.advertised_listener {
             Some(l) => {
                 let (h, p) = l
@@ -69,22 +77,21 @@ impl Broker {
         };
         Ok(Broker {
             config,
-            storage: Arc::new(storage),
+            storage,
             cluster_id,
             advertised_host,
             advertised_port,
-            producer_ids: Mutex::new(producer_ids),
+            txn: Mutex::new(txn),
             appends: AppendSignal::default(),
             metrics: Metrics::default(),
         })
     }
 
-    /// The next producer id for an idempotent producer.
-    pub fn next_producer_id(&self) -> anyhow::Result<i64> {
-        self.producer_ids
+    /// The transaction coordinator, locked.
+    pub fn txn(&self) -> std::sync::MutexGuard<'_, LocalTxnDriver> {
+        self.txn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .next_id()
     }
 
     /// The node id.

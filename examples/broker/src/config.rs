@@ -53,6 +53,9 @@ pub struct BrokerConfig {
     pub num_partitions: u32,
     /// `fetch.max.bytes` upper bound the broker applies to any fetch (Kafka's 55 MiB).
     pub fetch_max_bytes: u32,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`, fixed
+    /// when the topic is first created.
+    pub transaction_state_log_num_partitions: u32,
     /// Address of the Prometheus-text metrics endpoint (`GET /metrics`); none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// Topic configs applied to topics without an override, under Kafka's names.
@@ -73,6 +76,7 @@ impl Default for BrokerConfig {
             auto_create_topics_enable: true,
             num_partitions: 1,
             fetch_max_bytes: 55 * 1024 * 1024,
+            transaction_state_log_num_partitions: 50,
             metrics_listen: None,
             topic_defaults: BTreeMap::new(),
         }
@@ -98,8 +102,8 @@ impl BrokerConfig {
         if self.socket_request_max_bytes < 8 {
             bail!("socket_request_max_bytes must be at least 8");
         }
-        if self.num_partitions == 0 {
-            bail!("num_partitions must be at least 1");
+        if self.num_partitions == 0 || self.transaction_state_log_num_partitions == 0 {
+            bail!("num_partitions and transaction_state_log_num_partitions must be at least 1");
         }
         self.storage_config()?;
         Ok(())

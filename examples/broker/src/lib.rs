@@ -21,7 +21,6 @@ mod errors;
 mod meta;
 mod metrics;
 mod metrics_http;
-mod producer_ids;
 mod server;
 mod wait;
 
@@ -55,6 +54,9 @@ struct Args {
     #[arg(long)]
     metrics_listen: Option<SocketAddr>,
 }
+
+/// How often the transaction coordinator's clock ticks.
+const TXN_TICK: Duration = Duration::from_secs(1);
 
 /// How often retention and compaction run.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
@@ -105,6 +107,16 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
     })?);
     let maintenance =
         streamlog::Storage::spawn_maintenance(Arc::clone(&broker.storage), MAINTENANCE_INTERVAL);
+    // Transaction timeouts and marker retries run on the coordinator's tick.
+    let ticker = Arc::clone(&broker);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(TXN_TICK);
+        loop {
+            every.tick().await;
+            let b = Arc::clone(&ticker);
+            let _ = tokio::task::spawn_blocking(move || b.txn().tick()).await;
+        }
+    });
     if let Some(l) = metrics_listener {
         tracing::info!(addr = %l.local_addr()?, "metrics endpoint");
         tokio::spawn(metrics_http::serve(l, Arc::clone(&broker)));

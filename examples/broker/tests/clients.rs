@@ -192,7 +192,7 @@ impl Drop for Broker {
     }
 }
 
-const CONFIG: &str = "request_read_timeout_ms = 2000\n";
+const CONFIG: &str = "request_read_timeout_ms = 2000\ntransaction_state_log_num_partitions = 3\n";
 
 #[test]
 fn metadata_and_topic_admin() {
@@ -224,6 +224,13 @@ fn sigkill_after_last_ack_keeps_every_acknowledged_message_once() {
     broker.run("crash_produce.py", &[acked], work.path());
     let broker = broker.kill_and_restart();
     broker.run("crash_verify.py", &[acked], work.path());
+}
+
+#[test]
+fn transactions_committed_and_aborted_seen_per_isolation_level() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("transactions.py", &[], work.path());
 }
 
 #[test]

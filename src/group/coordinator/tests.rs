@@ -858,3 +858,161 @@ fn describe_list_delete_and_offset_delete() {
     h.restart(11);
     assert_eq!(h.c.group_state("g"), None);
 }
+
+/// splitmix64, for the random-request test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Random requests, many of them nonsense (unknown groups and members, wild generations,
+/// hundreds of protocols, oversized metadata), with appends failing now and then: the
+/// coordinator never panics, and every request is answered once time has run on.
+#[test]
+fn random_requests_never_panic_and_all_get_answers() {
+    for seed in 0..20 {
+        let mut rng = Rng(seed);
+        let mut h = Harness::new();
+        let mut issued: Vec<String> = vec![String::new()];
+        let mut sent = Vec::new();
+        for _ in 0..400 {
+            let group = ["g", "h", "", "g2"][rng.below(4)].to_string();
+            let member = match rng.below(3) {
+                0 => issued[rng.below(issued.len())].clone(),
+                1 => String::new(),
+                _ => format!("junk-{}", rng.below(5)),
+            };
+            let instance = (rng.below(4) == 0).then(|| format!("i{}", rng.below(3)));
+            let generation = [-1, 0, 1, 2, 3, i32::MAX, i32::MIN][rng.below(7)];
+            let protocols = (0..[1, 1, 2, 0, 300][rng.below(5)])
+                .map(|i| JoinGroupProtocol {
+                    name: ["range", "roundrobin", "x"][(i + rng.below(3)) % 3].into(),
+                    metadata: vec![rng.below(256) as u8; rng.below(40)],
+                })
+                .collect();
+            let partitions = vec![OffsetCommitPartition {
+                topic: "t".into(),
+                partition: rng.below(4) as i32 - 1,
+                committed_offset: rng.next() as i64,
+                committed_leader_epoch: -1,
+                committed_metadata: Some("m".repeat([0, 10, 5000][rng.below(3)])),
+            }];
+            let request = match rng.below(11) {
+                0 | 1 => Request::JoinGroup(JoinGroupRequest {
+                    group_id: group,
+                    session_timeout_ms: [10_000, 1, 6_000, i32::MAX][rng.below(4)],
+                    rebalance_timeout_ms: [20_000, -1, 0, i32::MAX][rng.below(4)],
+                    member_id: member,
+                    group_instance_id: instance,
+                    protocol_type: ["consumer", "", "connect"][rng.below(3)].into(),
+                    protocols,
+                    client_id: "c".into(),
+                    client_host: "h".into(),
+                    require_known_member_id: rng.below(2) == 0,
+                    supports_skip_assignment: rng.below(2) == 0,
+                    reason: None,
+                }),
+                2 => Request::SyncGroup(SyncGroupRequest {
+                    group_id: group,
+                    generation_id: generation,
+                    member_id: member.clone(),
+                    group_instance_id: instance,
+                    protocol_type: None,
+                    protocol_name: None,
+                    assignments: vec![SyncGroupAssignment {
+                        member_id: member,
+                        assignment: vec![1, 2, 3],
+                    }],
+                }),
+                3 | 4 => Request::Heartbeat(HeartbeatRequest {
+                    group_id: group,
+                    generation_id: generation,
+                    member_id: member,
+                    group_instance_id: instance,
+                }),
+                5 => Request::LeaveGroup(LeaveGroupRequest {
+                    group_id: group,
+                    members: vec![MemberIdentity {
+                        member_id: member,
+                        group_instance_id: instance,
+                        reason: None,
+                    }],
+                }),
+                6 => Request::OffsetCommit(OffsetCommitRequest {
+                    group_id: group,
+                    generation_id: generation,
+                    member_id: member,
+                    group_instance_id: instance,
+                    retention_time_ms: [-1, 0, 1_000][rng.below(3)],
+                    partitions,
+                }),
+                7 => Request::TxnOffsetCommit(TxnOffsetCommitRequest {
+                    transactional_id: "tx".into(),
+                    group_id: group,
+                    producer_id: rng.below(3) as i64,
+                    producer_epoch: 0,
+                    generation_id: generation,
+                    member_id: member,
+                    group_instance_id: instance,
+                    partitions,
+                }),
+                8 => Request::OffsetFetch(OffsetFetchRequest {
+                    group_id: group,
+                    partitions: (rng.below(2) == 0).then(|| vec![TopicPartition::new("t", 0)]),
+                    require_stable: rng.below(2) == 0,
+                }),
+                9 => Request::DeleteGroups(DeleteGroupsRequest {
+                    groups_names: vec![group],
+                }),
+                _ => Request::OffsetDelete(OffsetDeleteRequest {
+                    group_id: group,
+                    partitions: vec![TopicPartition::new("t", 0)],
+                }),
+            };
+            h.append_result = match rng.below(10) {
+                0 => Some(Err(KafkaCode::NOT_LEADER_OR_FOLLOWER)),
+                1 => None,
+                _ => Some(Ok(())),
+            };
+            sent.push(h.send(request));
+            h.release_held(Ok(()));
+            for (_, response) in &h.responses {
+                if let Response::JoinGroup(r) = response {
+                    if !r.member_id.is_empty() && !issued.contains(&r.member_id) {
+                        issued.push(r.member_id.clone());
+                    }
+                }
+            }
+            if rng.below(10) == 0 {
+                let to = h.now + rng.below(20_000) as i64;
+                h.advance_to(to);
+            }
+            if rng.below(100) == 0 {
+                h.restart(rng.next());
+                // A restart drops the connections: what was pending is not answered.
+                sent.retain(|_| false);
+            }
+        }
+        h.append_result = Some(Ok(()));
+        h.release_held(Ok(()));
+        let to = h.now + 10 * 60 * 1000;
+        h.advance_to(to);
+        for id in sent {
+            assert!(
+                h.responses.iter().any(|(r, _)| *r == id),
+                "seed {seed}: request {id} never answered"
+            );
+        }
+    }
+}

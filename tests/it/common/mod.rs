@@ -11,8 +11,11 @@ use streamlog::{
 
 pub mod consumer;
 pub mod decode;
+pub mod gate;
 pub mod logs;
 pub mod producers;
+#[cfg(feature = "openraft")]
+pub mod raft;
 pub mod raw;
 pub mod recover_segment;
 pub mod rng;

@@ -2,7 +2,7 @@
 //! what to send back.
 //!
 //! Handlers that touch the disk run on tokio's blocking pool; Fetch stays async because it
-//! long-polls. The group and transaction APIs (JoinGroup, OffsetCommit, AddPartitionsToTxn,
+//! long-polls. The group APIs (JoinGroup, OffsetCommit, TxnOffsetCommit, AddOffsetsToTxn,
 //! …) plug in here once their coordinators exist: a row in [`versions`], an arm in
 //! [`handle`], a handler file driving the coordinator's state machine.
 
@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod txn;
 pub mod versions;
 
 use std::sync::Arc;
@@ -80,7 +81,11 @@ fn handle_blocking(broker: &Broker, version: i16, body: RequestKind) -> Outcome 
         }
         Rq::DescribeConfigs(r) => respond(Rs::DescribeConfigs(admin::describe_configs(broker, r))),
         Rq::Produce(r) => produce::produce(broker, r),
-        Rq::InitProducerId(r) => respond(Rs::InitProducerId(produce::init_producer_id(broker, r))),
+        Rq::InitProducerId(r) => respond(Rs::InitProducerId(txn::init_producer_id(broker, r))),
+        Rq::AddPartitionsToTxn(r) => respond(Rs::AddPartitionsToTxn(txn::add_partitions_to_txn(
+            broker, r,
+        ))),
+        Rq::EndTxn(r) => respond(Rs::EndTxn(txn::end_txn(broker, r))),
         Rq::ListOffsets(r) => respond(Rs::ListOffsets(list_offsets::list_offsets(
             broker, r, version,
         ))),
@@ -118,6 +123,14 @@ pub fn error_code(resp: &ResponseKind) -> i16 {
         ResponseKind::CreatePartitions(r) => first(r.results.iter().map(|t| t.error_code)),
         ResponseKind::DescribeConfigs(r) => first(r.results.iter().map(|t| t.error_code)),
         ResponseKind::InitProducerId(r) => r.error_code,
+        ResponseKind::EndTxn(r) => r.error_code,
+        ResponseKind::AddPartitionsToTxn(r) => {
+            first(r.results_by_topic_v3_and_below.iter().flat_map(|t| {
+                t.results_by_partition
+                    .iter()
+                    .map(|p| p.partition_error_code)
+            }))
+        }
         ResponseKind::ApiVersions(r) => r.error_code,
         ResponseKind::DescribeCluster(r) => r.error_code,
         _ => 0,
@@ -233,6 +246,19 @@ mod tests {
             ApiKey::DescribeCluster => {
                 RequestKind::DescribeCluster(DescribeClusterRequest::default())
             }
+            ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(
+                AddPartitionsToTxnRequest::default()
+                    .with_v3_and_below_transactional_id(TransactionalId(str("tx")))
+                    .with_v3_and_below_producer_id(ProducerId(0))
+                    .with_v3_and_below_topics(vec![
+                        add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                            .with_name(topic)
+                            .with_partitions(vec![0]),
+                    ]),
+            ),
+            ApiKey::EndTxn => RequestKind::EndTxn(
+                EndTxnRequest::default().with_transactional_id(TransactionalId(str("tx"))),
+            ),
             other => panic!("no test request for {other:?}"),
         }
     }
@@ -244,6 +270,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = BrokerConfig {
             data_dir: dir.path().to_path_buf(),
+            transaction_state_log_num_partitions: 1,
             ..BrokerConfig::default()
         };
         let broker = Arc::new(Broker::open(config, "127.0.0.1:9092".parse().unwrap()).unwrap());

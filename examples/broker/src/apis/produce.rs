@@ -1,4 +1,4 @@
-//! Produce and InitProducerId.
+//! Produce.
 //!
 //! A partition's records are handed to `Log::append` exactly as they arrived: the log
 //! validates the batch once (frame, CRC, records, producer sequence) and stores those bytes.
@@ -10,10 +10,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{
-    InitProducerIdRequest, InitProducerIdResponse, ProduceRequest, ProduceResponse, ProducerId,
-    ResponseKind,
-};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 use streamlog::{AppendInfo, Batch, Log};
 
@@ -121,13 +118,13 @@ fn append(
         .log(topic, partition)
         .map_err(|e| (errors::code(&e), e.to_string()))?;
     let records = records.unwrap_or_default();
-    // Until the transaction coordinator (src/txn/) tracks which partitions a transaction
-    // added, transactional batches are refused: their transactions could never be ended.
+    // A transactional batch needs its producer's transactional id on the request (the
+    // coordinator knows the transaction); the log checks the producer's epoch and sequence.
     let txn_batch = Batch::new(&records).is_ok_and(|b| b.is_transactional());
-    if transactional || txn_batch {
+    if txn_batch && !transactional {
         return Err((
             ResponseError::InvalidTxnState.code(),
-            "transactions are not served yet".into(),
+            "transactional batch without a transactional id".into(),
         ));
     }
     let info = log
@@ -138,24 +135,6 @@ fn append(
         .bytes_appended
         .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
     Ok((log, info))
-}
-
-/// InitProducerId for idempotent producers: a fresh producer id at epoch 0. Transactional
-/// ids wait for the transaction coordinator.
-pub fn init_producer_id(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {
-    let resp = InitProducerIdResponse::default()
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    if req.transactional_id.as_ref().is_some_and(|t| !t.is_empty()) {
-        return resp.with_error_code(ResponseError::InvalidRequest.code());
-    }
-    match broker.next_producer_id() {
-        Ok(id) => resp.with_producer_id(ProducerId(id)).with_producer_epoch(0),
-        Err(e) => {
-            tracing::error!(error = %e, "no producer id");
-            resp.with_error_code(ResponseError::KafkaStorageError.code())
-        }
-    }
 }
 
 #[cfg(test)]
@@ -208,6 +187,7 @@ mod tests {
             storage.fs = Arc::new(fs.clone());
             let config = BrokerConfig {
                 data_dir: dir.path().join("data"),
+                transaction_state_log_num_partitions: 1,
                 ..BrokerConfig::default()
             };
             let broker =
