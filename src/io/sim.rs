@@ -32,7 +32,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use self::file::{Node, SimFile};
 use self::rng::Rng;
@@ -127,6 +127,23 @@ struct Fault {
     persistent: bool,
 }
 
+/// An operation held back until [`SimFs::release_stalls`]: a slow device, made
+/// deterministic.
+#[derive(Debug, Clone)]
+struct Stall {
+    op: SimOp,
+    path_contains: Option<String>,
+}
+
+fn matches(op: SimOp, filter: Option<&str>, wanted: SimOp, paths: &[&Path]) -> bool {
+    op == wanted
+        && filter.is_none_or(|s| {
+            paths
+                .iter()
+                .any(|p| p.as_os_str().to_string_lossy().contains(s))
+        })
+}
+
 type NodeId = u64;
 
 /// One pending directory operation: entries set (`Some`) or removed (`None`), atomically.
@@ -147,6 +164,11 @@ struct State {
     nodes: BTreeMap<NodeId, Node>,
     next_id: NodeId,
     faults: Vec<Fault>,
+    stalls: Vec<Stall>,
+    /// Operations waiting at a stall now.
+    stalled: usize,
+    /// Woken when an operation stalls and when stalls are released.
+    stall_changed: Arc<Condvar>,
     space_limit: Option<u64>,
     space_mode: SpaceLimitMode,
     ops: u64,
@@ -170,6 +192,9 @@ impl State {
             nodes: BTreeMap::new(),
             next_id: 0,
             faults: Vec::new(),
+            stalls: Vec::new(),
+            stalled: 0,
+            stall_changed: Arc::new(Condvar::new()),
             space_limit: None,
             space_mode: SpaceLimitMode::default(),
             ops: 0,
@@ -191,14 +216,10 @@ impl State {
     /// Fails with the first armed fault for `op` whose filter matches one of `paths`,
     /// disarming it unless it is persistent.
     fn take_fault(&mut self, op: SimOp, paths: &[&Path]) -> io::Result<()> {
-        let hit = self.faults.iter().position(|f| {
-            f.op == op
-                && f.path_contains.as_deref().is_none_or(|s| {
-                    paths
-                        .iter()
-                        .any(|p| p.as_os_str().to_string_lossy().contains(s))
-                })
-        });
+        let hit = self
+            .faults
+            .iter()
+            .position(|f| matches(f.op, f.path_contains.as_deref(), op, paths));
         let Some(i) = hit else {
             return Ok(());
         };
@@ -353,7 +374,20 @@ fn parent_of(path: &Path) -> PathBuf {
 
 /// Runs one counted operation, unless the machine has crashed.
 fn run<T>(state: &Mutex<State>, f: impl FnOnce(&mut State) -> io::Result<T>) -> io::Result<T> {
+    run_op(state, None, f)
+}
+
+/// [`run`] for an operation that a stall can hold back: `op` on `paths`. While a matching
+/// stall is armed the caller waits, with the state unlocked (a crash can be taken then).
+fn run_op<T>(
+    state: &Mutex<State>,
+    op: Option<(SimOp, &[&Path])>,
+    f: impl FnOnce(&mut State) -> io::Result<T>,
+) -> io::Result<T> {
     let mut st = state.lock();
+    if let Some((op, paths)) = op {
+        wait_while_stalled(&mut st, op, paths);
+    }
     if st.crashed {
         return Err(io::Error::other(
             "simulated power loss: this handle belongs to a SimFs that crashed; use the one crash() returned",
@@ -361,6 +395,20 @@ fn run<T>(state: &Mutex<State>, f: impl FnOnce(&mut State) -> io::Result<T>) -> 
     }
     st.ops += 1;
     f(&mut st)
+}
+
+fn wait_while_stalled(st: &mut MutexGuard<'_, State>, op: SimOp, paths: &[&Path]) {
+    while st
+        .stalls
+        .iter()
+        .any(|s| matches(s.op, s.path_contains.as_deref(), op, paths))
+    {
+        let changed = Arc::clone(&st.stall_changed);
+        st.stalled += 1;
+        changed.notify_all();
+        changed.wait(st);
+        st.stalled -= 1;
+    }
 }
 
 /// A deterministic, seeded, in-memory filesystem with power loss and fault injection.
@@ -469,6 +517,44 @@ impl SimFs {
     /// [`clear_faults`](SimFs::clear_faults).
     pub fn fail_always(&self, op: SimOp, path_contains: Option<&str>, error: SimError) {
         self.arm(op, path_contains, error, true);
+    }
+
+    /// Holds back every later `op` on a path containing `path_contains` (any path when
+    /// `None`) until [`release_stalls`](SimFs::release_stalls): the caller blocks as on a
+    /// slow device, and other operations go on. Reads, writes, syncs, directory syncs and
+    /// opens can be stalled. A [`crash`](SimFs::crash) taken while an operation is stalled
+    /// sees the filesystem as it was before that operation.
+    pub fn stall(&self, op: SimOp, path_contains: Option<&str>) {
+        self.state.lock().stalls.push(Stall {
+            op,
+            path_contains: path_contains.map(str::to_owned),
+        });
+    }
+
+    /// Releases every stalled operation and disarms every stall.
+    pub fn release_stalls(&self) {
+        let mut st = self.state.lock();
+        st.stalls.clear();
+        st.stall_changed.notify_all();
+    }
+
+    /// Waits until at least `n` operations are held at a stall, or `timeout` passes (a guard
+    /// against a hang, not a measurement); returns whether they are.
+    pub fn wait_for_stalled(&self, n: usize, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut st = self.state.lock();
+        while st.stalled < n {
+            let changed = Arc::clone(&st.stall_changed);
+            if changed.wait_until(&mut st, deadline).timed_out() {
+                return st.stalled >= n;
+            }
+        }
+        true
+    }
+
+    /// Operations held at a stall now.
+    pub fn stalled(&self) -> usize {
+        self.state.lock().stalled
     }
 
     /// Disarms every fault.
@@ -592,7 +678,7 @@ impl FileSystem for SimFs {
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
-        let id = run(&self.state, |st| {
+        let id = run_op(&self.state, Some((SimOp::Open, &[path])), |st| {
             st.take_fault(SimOp::Open, &[path])?;
             if st.dir_exists(path) {
                 return Err(errno(EISDIR));
@@ -705,7 +791,7 @@ impl FileSystem for SimFs {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        run(&self.state, |st| {
+        run_op(&self.state, Some((SimOp::SyncDir, &[dir])), |st| {
             st.take_fault(SimOp::SyncDir, &[dir])?;
             if st.names.contains_key(dir) {
                 return Err(errno(ENOTDIR));

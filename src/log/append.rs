@@ -39,76 +39,78 @@ impl Log {
     /// time. The caller's bytes are written as they are apart from those header fields.
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
         let b = self.check_producer_batch(batch)?;
-        let mut w = self.lock_open()?;
-        let now = self.config().clock.now_ms();
-        let base = w.log_end_offset;
-        let last = base + i64::from(b.last_offset_delta());
-        let log_append = self.config().message_timestamp_type == TimestampType::LogAppendTime;
-        let max_timestamp = if log_append { now } else { b.max_timestamp() };
-        // Idempotent and transactional batches pass the producer checks first; others pay
-        // one comparison.
-        let producer_check = if b.producer_id() >= 0 {
-            match self.check_producer_append(&b, base, max_timestamp)? {
-                Ok(check) => Some(check),
-                Err(duplicate) => return Ok(duplicate),
+        loop {
+            let mut w = self.lock_open()?;
+            let now = self.config().clock.now_ms();
+            let base = w.log_end_offset;
+            let last = base + i64::from(b.last_offset_delta());
+            let log_append = self.config().message_timestamp_type == TimestampType::LogAppendTime;
+            let max_timestamp = self.append_timestamp(&b, now);
+            // Idempotent and transactional batches pass the producer checks first; others
+            // pay one comparison.
+            let producer_check = if b.producer_id() >= 0 {
+                match self.check_producer_append(&b, base, max_timestamp)? {
+                    Ok(check) => Some(check),
+                    Err(duplicate) => return Ok(duplicate),
+                }
+            } else {
+                None
+            };
+            let size = b.size_in_bytes() as u64;
+            if self.maybe_roll(&mut w, size, max_timestamp, base, last, now)? {
+                // The roll's fsyncs run with the writer lock released; then the batch is
+                // checked and placed again at the log end as it is then.
+                drop(w);
+                self.finish_roll()?;
+                continue;
             }
-        } else {
-            None
-        };
-        self.maybe_roll(
-            &mut w,
-            b.size_in_bytes() as u64,
-            max_timestamp,
-            base,
-            last,
-            now,
-        )?;
 
-        let mut header = [0u8; BATCH_HEADER_SIZE];
-        header.copy_from_slice(
-            batch
-                .get(..BATCH_HEADER_SIZE)
-                .unwrap_or(&[0; BATCH_HEADER_SIZE]),
-        );
-        put(&mut header, BASE_OFFSET_AT, &base.to_be_bytes());
-        put(&mut header, LEADER_EPOCH_AT, &w.leader_epoch.to_be_bytes());
-        let body = batch.get(BATCH_HEADER_SIZE..).unwrap_or_default();
-        if log_append {
-            let attrs = b
-                .attributes()
-                .with_timestamp_type(TimestampType::LogAppendTime);
-            put(&mut header, ATTRIBUTES_AT, &attrs.0.to_be_bytes());
-            put(&mut header, MAX_TIMESTAMP_AT, &now.to_be_bytes());
-            let crc = crc32c::crc32c_append(
-                crc32c::crc32c(header.get(ATTRIBUTES_AT..).unwrap_or_default()),
-                body,
+            let mut header = [0u8; BATCH_HEADER_SIZE];
+            header.copy_from_slice(
+                batch
+                    .get(..BATCH_HEADER_SIZE)
+                    .unwrap_or(&[0; BATCH_HEADER_SIZE]),
             );
-            put(&mut header, CRC_AT, &crc.to_be_bytes());
+            put(&mut header, BASE_OFFSET_AT, &base.to_be_bytes());
+            put(&mut header, LEADER_EPOCH_AT, &w.leader_epoch.to_be_bytes());
+            let body = batch.get(BATCH_HEADER_SIZE..).unwrap_or_default();
+            if log_append {
+                let attrs = b
+                    .attributes()
+                    .with_timestamp_type(TimestampType::LogAppendTime);
+                put(&mut header, ATTRIBUTES_AT, &attrs.0.to_be_bytes());
+                put(&mut header, MAX_TIMESTAMP_AT, &now.to_be_bytes());
+                let crc = crc32c::crc32c_append(
+                    crc32c::crc32c(header.get(ATTRIBUTES_AT..).unwrap_or_default()),
+                    body,
+                );
+                put(&mut header, CRC_AT, &crc.to_be_bytes());
+            }
+            let pos = BatchPos {
+                position: 0,
+                size: batch.len() as u64,
+                base_offset: base,
+                last_offset: last,
+                max_timestamp,
+            };
+            self.local
+                .write_batch(&mut w, &[&header, body], &pos, &self.durability)?;
+            if let Some(append) = &producer_check {
+                self.commit_producer_append(append);
+            }
+            drop(w);
+            let record_count = b.record_count().max(0) as u32;
+            self.after_append(u64::from(record_count), last)?;
+            return Ok(AppendInfo {
+                first_offset: base,
+                last_offset: last,
+                max_timestamp,
+                log_append_time: log_append.then_some(now),
+                record_count,
+                size_in_bytes: batch.len() as u64,
+                duplicate: false,
+            });
         }
-        let pos = BatchPos {
-            position: 0,
-            size: batch.len() as u64,
-            base_offset: base,
-            last_offset: last,
-            max_timestamp,
-        };
-        self.local
-            .write_batch(&mut w, &[&header, body], &pos, &self.durability)?;
-        if let Some(append) = &producer_check {
-            self.commit_producer_append(append);
-        }
-        drop(w);
-        let record_count = b.record_count().max(0) as u32;
-        self.after_append(u64::from(record_count), last)?;
-        Ok(AppendInfo {
-            first_offset: base,
-            last_offset: last,
-            max_timestamp,
-            log_append_time: log_append.then_some(now),
-            record_count,
-            size_in_bytes: batch.len() as u64,
-            duplicate: false,
-        })
     }
 
     /// Builds a batch from `records` (their timestamps, keys, values and headers; their
@@ -163,14 +165,35 @@ impl Log {
         let mut records = 0u32;
         for b in &checked {
             let pos = BatchPos::of(b, 0);
-            self.maybe_roll(
+            if self.maybe_roll(
                 &mut w,
                 pos.size,
                 pos.max_timestamp,
                 b.base_offset(),
                 b.last_offset(),
                 now,
-            )?;
+            )? {
+                // The roll's fsyncs run with the writer lock released; the log must still
+                // end where this batch may follow.
+                drop(w);
+                self.finish_roll()?;
+                w = self.lock_open()?;
+                if b.base_offset() < w.log_end_offset {
+                    return Err(Error::UnexpectedAppendOffset {
+                        base_offset: b.base_offset(),
+                        last_offset: b.last_offset(),
+                        log_end_offset: w.log_end_offset,
+                    });
+                }
+                self.maybe_roll(
+                    &mut w,
+                    pos.size,
+                    pos.max_timestamp,
+                    b.base_offset(),
+                    b.last_offset(),
+                    now,
+                )?;
+            }
             self.local
                 .write_batch(&mut w, &[b.as_bytes()], &pos, &self.durability)?;
             self.apply_replicated_producer_batch(&w, b)?;
@@ -188,6 +211,15 @@ impl Log {
             size_in_bytes: batches.len() as u64,
             duplicate: false,
         })
+    }
+
+    /// The max timestamp a producer batch is stored with at clock time `now`.
+    fn append_timestamp(&self, b: &Batch<'_>, now: i64) -> i64 {
+        if self.config().message_timestamp_type == TimestampType::LogAppendTime {
+            now
+        } else {
+            b.max_timestamp()
+        }
     }
 
     /// Checks a producer batch completely before anything is written.

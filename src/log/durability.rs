@@ -319,6 +319,10 @@ impl Log {
             target,
             || clock.now_ms(),
             |from| {
+                // What rolls deferred first: the new segments' directory entries and the
+                // sealed segments' trimmed indexes must be durable before the recovery point
+                // vouches for what lies past them.
+                self.finish_deferred(true)?;
                 // Everything the view covers was written before it was published.
                 let view = self.local.view();
                 self.local.sync_from(&view, from)?;
@@ -333,7 +337,9 @@ impl Log {
     }
 
     /// Counts appended messages and flushes when `flush.messages` says so.
+    /// Runs first what a roll during the append deferred.
     pub(crate) fn after_append(&self, messages: u64, last_offset: i64) -> Result<()> {
+        self.finish_roll()?;
         let Some(every) = self.config().flush_messages else {
             return Ok(());
         };
@@ -367,6 +373,9 @@ impl Log {
         if self.durability.is_poisoned() {
             return Err(self.durability.poison_error());
         }
+        // What a roll deferred (the indexes of a segment whose data is durable), before the
+        // checkpoint vouches for it.
+        self.finish_deferred(false)?;
         match self.durability.unchecked_recovery_point() {
             Some(rp) => self.durability.write_recovery_point(rp),
             None => Ok(()),

@@ -6,6 +6,7 @@
 //! [`Durability`] only to poison the log when an I/O failure leaves the files in doubt.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
@@ -95,6 +96,11 @@ pub(crate) struct LocalLog {
     pub(crate) view: RwLock<Arc<View>>,
     /// The watermarks readers wait on (`wait.rs`), advanced after each publish.
     pub(crate) progress: Arc<super::wait::Progress>,
+    /// A roll created a segment file whose directory entry is not yet durable.
+    dir_sync_pending: AtomicBool,
+    /// Serialises the work rolls defer (see [`LocalLog::finish_deferred`]); held across its
+    /// fsyncs, and never by an append or a read.
+    pub(crate) deferred: Mutex<()>,
 }
 
 impl LocalLog {
@@ -122,6 +128,8 @@ impl LocalLog {
             progress,
             writer: Mutex::new(writer),
             view: RwLock::new(Arc::new(view)),
+            dir_sync_pending: AtomicBool::new(false),
+            deferred: Mutex::new(()),
         }
     }
 
@@ -207,8 +215,57 @@ impl LocalLog {
         }
         w.segments.push(Arc::new(seg));
         w.active_since_ms = self.config.clock.now_ms();
-        self.sync_dir(durability)?;
+        // The directory entry is made durable after the writer lock is released
+        // (`finish_deferred`), and in any case before a flush counts the new segment's
+        // bytes as durable: until then a crash may lose the new segment, which holds
+        // nothing durable yet.
+        self.defer_dir_sync();
         Ok(true)
+    }
+
+    /// Asks the next [`finish_deferred`](Self::finish_deferred) to sync the directory.
+    pub(crate) fn defer_dir_sync(&self) {
+        self.dir_sync_pending.store(true, Ordering::Release);
+    }
+
+    /// Whether a roll left work for [`finish_deferred`](Self::finish_deferred).
+    pub(crate) fn has_deferred(&self) -> bool {
+        self.dir_sync_pending.load(Ordering::Acquire)
+    }
+
+    /// The work rolls leave until after the writer lock, with the `deferred` lock held
+    /// (`_one`): the directory entries of new segments, then the index files of sealed
+    /// segments, of all of them (`all_indexes`: before a flush moves the recovery point or
+    /// a clean close writes its marker) or of those whose data is already durable (below
+    /// `recovery_point`: no later flush would cover them).
+    pub(crate) fn finish_deferred(
+        &self,
+        _one: &MutexGuard<'_, ()>,
+        all_indexes: bool,
+        recovery_point: i64,
+        durability: &Durability,
+    ) -> Result<()> {
+        if self.dir_sync_pending.swap(false, Ordering::AcqRel) {
+            if let Err(e) = self.sync_dir(durability) {
+                self.dir_sync_pending.store(true, Ordering::Release);
+                return Err(e);
+            }
+        }
+        let view = self.view();
+        let sealed = view.segments.len().saturating_sub(1);
+        for (i, seg) in view.segments.iter().enumerate().take(sealed) {
+            if !seg.index_sync_pending() {
+                continue;
+            }
+            let end = view
+                .segments
+                .get(i + 1)
+                .map_or(view.log_end_offset, |s| s.base_offset());
+            if all_indexes || end <= recovery_point {
+                durability.poison_on_io(seg.sync_indexes())?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether a batch of `size` bytes, `max_timestamp`, and offsets `base_offset..=last_offset`

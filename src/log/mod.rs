@@ -39,11 +39,17 @@
 //! Locks are taken in this order and never the other way (a lock may be skipped):
 //!
 //! 1. the cleaner's pass lock (`cleaner::CleanerState`), held for a whole compaction pass;
-//! 2. the local log's writer lock (`LocalLog::writer`);
-//! 3. the producer-state lock (`ProducerStateManager`), never held across file I/O;
-//! 4. the durability lock (`Durability`), never held across an fsync;
-//! 5. the view lock (`LocalLog::view`), held only to copy or swap an `Arc`;
-//! 6. a segment's own locks (its write state, its lazily loaded indexes), innermost.
+//! 2. the local log's writer lock (`LocalLog::writer`), never held across an fsync on the
+//!    append path (a roll's fsyncs are deferred until it is released);
+//! 3. the local log's deferred-work lock (`LocalLog::deferred`), held across the fsyncs a
+//!    roll leaves (`Log::finish_roll`, a flush, a clean close) and never by an append or
+//!    a read;
+//! 4. the producer-state lock (`ProducerStateManager`), never held across file I/O (nor is
+//!    its list of unsynced snapshots);
+//! 5. the durability lock (`Durability`), never held across an fsync;
+//! 6. the view lock (`LocalLog::view`), held only to copy or swap an `Arc`;
+//! 7. a segment's own locks: its index-load lock (held while one reader loads or rebuilds
+//!    the indexes; others wait for its result), then its write state, innermost.
 //!
 //! `Storage`'s table lock is above all of these and is not held while a log opens or
 //! closes.
@@ -253,19 +259,62 @@ impl Log {
         let leo = w.log_end_offset;
         self.roll_locked_at(&mut w, leo)?;
         self.local.publish(&w);
-        Ok(())
+        drop(w);
+        self.finish_roll()
     }
 
     /// Rolls the local log at `base_offset`; Kafka snapshots producer state at every roll,
     /// so an open replays at most the active segment.
+    /// Its fsyncs (the new segment's directory entry, the snapshot, the sealed segment's
+    /// indexes) are left to [`Log::finish_roll`], after the writer lock is released.
     pub(crate) fn roll_locked_at(&self, w: &mut Writer, base_offset: i64) -> Result<()> {
         if self.local.roll_at(w, base_offset, &self.durability)? {
-            self.snapshot_producer_state(w)?;
+            let recent = recent_segments(w);
+            self.producers
+                .take_snapshot_deferred(&recent, w.log_end_offset, &|r| self.poison_on_io(r))?;
         }
         Ok(())
     }
 
-    /// Rolls first when the batch would not fit the active segment's rules.
+    /// The deferred part of a roll (Kafka flushes a rolled segment asynchronously), run by
+    /// the caller that rolled once it has released the writer lock: the snapshot's fsyncs,
+    /// the directory's, and the sealed segment's index files when its data is already
+    /// durable (else the flush that makes it durable syncs them). Cheap when nothing is
+    /// pending.
+    /// When another caller is already at it, this one does not wait: that caller, or the
+    /// next flush, close or checkpoint (which do wait), finishes the work.
+    pub(crate) fn finish_roll(&self) -> Result<()> {
+        if !(self.local.has_deferred() || self.producers.has_unsynced()) {
+            return Ok(());
+        }
+        match self.local.deferred.try_lock() {
+            Some(one) => self.finish_deferred_locked(&one, false),
+            None => Ok(()),
+        }
+    }
+
+    /// Everything rolls left undone (with `all_indexes`, the index files of every sealed
+    /// segment that changed, whether or not its data is durable yet).
+    pub(crate) fn finish_deferred(&self, all_indexes: bool) -> Result<()> {
+        let one = self.local.deferred.lock();
+        self.finish_deferred_locked(&one, all_indexes)
+    }
+
+    fn finish_deferred_locked(
+        &self,
+        one: &parking_lot::MutexGuard<'_, ()>,
+        all_indexes: bool,
+    ) -> Result<()> {
+        self.producers.sync_unsynced(&|r| self.poison_on_io(r))?;
+        let recovery_point = self.durability.recovery_point();
+        self.local
+            .finish_deferred(one, all_indexes, recovery_point, &self.durability)
+    }
+
+    /// Rolls first when the batch would not fit the active segment's rules. True when it
+    /// rolled: the caller then releases the writer lock, runs [`Log::finish_roll`] (the
+    /// roll's fsyncs) and starts over, so the batch is written only once the roll is
+    /// durable, and nothing waits on those fsyncs under the writer lock.
     pub(crate) fn maybe_roll(
         &self,
         w: &mut Writer,
@@ -274,35 +323,31 @@ impl Log {
         base_offset: i64,
         last_offset: i64,
         now: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         match self
             .local
             .roll_decision(w, size, max_timestamp, base_offset, last_offset, now)?
         {
-            RollDecision::None => Ok(()),
+            RollDecision::None => Ok(false),
             RollDecision::ReplaceEmpty(base) => {
                 self.local
-                    .replace_empty_active(w, base, now, &self.durability)
+                    .replace_empty_active(w, base, now, &self.durability)?;
+                Ok(false)
             }
             RollDecision::Roll(base) => {
                 self.roll_locked_at(w, base)?;
                 self.local.publish(w);
-                Ok(())
+                Ok(true)
             }
         }
     }
 
-    /// Writes `<log end offset>.snapshot` of the producer state (at roll and clean close).
+    /// Writes `<log end offset>.snapshot` of the producer state durably (at clean close).
     pub(crate) fn snapshot_producer_state(&self, w: &Writer) -> Result<()> {
-        let recent: Vec<i64> = w
-            .segments
-            .iter()
-            .rev()
-            .take(2)
-            .map(|s| s.base_offset())
-            .collect();
         self.producers
-            .take_snapshot(&recent, w.log_end_offset, &|r| self.poison_on_io(r))
+            .take_snapshot(&recent_segments(w), w.log_end_offset, &|r| {
+                self.poison_on_io(r)
+            })
     }
 
     /// Rebuilds the producer state for the log as it now is (see
@@ -411,8 +456,11 @@ impl Log {
             active.seal()?;
         }
         self.flush_to(leo)?;
+        // Every trimmed index (the active segment's just now, and any sealed segment's a
+        // roll or a rebuild left unsynced), durable before the marker says they can be
+        // trusted.
+        self.finish_deferred(true)?;
         if let Some(active) = w.segments.last() {
-            // The trimmed indexes, durable before the marker says they can be trusted.
             self.poison_on_io(active.flush())?;
         }
         self.durability.write_recovery_point(leo)?;
@@ -452,4 +500,14 @@ impl Drop for Log {
             let _ = self.close();
         }
     }
+}
+
+/// The segments whose `.txnindex` a snapshot taken now vouches for: the last two.
+fn recent_segments(w: &Writer) -> Vec<i64> {
+    w.segments
+        .iter()
+        .rev()
+        .take(2)
+        .map(|s| s.base_offset())
+        .collect()
 }

@@ -388,7 +388,11 @@ fn recover_segments(
                 None,
             )?));
         } else {
-            segments.push(Arc::new(Segment::open(fs, dir, base, index_config)?));
+            let seg = Segment::open(fs, dir, base, index_config)?;
+            // Rebuilt and trimmed, but not synced: the first flush (or close) makes them
+            // durable before anything vouches for them.
+            seg.set_index_sync_pending();
+            segments.push(Arc::new(seg));
         }
     }
     info.scan.first_producer_batch = first_producer_batch;

@@ -160,7 +160,13 @@ impl Log {
         )?;
         let batch = Batch::new(&bytes)?;
         let pos = BatchPos::of(&batch, 0);
-        self.maybe_roll(&mut w, pos.size, pos.max_timestamp, offset, offset, now)?;
+        // A roll needed first is finished (its fsyncs) with the writer lock released;
+        // the marker is then built again at the log end as it is after.
+        if self.maybe_roll(&mut w, pos.size, pos.max_timestamp, offset, offset, now)? {
+            drop(w);
+            self.finish_roll()?;
+            return self.write_txn_marker(producer_id, producer_epoch, result, coordinator_epoch);
+        }
         self.local
             .write_batch(&mut w, &[&bytes], &pos, &self.durability)?;
         let aborted = self.producers.apply_marker(&marker)?;

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -64,6 +65,14 @@ impl SegmentRange {
     }
 }
 
+/// A snapshot written at a roll whose fsyncs are deferred until after the writer lock.
+#[derive(Debug, Clone)]
+struct PendingSnapshot {
+    offset: i64,
+    /// Segments whose `.txnindex` the snapshot vouches for (the last two at the roll).
+    recent_segments: Vec<i64>,
+}
+
 /// Producer state of one partition, with its lock and its files.
 #[derive(Debug)]
 pub(crate) struct ProducerStateManager {
@@ -71,6 +80,10 @@ pub(crate) struct ProducerStateManager {
     fs: Arc<dyn FileSystem>,
     expiration_ms: i64,
     state: Mutex<ProducerState>,
+    /// Snapshots written by rolls and not yet synced (a short lock, never held across I/O).
+    unsynced: Mutex<Vec<PendingSnapshot>>,
+    /// Whether `unsynced` holds any (read on every append without the lock).
+    has_unsynced: AtomicBool,
 }
 
 impl ProducerStateManager {
@@ -86,6 +99,8 @@ impl ProducerStateManager {
             fs,
             expiration_ms,
             state: Mutex::new(ProducerState::new(expiration_ms, start)),
+            unsynced: Mutex::new(Vec::new()),
+            has_unsynced: AtomicBool::new(false),
         }
     }
 
@@ -249,6 +264,65 @@ impl ProducerStateManager {
         on_write(snapshot::write_snapshot_bytes(
             &*self.fs, &self.dir, offset, &bytes,
         ))
+    }
+
+    /// Writes `<log end offset>.snapshot` at a roll without waiting for the disk, as Kafka
+    /// does: encoded under the state lock, written (not synced) after it is released, by
+    /// the caller holding the log's writer lock, so no truncation can remove snapshots
+    /// between. [`sync_unsynced`](Self::sync_unsynced), run outside the writer lock, makes
+    /// it durable. A crash before then leaves the file missing or torn, which a load
+    /// detects by its CRC and skips: the replay then starts from an older snapshot.
+    pub(crate) fn take_snapshot_deferred(
+        &self,
+        recent_segments: &[i64],
+        log_end_offset: i64,
+        on_write: OnWrite<'_>,
+    ) -> Result<()> {
+        let (offset, bytes) = {
+            let state = self.state.lock();
+            let offset = log_end_offset.max(state.map_end_offset());
+            (offset, snapshot::encode_snapshot(offset, &state))
+        };
+        on_write(snapshot::write_snapshot_unsynced(
+            &*self.fs, &self.dir, offset, &bytes,
+        ))?;
+        self.unsynced.lock().push(PendingSnapshot {
+            offset,
+            recent_segments: recent_segments.to_vec(),
+        });
+        self.has_unsynced.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether a roll left a snapshot to sync.
+    pub(crate) fn has_unsynced(&self) -> bool {
+        self.has_unsynced.load(Ordering::Acquire)
+    }
+
+    /// Makes the snapshots rolls wrote durable: the `.txnindex` files each vouches for,
+    /// then the snapshot file (the caller syncs the directory after). A snapshot a
+    /// truncation removed meanwhile is skipped.
+    pub(crate) fn sync_unsynced(&self, on_write: OnWrite<'_>) -> Result<()> {
+        let pending = {
+            let mut unsynced = self.unsynced.lock();
+            self.has_unsynced.store(false, Ordering::Release);
+            std::mem::take(&mut *unsynced)
+        };
+        for (i, p) in pending.iter().enumerate() {
+            let synced = p
+                .recent_segments
+                .iter()
+                .try_for_each(|&base| txnindex::sync(&*self.fs, &self.dir, base))
+                .and_then(|()| snapshot::sync_snapshot(&*self.fs, &self.dir, p.offset));
+            if let Err(e) = synced {
+                // Left for the next try (the log is poisoned by then anyway).
+                let rest = pending.get(i..).unwrap_or_default();
+                self.unsynced.lock().extend_from_slice(rest);
+                self.has_unsynced.store(true, Ordering::Release);
+                return on_write(Err(e));
+            }
+        }
+        Ok(())
     }
 
     /// Checks a client batch with a producer id stored at `first_offset`: what to record

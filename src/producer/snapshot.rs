@@ -31,7 +31,7 @@ use super::entry::{BatchMetadata, ProducerStateEntry};
 use super::state::ProducerState;
 use super::NUM_BATCHES_TO_RETAIN;
 use crate::error::{Error, Result};
-use crate::io::FileSystem;
+use crate::io::{FileSystem, OpenMode};
 use crate::segment::{parse_segment_file_name, segment_file_name};
 
 /// Extension of producer snapshot files.
@@ -107,6 +107,32 @@ pub(crate) fn write_snapshot_bytes(
     bytes: &[u8],
 ) -> Result<()> {
     crate::io::write_file_atomic(fs, &path_of(dir, offset), bytes)
+}
+
+/// Writes snapshot bytes as `<offset>.snapshot` in place, without syncing anything (see
+/// [`sync_snapshot`]).
+pub(crate) fn write_snapshot_unsynced(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    offset: i64,
+    bytes: &[u8],
+) -> Result<()> {
+    let path = path_of(dir, offset);
+    let file = fs
+        .open(&path, OpenMode::ReadWrite)
+        .map_err(|e| Error::io(&path, e))?;
+    file.set_len(0).map_err(|e| Error::io(&path, e))?;
+    file.write_at(bytes, 0).map_err(|e| Error::io(&path, e))
+}
+
+/// fsyncs `<offset>.snapshot` if it is still there.
+pub(crate) fn sync_snapshot(fs: &dyn FileSystem, dir: &Path, offset: i64) -> Result<()> {
+    let path = path_of(dir, offset);
+    match fs.open(&path, OpenMode::Read) {
+        Ok(file) => file.sync_data().map_err(|e| Error::io(&path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(&path, e)),
+    }
 }
 
 /// Writes the state as `<offset>.snapshot` (tmp, fsync, rename, fsync of the directory).

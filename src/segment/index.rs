@@ -254,6 +254,13 @@ impl IndexFile {
         self.map.flush().map_err(|e| Error::io(&self.path, e))
     }
 
+    /// Makes the file durable as it is now, size included: its map's stores, then the file
+    /// (a trim changes only its length, which a read-only map's flush would not write).
+    pub(crate) fn sync(&self) -> Result<()> {
+        self.flush()?;
+        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+    }
+
     /// Checks that entries increase and stay inside the segment: `log_size` bytes holding
     /// offsets up to `max_relative`.
     pub(crate) fn sanity_check(&self, log_size: u64, max_relative: i64) -> Result<()> {

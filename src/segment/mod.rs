@@ -95,6 +95,13 @@ pub(crate) struct Segment {
     /// Set when the files are removed; readers holding the segment then must not recreate
     /// its indexes.
     deleted: AtomicBool,
+    /// The index files were trimmed (sealed) or rebuilt since they were last made durable:
+    /// a flush, or the log's deferred work after a roll, must sync them before the recovery
+    /// point or the clean-shutdown marker vouches for them.
+    index_sync_pending: AtomicBool,
+    /// Held while the indexes are loaded or rebuilt, so two readers never rebuild the same
+    /// index files at once (each mapping them while the other trims them).
+    index_load: Mutex<()>,
     write_state: Mutex<WriteState>,
     /// Appended to every file name: empty for a live segment, `.cleaned` or `.swap` while
     /// the cleaner builds a replacement (see `log/cleaner/swap.rs`).
@@ -228,6 +235,8 @@ impl Segment {
             indexes: OnceLock::new(),
             sealed: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
+            index_sync_pending: AtomicBool::new(false),
+            index_load: Mutex::new(()),
             write_state: Mutex::new(WriteState::default()),
             suffix: "",
         }
@@ -281,8 +290,14 @@ impl Segment {
         *self.write_state.lock() = state;
     }
 
-    /// The indexes, loading (and if need be rebuilding) them on first use.
+    /// The indexes, loading (and if need be rebuilding) them on first use. Loads are
+    /// serialised: a second reader waits for the first one's indexes instead of loading (or
+    /// rebuilding) the same files again.
     pub(crate) fn indexes(&self) -> Result<&Arc<Indexes>> {
+        if let Some(ix) = self.indexes.get() {
+            return Ok(ix);
+        }
+        let _loading = self.index_load.lock();
         if let Some(ix) = self.indexes.get() {
             return Ok(ix);
         }
@@ -302,6 +317,7 @@ impl Segment {
                 );
                 rebuilt.indexes.offset.trim()?;
                 rebuilt.indexes.time.trim()?;
+                self.index_sync_pending.store(true, Ordering::Release);
                 rebuilt.indexes
             }
             Err(e) => return Err(e),
@@ -471,7 +487,42 @@ impl Segment {
         maybe_append_time(&ix.time, self.base_offset, &st);
         ix.offset.trim()?;
         ix.time.trim()?;
+        self.index_sync_pending.store(true, Ordering::Release);
         self.sealed.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Whether the index files changed (sealed, rebuilt) since they were last synced.
+    pub(crate) fn index_sync_pending(&self) -> bool {
+        self.index_sync_pending.load(Ordering::Acquire)
+    }
+
+    /// Marks the index files as written but not yet durable (rebuilt by recovery).
+    pub(crate) fn set_index_sync_pending(&self) {
+        self.index_sync_pending.store(true, Ordering::Release);
+    }
+
+    /// Makes the index files durable if they changed since they were last synced: through
+    /// their maps when loaded, else by syncing the files (a segment recovery rebuilt and
+    /// reopened). Files already removed have nothing to sync.
+    pub(crate) fn sync_indexes(&self) -> Result<()> {
+        if !self.index_sync_pending() {
+            return Ok(());
+        }
+        if let Some(ix) = self.indexes.get() {
+            ix.offset.sync()?;
+            ix.time.sync()?;
+        } else {
+            for kind in [IndexKind::Offset, IndexKind::Time] {
+                let path = self.file_path(kind.extension());
+                match self.fs.open(&path, OpenMode::Read) {
+                    Ok(file) => file.sync_data().map_err(|e| Error::io(&path, e))?,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(Error::io(&path, e)),
+                }
+            }
+        }
+        self.index_sync_pending.store(false, Ordering::Release);
         Ok(())
     }
 
@@ -487,6 +538,9 @@ impl Segment {
         self.log
             .sync_data()
             .map_err(|e| Error::io(&self.log_path, e))?;
+        if self.index_sync_pending() {
+            return self.sync_indexes();
+        }
         if let Some(ix) = self.indexes.get() {
             ix.offset.flush()?;
             ix.time.flush()?;

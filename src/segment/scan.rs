@@ -398,7 +398,9 @@ impl Segment {
         let mut state = WriteState::default();
         let mut pos = 0u64;
         let mut next_offset: Option<i64> = None;
-        let mut buf = AlignedBuf::new(RECOVERY_CHUNK);
+        // Sized to the file: a small segment must not pay for allocating and zeroing a
+        // whole chunk (recovering many small segments did, once per segment).
+        let mut buf = AlignedBuf::new(recovery_buffer_len(file_len));
         let limits = DecodeLimits {
             max_batch_bytes: usize::MAX,
             ..DecodeLimits::DEFAULT
@@ -529,6 +531,12 @@ impl Segment {
     }
 }
 
+/// Bytes of the buffer a recovery scan of a `file_len`-byte `.log` reads through: the
+/// whole file when it is smaller than a chunk.
+fn recovery_buffer_len(file_len: u64) -> usize {
+    usize::try_from(file_len).map_or(RECOVERY_CHUNK, |len| len.min(RECOVERY_CHUNK))
+}
+
 /// (size, base offset, last offset, max timestamp) from a batch header, or `None` when the
 /// frame is not a v2 batch.
 fn parse_header(h: &[u8]) -> Option<(u64, i64, i64, i64)> {
@@ -553,4 +561,20 @@ fn parse_header(h: &[u8]) -> Option<(u64, i64, i64, i64)> {
         base.wrapping_add(i64::from(last_delta)),
         max_ts,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_buffer_is_sized_to_the_file() {
+        assert_eq!(recovery_buffer_len(0), 0);
+        assert_eq!(recovery_buffer_len(1024), 1024);
+        assert_eq!(
+            recovery_buffer_len(RECOVERY_CHUNK as u64 + 1),
+            RECOVERY_CHUNK
+        );
+        assert_eq!(recovery_buffer_len(u64::MAX), RECOVERY_CHUNK);
+    }
 }

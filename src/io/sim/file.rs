@@ -10,8 +10,8 @@ use parking_lot::Mutex;
 
 use super::rng::Rng;
 use super::{
-    errno, run, NodeId, SimOp, SpaceLimitMode, State, EACCES, EBADF, EFBIG, EINVAL, ENOMEM, ENOSPC,
-    MAX_FILE_SIZE,
+    errno, run, run_op, NodeId, SimOp, SpaceLimitMode, State, EACCES, EBADF, EFBIG, EINVAL, ENOMEM,
+    ENOSPC, MAX_FILE_SIZE,
 };
 use crate::io::{File, MappedWords};
 
@@ -431,7 +431,7 @@ impl SimFile {
     }
 
     fn run_write<T>(&self, f: impl FnOnce(&mut State) -> io::Result<T>) -> io::Result<T> {
-        run(&self.state, |st| {
+        run_op(&self.state, Some((SimOp::Write, &[&self.path])), |st| {
             if !self.writable {
                 return Err(errno(EBADF));
             }
@@ -455,7 +455,7 @@ impl Drop for SimFile {
 
 impl File for SimFile {
     fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-        run(&self.state, |st| {
+        run_op(&self.state, Some((SimOp::Read, &[&self.path])), |st| {
             st.take_fault(SimOp::Read, &[&self.path])?;
             let node = st.node_mut(self.id)?;
             node.absorb_maps();
@@ -490,7 +490,9 @@ impl File for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        run(&self.state, |st| st.sync(self.id, &self.path))
+        run_op(&self.state, Some((SimOp::Sync, &[&self.path])), |st| {
+            st.sync(self.id, &self.path)
+        })
     }
 
     fn map_words(&self, len: u64, writable: bool) -> io::Result<Arc<dyn MappedWords>> {
@@ -554,7 +556,7 @@ impl MappedWords for SimMap {
     /// durable. Flushing a read-only map does nothing.
     fn flush(&self) -> io::Result<()> {
         let f = &self.file;
-        run(&f.state, |st| {
+        run_op(&f.state, Some((SimOp::Sync, &[&f.path])), |st| {
             if f.writable {
                 st.sync(f.id, &f.path)
             } else {
