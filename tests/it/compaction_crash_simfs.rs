@@ -13,112 +13,14 @@
 //! uncommitted pass, finish a committed one), power is also lost at every step of that
 //! open, with the same demands on the open after it.
 
+use crate::common::gate::{Gate, GatedFs};
 use crate::common::sim_log;
 
-use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use streamlog::io::{File, FileSystem, MappedWords, OpenMode, SimFs};
+use streamlog::io::SimFs;
 use streamlog::{Compression, Log, LogConfig, OwnedRecord};
-
-/// A filesystem that stops working after a budget of operations (unlimited until armed).
-#[derive(Debug)]
-struct Gate {
-    fs: SimFs,
-    budget: AtomicI64,
-}
-
-impl Gate {
-    fn pass(&self) -> io::Result<()> {
-        if self.budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
-            return Err(io::Error::other("stopped at the crash point"));
-        }
-        Ok(())
-    }
-}
-
-#[derive(Debug)]
-struct GatedFs(Arc<Gate>);
-
-#[derive(Debug)]
-struct GatedFile(Arc<dyn File>, Arc<Gate>);
-
-#[derive(Debug)]
-struct GatedMap(Arc<dyn MappedWords>, Arc<Gate>);
-
-impl FileSystem for GatedFs {
-    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn File>> {
-        self.0.pass()?;
-        let f = self.0.fs.open(path, mode)?;
-        Ok(Arc::new(GatedFile(f, Arc::clone(&self.0))))
-    }
-    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.0.pass()?;
-        self.0.fs.create_dir_all(path)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
-        self.0.pass()?;
-        self.0.fs.list(dir)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.0.pass()?;
-        self.0.fs.remove(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.0.pass()?;
-        self.0.fs.rename(from, to)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.0.pass()?;
-        self.0.fs.sync_dir(dir)
-    }
-    fn exists(&self, path: &Path) -> bool {
-        self.0.fs.exists(path)
-    }
-}
-
-impl File for GatedFile {
-    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-        self.1.pass()?;
-        self.0.read_at(buf, pos)
-    }
-    fn append(&self, bufs: &[&[u8]]) -> io::Result<()> {
-        self.1.pass()?;
-        self.0.append(bufs)
-    }
-    fn write_at(&self, buf: &[u8], pos: u64) -> io::Result<()> {
-        self.1.pass()?;
-        self.0.write_at(buf, pos)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.0.len()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.1.pass()?;
-        self.0.set_len(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.1.pass()?;
-        self.0.sync_data()
-    }
-    fn map_words(&self, len: u64, writable: bool) -> io::Result<Arc<dyn MappedWords>> {
-        self.1.pass()?;
-        let m = self.0.map_words(len, writable)?;
-        Ok(Arc::new(GatedMap(m, Arc::clone(&self.1))))
-    }
-}
-
-impl MappedWords for GatedMap {
-    fn words(&self) -> &[std::sync::atomic::AtomicU32] {
-        self.0.words()
-    }
-    fn flush(&self) -> io::Result<()> {
-        self.1.pass()?;
-        self.0.flush()
-    }
-}
 
 const NOW: i64 = sim_log::T0 + 1_000;
 
@@ -151,10 +53,7 @@ fn contents(log: &Log) -> Contents {
 /// gate that is not yet armed.
 fn build(seed: u64) -> (SimFs, Arc<Gate>, Log) {
     let fs = SimFs::new(seed);
-    let gate = Arc::new(Gate {
-        fs: fs.clone(),
-        budget: AtomicI64::new(i64::MAX),
-    });
+    let gate = Gate::new(fs.clone());
     let (log, _) = Log::open_with(
         Arc::new(GatedFs(Arc::clone(&gate))),
         sim_log::dir(),
@@ -225,7 +124,7 @@ fn crash_at_every_step_of_compaction_keeps_old_or_new() {
     let mut recovered_kinds = Vec::new();
     for k in 0..=steps {
         let (fs, gate, log) = build(7);
-        gate.budget.store(k as i64, Ordering::SeqCst);
+        gate.arm(k as i64);
         let _ = log.compact(log.log_end_offset(), NOW);
         log.abandon();
         let after = fs.crash();
@@ -292,7 +191,7 @@ fn crash_at_every_step_of_compaction_keeps_old_or_new() {
 /// `draw`-th crash drawn from that moment.
 fn crashed_after(k: u64, draw: usize) -> SimFs {
     let (fs, gate, log) = build(7);
-    gate.budget.store(k as i64, Ordering::SeqCst);
+    gate.arm(k as i64);
     let _ = log.compact(log.log_end_offset(), NOW);
     log.abandon();
     let mut after = fs.crash();
@@ -325,10 +224,8 @@ fn leftover_kind(fs: &SimFs) -> usize {
 fn crash_at_every_step_of_recovery(k: u64, draw: usize, old: &Contents, new: &Contents) {
     for j in 0.. {
         let after = crashed_after(k, draw);
-        let gate = Arc::new(Gate {
-            fs: after.clone(),
-            budget: AtomicI64::new(j),
-        });
+        let gate = Gate::new(after.clone());
+        gate.arm(j);
         let opened = Log::open_with(
             Arc::new(GatedFs(gate)),
             sim_log::dir(),
