@@ -60,9 +60,10 @@ mod timers;
 
 use std::collections::{BTreeMap, HashMap};
 
+/// A committed offset: the same type the offset store uses.
+pub use crate::group::OffsetAndMetadata;
 pub use api::*;
 pub use group::GroupState;
-pub use offsets::OffsetAndMetadata;
 pub use records::{Append, AppendId, LoadEntry, TxnProducer};
 
 use crate::group::OffsetsRecord;
@@ -353,8 +354,13 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         tp: &TopicPartition,
-    ) -> Option<&OffsetAndMetadata> {
+    ) -> Option<OffsetAndMetadata> {
         self.groups.get(group_id).and_then(|g| g.offsets.get(tp))
+    }
+
+    /// How many committed offsets the coordinator holds, over every group.
+    pub fn committed_offset_count(&self) -> usize {
+        self.groups.values().map(|g| g.offsets.len()).sum()
     }
 
     /// Kafka's `validateGroupStatus`: a valid id, in a partition this node leads and has

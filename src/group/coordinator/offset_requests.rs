@@ -3,7 +3,7 @@
 //! append the coordinator asked for completes.
 
 use super::group::{Group, GroupState};
-use super::offsets::{Expiry, OffsetAndMetadata};
+use super::offsets::Expiry;
 use super::timers::TimerKind;
 use super::{
     commit_error, Api, AppendId, AppendPurpose, Core, DeleteGroupsRequest, DeleteGroupsResponse,
@@ -14,7 +14,7 @@ use super::{
     OffsetsRecord, PartitionResult, PartitionState, RequestId, Response, TopicPartition,
     TxnOffsetCommitRequest, TxnProducer,
 };
-use crate::group::{GroupMetadataKey, OffsetCommitKey};
+use crate::group::{GroupMetadataKey, OffsetAndMetadata, OffsetCommitKey};
 use crate::KafkaCode;
 
 fn all_failed(partitions: &[OffsetCommitPartition], code: KafkaCode) -> OffsetCommitResponse {
@@ -161,14 +161,19 @@ impl GroupCoordinator {
             topic: tp.topic.clone(),
             partition: tp.partition,
             committed_offset: o.offset,
-            committed_leader_epoch: o.leader_epoch,
+            committed_leader_epoch: o.leader_epoch.unwrap_or(-1),
             metadata: Some(o.metadata.clone()),
             error_code: KafkaCode::NONE,
         };
         let partitions = match (&req.partitions, group) {
             (Some(tps), None) => tps.iter().map(|tp| none(tp, KafkaCode::NONE)).collect(),
             (None, None) => Vec::new(),
-            (None, Some(group)) => group.offsets.iter().map(|(tp, o)| found(tp, o)).collect(),
+            (None, Some(group)) => group
+                .offsets
+                .all()
+                .iter()
+                .map(|(tp, o)| found(tp, o))
+                .collect(),
             (Some(tps), Some(group)) => tps
                 .iter()
                 .map(|tp| {
@@ -176,7 +181,7 @@ impl GroupCoordinator {
                         none(tp, KafkaCode::UNSTABLE_OFFSET_COMMIT)
                     } else {
                         match group.offsets.get(tp) {
-                            Some(o) => found(tp, o),
+                            Some(o) => found(tp, &o),
                             None => none(tp, KafkaCode::NONE),
                         }
                     }
@@ -501,7 +506,8 @@ impl Core {
         let mut records = Vec::new();
         for (index, p) in partitions.into_iter().enumerate() {
             let metadata = p.committed_metadata.unwrap_or_default();
-            let too_large = metadata.len() > self.config.offset_metadata_max_bytes;
+            // Kafka compares the Java string's length: UTF-16 code units.
+            let too_large = metadata.encode_utf16().count() > self.config.offset_metadata_max_bytes;
             results.push(PartitionResult {
                 topic: p.topic.clone(),
                 partition: p.partition,
@@ -516,7 +522,7 @@ impl Core {
             }
             let value = OffsetAndMetadata {
                 offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
+                leader_epoch: (p.committed_leader_epoch >= 0).then_some(p.committed_leader_epoch),
                 metadata,
                 commit_timestamp: now,
                 expire_timestamp,
