@@ -543,7 +543,7 @@ pub(crate) fn build_batch(
 /// ```
 pub fn load_entries(log: &Log) -> Result<Vec<LoadEntry>> {
     let mut entries = Vec::new();
-    for_each_batch(log, |batch| batch_entries(batch, &mut entries))?;
+    for_each_batch(log, |batch| batch_entries(batch, &mut |e| entries.push(e)))?;
     Ok(entries)
 }
 
@@ -573,7 +573,9 @@ pub fn load_entries(log: &Log) -> Result<Vec<LoadEntry>> {
 pub struct LogEntries<'a> {
     log: &'a Log,
     offset: i64,
-    chunk: std::vec::IntoIter<LoadEntry>,
+    /// The entries of the chunk read last. Its capacity is kept from chunk to chunk: a
+    /// fresh multi-megabyte buffer per chunk would fault its pages in anew each time.
+    chunk: std::collections::VecDeque<LoadEntry>,
     error: Option<Error>,
     done: bool,
 }
@@ -584,7 +586,7 @@ impl<'a> LogEntries<'a> {
         LogEntries {
             log,
             offset: log.log_start_offset(),
-            chunk: Vec::new().into_iter(),
+            chunk: std::collections::VecDeque::new(),
             error: None,
             done: false,
         }
@@ -601,15 +603,15 @@ impl Iterator for LogEntries<'_> {
 
     fn next(&mut self) -> Option<LoadEntry> {
         loop {
-            if let Some(entry) = self.chunk.next() {
+            if let Some(entry) = self.chunk.pop_front() {
                 return Some(entry);
             }
             if self.done {
                 return None;
             }
-            let mut entries = Vec::new();
+            let chunk = &mut self.chunk;
             match read_chunk(self.log, self.offset, |batch| {
-                batch_entries(batch, &mut entries)
+                batch_entries(batch, &mut |e| chunk.push_back(e))
             }) {
                 Ok(Some(next)) => self.offset = next,
                 Ok(None) => self.done = true,
@@ -617,16 +619,16 @@ impl Iterator for LogEntries<'_> {
                     self.error = Some(e);
                     self.done = true;
                     // What was decoded before the error is not handed out: the load fails.
+                    self.chunk.clear();
                     return None;
                 }
             }
-            self.chunk = entries.into_iter();
         }
     }
 }
 
-/// Appends the entries of one batch to `entries`.
-fn batch_entries(batch: &Batch<'_>, entries: &mut Vec<LoadEntry>) -> Result<()> {
+/// Hands the entries of one batch to `push`, in order.
+fn batch_entries(batch: &Batch<'_>, push: &mut dyn FnMut(LoadEntry)) -> Result<()> {
     let producer_id = batch.producer_id();
     if batch.is_control() {
         if producer_id >= 0 {
@@ -635,7 +637,7 @@ fn batch_entries(batch: &Batch<'_>, entries: &mut Vec<LoadEntry>) -> Result<()> 
                 Some(ControlRecordType::Abort) => false,
                 _ => return Ok(()),
             };
-            entries.push(LoadEntry::Marker {
+            push(LoadEntry::Marker {
                 producer_id,
                 commit,
             });
@@ -650,7 +652,7 @@ fn batch_entries(batch: &Batch<'_>, entries: &mut Vec<LoadEntry>) -> Result<()> 
             reason: "record without a key",
         })?;
         if let Some(decoded) = OffsetsRecord::decode(key, record.value)? {
-            entries.push(LoadEntry::Record {
+            push(LoadEntry::Record {
                 record: decoded,
                 producer_id: txn,
             });

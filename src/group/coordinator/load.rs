@@ -35,7 +35,8 @@ impl GroupCoordinator {
         // Offsets go straight into their groups' tables, each with its position in the log
         // (a transaction's offsets replace a plain commit only if written after it); the
         // metadata of a group, of which only the last record counts, is applied at the end.
-        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        // Hashed while loading (a lookup per record), ordered once at the end.
+        let mut groups: HashMap<String, Group> = HashMap::new();
         let mut metadata: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
         let mut txn_groups: HashMap<i64, BTreeSet<String>> = HashMap::new();
         let mut position = 0u64;
@@ -105,6 +106,8 @@ impl GroupCoordinator {
         // Records written from now on are newer than everything loaded.
         self.core.next_append_id = self.core.next_append_id.max(position);
 
+        // In id order: timers of the same deadline then fire in the same order every run.
+        let groups: BTreeMap<String, Group> = groups.into_iter().collect();
         for (id, mut group) in groups {
             let sessions: Vec<(String, i64)> = group
                 .members

@@ -281,6 +281,7 @@ impl GroupCoordinator {
             Request::LeaveGroup(r) => self.leave_group(now, request_id, r),
             Request::OffsetCommit(r) => self.offset_commit(now, request_id, r),
             Request::OffsetFetch(r) => self.offset_fetch(request_id, r),
+            Request::OffsetFetchGroups(r) => self.offset_fetch_groups(request_id, r),
             Request::TxnOffsetCommit(r) => self.txn_offset_commit(now, request_id, r),
             Request::DescribeGroups(r) => self.describe_groups(request_id, r),
             Request::ListGroups(r) => self.list_groups(request_id, r),

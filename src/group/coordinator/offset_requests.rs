@@ -10,12 +10,16 @@ use super::{
     DeletedGroup, DescribeGroupsRequest, DescribeGroupsResponse, DescribedGroup,
     DescribedGroupMember, GroupCoordinator, ListGroupsRequest, ListGroupsResponse, ListedGroup,
     OffsetCommitPartition, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
-    OffsetDeleteResponse, OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse,
+    OffsetDeleteResponse, OffsetFetchGroupResponse, OffsetFetchGroupsRequest,
+    OffsetFetchGroupsResponse, OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse,
     OffsetsRecord, PartitionResult, PartitionState, RequestId, Response, TopicPartition,
     TxnOffsetCommitRequest, TxnProducer,
 };
 use crate::group::{GroupMetadataKey, OffsetAndMetadata, OffsetCommitKey};
 use crate::KafkaCode;
+
+/// The type ListGroups v5+ gives the groups of the classic protocol.
+const CLASSIC_GROUP_TYPE: &str = "classic";
 
 fn all_failed(partitions: &[OffsetCommitPartition], code: KafkaCode) -> OffsetCommitResponse {
     OffsetCommitResponse {
@@ -141,12 +145,32 @@ impl GroupCoordinator {
     }
 
     pub(super) fn offset_fetch(&mut self, rid: RequestId, req: OffsetFetchRequest) {
+        let response = self.fetch_offsets(&req);
+        self.core.respond(rid, Response::OffsetFetch(response));
+    }
+
+    pub(super) fn offset_fetch_groups(&mut self, rid: RequestId, req: OffsetFetchGroupsRequest) {
+        let groups = req
+            .groups
+            .iter()
+            .map(|g| OffsetFetchGroupResponse {
+                group_id: g.group_id.clone(),
+                response: self.fetch_offsets(g),
+            })
+            .collect();
+        self.core.respond(
+            rid,
+            Response::OffsetFetchGroups(OffsetFetchGroupsResponse { groups }),
+        );
+    }
+
+    /// One group's OffsetFetch answer.
+    fn fetch_offsets(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
         if let Some(code) = self.validate_group_status(&req.group_id, Api::OffsetFetch) {
-            let response = OffsetFetchResponse {
+            return OffsetFetchResponse {
                 error_code: code,
                 partitions: Vec::new(),
             };
-            return self.core.respond(rid, Response::OffsetFetch(response));
         }
         let group = self.groups.get(&req.group_id);
         let none = |tp: &TopicPartition, code: KafkaCode| OffsetFetchPartition {
@@ -188,11 +212,10 @@ impl GroupCoordinator {
                 })
                 .collect(),
         };
-        let response = OffsetFetchResponse {
+        OffsetFetchResponse {
             error_code: KafkaCode::NONE,
             partitions,
-        };
-        self.core.respond(rid, Response::OffsetFetch(response));
+        }
     }
 
     pub(super) fn describe_groups(&mut self, rid: RequestId, req: DescribeGroupsRequest) {
@@ -201,6 +224,7 @@ impl GroupCoordinator {
             let described = match self.validate_group_status(&group_id, Api::DescribeGroups) {
                 Some(code) => DescribedGroup {
                     error_code: code,
+                    error_message: None,
                     group_id,
                     group_state: String::new(),
                     protocol_type: String::new(),
@@ -208,8 +232,18 @@ impl GroupCoordinator {
                     members: Vec::new(),
                 },
                 None => match self.groups.get(&group_id) {
+                    None if req.report_unknown_groups => DescribedGroup {
+                        error_code: KafkaCode::GROUP_ID_NOT_FOUND,
+                        error_message: Some(format!("Group {group_id} not found.")),
+                        group_id,
+                        group_state: GroupState::Dead.name().to_owned(),
+                        protocol_type: String::new(),
+                        protocol_data: String::new(),
+                        members: Vec::new(),
+                    },
                     None => DescribedGroup {
                         error_code: KafkaCode::NONE,
+                        error_message: None,
                         group_id,
                         group_state: GroupState::Dead.name().to_owned(),
                         protocol_type: String::new(),
@@ -233,14 +267,22 @@ impl GroupCoordinator {
             .values()
             .any(|s| *s == PartitionState::Loading);
         let wanted: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+        // Every group here is a classic one (KIP-848's `consumer` groups are not run here).
+        let classic = req.types_filter.is_empty()
+            || req
+                .types_filter
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
         let groups = self
             .groups
             .values()
+            .filter(|_| classic)
             .filter(|g| wanted.is_empty() || wanted.contains(&g.state.name().to_lowercase()))
             .map(|g| ListedGroup {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
                 group_state: g.state.name().to_owned(),
+                group_type: CLASSIC_GROUP_TYPE.to_owned(),
             })
             .collect();
         let error_code = if loading {
@@ -481,6 +523,7 @@ fn describe(group: &Group) -> DescribedGroup {
         .collect();
     DescribedGroup {
         error_code: KafkaCode::NONE,
+        error_message: None,
         group_id: group.id.clone(),
         group_state: group.state.name().to_owned(),
         protocol_type: group.protocol_type.clone().unwrap_or_default(),
