@@ -92,6 +92,7 @@ mod storage_lru_reopen;
 mod storage_maintenance_uses_close_summaries;
 mod storage_topic_config_persisted;
 mod storage_topic_names_validated;
+mod storage_opens_partitions_outside_its_lock;
 mod timestamp_lookup_matches_model;
 mod timestamps_out_of_range_refused;
 mod truncate_power_loss_keeps_a_whole_prefix;
