@@ -378,6 +378,10 @@ impl Log {
         if offset >= w.log_end_offset {
             return Ok(());
         }
+        // File work deferred by an earlier deletion (retention, a compaction swap) finishes
+        // first: it must not remove files the cut creates, nor checkpoint a log start
+        // offset the cut has lowered.
+        let _deferred = self.local.deferred.lock();
         let cut = self
             .local
             .truncate(&mut w, offset, &self.durability)
@@ -393,7 +397,7 @@ impl Log {
     /// Advances the log start offset to `offset` (Kafka's DeleteRecords) and deletes the
     /// segments entirely below it. The active segment is never deleted.
     pub fn delete_records_before(&self, offset: i64) -> Result<()> {
-        let mut w = self.lock_open()?;
+        let w = self.lock_open()?;
         if offset > w.log_end_offset || offset < 0 {
             return Err(Error::OffsetOutOfRange {
                 offset,
@@ -414,7 +418,7 @@ impl Log {
         if start == w.log_start_offset && below == 0 {
             return Ok(());
         }
-        self.delete_prefix_locked(&mut w, below, start)?;
+        self.delete_prefix(w, below, start)?;
         Ok(())
     }
 
@@ -422,21 +426,41 @@ impl Log {
     /// (see [`LocalLog::delete_prefix`]); producers whose last batch is now below the log
     /// start offset go, with their open transactions, and so do snapshots below the first
     /// segment. Returns the segments and `.log` bytes removed.
-    pub(crate) fn delete_prefix_locked(
+    ///
+    /// Only the memory changes under the writer lock `w`; the deferred-work lock is taken
+    /// before it is released, and the checkpoint, the removals and their fsyncs run under
+    /// that lock alone, so appends go on meanwhile and a later truncation waits for them.
+    pub(crate) fn delete_prefix(
         &self,
-        w: &mut Writer,
+        mut w: parking_lot::MutexGuard<'_, Writer>,
         count: usize,
         new_start: i64,
     ) -> Result<(usize, u64)> {
-        let (count, bytes, changed) =
-            self.local
-                .delete_prefix(w, count, new_start, &self.durability)?;
+        let old_start = w.log_start_offset;
+        let deletion = self.local.delete_prefix(&mut w, count, new_start);
+        let changed = deletion.changed();
+        let first_base = w.segments.first().map_or(0, |s| s.base_offset());
         if changed {
-            let first_base = w.segments.first().map_or(0, |s| s.base_offset());
-            self.producers
-                .truncate_head(w.log_start_offset, first_base, &|r| self.poison_on_io(r))?;
+            self.producers.truncate_head(w.log_start_offset);
         }
-        Ok((count, bytes))
+        let one = self.local.deferred.lock();
+        drop(w);
+        let checkpointed = self
+            .local
+            .checkpoint_prefix_deletion(&one, &deletion, &self.durability);
+        if let Err(e) = checkpointed {
+            drop(one);
+            self.local.restore_prefix(deletion, old_start);
+            return Err(e);
+        }
+        let removed = self
+            .local
+            .remove_prefix_files(&one, deletion, &self.durability)?;
+        if changed {
+            self.producers
+                .delete_snapshots_below(first_base, &|r| self.poison_on_io(r))?;
+        }
+        Ok(removed)
     }
 
     /// Flushes, seals the indexes to their size, writes the checkpoints and marks the log

@@ -58,7 +58,6 @@ mod metadata;
 mod names;
 mod partitions;
 
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

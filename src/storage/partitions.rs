@@ -110,7 +110,10 @@ impl Storage {
             part.busy = true;
             part.cost = estimate;
             part.tick = budget.insert((topic.to_string(), partition), estimate);
-            (self.dir.join(partition_dir_name(topic, partition)), log_config)
+            (
+                self.dir.join(partition_dir_name(topic, partition)),
+                log_config,
+            )
         };
         let closed = self.close_outside(inner, victims);
         let opened = match closed {
@@ -227,15 +230,13 @@ impl Storage {
         let mut inner = self.lock()?;
         let Inner { topics, budget, .. } = &mut *inner;
         let part = get_partition(get_topic_in(topics, topic)?, topic, partition)?;
-        let unused = !part.busy
-            && part
-                .log
-                .as_ref()
-                .is_some_and(|l| Arc::strong_count(l) == 1);
+        let unused = !part.busy && part.log.as_ref().is_some_and(|l| Arc::strong_count(l) == 1);
         if !unused {
             return Ok(());
         }
-        let logs = take_out(budget, part, topic, partition).into_iter().collect();
+        let logs = take_out(budget, part, topic, partition)
+            .into_iter()
+            .collect();
         self.close_outside(&mut inner, logs)
     }
 
@@ -359,11 +360,7 @@ fn take_victims(
                     .get(t)
                     .and_then(|t| t.partitions.get(*p as usize))
                     .is_some_and(|part| {
-                        !part.busy
-                            && part
-                                .log
-                                .as_ref()
-                                .is_some_and(|l| Arc::strong_count(l) == 1)
+                        !part.busy && part.log.as_ref().is_some_and(|l| Arc::strong_count(l) == 1)
                     })
             })
             .cloned();

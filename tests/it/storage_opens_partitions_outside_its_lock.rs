@@ -37,7 +37,8 @@ fn appends_and_opens_go_on_while_another_partition_recovers() {
         }
         let cold = storage.partition("cold", 0).unwrap();
         for i in 0..50 {
-            cold.append_records(&[record(i)], Compression::None).unwrap();
+            cold.append_records(&[record(i)], Compression::None)
+                .unwrap();
         }
         cold.flush().unwrap();
         // A power cut without a close: the cold partition recovers at its next open.
@@ -91,7 +92,10 @@ fn appends_and_opens_go_on_while_another_partition_recovers() {
 
     let first = first.join().unwrap().unwrap();
     let second = second.join().unwrap().unwrap();
-    assert!(Arc::ptr_eq(&first, &second), "the partition was opened twice");
+    assert!(
+        Arc::ptr_eq(&first, &second),
+        "the partition was opened twice"
+    );
     assert_eq!(first.log_end_offset(), 50);
     assert_eq!(hot.log_end_offset(), 1);
     drop((first, second, hot));
