@@ -118,6 +118,11 @@ pub(crate) struct LocalLog {
     /// Serialises the work rolls defer (see [`LocalLog::finish_deferred`]); held across its
     /// fsyncs, and never by an append or a read.
     pub(crate) deferred: Mutex<()>,
+    /// The segment-files lock: taken before the writer lock by whatever removes, replaces
+    /// or cuts segment files (retention, DeleteRecords, the cleaner's swap, truncation) and
+    /// by a close, and held across their file work after the writer lock is released, so
+    /// those changes happen one at a time while appends and reads go on.
+    pub(crate) files: Mutex<()>,
 }
 
 impl LocalLog {
@@ -147,6 +152,7 @@ impl LocalLog {
             view: RwLock::new(Arc::new(view)),
             dir_sync_pending: AtomicBool::new(false),
             deferred: Mutex::new(()),
+            files: Mutex::new(()),
         }
     }
 
@@ -561,14 +567,14 @@ impl LocalLog {
     }
 
     /// The first half of the file work of a [`delete_prefix`](Self::delete_prefix), with the
-    /// deferred-work lock held (`_one`, taken before the writer lock was released, so this
-    /// runs before any later truncation touches the files): the new log start offset is
+    /// segment-files lock held (`_files`, taken before the writer lock, so no truncation or
+    /// other deletion touches the files meanwhile): the new log start offset is
     /// checkpointed, durably, before any file is removed, so a crash from then on leaves a
     /// log whose start offset already lies past what is being deleted, and the next open or
     /// retention pass removes the rest. A crash before it leaves the log as it was.
     pub(crate) fn checkpoint_prefix_deletion(
         &self,
-        _one: &MutexGuard<'_, ()>,
+        _files: &MutexGuard<'_, ()>,
         deletion: &PrefixDeletion,
         durability: &Durability,
     ) -> Result<()> {
@@ -580,8 +586,13 @@ impl LocalLog {
 
     /// Puts back a prefix whose checkpoint failed (nothing was removed; the log is
     /// poisoned by then, so nothing else changed it meanwhile): readers see the log as it
-    /// was. Takes the writer lock, so it runs with the deferred-work lock released.
-    pub(crate) fn restore_prefix(&self, deletion: PrefixDeletion, old_start: i64) {
+    /// was. Takes the writer lock (after the segment-files lock `_files`).
+    pub(crate) fn restore_prefix(
+        &self,
+        _files: &MutexGuard<'_, ()>,
+        deletion: PrefixDeletion,
+        old_start: i64,
+    ) {
         let mut w = self.writer.lock();
         let next_base = deletion.doomed.last().map(|s| s.base_offset());
         let untouched = w.log_start_offset == deletion.checkpoint.unwrap_or(old_start)
@@ -602,7 +613,7 @@ impl LocalLog {
     /// and `.log` bytes removed.
     pub(crate) fn remove_prefix_files(
         &self,
-        _one: &MutexGuard<'_, ()>,
+        _files: &MutexGuard<'_, ()>,
         deletion: PrefixDeletion,
         durability: &Durability,
     ) -> Result<(usize, u64)> {

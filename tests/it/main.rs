@@ -19,6 +19,7 @@ mod compaction_producer_hooks;
 mod compaction_readers_keep_old_view;
 mod compaction_rejects_keyless_records;
 mod compaction_respects_bounds_and_lag;
+mod compaction_swap_outside_writer_lock;
 mod corrupt_and_missing_index_files_recovered;
 mod corrupt_batch_rejected_and_log_intact;
 mod corruption_detected;
