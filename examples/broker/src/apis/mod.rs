@@ -2,9 +2,8 @@
 //! what to send back.
 //!
 //! Handlers that touch the disk run on tokio's blocking pool; Fetch stays async because it
-//! long-polls. The group APIs (JoinGroup, OffsetCommit, TxnOffsetCommit, AddOffsetsToTxn,
-//! …) plug in here once their coordinators exist: a row in [`versions`], an arm in
-//! [`handle`], a handler file driving the coordinator's state machine.
+//! long-polls, and so do the group APIs, whose answers may wait for a rebalance. Adding an
+//! API is a row in [`versions`], an arm in [`handle`] and a handler.
 
 pub mod admin;
 pub mod alter_configs;
