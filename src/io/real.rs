@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use super::{File, FileLock, FileSystem, MappedWords, OpenMode};
+use super::{DirectWrite, File, FileLock, FileSystem, MappedWords, OpenMode};
 
 /// The operating system's filesystem.
 #[derive(Debug, Clone, Copy, Default)]
@@ -95,12 +95,56 @@ impl FileSystem for RealFs {
         Ok(Box::new(RealLock { _file: file }))
     }
 
+    fn open_direct(&self, path: &Path) -> io::Result<Option<Box<dyn DirectWrite>>> {
+        open_direct(path)
+    }
+
     fn modified_ms(&self, path: &Path) -> io::Result<Option<i64>> {
         let modified = std::fs::metadata(path)?.modified()?;
         Ok(modified
             .duration_since(std::time::UNIX_EPOCH)
             .ok()
             .and_then(|d| i64::try_from(d.as_millis()).ok()))
+    }
+}
+
+/// `O_DIRECT` on Linux; `None` where the filesystem refuses it (tmpfs says `EINVAL`).
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> io::Result<Option<Box<dyn DirectWrite>>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+    {
+        Ok(file) => Ok(Some(Box::new(RealDirect { file }))),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Other platforms: through the page cache.
+#[cfg(not(target_os = "linux"))]
+fn open_direct(path: &Path) -> io::Result<Option<Box<dyn DirectWrite>>> {
+    let _ = path;
+    Ok(None)
+}
+
+/// A file opened with `O_DIRECT`, for aligned writes only.
+#[derive(Debug)]
+struct RealDirect {
+    file: std::fs::File,
+}
+
+impl DirectWrite for RealDirect {
+    fn write_direct(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        if !super::direct_aligned(buf, pos) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "direct write not aligned to DIRECT_ALIGN",
+            ));
+        }
+        self.file.write_all_at(buf, pos)
     }
 }
 
