@@ -186,8 +186,19 @@ impl File for RealFile {
         }
         // Until this append completes the cursor may stop short of the end.
         self.at_end.store(false, Ordering::Release);
-        let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
-        let mut slices = slices.as_mut_slice();
+        // A batch is a header and a body: two slices, kept on the stack (no allocation
+        // per append); more go to the heap.
+        let mut inline = [IoSlice::new(&[]); 4];
+        let mut heap: Vec<IoSlice<'_>>;
+        let mut slices: &mut [IoSlice<'_>] = if bufs.len() <= inline.len() {
+            for (dst, b) in inline.iter_mut().zip(bufs) {
+                *dst = IoSlice::new(b);
+            }
+            inline.get_mut(..bufs.len()).unwrap_or_default()
+        } else {
+            heap = bufs.iter().map(|b| IoSlice::new(b)).collect();
+            heap.as_mut_slice()
+        };
         while !slices.is_empty() {
             match f.write_vectored(slices) {
                 Ok(0) => {
