@@ -214,6 +214,14 @@ where
         self.commit.set_committed_every(rounds);
     }
 
+    /// Stops the group-commit thread: from now on `append` flushes before it returns and
+    /// completes its callback there (one fsync per call). For simulations that run every
+    /// node on one thread and must replay exactly from a seed (no thread finishing work at
+    /// a time of its own); a store serving real traffic keeps the thread.
+    pub fn commit_inline(&mut self) {
+        self.commit.go_inline();
+    }
+
     /// A reader sharing this store's log, as openraft's replication tasks use.
     pub fn reader(&self) -> LogStoreReader<C> {
         LogStoreReader {
@@ -406,10 +414,7 @@ where
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry<C>>, StorageError<C::NodeId>> {
-        let (start, end) = bounds(&range);
-        self.shared
-            .read_entries(start, end)
-            .map_err(RaftStoreError::read_logs)
+        self.reader().try_get_log_entries(range).await
     }
 }
 
