@@ -67,9 +67,6 @@ pub fn produce(broker: &Broker, req: ProduceRequest) -> Outcome {
                 .with_partition_responses(partitions),
         );
     }
-    if !appended.is_empty() {
-        broker.appends.appended();
-    }
     if acks == -1 {
         // Durable before acknowledged. A flush failure poisons the log; every partition of
         // it in this request is answered with the storage error.
@@ -188,6 +185,7 @@ mod tests {
             let config = BrokerConfig {
                 data_dir: dir.path().join("data"),
                 transaction_state_log_num_partitions: 1,
+                offsets_topic_num_partitions: 1,
                 ..BrokerConfig::default()
             };
             let broker =

@@ -1,9 +1,8 @@
 //! Producer ids and transactions, answered by streamlog's transaction coordinator
 //! (`streamlog::txn::LocalTxnDriver`): InitProducerId, AddPartitionsToTxn, EndTxn. The driver
 //! writes `__transaction_state` and the commit/abort markers itself before it answers.
-//!
-//! Not yet served: AddOffsetsToTxn and TxnOffsetCommit (they need the group coordinator), so
-//! consume-transform-produce cannot commit offsets in a transaction yet.
+//! AddOffsetsToTxn and TxnOffsetCommit, the offsets half of a transaction, are in
+//! `groups.rs`.
 
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
@@ -109,8 +108,6 @@ pub fn end_txn(broker: &Broker, req: EndTxnRequest) -> EndTxnResponse {
         req.producer_epoch,
         req.committed,
     );
-    // Markers were appended to data partitions: wake long-polling read_committed fetches.
-    broker.appends.appended();
     match outcome {
         Ok(code) => EndTxnResponse::default().with_error_code(code.code()),
         Err(e) => EndTxnResponse::default().with_error_code(storage_error(&e)),
