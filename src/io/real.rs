@@ -92,7 +92,7 @@ impl FileSystem for RealFs {
         let pid = format!("{}\n", std::process::id());
         let _ = file.set_len(0);
         let _ = file.write_all_at(pid.as_bytes(), 0);
-        Ok(Box::new(RealLock { _file: file }))
+        Ok(Box::new(RealLock { file }))
     }
 
     fn open_direct(&self, path: &Path) -> io::Result<Option<Box<dyn DirectWrite>>> {
@@ -148,13 +148,27 @@ impl DirectWrite for RealDirect {
     }
 }
 
-/// A held `flock`: closing the file releases it.
+/// A held `flock`, released explicitly when dropped.
+///
+/// Closing our descriptor alone is not enough: a `flock` belongs to the open file
+/// description, and a child process forked by another thread holds a copy of every
+/// descriptor until it execs (close-on-exec), so the lock would outlive `close` for that
+/// window and a reopen in this process would be refused. `LOCK_UN` releases it for every
+/// copy.
 #[derive(Debug)]
 struct RealLock {
-    _file: std::fs::File,
+    file: std::fs::File,
 }
 
 impl FileLock for RealLock {}
+
+impl Drop for RealLock {
+    fn drop(&mut self) {
+        // Best effort: if unlocking fails, closing the file still releases the lock once
+        // no other copy of the descriptor remains.
+        let _ = self.file.unlock();
+    }
+}
 
 #[derive(Debug)]
 struct RealFile {
@@ -322,5 +336,33 @@ impl MappedWords for EmptyMap {
 
     fn flush(&self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    /// A duplicate of the lock file's descriptor (what a child forked by another thread
+    /// holds until it execs) must not keep the directory locked once the holder lets go.
+    #[test]
+    fn dropping_the_lock_releases_it_while_a_copy_of_its_descriptor_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        file.try_lock().unwrap();
+        let forked_copy = file.try_clone().unwrap();
+        let held = RealLock { file };
+        assert!(RealFs.try_lock(&path).is_err(), "a second holder must be refused");
+        drop(held);
+        let again = RealFs.try_lock(&path);
+        assert!(again.is_ok(), "the lock outlived its holder: {again:?}");
+        drop(forked_copy);
     }
 }
