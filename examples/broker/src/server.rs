@@ -3,6 +3,7 @@
 //! connection (as Kafka does: a connection's next request is read after the previous
 //! response is written, so a client cannot queue unbounded work).
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -43,7 +44,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
         tokio::spawn(
             async move {
                 broker.metrics.connections.fetch_add(1, Ordering::Relaxed);
-                match connection(stream, &broker).await {
+                match connection(stream, peer, &broker).await {
                     Ok(()) => tracing::debug!("connection closed"),
                     Err(reason) => tracing::info!(%reason, "connection closed"),
                 }
@@ -56,7 +57,11 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
 }
 
 /// Serves one connection; `Err` says why it was closed early.
-async fn connection(mut stream: TcpStream, broker: &Arc<Broker>) -> Result<(), String> {
+async fn connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    broker: &Arc<Broker>,
+) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     loop {
         let Some(frame) = read_frame(&mut stream, broker).await? else {
@@ -74,9 +79,19 @@ async fn connection(mut stream: TcpStream, broker: &Arc<Broker>) -> Result<(), S
             } => {
                 let version = header.request_api_version;
                 let name = api_name(api_key);
-                match apis::handle(broker, api_key, version, *body).await {
+                let ctx = apis::Context {
+                    client_id: header
+                        .client_id
+                        .as_ref()
+                        .map(|c| c.as_str().to_string())
+                        .unwrap_or_default(),
+                    client_host: peer.ip().to_string(),
+                };
+                match apis::handle(broker, &ctx, api_key, version, *body).await {
                     Outcome::Respond(body) => {
-                        broker.metrics.request(name, apis::error_code(&body));
+                        let code = apis::error_code(&body);
+                        tracing::debug!(api = name, version, code, "answered");
+                        broker.metrics.request(name, code);
                         codec::encode_response(api_key, version, header.correlation_id, &body)
                             .map_err(|e| format!("{name} v{version}: encoding failed: {e}"))?
                     }
@@ -163,6 +178,18 @@ fn api_name(api_key: kafka_protocol::messages::ApiKey) -> &'static str {
         K::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         K::DeleteRecords => "DeleteRecords",
         K::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        K::JoinGroup => "JoinGroup",
+        K::SyncGroup => "SyncGroup",
+        K::Heartbeat => "Heartbeat",
+        K::LeaveGroup => "LeaveGroup",
+        K::OffsetCommit => "OffsetCommit",
+        K::OffsetFetch => "OffsetFetch",
+        K::DescribeGroups => "DescribeGroups",
+        K::ListGroups => "ListGroups",
+        K::DeleteGroups => "DeleteGroups",
+        K::OffsetDelete => "OffsetDelete",
+        K::TxnOffsetCommit => "TxnOffsetCommit",
+        K::AddOffsetsToTxn => "AddOffsetsToTxn",
         _ => "Other",
     }
 }

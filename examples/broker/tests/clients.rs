@@ -192,7 +192,8 @@ impl Drop for Broker {
     }
 }
 
-const CONFIG: &str = "request_read_timeout_ms = 2000\ntransaction_state_log_num_partitions = 3\n";
+const CONFIG: &str = "request_read_timeout_ms = 2000\ntransaction_state_log_num_partitions = 3\n\
+    offsets_topic_num_partitions = 3\ngroup_initial_rebalance_delay_ms = 0\n";
 
 #[test]
 fn metadata_and_topic_admin() {
@@ -246,4 +247,39 @@ fn bad_inputs_leave_the_broker_serving() {
         &[&max_connections.to_string()],
         work.path(),
     );
+}
+
+#[test]
+fn group_commits_halfway_and_a_new_member_resumes_there() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("group_commit_resume.py", &[], work.path());
+}
+
+#[test]
+fn group_of_two_rebalances_with_range_and_the_survivor_takes_over() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("group_rebalance.py", &["range"], work.path());
+}
+
+#[test]
+fn group_of_two_rebalances_with_cooperative_sticky_and_the_survivor_takes_over() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("group_rebalance.py", &["cooperative-sticky"], work.path());
+}
+
+#[test]
+fn static_member_rejoins_without_a_rebalance() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("static_membership.py", &[], work.path());
+}
+
+#[test]
+fn exactly_once_consume_transform_produce() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("exactly_once.py", &[], work.path());
 }
