@@ -34,9 +34,9 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use self::file::{Node, SimFile};
+use self::file::{Node, SimDirect, SimFile};
 use self::rng::Rng;
-use super::{File, FileLock, FileSystem, OpenMode};
+use super::{DirectWrite, File, FileLock, FileSystem, OpenMode};
 
 // Linux errno values, so that errors look as the real filesystem's do.
 const ENOENT: i32 = 2;
@@ -521,8 +521,8 @@ impl SimFs {
 
     /// Holds back every later `op` on a path containing `path_contains` (any path when
     /// `None`) until [`release_stalls`](SimFs::release_stalls): the caller blocks as on a
-    /// slow device, and other operations go on. Reads, writes, syncs, directory syncs and
-    /// opens can be stalled. A [`crash`](SimFs::crash) taken while an operation is stalled
+    /// slow device, and other operations go on. Reads, writes, syncs, directory syncs,
+    /// opens, removes and renames can be stalled. A [`crash`](SimFs::crash) taken while an operation is stalled
     /// sees the filesystem as it was before that operation.
     pub fn stall(&self, op: SimOp, path_contains: Option<&str>) {
         self.state.lock().stalls.push(Stall {
@@ -708,6 +708,25 @@ impl FileSystem for SimFs {
         )))
     }
 
+    /// Direct I/O is modelled: the handle refuses unaligned writes with `EINVAL`, as the
+    /// kernel does, and its writes are ordinary pending writes (lost or torn by a crash
+    /// until a sync), as on a device with a write cache; faults and stalls of
+    /// [`SimOp::Write`] apply to them.
+    fn open_direct(&self, path: &Path) -> io::Result<Option<Box<dyn DirectWrite>>> {
+        let id = run_op(&self.state, Some((SimOp::Open, &[path])), |st| {
+            st.take_fault(SimOp::Open, &[path])?;
+            let id = st.names.get(path).copied().ok_or_else(|| errno(ENOENT))?;
+            st.node_mut(id)?.handles += 1;
+            Ok(id)
+        })?;
+        Ok(Some(Box::new(SimDirect::new(SimFile::new(
+            Arc::clone(&self.state),
+            id,
+            path,
+            true,
+        )))))
+    }
+
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         run(&self.state, |st| {
             if st.names.contains_key(path) {
@@ -747,7 +766,7 @@ impl FileSystem for SimFs {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        run(&self.state, |st| {
+        run_op(&self.state, Some((SimOp::Remove, &[path])), |st| {
             st.take_fault(SimOp::Remove, &[path])?;
             if st.names.remove(path).is_none() {
                 return Err(errno(if st.dir_exists(path) { EISDIR } else { ENOENT }));
@@ -759,7 +778,7 @@ impl FileSystem for SimFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        run(&self.state, |st| {
+        run_op(&self.state, Some((SimOp::Rename, &[from, to])), |st| {
             st.take_fault(SimOp::Rename, &[from, to])?;
             let Some(id) = st.names.get(from).copied() else {
                 if st.dir_exists(from) {

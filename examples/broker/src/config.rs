@@ -68,6 +68,8 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// Address of the Prometheus-text metrics endpoint (`GET /metrics`); none by default.
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS for the listener (`[tls]`); plaintext when absent.
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Topic configs applied to topics without an override, under Kafka's names.
     pub topic_defaults: BTreeMap<String, String>,
 }
@@ -92,6 +94,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             metrics_listen: None,
+            tls: None,
             topic_defaults: BTreeMap::new(),
         }
     }
@@ -123,6 +126,9 @@ impl BrokerConfig {
             bail!("num_partitions, transaction_state_log_num_partitions and offsets_topic_num_partitions must be at least 1");
         }
         self.storage_config()?;
+        if let Some(tls) = &self.tls {
+            tls.acceptor()?;
+        }
         Ok(())
     }
 

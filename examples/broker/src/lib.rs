@@ -23,6 +23,7 @@ mod meta;
 mod metrics;
 mod metrics_http;
 mod server;
+mod tls;
 mod wait;
 
 use std::io::Write;
