@@ -1046,8 +1046,8 @@ impl World {
         );
         for i in 0..TRANSACTIONAL_IDS as i32 {
             let tp = gc::TopicPartition::new(INPUT, i);
-            let live = self.groups.c.committed_offset(GROUP, &tp).cloned();
-            let again = reloaded.c.committed_offset(GROUP, &tp).cloned();
+            let live = self.groups.c.committed_offset(GROUP, &tp);
+            let again = reloaded.c.committed_offset(GROUP, &tp);
             let stored = self.groups.store.state().committed_offset(GROUP, INPUT, i);
             let pair = live.as_ref().map(|o| (o.offset, o.metadata.clone()));
             assert_eq!(
