@@ -354,6 +354,34 @@ mod tests {
         assert!(list_snapshots(&fs, dir).unwrap().is_empty());
     }
 
+    /// The fuzz target's seeds (`fuzz/make_producer_seeds.py`) are valid snapshots of
+    /// both versions, so fuzzing starts past the CRC check.
+    #[test]
+    fn fuzz_seeds_parse() {
+        let seeds: [(&[u8], usize); 4] = [
+            (
+                include_bytes!("../../fuzz/corpus/producer_files/v2_empty.bin"),
+                0,
+            ),
+            (
+                include_bytes!("../../fuzz/corpus/producer_files/v2_two_producers.bin"),
+                2,
+            ),
+            (
+                include_bytes!("../../fuzz/corpus/producer_files/v1_kafka_one_producer.bin"),
+                1,
+            ),
+            (
+                include_bytes!("../../fuzz/corpus/producer_files/v1_kafka_no_batch.bin"),
+                1,
+            ),
+        ];
+        for (bytes, producers) in seeds {
+            let entries = parse_snapshot_file(Path::new("seed.snapshot"), bytes).unwrap();
+            assert_eq!(entries.len(), producers);
+        }
+    }
+
     #[test]
     fn reads_kafka_version_1_snapshots() {
         let mut body = Vec::new();

@@ -176,10 +176,14 @@ impl MaintenanceReport {
     /// the last stable offset, taking the log end offset as the high watermark: a storage
     /// has no replication of its own (an application replicating a compacted partition
     /// whose high watermark lags compacts it itself, through [`Cleaner`]).
+    ///
+    /// The cleaned segments a compaction writes are charged to the storage's budget for the
+    /// pass (`storage.reserve`), so it opens its files within it.
     fn maintain_log(
         &mut self,
+        storage: &Storage,
         cleaner: &mut Option<Cleaner>,
-        log: &Log,
+        (log, topic, partition): (&Log, &str, u32),
         now_ms: i64,
     ) -> Result<()> {
         let done = log.delete_retention_breached(now_ms)?;
@@ -192,9 +196,12 @@ impl MaintenanceReport {
         if !log.cleanable(end, now_ms)?.should_clean() {
             return Ok(());
         }
+        let room = storage.reserve(topic, partition, log.segment_count().saturating_sub(1))?;
         let stats = cleaner
             .get_or_insert_with(|| Cleaner::new(CleanerConfig::default()))
-            .clean(log, end, now_ms)?;
+            .clean(log, end, now_ms);
+        drop(room);
+        let stats = stats?;
         self.logs_compacted += 1;
         self.compaction_bytes_read += stats.bytes_read;
         self.compaction_bytes_written += stats.bytes_written;
@@ -248,14 +255,14 @@ impl Storage {
             };
             let r = log
                 .tick(now_ms)
-                .and_then(|()| report.maintain_log(&mut cleaner, &log, now_ms));
+                .and_then(|()| report.maintain_log(self, &mut cleaner, (&log, &name, p), now_ms));
             report.add(&name, p, r);
         }
         for (name, p) in to_open {
             report.opened += 1;
             let log = self.open_partition(&mut self.lock()?, &name, p);
             let r = log.and_then(|log| {
-                let done = report.maintain_log(&mut cleaner, &log, now_ms);
+                let done = report.maintain_log(self, &mut cleaner, (&log, &name, p), now_ms);
                 drop(log);
                 // Closed again unless a caller took it meanwhile.
                 let closed = self.close_if_unused(&name, p);

@@ -21,6 +21,23 @@ use crate::log::Log;
 /// Logs taken out of the table to be closed outside its lock: (topic, partition, log).
 type Closing = Vec<(String, u32, Arc<Log>)>;
 
+/// Room held in the budget for files a log opens beyond its charge (see
+/// [`Storage::reserve`]); given back when dropped.
+pub(super) struct Reservation<'a> {
+    storage: &'a Storage,
+    cost: Cost,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.storage
+            .inner
+            .lock()
+            .budget
+            .recharge(self.cost, Cost::default());
+    }
+}
+
 impl Storage {
     /// The log of one partition, opened if it is not open (closing least recently used
     /// logs first when the budget is full). Holding the `Arc` keeps the log open.
@@ -148,6 +165,38 @@ impl Storage {
                 Err(e)
             }
         }
+    }
+
+    /// Charges the budget for `segments` more segments' files and maps (what a compaction
+    /// of `topic`'s `partition` opens beside the segments it replaces: one cleaned segment
+    /// per group, at most one per sealed segment), closing least recently used logs no
+    /// caller holds to make room, outside the table lock. The charge is given back when the
+    /// returned reservation drops. Fails with [`Error::OpenFileBudgetExhausted`] when held
+    /// logs leave no room.
+    pub(super) fn reserve(
+        &self,
+        topic: &str,
+        partition: u32,
+        segments: usize,
+    ) -> Result<Reservation<'_>> {
+        let need = Cost::of_segments(segments);
+        let mut inner = self.lock()?;
+        refresh_charges(&mut inner);
+        let (victims, room) = take_victims(&mut inner, need, topic, partition);
+        if room.is_ok() {
+            // Charged now, before the victims close with the table unlocked, so no open
+            // takes the room meanwhile.
+            inner.budget.recharge(Cost::default(), need);
+        }
+        let closed = self.close_outside(&mut inner, victims);
+        if let Err(e) = room {
+            return Err(closed.err().unwrap_or(e));
+        }
+        let reservation = Reservation {
+            storage: self,
+            cost: need,
+        };
+        closed.map(|()| reservation)
     }
 
     /// Closes the open logs of `topic`'s `partitions` (topic administration, after the

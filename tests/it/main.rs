@@ -92,6 +92,7 @@ mod sealed_indexes_durable_across_power_cut;
 mod segment_files_interop;
 mod simfs_semantics;
 mod storage_adopts_kafka_layout;
+mod storage_compaction_within_file_budget;
 mod storage_concurrent_appends_under_eviction;
 mod storage_delete_topic_crash_safe;
 mod storage_lru_reopen;
