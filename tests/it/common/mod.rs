@@ -13,6 +13,8 @@ pub mod child;
 pub mod consumer;
 pub mod decode;
 pub mod gate;
+#[cfg(feature = "ingest")]
+pub mod ingest;
 pub mod logs;
 pub mod producers;
 #[cfg(feature = "openraft")]
