@@ -269,6 +269,14 @@ impl RunningAgent {
         true
     }
 
+    /// Whether every source is caught up: its last `polls` polls found nothing new and
+    /// everything it read is committed.
+    pub fn is_idle(&self, polls: u64) -> bool {
+        self.status
+            .iter()
+            .all(|(_, m)| SourceMetrics::get(&m.idle_streak) >= polls)
+    }
+
     /// Whether a source thread has ended (it ends only on shutdown or a bug).
     pub fn any_finished(&self) -> bool {
         self.threads.iter().any(JoinHandle::is_finished)
@@ -344,8 +352,14 @@ fn run_source(
         });
         match step {
             Ok(_) if stopping => return Ok(()),
-            Ok(Poll::Progress) => failures = 0,
+            Ok(Poll::Progress) => {
+                failures = 0;
+                metrics.idle_streak.store(0, Ordering::Relaxed);
+            }
             Ok(_) => {
+                if producer.pending_records() == 0 {
+                    SourceMetrics::add(&metrics.idle_streak, 1);
+                }
                 let timeout = if producer.pending_bytes() > 0 {
                     deadline.saturating_duration_since(Instant::now())
                 } else {

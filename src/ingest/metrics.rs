@@ -38,6 +38,9 @@ pub struct SourceMetrics {
     pub files_open: AtomicU64,
     /// Milliseconds since the epoch of the last commit.
     pub last_commit_ms: AtomicU64,
+    /// Polls in a row that found nothing new with nothing left uncommitted (0 while
+    /// records flow): a source that is caught up.
+    pub idle_streak: AtomicU64,
     /// The last error the source met (it was rebuilt from its committed positions after it).
     pub last_error: parking_lot::Mutex<Option<String>>,
 }

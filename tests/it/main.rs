@@ -43,6 +43,8 @@ mod index_rebuilt_when_corrupt;
 mod index_rebuilt_when_missing;
 #[cfg(feature = "ingest")]
 mod ingest_agent_commits_positions_with_records;
+#[cfg(feature = "cli")]
+mod ingest_config_refuses_unknown_keys;
 #[cfg(feature = "ingest")]
 mod ingest_file_source_follows_rotations;
 mod interop_codecs;

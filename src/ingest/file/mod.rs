@@ -61,8 +61,12 @@ enum State {
     Active,
     /// A copy (or the rest of a file in another one): read to its end, never grows.
     Sealed,
-    /// Gone or truncated before read to its end; the rest is looked for in copies.
+    /// Gone or truncated; the rest (if any) is looked for in copies and gzip files, and a
+    /// copy of what was read is recognised as such.
     Detached { since: Instant },
+    /// A gzip file read to its end (identified by its compressed first bytes), kept while it
+    /// exists so it is not read twice.
+    Gzip,
 }
 
 struct Stream {
@@ -417,15 +421,22 @@ impl FileSource {
             self.read(id, Some(e.size), true, sink, deadline)?;
             return Ok(true);
         }
-        for e in entries.iter().filter(|e| e.gz) {
+        for e in entries
+            .iter()
+            .filter(|e| e.gz && !tracked.contains(&(e.dev, e.ino)))
+        {
             if self.gzip_tried.contains(&(e.dev, e.ino, e.size)) {
                 continue;
             }
+            let before = self.streams.get(&id).map(|s| s.framer.resume_point());
             match self.read_gzip(id, e, &fp, sink)? {
                 GzipOutcome::Read => {
-                    SourceMetrics::add(&self.metrics.gzip_reads, 1);
-                    SourceMetrics::add(&self.metrics.copies_followed, 1);
-                    self.forget(id);
+                    // Counted when the gzip file held bytes the plain one had not given.
+                    if self.streams.get(&id).map(|s| s.framer.resume_point()) != before {
+                        SourceMetrics::add(&self.metrics.gzip_reads, 1);
+                        SourceMetrics::add(&self.metrics.copies_followed, 1);
+                    }
+                    self.hold_gzip(id, e);
                     return Ok(true);
                 }
                 GzipOutcome::Other => {
@@ -532,6 +543,78 @@ impl FileSource {
         s.framer = self.framer_at(offset, split);
         self.streams.insert(id, s);
         Ok(outcome)
+    }
+
+    /// Keeps stream `id` as the gzip file `e`, read to its end.
+    fn hold_gzip(&mut self, id: u64, e: &Entry) {
+        let raw = self
+            .open(&e.path)
+            .map(|f| Self::prefix(&f, FINGERPRINT_BYTES))
+            .unwrap_or_default();
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.dev = e.dev;
+            s.ino = e.ino;
+            s.path = e.path.clone();
+            s.file = None;
+            s.fingerprint = raw;
+            s.state = State::Gzip;
+        }
+    }
+
+    /// A gzip file no followed file accounts for (rotated and compressed before the agent
+    /// saw it): read whole from its start, once it decompresses to its end.
+    fn read_new_gzip(&mut self, e: &Entry, sink: &mut dyn RecordSink) -> Result<bool> {
+        let Some(file) = self.open(&e.path) else {
+            return Ok(false);
+        };
+        let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+        let mut head = Vec::with_capacity(FINGERPRINT_BYTES);
+        let complete = (&mut decoder)
+            .take(FINGERPRINT_BYTES as u64)
+            .read_to_end(&mut head)
+            .is_ok()
+            && std::io::copy(&mut decoder, &mut std::io::sink()).is_ok();
+        if !complete || head.is_empty() {
+            return Ok(false);
+        }
+        // The compressed copy of a file known here (followed, a sealed copy, or gone and
+        // waiting for its rest) is read as that file's, at its position, or not at all.
+        let of_followed = self
+            .streams
+            .values()
+            .any(|s| s.state != State::Gzip && prefixes_agree(&s.fingerprint, &head));
+        if of_followed {
+            return Ok(false);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let framer = self.framer_at(0, 0);
+        self.streams.insert(
+            id,
+            Stream {
+                dev: e.dev,
+                ino: e.ino,
+                path: e.path.clone(),
+                file: None,
+                fingerprint: head.clone(),
+                framer,
+                state: State::Detached {
+                    since: Instant::now(),
+                },
+                last_growth: Instant::now(),
+                size_seen: 0,
+                stored: None,
+            },
+        );
+        let outcome = self.read_gzip(id, e, &head, sink)?;
+        SourceMetrics::add(&self.metrics.gzip_reads, 1);
+        if outcome != GzipOutcome::Read {
+            // Checked complete above; replaced since. Its records were sent: keep the
+            // stream detached at its position so they are not sent again.
+            return Ok(true);
+        }
+        self.hold_gzip(id, e);
+        Ok(true)
     }
 
     /// Attaches a restored stream (no descriptor yet) to its file, if the inode still holds
@@ -666,6 +749,7 @@ impl Source for FileSource {
             let state = match stored.state.as_str() {
                 "active" => State::Active,
                 "sealed" => State::Sealed,
+                "gzip" => State::Gzip,
                 _ => State::Detached {
                     since: Instant::now(),
                 },
@@ -709,6 +793,13 @@ impl Source for FileSource {
             if matches!(s.state, State::Detached { .. }) {
                 continue;
             }
+            if s.state == State::Gzip {
+                // Read to its end; forgotten once deleted.
+                if !entries.iter().any(|e| (e.dev, e.ino) == (s.dev, s.ino)) {
+                    self.forget(id);
+                }
+                continue;
+            }
             let (dev, ino, has_file, state) = (s.dev, s.ino, s.file.is_some(), s.state);
             let entry = entries
                 .iter()
@@ -717,19 +808,14 @@ impl Source for FileSource {
             match entry {
                 None if has_file => {
                     // Gone from the listing: what the descriptor still holds is the rest.
+                    // Kept detached a while, so a gzip copy of it is known for what it is.
                     progress |= self.read(id, None, true, sink, deadline)?;
                     let done = self.streams.get(&id).is_some_and(|s| !s.framer.holds());
                     if done {
-                        self.forget(id);
-                    }
-                }
-                None => {
-                    if state == State::Sealed {
-                        self.forget(id);
-                    } else {
                         self.detach(id);
                     }
                 }
+                None => self.detach(id),
                 Some(e) => {
                     if !has_file && !self.reattach(id, &e) {
                         // The inode holds another file, or this one was truncated while
@@ -778,15 +864,30 @@ impl Source for FileSource {
             if self.find_rest(id, &entries, &tracked, sink, deadline)? {
                 progress = true;
             } else if since.elapsed() >= Duration::from_millis(self.cfg.detached_timeout_ms) {
-                if let Some(s) = self.streams.get(&id) {
-                    let lost = s.size_seen.saturating_sub(s.framer.resume_point().0);
+                let lost = self
+                    .streams
+                    .get(&id)
+                    .map_or(0, |s| s.size_seen.saturating_sub(s.framer.resume_point().0));
+                if lost > 0 {
                     SourceMetrics::add(&self.metrics.bytes_lost, lost);
+                    SourceMetrics::add(&self.metrics.files_skipped, 1);
                 }
-                SourceMetrics::add(&self.metrics.files_skipped, 1);
                 self.forget(id);
             }
         }
-        // 3. New files, oldest first.
+        // 3. New files, oldest first (gzip files no followed file accounts for, then plain).
+        let tracked = self.tracked();
+        let mut gzips: Vec<Entry> = entries
+            .iter()
+            .filter(|e| e.gz && !tracked.contains(&(e.dev, e.ino)))
+            .cloned()
+            .collect();
+        gzips.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
+        for e in gzips {
+            if self.read_new_gzip(&e, sink)? {
+                progress = true;
+            }
+        }
         let tracked = self.tracked();
         let mut fresh: Vec<&Entry> = entries
             .iter()
@@ -804,7 +905,7 @@ impl Source for FileSource {
             }
             let head = Self::prefix(&file, FINGERPRINT_BYTES.min(e.size as usize));
             let copy_of_followed = self.streams.values().any(|s| {
-                s.state == State::Active
+                matches!(s.state, State::Active | State::Sealed)
                     && (s.dev, s.ino) != (e.dev, e.ino)
                     && prefixes_agree(&s.fingerprint, &head)
             });
@@ -831,6 +932,7 @@ impl Source for FileSource {
             let state = match s.state {
                 State::Active => "active",
                 State::Sealed => "sealed",
+                State::Gzip => "gzip",
                 State::Detached { .. } => "detached",
             };
             let now = (offset, split, state.to_string(), s.dev, s.ino);
