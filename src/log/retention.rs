@@ -174,7 +174,7 @@ impl Log {
         now_ms: i64,
         high_watermark: Option<i64>,
     ) -> Result<RetentionOutcome> {
-        let mut w = self.lock_open()?;
+        let (files, w) = self.lock_files()?;
         let mut outcome = RetentionOutcome {
             log_start_offset: w.log_start_offset,
             ..RetentionOutcome::default()
@@ -223,10 +223,10 @@ impl Log {
             .get(count)
             .map_or(w.log_start_offset, |s| s.base_offset())
             .max(w.log_start_offset);
-        let (deleted, bytes) = self.delete_prefix_locked(&mut w, count, new_start)?;
+        outcome.log_start_offset = new_start;
+        let (deleted, bytes) = self.delete_prefix(&files, w, count, new_start)?;
         outcome.segments_deleted = deleted;
         outcome.bytes_freed = bytes;
-        outcome.log_start_offset = w.log_start_offset;
         Ok(outcome)
     }
 
