@@ -6,20 +6,25 @@
 //! cargo run --example consumer_group
 //! ```
 //!
-//! The coordinator never reads a clock or touches a socket: this program is its network
-//! (requests in, responses out), its clock (`now`), and its offsets log (a `Vec` standing in
-//! for partition 0 of `__consumer_offsets`).
+//! The group coordinator runs on a `Storage` through `LocalGroupDriver`: its records go to
+//! the compacted `__consumer_offsets` topic in a temporary directory, flushed before a
+//! commit is acknowledged. It never reads a clock or touches a socket: this program is its
+//! network (requests in, answers out) and its clock (`now`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use streamlog::group::assignor::{encode_assignment, Assignor, AssignorMember};
 use streamlog::group::coordinator::{
-    GroupCoordinator, GroupCoordinatorConfig, HeartbeatRequest, JoinGroupProtocol,
-    JoinGroupRequest, JoinGroupResponse, LoadEntry, OffsetCommitPartition, OffsetCommitRequest,
-    OffsetFetchRequest, Output, Request, RequestId, Response, SyncGroupAssignment,
-    SyncGroupRequest, TopicPartition,
+    GroupCoordinatorConfig, HeartbeatRequest, JoinGroupProtocol, JoinGroupRequest,
+    JoinGroupResponse, OffsetCommitPartition, OffsetCommitRequest, OffsetFetchRequest, Request,
+    RequestId, Response, SyncGroupAssignment, SyncGroupRequest, TopicPartition,
 };
-use streamlog::group::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
+use streamlog::group::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, LocalGroupDriver, OffsetsTopicConfig,
+    OFFSETS_TOPIC,
+};
+use streamlog::storage::{Storage, StorageConfig};
 use streamlog::KafkaCode;
 
 const GROUP: &str = "orders-app";
@@ -27,75 +32,67 @@ const TOPIC: &str = "orders";
 const PARTITIONS: i32 = 6;
 const SESSION_MS: i32 = 10_000;
 
-/// The coordinator with what surrounds it in a broker: a clock, a log, the answers.
+/// The coordinator with what surrounds it in a broker: storage, a clock, the answers.
 struct Broker {
-    coordinator: GroupCoordinator,
+    groups: LocalGroupDriver,
+    storage: Arc<Storage>,
     now: i64,
     next_request: RequestId,
-    log: Vec<LoadEntry>,
     answers: BTreeMap<RequestId, Response>,
+    _dir: tempfile::TempDir,
 }
 
 impl Broker {
     fn new() -> Self {
-        let config = GroupCoordinatorConfig {
-            offsets_topic_num_partitions: 1,
-            ..Default::default()
-        };
-        let mut coordinator = GroupCoordinator::new(config, 2026);
-        coordinator.load_partition(0, 0, Vec::new());
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Storage::open(dir.path(), StorageConfig::default()).unwrap());
+        // Creates __consumer_offsets (50 partitions, compacted) and loads it.
+        let groups = LocalGroupDriver::open(
+            Arc::clone(&storage),
+            GroupCoordinatorConfig::default(),
+            &OffsetsTopicConfig::default(),
+            2026,
+            0,
+        )
+        .unwrap();
         Broker {
-            coordinator,
+            groups,
+            storage,
             now: 0,
             next_request: 0,
-            log: Vec::new(),
             answers: BTreeMap::new(),
+            _dir: dir,
         }
     }
 
     /// Delivers a request; returns its id (the answer may come later).
     fn send(&mut self, request: Request) -> RequestId {
         self.next_request += 1;
-        self.coordinator
-            .handle(self.now, self.next_request, request);
-        self.pump();
+        let answers = self.groups.handle(self.now, self.next_request, request);
+        self.answers.extend(answers);
         self.next_request
-    }
-
-    /// Appends what the coordinator asks for (at once, successfully) and collects answers.
-    fn pump(&mut self) {
-        while let Some(output) = self.coordinator.poll_output() {
-            match output {
-                Output::Append(append) => {
-                    for record in append.records {
-                        self.log.push(LoadEntry::Record {
-                            record,
-                            producer_id: None,
-                        });
-                    }
-                    self.coordinator
-                        .append_completed(self.now, append.id, Ok(()));
-                }
-                Output::Response { request, response } => {
-                    self.answers.insert(request, response);
-                }
-            }
-        }
     }
 
     /// Lets time pass, firing the coordinator's timers on the way.
     fn advance(&mut self, ms: i64) {
         let until = self.now + ms;
-        while let Some(at) = self.coordinator.next_deadline().filter(|&at| at <= until) {
+        while let Some(at) = self.groups.next_deadline().filter(|&at| at <= until) {
             self.now = self.now.max(at);
-            self.coordinator.tick(self.now);
-            self.pump();
+            let answers = self.groups.tick(self.now);
+            self.answers.extend(answers);
         }
         self.now = until;
     }
 
     fn answer(&mut self, id: RequestId) -> Option<Response> {
         self.answers.remove(&id)
+    }
+
+    /// Records in the group's `__consumer_offsets` partition.
+    fn offsets_records(&self) -> i64 {
+        let partition = self.groups.coordinator().partition_for(GROUP) as u32;
+        let log = self.storage.partition(OFFSETS_TOPIC, partition).unwrap();
+        log.log_end_offset() - log.log_start_offset()
     }
 }
 
@@ -341,6 +338,6 @@ fn main() {
     println!(
         "c's partitions {:?} resumed from its last commit; {} records in __consumer_offsets",
         c_commits.keys().collect::<Vec<_>>(),
-        broker.log.len()
+        broker.offsets_records()
     );
 }

@@ -9,12 +9,15 @@
 //!
 //! - `load/1000000_offsets`: `OffsetsPartition::load` (open the log, read every batch,
 //!   CRC-check it, decode keys and values, build the state). Target: under 1 s.
-//! - `load/1000000_offsets/read_only`: the bare baseline beside it: the same batches read
+//! - `load/1000000_offsets/coordinator`: what `LocalGroupDriver` does on open: the group
+//!   coordinator loads the partition, streamed from the log with `LogEntries` (its tables
+//!   are the node's only copy of the offsets). Target: under 1 s.
+//! - `load/1000000_offsets/read_only`: the bare baseline beside them: the same batches read
 //!   and CRC-checked with `Log::read_bytes`, nothing decoded.
 //!
 //! Memory: a counting global allocator measures the bytes the loaded state holds (allocated
-//! minus freed during a load, with the state alive), printed per live offset. Target: under
-//! 200 B.
+//! minus freed during a load, with the state alive), printed per live offset, for the
+//! store's `OffsetsState` and for the coordinator. Target: under 200 B.
 //!
 //! Run: `cargo bench -p streamlog-benches --bench group_offsets -- --warm-up-time 1 --measurement-time 10`
 
@@ -23,11 +26,14 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use streamlog::group::coordinator::{GroupCoordinator, GroupCoordinatorConfig};
 use streamlog::group::{
-    OffsetAndMetadata, OffsetCommit, OffsetsPartition, OffsetsTopicConfig, OFFSETS_TOPIC,
+    LogEntries, OffsetAndMetadata, OffsetCommit, OffsetsPartition, OffsetsTopicConfig,
+    OFFSETS_TOPIC,
 };
 use streamlog::storage::{Storage, StorageConfig};
 use streamlog::Batches;
+use streamlog::Log;
 
 mod common;
 use common::scratch_root;
@@ -75,6 +81,19 @@ fn config() -> OffsetsTopicConfig {
     let mut c = OffsetsTopicConfig::default();
     c.set("offsets.topic.num.partitions", "1").expect("config");
     c
+}
+
+/// The group coordinator with offsets partition 0 loaded from `log`.
+fn load_coordinator(log: &Log) -> GroupCoordinator {
+    let config = GroupCoordinatorConfig {
+        offsets_topic_num_partitions: 1,
+        ..GroupCoordinatorConfig::default()
+    };
+    let mut coordinator = GroupCoordinator::new(config, 1);
+    let mut entries = LogEntries::new(log);
+    coordinator.load_partition(TIMESTAMP, 0, &mut entries);
+    entries.finish().expect("load");
+    coordinator
 }
 
 fn build(storage: &Storage) {
@@ -131,6 +150,15 @@ fn bench(c: &mut Criterion) {
         held as f64 / OFFSETS as f64
     );
     drop(part);
+    let before = HELD.load(Ordering::Relaxed);
+    let coordinator = load_coordinator(&log);
+    let held = HELD.load(Ordering::Relaxed) - before;
+    assert_eq!(coordinator.committed_offset_count(), OFFSETS);
+    eprintln!(
+        "loaded coordinator: {held} bytes held, {:.1} B per live committed offset",
+        held as f64 / OFFSETS as f64
+    );
+    drop(coordinator);
 
     let mut g = c.benchmark_group("load");
     g.sample_size(10);
@@ -140,6 +168,9 @@ fn bench(c: &mut Criterion) {
             let part = OffsetsPartition::load(&storage, &config(), 0).expect("load");
             black_box(part.state().offset_count())
         })
+    });
+    g.bench_function("1000000_offsets/coordinator", |b| {
+        b.iter(|| black_box(load_coordinator(&log).committed_offset_count()))
     });
     g.bench_function("1000000_offsets/read_only", |b| {
         b.iter(|| {

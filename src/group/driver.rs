@@ -12,7 +12,7 @@ use super::coordinator::{
     Response,
 };
 use super::partition::OFFSETS_TOPIC;
-use super::store::{build_batch, ensure_offsets_topic, load_entries, OffsetsTopicConfig};
+use super::store::{build_batch, ensure_offsets_topic, LogEntries, OffsetsTopicConfig};
 use crate::error::{Error, Result};
 use crate::kafka_code::KafkaCode;
 use crate::log::Log;
@@ -178,10 +178,16 @@ impl LocalGroupDriver {
         let loaded = u32::try_from(partition)
             .map_err(|_| Error::InvalidArgument(format!("offsets partition {partition}")))
             .and_then(|p| self.storage.partition(OFFSETS_TOPIC, p))
-            .and_then(|log| load_entries(&log).map(|entries| (log, entries)));
+            .and_then(|log| {
+                // Streamed a chunk at a time: the coordinator's tables are the only copy.
+                let mut entries = LogEntries::new(&log);
+                self.coordinator
+                    .load_partition(now, partition, &mut entries);
+                entries.finish()?;
+                Ok(log)
+            });
         match loaded {
-            Ok((log, entries)) => {
-                self.coordinator.load_partition(now, partition, entries);
+            Ok(log) => {
                 self.logs.insert(partition, log);
                 self.answers = self.run(now);
                 Ok(())

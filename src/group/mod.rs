@@ -42,6 +42,7 @@ pub mod coordinator;
 
 mod consumer_protocol;
 mod driver;
+mod offset_map;
 mod partition;
 mod records;
 mod state;
@@ -63,8 +64,8 @@ pub use records::{
 };
 pub use state::{GroupSnapshot, OffsetAndMetadata, OffsetsState};
 pub use store::{
-    commit_error_code, ensure_offsets_topic, load_entries, OffsetCommit, OffsetsPartition,
-    OffsetsTopicConfig, OFFSETS_TOPIC_COMPRESSION_CODEC, OFFSETS_TOPIC_NUM_PARTITIONS,
-    OFFSETS_TOPIC_SEGMENT_BYTES, OFFSET_METADATA_MAX_BYTES,
+    commit_error_code, ensure_offsets_topic, load_entries, LogEntries, OffsetCommit,
+    OffsetsPartition, OffsetsTopicConfig, OFFSETS_TOPIC_COMPRESSION_CODEC,
+    OFFSETS_TOPIC_NUM_PARTITIONS, OFFSETS_TOPIC_SEGMENT_BYTES, OFFSET_METADATA_MAX_BYTES,
 };
 pub use wire::TaggedField;

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::offset_map::{Slot, StoredOffset, Topics};
 use super::records::{GroupMetadataValue, OffsetCommitValue, OffsetsKey};
 use crate::error::{Error, Result};
 use crate::record::{Batch, ControlRecordType};
@@ -62,53 +63,12 @@ impl OffsetAndMetadata {
     }
 }
 
-type TopicId = u32;
-type Slot = (TopicId, i32);
-
-/// One offset in memory (field order packs it into 48 bytes).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Stored {
-    offset: i64,
-    commit_timestamp: i64,
-    expire_timestamp: i64,
-    /// Where its record is in the offsets log: of two commits, the later record wins.
-    record_offset: i64,
-    /// Usually empty: then no allocation, and a thin pointer (8 bytes, where a `String` is
-    /// 24) keeps the slot small.
-    #[allow(clippy::box_collection)]
-    metadata: Option<Box<String>>,
-    leader_epoch: i32,
-}
-
-impl Stored {
-    fn of(value: &OffsetCommitValue, record_offset: i64) -> Self {
-        Stored {
-            offset: value.offset,
-            commit_timestamp: value.commit_timestamp,
-            expire_timestamp: value.expire_timestamp,
-            record_offset,
-            metadata: (!value.metadata.is_empty()).then(|| Box::new(value.metadata.clone())),
-            leader_epoch: value.leader_epoch,
-        }
-    }
-
-    fn to_public(&self) -> OffsetAndMetadata {
-        OffsetAndMetadata {
-            offset: self.offset,
-            leader_epoch: (self.leader_epoch >= 0).then_some(self.leader_epoch),
-            metadata: self.metadata.as_deref().cloned().unwrap_or_default(),
-            commit_timestamp: self.commit_timestamp,
-            expire_timestamp: (self.expire_timestamp >= 0).then_some(self.expire_timestamp),
-        }
-    }
-}
-
 #[derive(Debug, Default)]
 struct Group {
     metadata: Option<Box<GroupMetadataValue>>,
-    offsets: HashMap<Slot, Stored>,
+    offsets: HashMap<Slot, StoredOffset>,
     /// Transactional offsets awaiting their marker, per producer id.
-    pending: BTreeMap<i64, HashMap<Slot, Stored>>,
+    pending: BTreeMap<i64, HashMap<Slot, StoredOffset>>,
 }
 
 impl Group {
@@ -161,8 +121,7 @@ impl Group {
 /// ```
 #[derive(Debug, Default)]
 pub struct OffsetsState {
-    topic_names: Vec<Box<str>>,
-    topic_ids: HashMap<Box<str>, TopicId>,
+    topics: Topics,
     groups: HashMap<Box<str>, Group>,
     /// Producers with pending transactional offsets, and the groups they touch.
     txn_groups: HashMap<i64, BTreeSet<Box<str>>>,
@@ -187,20 +146,6 @@ impl OffsetsState {
     /// An empty state (an empty partition).
     pub fn new() -> Self {
         Self::default()
-    }
-
-    fn topic_id(&mut self, topic: &str) -> TopicId {
-        if let Some(&id) = self.topic_ids.get(topic) {
-            return id;
-        }
-        let id = TopicId::try_from(self.topic_names.len()).unwrap_or(TopicId::MAX);
-        self.topic_names.push(topic.into());
-        self.topic_ids.insert(topic.into(), id);
-        id
-    }
-
-    fn topic_name(&self, id: TopicId) -> &str {
-        self.topic_names.get(id as usize).map_or("", |n| n)
     }
 
     fn group_mut(&mut self, group: &str) -> Result<&mut Group> {
@@ -268,13 +213,14 @@ impl OffsetsState {
         match key {
             OffsetsKey::OffsetCommit(key) => {
                 let value = value.map(OffsetCommitValue::decode).transpose()?;
-                let topic = self.topic_id(&key.topic);
+                let topic = self.topics.intern(&key.topic);
+                let position = u64::try_from(offset).unwrap_or(0);
                 let slot = (topic, key.partition);
                 match (producer_id, value) {
                     (None, Some(v)) => {
                         self.group_mut(&key.group)?
                             .offsets
-                            .insert(slot, Stored::of(&v, offset));
+                            .insert(slot, StoredOffset::from_value(&v, position));
                     }
                     (None, None) => {
                         if let Some(g) = self.groups.get_mut(key.group.as_str()) {
@@ -287,7 +233,7 @@ impl OffsetsState {
                             .pending
                             .entry(pid)
                             .or_default()
-                            .insert(slot, Stored::of(&v, offset));
+                            .insert(slot, StoredOffset::from_value(&v, position));
                         self.txn_groups
                             .entry(pid)
                             .or_default()
@@ -337,7 +283,7 @@ impl OffsetsState {
                         let newer = group
                             .offsets
                             .get(&slot)
-                            .is_none_or(|current| current.record_offset < stored.record_offset);
+                            .is_none_or(|current| current.position < stored.position);
                         if newer {
                             group.offsets.insert(slot, stored);
                         }
@@ -355,12 +301,12 @@ impl OffsetsState {
         topic: &str,
         partition: i32,
     ) -> Option<OffsetAndMetadata> {
-        let topic = *self.topic_ids.get(topic)?;
+        let topic = self.topics.id(topic)?;
         self.groups
             .get(group)?
             .offsets
             .get(&(topic, partition))
-            .map(Stored::to_public)
+            .map(StoredOffset::to_public)
     }
 
     /// Every offset `group` committed, by topic and partition.
@@ -373,10 +319,10 @@ impl OffsetsState {
 
     fn public_map(
         &self,
-        map: &HashMap<Slot, Stored>,
+        map: &HashMap<Slot, StoredOffset>,
     ) -> BTreeMap<(String, i32), OffsetAndMetadata> {
         map.iter()
-            .map(|(&(t, p), s)| ((self.topic_name(t).to_string(), p), s.to_public()))
+            .map(|(&(t, p), s)| ((self.topics.name(t).to_string(), p), s.to_public()))
             .collect()
     }
 
@@ -389,7 +335,7 @@ impl OffsetsState {
         topic: &str,
         partition: i32,
     ) -> bool {
-        let (Some(&topic), Some(g)) = (self.topic_ids.get(topic), self.groups.get(group)) else {
+        let (Some(topic), Some(g)) = (self.topics.id(topic), self.groups.get(group)) else {
             return false;
         };
         g.pending
@@ -508,11 +454,5 @@ mod tests {
         // A marker for a producer with nothing pending changes nothing.
         s.replay_marker(77, true);
         assert!(s.snapshot().is_empty());
-    }
-
-    #[test]
-    fn stored_offset_is_compact() {
-        assert!(std::mem::size_of::<Stored>() <= 48);
-        assert!(std::mem::size_of::<(Slot, Stored)>() <= 56);
     }
 }

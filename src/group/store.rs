@@ -543,39 +543,122 @@ pub(crate) fn build_batch(
 /// ```
 pub fn load_entries(log: &Log) -> Result<Vec<LoadEntry>> {
     let mut entries = Vec::new();
-    for_each_batch(log, |batch| {
-        let producer_id = batch.producer_id();
-        if batch.is_control() {
-            if producer_id >= 0 {
-                let commit = match batch.control_record()?.map(|c| c.kind) {
-                    Some(ControlRecordType::Commit) => true,
-                    Some(ControlRecordType::Abort) => false,
-                    _ => return Ok(()),
-                };
-                entries.push(LoadEntry::Marker {
-                    producer_id,
-                    commit,
-                });
-            }
-            return Ok(());
-        }
-        let txn = batch.is_transactional().then_some(producer_id);
-        for record in batch.records()?.iter() {
-            let record = record?;
-            let key = record.key.ok_or(Error::MalformedSchema {
-                schema: "__consumer_offsets record",
-                reason: "record without a key",
-            })?;
-            if let Some(decoded) = OffsetsRecord::decode(key, record.value)? {
-                entries.push(LoadEntry::Record {
-                    record: decoded,
-                    producer_id: txn,
-                });
-            }
-        }
-        Ok(())
-    })?;
+    for_each_batch(log, |batch| batch_entries(batch, &mut |e| entries.push(e)))?;
     Ok(entries)
+}
+
+/// The entries of an offsets partition's log, read a chunk (1 MiB) at a time as they are
+/// consumed: what [`load_entries`] returns, without holding them all at once. Hand it to
+/// [`load_partition`](super::coordinator::GroupCoordinator::load_partition) by `&mut`, then
+/// check [`finish`](Self::finish): a read or decode error ends the iteration early.
+///
+/// ```
+/// use streamlog::group::{LogEntries, OffsetsPartition, OffsetsTopicConfig};
+/// use streamlog::group::coordinator::{GroupCoordinator, GroupCoordinatorConfig};
+/// use streamlog::storage::{Storage, StorageConfig};
+///
+/// let dir = tempfile::tempdir()?;
+/// let storage = Storage::open(dir.path(), StorageConfig::default())?;
+/// let mut config = OffsetsTopicConfig::default();
+/// config.set("offsets.topic.num.partitions", "1")?;
+/// let offsets = OffsetsPartition::load(&storage, &config, 0)?;
+/// let mut coordinator = GroupCoordinator::new(
+///     GroupCoordinatorConfig { offsets_topic_num_partitions: 1, ..Default::default() }, 1);
+/// let mut entries = LogEntries::new(offsets.log());
+/// coordinator.load_partition(0, 0, &mut entries);
+/// entries.finish()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct LogEntries<'a> {
+    log: &'a Log,
+    offset: i64,
+    /// The entries of the chunk read last. Its capacity is kept from chunk to chunk: a
+    /// fresh multi-megabyte buffer per chunk would fault its pages in anew each time.
+    chunk: std::collections::VecDeque<LoadEntry>,
+    error: Option<Error>,
+    done: bool,
+}
+
+impl<'a> LogEntries<'a> {
+    /// The entries of `log` from its start offset.
+    pub fn new(log: &'a Log) -> Self {
+        LogEntries {
+            log,
+            offset: log.log_start_offset(),
+            chunk: std::collections::VecDeque::new(),
+            error: None,
+            done: false,
+        }
+    }
+
+    /// `Ok` if every entry up to the log end was read; the error that stopped it otherwise.
+    pub fn finish(self) -> Result<()> {
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
+impl Iterator for LogEntries<'_> {
+    type Item = LoadEntry;
+
+    fn next(&mut self) -> Option<LoadEntry> {
+        loop {
+            if let Some(entry) = self.chunk.pop_front() {
+                return Some(entry);
+            }
+            if self.done {
+                return None;
+            }
+            let chunk = &mut self.chunk;
+            match read_chunk(self.log, self.offset, |batch| {
+                batch_entries(batch, &mut |e| chunk.push_back(e))
+            }) {
+                Ok(Some(next)) => self.offset = next,
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.error = Some(e);
+                    self.done = true;
+                    // What was decoded before the error is not handed out: the load fails.
+                    self.chunk.clear();
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Hands the entries of one batch to `push`, in order.
+fn batch_entries(batch: &Batch<'_>, push: &mut dyn FnMut(LoadEntry)) -> Result<()> {
+    let producer_id = batch.producer_id();
+    if batch.is_control() {
+        if producer_id >= 0 {
+            let commit = match batch.control_record()?.map(|c| c.kind) {
+                Some(ControlRecordType::Commit) => true,
+                Some(ControlRecordType::Abort) => false,
+                _ => return Ok(()),
+            };
+            push(LoadEntry::Marker {
+                producer_id,
+                commit,
+            });
+        }
+        return Ok(());
+    }
+    let txn = batch.is_transactional().then_some(producer_id);
+    for record in batch.records()?.iter() {
+        let record = record?;
+        let key = record.key.ok_or(Error::MalformedSchema {
+            schema: "__consumer_offsets record",
+            reason: "record without a key",
+        })?;
+        if let Some(decoded) = OffsetsRecord::decode(key, record.value)? {
+            push(LoadEntry::Record {
+                record: decoded,
+                producer_id: txn,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Replays `log` from its start to its end into `state`.
@@ -585,35 +668,41 @@ pub(crate) fn replay_log(log: &Log, state: &mut OffsetsState) -> Result<()> {
 
 /// Calls `f` with every batch of `log` from its start to its end, CRC-checked.
 fn for_each_batch(log: &Log, mut f: impl FnMut(&Batch<'_>) -> Result<()>) -> Result<()> {
-    let limits = log.config().decode_limits;
     let mut offset = log.log_start_offset();
-    loop {
-        let end = log.log_end_offset();
-        if offset >= end {
-            return Ok(());
-        }
-        let bytes = log.read_bytes(offset, LOAD_CHUNK, None)?;
-        let mut next = offset;
-        for batch in Batches::with_limits(&bytes, limits) {
-            let batch = batch?;
-            if batch.crc() != batch.compute_crc() {
-                return Err(Error::ChecksumMismatch {
-                    base_offset: batch.base_offset(),
-                    stored: batch.crc(),
-                    computed: batch.compute_crc(),
-                });
-            }
-            if batch.next_offset() <= offset {
-                continue;
-            }
-            f(&batch)?;
-            next = batch.next_offset();
-        }
-        if next <= offset {
-            // Nothing readable past `offset` although the log end is further: stop rather
-            // than loop (a log is never expected to do this).
-            return Ok(());
-        }
+    while let Some(next) = read_chunk(log, offset, &mut f)? {
         offset = next;
     }
+    Ok(())
+}
+
+/// Calls `f` with the batches of one chunk of `log` from `offset`, CRC-checked; returns
+/// where the next chunk starts, or `None` at the log end.
+fn read_chunk(
+    log: &Log,
+    offset: i64,
+    mut f: impl FnMut(&Batch<'_>) -> Result<()>,
+) -> Result<Option<i64>> {
+    if offset >= log.log_end_offset() {
+        return Ok(None);
+    }
+    let bytes = log.read_bytes(offset, LOAD_CHUNK, None)?;
+    let mut next = offset;
+    for batch in Batches::with_limits(&bytes, log.config().decode_limits) {
+        let batch = batch?;
+        if batch.crc() != batch.compute_crc() {
+            return Err(Error::ChecksumMismatch {
+                base_offset: batch.base_offset(),
+                stored: batch.crc(),
+                computed: batch.compute_crc(),
+            });
+        }
+        if batch.next_offset() <= offset {
+            continue;
+        }
+        f(&batch)?;
+        next = batch.next_offset();
+    }
+    // Nothing readable past `offset` although the log end is further: stop rather than
+    // loop (a log is never expected to do this).
+    Ok((next > offset).then_some(next))
 }

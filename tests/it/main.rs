@@ -32,6 +32,7 @@ mod enospc_mid_append_keeps_log_consistent;
 mod flush_policy;
 mod fsync_eio_poisons_log;
 mod fuzz_corpus;
+mod fuzz_corpus_group_records;
 mod fuzz_corpus_recover_segment;
 mod golden_batches;
 mod group_bytes_match_kafka_python;

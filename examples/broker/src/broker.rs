@@ -35,6 +35,8 @@ pub struct Broker {
     /// streamlog's group coordinator over this storage: `__consumer_offsets`, groups,
     /// rebalances, committed offsets.
     pub groups: Arc<Groups>,
+    /// Salted, hashed SASL credentials (from the data directory), when SASL is on.
+    pub sasl: Option<crate::sasl::Credentials>,
     /// Counters and histograms for the metrics endpoint.
     pub metrics: Metrics,
 }
@@ -91,6 +93,10 @@ impl Broker {
             .context("loading the transaction coordinator")?;
         // Transaction markers written to `__consumer_offsets` settle transactional commits.
         txn.set_offsets_marker_hook(group_driver.marker_hook());
+        let sasl = match &config.sasl {
+            Some(s) => Some(crate::sasl::Credentials::sync(&config.data_dir, &s.users)?),
+            None => None,
+        };
         let (advertised_host, advertised_port) = match &config.advertised_listener {
             Some(l) => {
                 let (h, p) = l
@@ -111,6 +117,7 @@ impl Broker {
             advertised_port,
             txn: Mutex::new(txn),
             groups: Arc::new(Groups::new(group_driver)),
+            sasl,
             metrics: Metrics::default(),
         })
     }

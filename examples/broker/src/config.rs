@@ -68,6 +68,8 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// Address of the Prometheus-text metrics endpoint (`GET /metrics`); none by default.
     pub metrics_listen: Option<SocketAddr>,
+    /// SASL on the listener (`[sasl]`): clients must authenticate first.
+    pub sasl: Option<crate::sasl::SaslConfig>,
     /// TLS for the listener (`[tls]`); plaintext when absent.
     pub tls: Option<crate::tls::TlsConfig>,
     /// Topic configs applied to topics without an override, under Kafka's names.
@@ -94,6 +96,7 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
             metrics_listen: None,
+            sasl: None,
             tls: None,
             topic_defaults: BTreeMap::new(),
         }

@@ -22,6 +22,7 @@ mod groups;
 mod meta;
 mod metrics;
 mod metrics_http;
+mod sasl;
 mod server;
 mod tls;
 mod wait;

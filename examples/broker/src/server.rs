@@ -17,6 +17,10 @@ use tracing::Instrument;
 use crate::apis::{self, Outcome};
 use crate::broker::Broker;
 use crate::codec::{self, Decoded};
+use crate::sasl;
+use kafka_protocol::messages::{
+    RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
+};
 
 /// Accepts connections until the task is dropped.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
@@ -85,7 +89,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     broker: &Arc<Broker>,
 ) -> Result<(), String> {
+    let mut session = sasl::Session::new(broker.config.sasl.is_some());
     loop {
+        let mut close_after: Option<String> = None;
         let Some(frame) = read_frame(&mut stream, broker).await? else {
             return Ok(());
         };
@@ -109,7 +115,40 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                         .unwrap_or_default(),
                     client_host: peer.ip().to_string(),
                 };
-                match apis::handle(broker, &ctx, api_key, version, *body).await {
+                let outcome = match *body {
+                    RequestKind::SaslHandshake(r) => {
+                        let (code, mechanisms) =
+                            session.handshake(broker.config.sasl.as_ref(), r.mechanism.as_str());
+                        Outcome::respond(ResponseKind::SaslHandshake(
+                            SaslHandshakeResponse::default()
+                                .with_error_code(code)
+                                .with_mechanisms(
+                                    mechanisms.into_iter().map(apis::str_bytes).collect(),
+                                ),
+                        ))
+                    }
+                    RequestKind::SaslAuthenticate(r) => {
+                        let (code, message, bytes) =
+                            session.authenticate(broker.sasl.as_ref(), &r.auth_bytes);
+                        if code != 0 {
+                            close_after = Some("SASL authentication failed".into());
+                        }
+                        Outcome::respond(ResponseKind::SaslAuthenticate(
+                            SaslAuthenticateResponse::default()
+                                .with_error_code(code)
+                                .with_error_message(message.map(apis::str_bytes))
+                                .with_auth_bytes(Bytes::from(bytes)),
+                        ))
+                    }
+                    RequestKind::ApiVersions(_) => {
+                        apis::handle(broker, &ctx, api_key, version, *body).await
+                    }
+                    _ if !session.may_serve() => {
+                        Outcome::Close(format!("{name} before SASL authentication"))
+                    }
+                    _ => apis::handle(broker, &ctx, api_key, version, *body).await,
+                };
+                match outcome {
                     Outcome::Respond(body) => {
                         let code = apis::error_code(&body);
                         tracing::debug!(api = name, version, code, "answered");
@@ -146,6 +185,9 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             .flush()
             .await
             .map_err(|e| format!("write failed: {e}"))?;
+        if let Some(reason) = close_after {
+            return Err(reason);
+        }
     }
 }
 
@@ -220,6 +262,8 @@ fn api_name(api_key: kafka_protocol::messages::ApiKey) -> &'static str {
         K::OffsetDelete => "OffsetDelete",
         K::TxnOffsetCommit => "TxnOffsetCommit",
         K::AddOffsetsToTxn => "AddOffsetsToTxn",
+        K::SaslHandshake => "SaslHandshake",
+        K::SaslAuthenticate => "SaslAuthenticate",
         _ => "Other",
     }
 }

@@ -335,3 +335,14 @@ fn tls_listener_serves_clients_of_its_ca_and_refuses_others() {
         work.path(),
     );
 }
+
+#[test]
+fn sasl_plain_and_scram_accept_the_right_password_only() {
+    let work = tempfile::tempdir().unwrap();
+    let config = format!("{CONFIG}[sasl]\nusers = {{ alice = \"alice-secret\" }}\n");
+    let broker = Broker::start(work.path(), &config);
+    broker.run("sasl.py", &[], work.path());
+    // Salted and hashed in the data directory: the password itself is nowhere in it.
+    let stored = std::fs::read_to_string(broker.data_dir.join("sasl-credentials")).unwrap();
+    assert!(stored.contains("alice") && !stored.contains("alice-secret"));
+}

@@ -22,8 +22,10 @@ pub enum Request {
     LeaveGroup(LeaveGroupRequest),
     /// OffsetCommit (API key 8).
     OffsetCommit(OffsetCommitRequest),
-    /// OffsetFetch (API key 9), one group.
+    /// OffsetFetch (API key 9), one group (v0–7, or one group of a v8+ request).
     OffsetFetch(OffsetFetchRequest),
+    /// OffsetFetch v8+ (API key 9) with several groups, answered together.
+    OffsetFetchGroups(OffsetFetchGroupsRequest),
     /// TxnOffsetCommit (API key 28).
     TxnOffsetCommit(TxnOffsetCommitRequest),
     /// DescribeGroups (API key 15).
@@ -51,6 +53,8 @@ pub enum Response {
     OffsetCommit(OffsetCommitResponse),
     /// Answer to [`Request::OffsetFetch`].
     OffsetFetch(OffsetFetchResponse),
+    /// Answer to [`Request::OffsetFetchGroups`].
+    OffsetFetchGroups(OffsetFetchGroupsResponse),
     /// Answer to [`Request::TxnOffsetCommit`].
     TxnOffsetCommit(OffsetCommitResponse),
     /// Answer to [`Request::DescribeGroups`].
@@ -391,11 +395,38 @@ pub struct OffsetFetchResponse {
     pub partitions: Vec<OffsetFetchPartition>,
 }
 
-/// DescribeGroups.
+/// OffsetFetch v8+ for several groups (each entry's `require_stable` is the request's).
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetFetchGroupsRequest {
+    /// One entry per group, in request order.
+    pub groups: Vec<OffsetFetchRequest>,
+}
+
+/// One group's part of an [`OffsetFetchGroupsResponse`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetFetchGroupResponse {
+    /// The group id.
+    pub group_id: String,
+    /// Its answer, as for a single-group OffsetFetch.
+    pub response: OffsetFetchResponse,
+}
+
+/// The answer to an OffsetFetch v8+, one entry per requested group, in request order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetFetchGroupsResponse {
+    /// The groups.
+    pub groups: Vec<OffsetFetchGroupResponse>,
+}
+
+/// DescribeGroups.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DescribeGroupsRequest {
     /// The group ids.
     pub groups: Vec<String>,
+    /// True for DescribeGroups v6+ (KIP-1043): a group the coordinator does not hold is
+    /// answered `GROUP_ID_NOT_FOUND` (with a message); older versions answer it as a `Dead`
+    /// group without error.
+    pub report_unknown_groups: bool,
 }
 
 /// One member as DescribeGroups shows it.
@@ -420,6 +451,8 @@ pub struct DescribedGroupMember {
 pub struct DescribedGroup {
     /// Kafka's error code.
     pub error_code: KafkaCode,
+    /// Why, for some errors (v6+).
+    pub error_message: Option<String>,
     /// The group id.
     pub group_id: String,
     /// The state: `Empty`, `PreparingRebalance`, `CompletingRebalance`, `Stable` or `Dead`
@@ -445,6 +478,9 @@ pub struct DescribeGroupsResponse {
 pub struct ListGroupsRequest {
     /// States to list (v4+, case-insensitive); empty lists every group.
     pub states_filter: Vec<String>,
+    /// Group types to list (v5+, case-insensitive: `classic`, `consumer`, `share`); empty
+    /// lists every type. Every group this coordinator holds is `classic`.
+    pub types_filter: Vec<String>,
 }
 
 /// One group in a ListGroups answer.
@@ -456,6 +492,8 @@ pub struct ListedGroup {
     pub protocol_type: String,
     /// Its state (v4+).
     pub group_state: String,
+    /// Its type (v5+): `classic`, the only type this coordinator runs.
+    pub group_type: String,
 }
 
 /// The answer to a ListGroups, sorted by group id.

@@ -2,19 +2,16 @@
 //! (Kafka's `GroupMetadataManager.loadGroupsAndOffsets`) and resumes every group with its
 //! generation, members and assignments; an unload drops them and answers what waited.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::api::{JoinGroupProtocol, TopicPartition};
+use super::api::JoinGroupProtocol;
 use super::group::{Group, GroupState, Member};
-use super::offsets::OffsetAndMetadata;
 use super::{
     AppendPurpose, GroupCoordinator, LoadEntry, OffsetCommitResponse, OffsetsRecord,
     PartitionState, Response,
 };
 use crate::group::GroupMetadataValue;
 use crate::KafkaCode;
-
-type GroupPartition = (String, TopicPartition);
 
 impl GroupCoordinator {
     /// This node became leader of offsets partition `partition` and starts reading it:
@@ -35,12 +32,13 @@ impl GroupCoordinator {
         entries: impl IntoIterator<Item = LoadEntry>,
     ) {
         self.drop_groups(partition, KafkaCode::NOT_COORDINATOR);
-        // Each offset with its position in the log: a transaction's offsets replace a plain
-        // commit only if they were written after it.
-        let mut offsets: BTreeMap<GroupPartition, (OffsetAndMetadata, u64)> = BTreeMap::new();
-        let mut pending: BTreeMap<i64, BTreeMap<GroupPartition, (OffsetAndMetadata, u64)>> =
-            BTreeMap::new();
-        let mut metadata: BTreeMap<String, Option<GroupMetadataValue>> = BTreeMap::new();
+        // Offsets go straight into their groups' tables, each with its position in the log
+        // (a transaction's offsets replace a plain commit only if written after it); the
+        // metadata of a group, of which only the last record counts, is applied at the end.
+        // Hashed while loading (a lookup per record), ordered once at the end.
+        let mut groups: HashMap<String, Group> = HashMap::new();
+        let mut metadata: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
+        let mut txn_groups: HashMap<i64, BTreeSet<String>> = HashMap::new();
         let mut position = 0u64;
         for entry in entries {
             position += 1;
@@ -49,23 +47,30 @@ impl GroupCoordinator {
                     record: OffsetsRecord::OffsetCommit { key, value },
                     producer_id,
                 } => {
-                    let at = (key.group, TopicPartition::new(key.topic, key.partition));
-                    match (producer_id, value) {
-                        (None, Some(v)) => {
-                            offsets.insert(at, (OffsetAndMetadata::from_value(&v), position));
+                    let group = match (groups.get_mut(&key.group), &value) {
+                        (Some(group), _) => group,
+                        // A tombstone for a group with nothing loaded yet changes nothing.
+                        (None, None) => continue,
+                        (None, Some(_)) => groups
+                            .entry(key.group.clone())
+                            .or_insert_with_key(|id| Group::new(id.clone(), partition, now)),
+                    };
+                    match producer_id {
+                        None => {
+                            group
+                                .offsets
+                                .load(&key.topic, key.partition, value.as_ref(), position)
                         }
-                        (None, None) => {
-                            offsets.remove(&at);
-                        }
-                        (Some(pid), Some(v)) => {
-                            pending
-                                .entry(pid)
-                                .or_default()
-                                .insert(at, (OffsetAndMetadata::from_value(&v), position));
-                        }
-                        (Some(pid), None) => {
-                            if let Some(p) = pending.get_mut(&pid) {
-                                p.remove(&at);
+                        Some(pid) => {
+                            group.offsets.load_pending_txn(
+                                pid,
+                                &key.topic,
+                                key.partition,
+                                value.as_ref(),
+                                position,
+                            );
+                            if value.is_some() {
+                                txn_groups.entry(pid).or_default().insert(key.group);
                             }
                         }
                     }
@@ -80,44 +85,29 @@ impl GroupCoordinator {
                     producer_id,
                     commit,
                 } => {
-                    if let Some(p) = pending.remove(&producer_id) {
-                        if commit {
-                            for (at, (value, order)) in p {
-                                if offsets.get(&at).is_none_or(|(_, current)| *current < order) {
-                                    offsets.insert(at, (value, order));
-                                }
-                            }
+                    for id in txn_groups.remove(&producer_id).unwrap_or_default() {
+                        if let Some(group) = groups.get_mut(&id) {
+                            group.offsets.complete_txn(producer_id, commit);
                         }
                     }
                 }
             }
         }
-
-        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        // Groups whose offsets were all deleted and that have no metadata are gone.
+        groups.retain(|id, g| g.offsets.has_offsets() || matches!(metadata.get(id), Some(Some(_))));
         for (id, value) in metadata {
             if let Some(value) = value {
-                groups.insert(id.clone(), group_from_record(id, partition, value, now));
-            }
-        }
-        for ((id, tp), (value, order)) in offsets {
-            groups
-                .entry(id.clone())
-                .or_insert_with(|| Group::new(id, partition, now))
-                .offsets
-                .load(tp, value, order);
-        }
-        for (pid, entries) in pending {
-            for ((id, tp), (value, order)) in entries {
-                groups
-                    .entry(id.clone())
-                    .or_insert_with(|| Group::new(id, partition, now))
-                    .offsets
-                    .load_pending_txn(pid, tp, value, order);
+                let group = groups
+                    .entry(id)
+                    .or_insert_with_key(|id| Group::new(id.clone(), partition, now));
+                apply_metadata(group, value);
             }
         }
         // Records written from now on are newer than everything loaded.
         self.core.next_append_id = self.core.next_append_id.max(position);
 
+        // In id order: timers of the same deadline then fire in the same order every run.
+        let groups: BTreeMap<String, Group> = groups.into_iter().collect();
         for (id, mut group) in groups {
             let sessions: Vec<(String, i64)> = group
                 .members
@@ -201,8 +191,9 @@ impl GroupCoordinator {
     }
 }
 
-fn group_from_record(id: String, partition: i32, value: GroupMetadataValue, now: i64) -> Group {
-    let mut group = Group::new(id, partition, now);
+/// Resumes a group as its last metadata record says (generation, protocol, members with
+/// their subscriptions and assignments, leader).
+fn apply_metadata(group: &mut Group, value: GroupMetadataValue) {
     group.generation = value.generation;
     group.protocol_type = (!value.protocol_type.is_empty()).then_some(value.protocol_type.clone());
     group.protocol_name = value.protocol.clone();
@@ -245,5 +236,4 @@ fn group_from_record(id: String, partition: i32, value: GroupMetadataValue, now:
         group.state = GroupState::Stable;
     }
     group.subscribed_topics = group.compute_subscribed_topics();
-    group
 }

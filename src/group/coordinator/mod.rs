@@ -60,9 +60,10 @@ mod timers;
 
 use std::collections::{BTreeMap, HashMap};
 
+/// A committed offset: the same type the offset store uses.
+pub use crate::group::OffsetAndMetadata;
 pub use api::*;
 pub use group::GroupState;
-pub use offsets::OffsetAndMetadata;
 pub use records::{Append, AppendId, LoadEntry, TxnProducer};
 
 use crate::group::OffsetsRecord;
@@ -280,6 +281,7 @@ impl GroupCoordinator {
             Request::LeaveGroup(r) => self.leave_group(now, request_id, r),
             Request::OffsetCommit(r) => self.offset_commit(now, request_id, r),
             Request::OffsetFetch(r) => self.offset_fetch(request_id, r),
+            Request::OffsetFetchGroups(r) => self.offset_fetch_groups(request_id, r),
             Request::TxnOffsetCommit(r) => self.txn_offset_commit(now, request_id, r),
             Request::DescribeGroups(r) => self.describe_groups(request_id, r),
             Request::ListGroups(r) => self.list_groups(request_id, r),
@@ -353,8 +355,13 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
         tp: &TopicPartition,
-    ) -> Option<&OffsetAndMetadata> {
+    ) -> Option<OffsetAndMetadata> {
         self.groups.get(group_id).and_then(|g| g.offsets.get(tp))
+    }
+
+    /// How many committed offsets the coordinator holds, over every group.
+    pub fn committed_offset_count(&self) -> usize {
+        self.groups.values().map(|g| g.offsets.len()).sum()
     }
 
     /// Kafka's `validateGroupStatus`: a valid id, in a partition this node leads and has

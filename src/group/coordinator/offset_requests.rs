@@ -3,19 +3,23 @@
 //! append the coordinator asked for completes.
 
 use super::group::{Group, GroupState};
-use super::offsets::{Expiry, OffsetAndMetadata};
+use super::offsets::Expiry;
 use super::timers::TimerKind;
 use super::{
     commit_error, Api, AppendId, AppendPurpose, Core, DeleteGroupsRequest, DeleteGroupsResponse,
     DeletedGroup, DescribeGroupsRequest, DescribeGroupsResponse, DescribedGroup,
     DescribedGroupMember, GroupCoordinator, ListGroupsRequest, ListGroupsResponse, ListedGroup,
     OffsetCommitPartition, OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest,
-    OffsetDeleteResponse, OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse,
+    OffsetDeleteResponse, OffsetFetchGroupResponse, OffsetFetchGroupsRequest,
+    OffsetFetchGroupsResponse, OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse,
     OffsetsRecord, PartitionResult, PartitionState, RequestId, Response, TopicPartition,
     TxnOffsetCommitRequest, TxnProducer,
 };
-use crate::group::{GroupMetadataKey, OffsetCommitKey};
+use crate::group::{GroupMetadataKey, OffsetAndMetadata, OffsetCommitKey};
 use crate::KafkaCode;
+
+/// The type ListGroups v5+ gives the groups of the classic protocol.
+const CLASSIC_GROUP_TYPE: &str = "classic";
 
 fn all_failed(partitions: &[OffsetCommitPartition], code: KafkaCode) -> OffsetCommitResponse {
     OffsetCommitResponse {
@@ -141,12 +145,32 @@ impl GroupCoordinator {
     }
 
     pub(super) fn offset_fetch(&mut self, rid: RequestId, req: OffsetFetchRequest) {
+        let response = self.fetch_offsets(&req);
+        self.core.respond(rid, Response::OffsetFetch(response));
+    }
+
+    pub(super) fn offset_fetch_groups(&mut self, rid: RequestId, req: OffsetFetchGroupsRequest) {
+        let groups = req
+            .groups
+            .iter()
+            .map(|g| OffsetFetchGroupResponse {
+                group_id: g.group_id.clone(),
+                response: self.fetch_offsets(g),
+            })
+            .collect();
+        self.core.respond(
+            rid,
+            Response::OffsetFetchGroups(OffsetFetchGroupsResponse { groups }),
+        );
+    }
+
+    /// One group's OffsetFetch answer.
+    fn fetch_offsets(&self, req: &OffsetFetchRequest) -> OffsetFetchResponse {
         if let Some(code) = self.validate_group_status(&req.group_id, Api::OffsetFetch) {
-            let response = OffsetFetchResponse {
+            return OffsetFetchResponse {
                 error_code: code,
                 partitions: Vec::new(),
             };
-            return self.core.respond(rid, Response::OffsetFetch(response));
         }
         let group = self.groups.get(&req.group_id);
         let none = |tp: &TopicPartition, code: KafkaCode| OffsetFetchPartition {
@@ -161,14 +185,19 @@ impl GroupCoordinator {
             topic: tp.topic.clone(),
             partition: tp.partition,
             committed_offset: o.offset,
-            committed_leader_epoch: o.leader_epoch,
+            committed_leader_epoch: o.leader_epoch.unwrap_or(-1),
             metadata: Some(o.metadata.clone()),
             error_code: KafkaCode::NONE,
         };
         let partitions = match (&req.partitions, group) {
             (Some(tps), None) => tps.iter().map(|tp| none(tp, KafkaCode::NONE)).collect(),
             (None, None) => Vec::new(),
-            (None, Some(group)) => group.offsets.iter().map(|(tp, o)| found(tp, o)).collect(),
+            (None, Some(group)) => group
+                .offsets
+                .all()
+                .iter()
+                .map(|(tp, o)| found(tp, o))
+                .collect(),
             (Some(tps), Some(group)) => tps
                 .iter()
                 .map(|tp| {
@@ -176,18 +205,17 @@ impl GroupCoordinator {
                         none(tp, KafkaCode::UNSTABLE_OFFSET_COMMIT)
                     } else {
                         match group.offsets.get(tp) {
-                            Some(o) => found(tp, o),
+                            Some(o) => found(tp, &o),
                             None => none(tp, KafkaCode::NONE),
                         }
                     }
                 })
                 .collect(),
         };
-        let response = OffsetFetchResponse {
+        OffsetFetchResponse {
             error_code: KafkaCode::NONE,
             partitions,
-        };
-        self.core.respond(rid, Response::OffsetFetch(response));
+        }
     }
 
     pub(super) fn describe_groups(&mut self, rid: RequestId, req: DescribeGroupsRequest) {
@@ -196,6 +224,7 @@ impl GroupCoordinator {
             let described = match self.validate_group_status(&group_id, Api::DescribeGroups) {
                 Some(code) => DescribedGroup {
                     error_code: code,
+                    error_message: None,
                     group_id,
                     group_state: String::new(),
                     protocol_type: String::new(),
@@ -203,8 +232,18 @@ impl GroupCoordinator {
                     members: Vec::new(),
                 },
                 None => match self.groups.get(&group_id) {
+                    None if req.report_unknown_groups => DescribedGroup {
+                        error_code: KafkaCode::GROUP_ID_NOT_FOUND,
+                        error_message: Some(format!("Group {group_id} not found.")),
+                        group_id,
+                        group_state: GroupState::Dead.name().to_owned(),
+                        protocol_type: String::new(),
+                        protocol_data: String::new(),
+                        members: Vec::new(),
+                    },
                     None => DescribedGroup {
                         error_code: KafkaCode::NONE,
+                        error_message: None,
                         group_id,
                         group_state: GroupState::Dead.name().to_owned(),
                         protocol_type: String::new(),
@@ -228,14 +267,22 @@ impl GroupCoordinator {
             .values()
             .any(|s| *s == PartitionState::Loading);
         let wanted: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+        // Every group here is a classic one (KIP-848's `consumer` groups are not run here).
+        let classic = req.types_filter.is_empty()
+            || req
+                .types_filter
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(CLASSIC_GROUP_TYPE));
         let groups = self
             .groups
             .values()
+            .filter(|_| classic)
             .filter(|g| wanted.is_empty() || wanted.contains(&g.state.name().to_lowercase()))
             .map(|g| ListedGroup {
                 group_id: g.id.clone(),
                 protocol_type: g.protocol_type.clone().unwrap_or_default(),
                 group_state: g.state.name().to_owned(),
+                group_type: CLASSIC_GROUP_TYPE.to_owned(),
             })
             .collect();
         let error_code = if loading {
@@ -476,6 +523,7 @@ fn describe(group: &Group) -> DescribedGroup {
         .collect();
     DescribedGroup {
         error_code: KafkaCode::NONE,
+        error_message: None,
         group_id: group.id.clone(),
         group_state: group.state.name().to_owned(),
         protocol_type: group.protocol_type.clone().unwrap_or_default(),
@@ -501,7 +549,8 @@ impl Core {
         let mut records = Vec::new();
         for (index, p) in partitions.into_iter().enumerate() {
             let metadata = p.committed_metadata.unwrap_or_default();
-            let too_large = metadata.len() > self.config.offset_metadata_max_bytes;
+            // Kafka compares the Java string's length: UTF-16 code units.
+            let too_large = metadata.encode_utf16().count() > self.config.offset_metadata_max_bytes;
             results.push(PartitionResult {
                 topic: p.topic.clone(),
                 partition: p.partition,
@@ -516,7 +565,7 @@ impl Core {
             }
             let value = OffsetAndMetadata {
                 offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
+                leader_epoch: (p.committed_leader_epoch >= 0).then_some(p.committed_leader_epoch),
                 metadata,
                 commit_timestamp: now,
                 expire_timestamp,

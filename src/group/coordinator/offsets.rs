@@ -6,67 +6,21 @@
 //! coordinator writes carries its append id, which grows in the order the records are
 //! written (records loaded from the log are ordered by their position, and older than
 //! every new one).
+//!
+//! Offsets are held as the offset store holds them ([`StoredOffset`] under an interned
+//! topic): this is the only copy a node running the coordinator keeps.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::api::TopicPartition;
-use crate::group::OffsetCommitValue;
-
-/// A committed offset with what Kafka stores beside it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetAndMetadata {
-    /// The committed offset.
-    pub offset: i64,
-    /// The leader epoch of the last consumed record, -1 if unknown.
-    pub leader_epoch: i32,
-    /// Free-form metadata.
-    pub metadata: String,
-    /// When it was committed (ms).
-    pub commit_timestamp: i64,
-    /// When it expires, if the commit asked for its own retention (OffsetCommit v2–4).
-    pub expire_timestamp: Option<i64>,
-}
-
-impl OffsetAndMetadata {
-    /// The stored value (Kafka writes v1 when there is an expire timestamp, v3 otherwise).
-    pub(super) fn to_value(&self) -> OffsetCommitValue {
-        let mut value = OffsetCommitValue::new(
-            self.offset,
-            self.leader_epoch,
-            self.metadata.clone(),
-            self.commit_timestamp,
-        );
-        if let Some(expire) = self.expire_timestamp {
-            value.version = 1;
-            value.expire_timestamp = expire;
-        }
-        value
-    }
-
-    pub(super) fn from_value(value: &OffsetCommitValue) -> Self {
-        OffsetAndMetadata {
-            offset: value.offset,
-            leader_epoch: value.leader_epoch,
-            metadata: value.metadata.clone(),
-            commit_timestamp: value.commit_timestamp,
-            expire_timestamp: (value.version == 1 && value.expire_timestamp >= 0)
-                .then_some(value.expire_timestamp),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Committed {
-    value: OffsetAndMetadata,
-    /// Append id of the record (its position, for records loaded from the log).
-    order: u64,
-}
+use crate::group::offset_map::{Slot, StoredOffset, Topics};
+use crate::group::{OffsetAndMetadata, OffsetCommitValue};
 
 #[derive(Debug, Clone)]
 struct PendingTxn {
-    value: OffsetAndMetadata,
-    /// Append id once the record is in the log.
-    appended: Option<u64>,
+    /// Its position is set once the record is in the log.
+    value: StoredOffset,
+    appended: bool,
 }
 
 /// How old offsets of a group are judged (Kafka's `removeExpiredOffsets` cases).
@@ -84,19 +38,46 @@ pub(super) enum Expiry<'a> {
 /// One group's offsets.
 #[derive(Debug, Default)]
 pub(super) struct GroupOffsets {
-    committed: BTreeMap<TopicPartition, Committed>,
+    topics: Topics,
+    committed: HashMap<Slot, StoredOffset>,
     /// Partitions with a commit record in flight, and the append id of the latest one.
-    pending: BTreeMap<TopicPartition, u64>,
-    pending_txn: BTreeMap<i64, BTreeMap<TopicPartition, PendingTxn>>,
+    pending: HashMap<Slot, u64>,
+    pending_txn: BTreeMap<i64, HashMap<Slot, PendingTxn>>,
 }
 
 impl GroupOffsets {
-    pub(super) fn get(&self, tp: &TopicPartition) -> Option<&OffsetAndMetadata> {
-        self.committed.get(tp).map(|c| &c.value)
+    fn slot(&self, tp: &TopicPartition) -> Option<Slot> {
+        self.topics.id(&tp.topic).map(|t| (t, tp.partition))
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&TopicPartition, &OffsetAndMetadata)> {
-        self.committed.iter().map(|(tp, c)| (tp, &c.value))
+    fn intern(&mut self, topic: &str, partition: i32) -> Slot {
+        (self.topics.intern(topic), partition)
+    }
+
+    fn topic_partition(&self, slot: Slot) -> TopicPartition {
+        TopicPartition::new(self.topics.name(slot.0), slot.1)
+    }
+
+    pub(super) fn get(&self, tp: &TopicPartition) -> Option<OffsetAndMetadata> {
+        self.committed
+            .get(&self.slot(tp)?)
+            .map(StoredOffset::to_public)
+    }
+
+    /// Every committed offset, sorted by topic and partition.
+    pub(super) fn all(&self) -> Vec<(TopicPartition, OffsetAndMetadata)> {
+        let mut all: Vec<(TopicPartition, OffsetAndMetadata)> = self
+            .committed
+            .iter()
+            .map(|(&slot, o)| (self.topic_partition(slot), o.to_public()))
+            .collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// How many offsets are committed.
+    pub(super) fn len(&self) -> usize {
+        self.committed.len()
     }
 
     /// Kafka's `hasOffsets`: anything committed or in flight.
@@ -105,37 +86,71 @@ impl GroupOffsets {
     }
 
     pub(super) fn has_pending(&self, tp: &TopicPartition) -> bool {
-        self.pending.contains_key(tp) || self.pending_txn.values().any(|p| p.contains_key(tp))
+        let Some(slot) = self.slot(tp) else {
+            return false;
+        };
+        self.pending.contains_key(&slot) || self.pending_txn.values().any(|p| p.contains_key(&slot))
     }
 
     pub(super) fn has_pending_txn(&self, producer_id: i64) -> bool {
         self.pending_txn.contains_key(&producer_id)
     }
 
-    /// Sets an offset loaded from the log; `order` is its position there.
-    pub(super) fn load(&mut self, tp: TopicPartition, value: OffsetAndMetadata, order: u64) {
-        self.committed.insert(tp, Committed { value, order });
+    /// Replays a plain commit record found at `position` of the log (`None`: a tombstone).
+    pub(super) fn load(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        value: Option<&OffsetCommitValue>,
+        position: u64,
+    ) {
+        match value {
+            Some(v) => {
+                let slot = self.intern(topic, partition);
+                self.committed
+                    .insert(slot, StoredOffset::from_value(v, position));
+            }
+            None => {
+                if let Some(t) = self.topics.id(topic) {
+                    self.committed.remove(&(t, partition));
+                }
+            }
+        }
     }
 
-    /// A transactional offset found in the log with no marker yet.
+    /// Replays a transactional commit record of `producer_id` found at `position` of the log,
+    /// pending until the producer's marker (`None`: a tombstone in the transaction).
     pub(super) fn load_pending_txn(
         &mut self,
         producer_id: i64,
-        tp: TopicPartition,
-        value: OffsetAndMetadata,
-        order: u64,
+        topic: &str,
+        partition: i32,
+        value: Option<&OffsetCommitValue>,
+        position: u64,
     ) {
-        self.pending_txn.entry(producer_id).or_default().insert(
-            tp,
-            PendingTxn {
-                value,
-                appended: Some(order),
-            },
-        );
+        match value {
+            Some(v) => {
+                let slot = self.intern(topic, partition);
+                self.pending_txn.entry(producer_id).or_default().insert(
+                    slot,
+                    PendingTxn {
+                        value: StoredOffset::from_value(v, position),
+                        appended: true,
+                    },
+                );
+            }
+            None => {
+                let slot = self.topics.id(topic).map(|t| (t, partition));
+                if let (Some(slot), Some(p)) = (slot, self.pending_txn.get_mut(&producer_id)) {
+                    p.remove(&slot);
+                }
+            }
+        }
     }
 
     pub(super) fn prepare_commit(&mut self, append_id: u64, tp: &TopicPartition) {
-        self.pending.insert(tp.clone(), append_id);
+        let slot = self.intern(&tp.topic, tp.partition);
+        self.pending.insert(slot, append_id);
     }
 
     /// The record of a plain commit is in the log.
@@ -145,31 +160,31 @@ impl GroupOffsets {
         tp: &TopicPartition,
         value: &OffsetAndMetadata,
     ) {
+        let Some(slot) = self.slot(tp) else {
+            return;
+        };
         // Without a pending entry the partition's offsets were deleted meanwhile: the
         // deletion's tombstone follows this record in the log, so the commit stays deleted.
-        if self.pending.contains_key(tp) {
+        if self.pending.contains_key(&slot) {
             let newer = self
                 .committed
-                .get(tp)
-                .is_none_or(|current| current.order < append_id);
+                .get(&slot)
+                .is_none_or(|current| current.position < append_id);
             if newer {
-                self.committed.insert(
-                    tp.clone(),
-                    Committed {
-                        value: value.clone(),
-                        order: append_id,
-                    },
-                );
+                self.committed
+                    .insert(slot, StoredOffset::new(value, append_id));
             }
         }
-        if self.pending.get(tp) == Some(&append_id) {
-            self.pending.remove(tp);
+        if self.pending.get(&slot) == Some(&append_id) {
+            self.pending.remove(&slot);
         }
     }
 
     pub(super) fn fail_commit(&mut self, append_id: u64, tp: &TopicPartition) {
-        if self.pending.get(tp) == Some(&append_id) {
-            self.pending.remove(tp);
+        if let Some(slot) = self.slot(tp) {
+            if self.pending.get(&slot) == Some(&append_id) {
+                self.pending.remove(&slot);
+            }
         }
     }
 
@@ -179,11 +194,12 @@ impl GroupOffsets {
         tp: &TopicPartition,
         value: &OffsetAndMetadata,
     ) {
+        let slot = self.intern(&tp.topic, tp.partition);
         self.pending_txn.entry(producer_id).or_default().insert(
-            tp.clone(),
+            slot,
             PendingTxn {
-                value: value.clone(),
-                appended: None,
+                value: StoredOffset::new(value, 0),
+                appended: false,
             },
         );
     }
@@ -195,20 +211,29 @@ impl GroupOffsets {
         tp: &TopicPartition,
         value: &OffsetAndMetadata,
     ) {
+        let Some(slot) = self.slot(tp) else {
+            return;
+        };
         if let Some(pending) = self
             .pending_txn
             .get_mut(&producer_id)
-            .and_then(|p| p.get_mut(tp))
+            .and_then(|p| p.get_mut(&slot))
         {
-            if pending.value == *value {
-                pending.appended = Some(append_id);
+            // Only if a later TxnOffsetCommit of the producer did not replace it meanwhile.
+            let written = StoredOffset::new(value, pending.value.position);
+            if pending.value == written {
+                pending.value.position = append_id;
+                pending.appended = true;
             }
         }
     }
 
     pub(super) fn fail_txn(&mut self, producer_id: i64, tp: &TopicPartition) {
+        let Some(slot) = self.slot(tp) else {
+            return;
+        };
         if let Some(pending) = self.pending_txn.get_mut(&producer_id) {
-            pending.remove(tp);
+            pending.remove(&slot);
             if pending.is_empty() {
                 self.pending_txn.remove(&producer_id);
             }
@@ -225,23 +250,17 @@ impl GroupOffsets {
         if !commit {
             return;
         }
-        for (tp, entry) in pending {
+        for (slot, entry) in pending {
             // A record that never reached the log cannot be committed by the marker.
-            let Some(appended) = entry.appended else {
+            if !entry.appended {
                 continue;
-            };
+            }
             let newer = self
                 .committed
-                .get(&tp)
-                .is_none_or(|current| current.order < appended);
+                .get(&slot)
+                .is_none_or(|current| current.position < entry.value.position);
             if newer {
-                self.committed.insert(
-                    tp,
-                    Committed {
-                        value: entry.value,
-                        order: appended,
-                    },
-                );
+                self.committed.insert(slot, entry.value);
             }
         }
     }
@@ -251,11 +270,14 @@ impl GroupOffsets {
     pub(super) fn remove(&mut self, tps: &[TopicPartition]) -> Vec<TopicPartition> {
         let mut removed = Vec::new();
         for tp in tps {
-            self.pending.remove(tp);
+            let Some(slot) = self.slot(tp) else {
+                continue;
+            };
+            self.pending.remove(&slot);
             for pending in self.pending_txn.values_mut() {
-                pending.remove(tp);
+                pending.remove(&slot);
             }
-            if self.committed.remove(tp).is_some() {
+            if self.committed.remove(&slot).is_some() {
                 removed.push(tp.clone());
             }
         }
@@ -264,48 +286,59 @@ impl GroupOffsets {
     }
 
     pub(super) fn remove_all(&mut self) -> Vec<TopicPartition> {
-        let all: Vec<TopicPartition> = self.committed.keys().cloned().collect();
-        let removed = self.remove(&all);
+        let mut removed: Vec<TopicPartition> = self
+            .committed
+            .keys()
+            .map(|&slot| self.topic_partition(slot))
+            .collect();
+        removed.sort_unstable();
+        self.committed.clear();
         self.pending.clear();
         self.pending_txn.clear();
         removed
     }
 
     /// Removes what is expired at `now` (Kafka's `removeExpiredOffsets`); offsets with a
-    /// commit in flight never expire.
+    /// commit in flight never expire. Returns them sorted.
     pub(super) fn remove_expired(
         &mut self,
         now: i64,
         retention_ms: i64,
         expiry: Expiry<'_>,
     ) -> Vec<TopicPartition> {
-        let expired: Vec<TopicPartition> = self
+        let mut expired: Vec<Slot> = self
             .committed
             .iter()
-            .filter(|(tp, c)| {
-                if self.pending.contains_key(*tp) {
+            .filter(|(slot, c)| {
+                if self.pending.contains_key(*slot) {
                     return false;
                 }
                 let base = match &expiry {
-                    Expiry::Empty { since } => since.unwrap_or(c.value.commit_timestamp),
+                    Expiry::Empty { since } => since.unwrap_or(c.commit_timestamp),
                     Expiry::NotSubscribed(topics) => {
-                        if topics.contains(&tp.topic) {
+                        if topics.contains(self.topics.name(slot.0)) {
                             return false;
                         }
-                        c.value.commit_timestamp
+                        c.commit_timestamp
                     }
-                    Expiry::Standalone => c.value.commit_timestamp,
+                    Expiry::Standalone => c.commit_timestamp,
                 };
-                match c.value.expire_timestamp {
+                match c.expire_timestamp() {
                     Some(expire) => now >= expire,
                     None => now.saturating_sub(base) >= retention_ms,
                 }
             })
-            .map(|(tp, _)| tp.clone())
+            .map(|(slot, _)| *slot)
             .collect();
-        for tp in &expired {
-            self.committed.remove(tp);
+        for slot in &expired {
+            self.committed.remove(slot);
         }
+        expired.sort_unstable_by(|a, b| {
+            (self.topics.name(a.0), a.1).cmp(&(self.topics.name(b.0), b.1))
+        });
         expired
+            .into_iter()
+            .map(|slot| self.topic_partition(slot))
+            .collect()
     }
 }

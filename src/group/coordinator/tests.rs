@@ -781,6 +781,7 @@ fn describe_list_delete_and_offset_delete() {
     let (ids, generation) = form_group(&mut h, 2);
     let d = h.send(Request::DescribeGroups(DescribeGroupsRequest {
         groups: vec!["g".into(), "other".into()],
+        report_unknown_groups: false,
     }));
     let Some(Response::DescribeGroups(r)) = h.take(d) else {
         panic!()
@@ -789,6 +790,21 @@ fn describe_list_delete_and_offset_delete() {
     assert_eq!(r.groups[0].protocol_data, "range");
     assert_eq!(r.groups[0].members.len(), 2);
     assert_eq!(r.groups[1].group_state, "Dead");
+    assert_eq!(r.groups[1].error_code, KafkaCode::NONE);
+    // DescribeGroups v6 (KIP-1043): an unknown group is GROUP_ID_NOT_FOUND.
+    let d = h.send(Request::DescribeGroups(DescribeGroupsRequest {
+        groups: vec!["g".into(), "other".into()],
+        report_unknown_groups: true,
+    }));
+    let Some(Response::DescribeGroups(r)) = h.take(d) else {
+        panic!()
+    };
+    assert_eq!(r.groups[0].error_code, KafkaCode::NONE);
+    assert_eq!(r.groups[1].error_code, KafkaCode::GROUP_ID_NOT_FOUND);
+    assert_eq!(
+        r.groups[1].error_message.as_deref(),
+        Some("Group other not found.")
+    );
     let commit = h.send(Request::OffsetCommit(OffsetCommitRequest {
         group_id: "g".into(),
         generation_id: generation,
@@ -842,11 +858,47 @@ fn describe_list_delete_and_offset_delete() {
     }
     let l = h.send(Request::ListGroups(ListGroupsRequest {
         states_filter: vec!["empty".into()],
+        types_filter: Vec::new(),
     }));
     let Some(Response::ListGroups(r)) = h.take(l) else {
         panic!()
     };
     assert_eq!(r.groups.len(), 1);
+    assert_eq!(r.groups[0].group_type, "classic");
+    // ListGroups v5's type filter: every group here is classic.
+    for (types, listed) in [(vec!["Classic"], 1), (vec!["consumer", "share"], 0)] {
+        let l = h.send(Request::ListGroups(ListGroupsRequest {
+            states_filter: Vec::new(),
+            types_filter: types.into_iter().map(String::from).collect(),
+        }));
+        let Some(Response::ListGroups(r)) = h.take(l) else {
+            panic!()
+        };
+        assert_eq!(r.groups.len(), listed);
+    }
+    // OffsetFetch v8 with two groups: one answered per group, in order.
+    let f = h.send(Request::OffsetFetchGroups(OffsetFetchGroupsRequest {
+        groups: vec![
+            OffsetFetchRequest {
+                group_id: "nobody".into(),
+                partitions: None,
+                require_stable: true,
+            },
+            OffsetFetchRequest {
+                group_id: "g".into(),
+                partitions: None,
+                require_stable: true,
+            },
+        ],
+    }));
+    let Some(Response::OffsetFetchGroups(r)) = h.take(f) else {
+        panic!()
+    };
+    let ids: Vec<&str> = r.groups.iter().map(|g| g.group_id.as_str()).collect();
+    assert_eq!(ids, ["nobody", "g"]);
+    assert!(r.groups[0].response.partitions.is_empty());
+    assert_eq!(r.groups[1].response.error_code, KafkaCode::NONE);
+    assert!(!r.groups[1].response.partitions.is_empty());
     let d = h.send(Request::DeleteGroups(DeleteGroupsRequest {
         groups_names: vec!["g".into()],
     }));

@@ -13,6 +13,7 @@ pub mod child;
 pub mod consumer;
 pub mod decode;
 pub mod gate;
+pub mod group_decode;
 #[cfg(feature = "ingest")]
 pub mod ingest;
 pub mod logs;

@@ -479,6 +479,8 @@ pub async fn offset_fetch(
 pub async fn describe_groups(broker: &Arc<Broker>, req: wire::DescribeGroupsRequest) -> Outcome {
     let request = gc::Request::DescribeGroups(gc::DescribeGroupsRequest {
         groups: req.groups.iter().map(|g| s(g)).collect(),
+        // Served up to v5 (versions.rs); v6 would set this (GROUP_ID_NOT_FOUND).
+        report_unknown_groups: false,
     });
     let Some(gc::Response::DescribeGroups(r)) = broker.groups.call(request).await else {
         return unavailable();
@@ -520,6 +522,8 @@ pub async fn describe_groups(broker: &Arc<Broker>, req: wire::DescribeGroupsRequ
 pub async fn list_groups(broker: &Arc<Broker>, req: wire::ListGroupsRequest) -> Outcome {
     let request = gc::Request::ListGroups(gc::ListGroupsRequest {
         states_filter: req.states_filter.iter().map(s).collect(),
+        // Served up to v4 (versions.rs); v5 carries a types filter.
+        types_filter: Vec::new(),
     });
     let Some(gc::Response::ListGroups(r)) = broker.groups.call(request).await else {
         return unavailable();

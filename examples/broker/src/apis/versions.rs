@@ -43,6 +43,9 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::TxnOffsetCommit, 0, 3),
     (ApiKey::AddOffsetsToTxn, 0, 3),
+    // v0's handshake is followed by raw SASL tokens outside Kafka framing: not served.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
 ];
