@@ -39,6 +39,8 @@
 pub mod config;
 pub mod error;
 pub mod group;
+#[cfg(feature = "ingest")]
+pub mod ingest;
 pub mod io;
 mod kafka_code;
 pub mod log;

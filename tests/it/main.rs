@@ -46,6 +46,12 @@ mod group_txn_offsets_pending_until_marker;
 mod index_files_parse_independently;
 mod index_rebuilt_when_corrupt;
 mod index_rebuilt_when_missing;
+#[cfg(feature = "ingest")]
+mod ingest_agent_commits_positions_with_records;
+#[cfg(feature = "cli")]
+mod ingest_config_refuses_unknown_keys;
+#[cfg(feature = "ingest")]
+mod ingest_file_source_follows_rotations;
 mod interop_codecs;
 mod invalid_config_refused_on_open;
 mod log_append_time_stamps_batches;

@@ -5,7 +5,11 @@
 //! streamlog verify  <partition-dir> [--json]
 //! streamlog produce <partition-dir> [--codec C] [--sync] [--key-separator SEP] [--batch N]
 //! streamlog consume <partition-dir> [--from earliest|latest|OFFSET] [--max N] [--json]
+//! streamlog ingest  --config agent.toml [--until-idle]
 //! ```
+//!
+//! `ingest` runs a log-collection agent (files into topics of a data directory, exactly
+//! once) until SIGTERM or SIGINT, then commits what it read and exits.
 //!
 //! `dump` and `verify` open files read-only and are safe on a live or crashed log; `produce`
 //! and `consume` open the directory as its one writer (as a broker would), so no other
@@ -39,6 +43,7 @@
 
 mod consume;
 mod dump;
+mod ingest;
 mod output;
 mod produce;
 mod settings;
@@ -52,6 +57,7 @@ use clap::{Parser, Subcommand};
 
 use crate::consume::{consume, ConsumeArgs};
 use crate::dump::{dump, DumpArgs};
+use crate::ingest::{ingest, IngestArgs};
 use crate::produce::{produce, ProduceArgs};
 use crate::verify::{verify, VerifyArgs};
 
@@ -76,6 +82,8 @@ enum Command {
     Produce(ProduceArgs),
     /// Print records from an offset on.
     Consume(ConsumeArgs),
+    /// Collect logs into a data directory, exactly once, as `agent.toml` says.
+    Ingest(IngestArgs),
 }
 
 /// What a command found, beyond plain success.
@@ -92,6 +100,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify(&args),
         Command::Produce(args) => produce(&args),
         Command::Consume(args) => consume(&args),
+        Command::Ingest(args) => ingest(&args),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -14,6 +14,8 @@ pub mod consumer;
 pub mod decode;
 pub mod gate;
 pub mod group_decode;
+#[cfg(feature = "ingest")]
+pub mod ingest;
 pub mod logs;
 pub mod producers;
 #[cfg(feature = "openraft")]

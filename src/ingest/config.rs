@@ -1,0 +1,144 @@
+//! `agent.toml`: the agent's data directory, commit settings and sources. Unknown keys are
+//! refused with their name, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::agent::AgentSettings;
+use super::error::{IngestError, Result};
+use super::file::FileSourceConfig;
+use super::producer::ProducerSettings;
+use crate::record::Compression;
+
+/// The whole `agent.toml`.
+///
+/// ```
+/// use streamlog::ingest::AgentConfig;
+///
+/// let config = AgentConfig::from_toml(r#"
+///     data_dir = "/var/lib/streamlog"
+///     linger_ms = 100
+///     compression = "lz4"
+///
+///     [[source]]
+///     type = "file"
+///     name = "nginx"
+///     topic = "nginx-access"
+///     paths = ["/var/log/nginx/access.log*"]
+///     key = "path"
+/// "#)?;
+/// assert_eq!(config.sources.len(), 1);
+/// assert!(AgentConfig::from_toml("data_dir = \"x\"\nlingr_ms = 5").is_err());
+/// # Ok::<(), streamlog::ingest::IngestError>(())
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AgentConfig {
+    /// The storage's data directory.
+    pub data_dir: PathBuf,
+    /// The prefix of the sources' transactional ids.
+    #[serde(default = "agent_id")]
+    pub agent_id: String,
+    /// Milliseconds a record waits at most before its transaction commits.
+    #[serde(default = "linger_ms")]
+    pub linger_ms: u64,
+    /// The codec of the batches: `none`, `gzip`, `lz4`, `zstd`, `snappy`.
+    #[serde(default = "compression")]
+    pub compression: String,
+    /// Bytes of records per batch (Kafka's `batch.size`).
+    #[serde(default = "batch_size")]
+    pub batch_size: usize,
+    /// A transaction commits once this many bytes are pending in it.
+    #[serde(default = "max_transaction_bytes")]
+    pub max_transaction_bytes: usize,
+    /// Seconds between status lines on stderr (0: none).
+    #[serde(default = "status_interval_s")]
+    pub status_interval_s: u64,
+    /// The sources.
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// One `[[source]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[non_exhaustive]
+pub enum SourceConfig {
+    /// `type = "file"`.
+    File(FileSourceConfig),
+}
+
+impl AgentConfig {
+    /// Parses `agent.toml`'s text.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let config: AgentConfig =
+            toml::from_str(text).map_err(|e| IngestError::Config(e.to_string()))?;
+        config.settings()?;
+        Ok(config)
+    }
+
+    /// Reads and parses an `agent.toml`.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| IngestError::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        Self::from_toml(&text).map_err(|e| match e {
+            IngestError::Config(m) => IngestError::Config(format!("{}: {m}", path.display())),
+            e => e,
+        })
+    }
+
+    /// The agent settings it gives.
+    pub fn settings(&self) -> Result<AgentSettings> {
+        let compression = match self.compression.as_str() {
+            "none" | "uncompressed" => Compression::None,
+            "gzip" => Compression::Gzip,
+            "lz4" => Compression::Lz4,
+            "zstd" => Compression::Zstd,
+            "snappy" => Compression::Snappy,
+            other => {
+                return Err(IngestError::Config(format!(
+                    "compression {other:?}: expected none, gzip, lz4, zstd or snappy"
+                )))
+            }
+        };
+        if self.batch_size == 0 {
+            return Err(IngestError::Config("batch_size is 0".into()));
+        }
+        Ok(AgentSettings {
+            agent_id: self.agent_id.clone(),
+            linger: Duration::from_millis(self.linger_ms),
+            producer: ProducerSettings {
+                compression,
+                batch_size: self.batch_size,
+                max_transaction_bytes: self.max_transaction_bytes.max(1),
+                ..ProducerSettings::default()
+            },
+            ..AgentSettings::default()
+        })
+    }
+}
+
+fn agent_id() -> String {
+    AgentSettings::default().agent_id
+}
+fn linger_ms() -> u64 {
+    100
+}
+fn compression() -> String {
+    "lz4".into()
+}
+fn batch_size() -> usize {
+    ProducerSettings::default().batch_size
+}
+fn max_transaction_bytes() -> usize {
+    ProducerSettings::default().max_transaction_bytes
+}
+fn status_interval_s() -> u64 {
+    10
+}

@@ -1,0 +1,985 @@
+//! The file source: Flume's TAILDIR, with positions committed in the records' transaction.
+//!
+//! Every poll lists the files matching the globs (stat: device, inode, size), then reads in
+//! this order, each file only up to the size the listing saw:
+//!
+//! 1. the files already followed, oldest first, through the descriptor kept open for each
+//!    (a renamed file is the same inode and is finished where it now is; one that left the
+//!    listing — deleted, compressed and removed, renamed away — is read to its end through
+//!    the descriptor and forgotten);
+//! 2. files whose rest must be found elsewhere (truncated, or gone while the agent was
+//!    down): a plain file starting with their fingerprint (copytruncate's copy) or a gzip
+//!    file whose decompressed start is their fingerprint;
+//! 3. new files, oldest modification first, from their start. A new file whose first bytes
+//!    are those of a followed file is taken for a copy in progress and left alone until the
+//!    original is truncated or gone.
+//!
+//! Reading up to the listed sizes, older files first, keeps a writer's lines in order across
+//! a rotation: any byte of the new file the listing saw was written after the old file's
+//! last byte.
+//!
+//! **Copytruncate's window.** `copytruncate` copies the file and then truncates it; lines
+//! written between the copy and the truncation are in neither, unless the agent read them
+//! from the original before the truncation. The agent cannot know how many there were; the
+//! rotation test counts them (`truncations` counts the events).
+//!
+//! **Identical starts.** Two files with the same first bytes (up to 256) are taken for a
+//! file and its copy: the second is read only once the first is truncated or gone.
+
+mod config;
+mod framing;
+mod identity;
+mod watch;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use regex::bytes::Regex;
+
+pub use config::{FileSourceConfig, KeyMode};
+use framing::{Framer, Piece};
+pub use identity::FINGERPRINT_BYTES;
+use identity::{from_hex, prefixes_agree, to_hex, StoredStream};
+
+use super::error::{IngestError, Result};
+use super::metrics::SourceMetrics;
+use super::producer::now_ms;
+use super::source::{Poll, PositionUpdate, RecordSink, Source};
+use crate::record::Header;
+
+const READ_CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Followed as it grows.
+    Active,
+    /// A copy (or the rest of a file in another one): read to its end, never grows.
+    Sealed,
+    /// Gone or truncated; the rest (if any) is looked for in copies and gzip files, and a
+    /// copy of what was read is recognised as such.
+    Detached { since: Instant },
+    /// A gzip file read to its end (identified by its compressed first bytes), kept while it
+    /// exists so it is not read twice.
+    Gzip,
+}
+
+struct Stream {
+    dev: u64,
+    ino: u64,
+    path: PathBuf,
+    file: Option<File>,
+    /// The file's first bytes, up to [`FINGERPRINT_BYTES`].
+    fingerprint: Vec<u8>,
+    framer: Framer,
+    state: State,
+    /// When the file last grew (for the idle flush).
+    last_growth: Instant,
+    /// Size at the last listing.
+    size_seen: u64,
+    /// The committed position, to know whether it changed.
+    stored: Option<(u64, u32, String, u64, u64)>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    gz: bool,
+}
+
+/// The file source. Build it with [`FileSource::new`] or through
+/// [`Agent::add_file_source`](crate::ingest::Agent::add_file_source).
+pub struct FileSource {
+    cfg: FileSourceConfig,
+    key_regex: Option<Regex>,
+    start_regex: Option<Regex>,
+    host: String,
+    metrics: Arc<SourceMetrics>,
+    streams: BTreeMap<u64, Stream>,
+    next_id: u64,
+    removed: BTreeSet<u64>,
+    /// Files reported unreadable (counted once each).
+    unreadable: HashSet<PathBuf>,
+    /// Gzip files already tried against the detached streams, by (dev, ino, size).
+    gzip_tried: HashSet<(u64, u64, u64)>,
+    watcher: Option<watch::Watcher>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSource")
+            .field("cfg", &self.cfg)
+            .field("streams", &self.streams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileSource {
+    /// A file source from its settings (regexes compiled, paths checked).
+    pub fn new(cfg: FileSourceConfig, metrics: Arc<SourceMetrics>) -> Result<Self> {
+        let bad = |what: String| IngestError::Config(format!("source {}: {what}", cfg.name));
+        if cfg.paths.is_empty() {
+            return Err(bad("`paths` is empty".into()));
+        }
+        for p in &cfg.paths {
+            glob::Pattern::new(p).map_err(|e| bad(format!("bad glob {p:?}: {e}")))?;
+        }
+        if cfg.max_line_bytes == 0 {
+            return Err(bad("`max_line_bytes` is 0".into()));
+        }
+        let key_regex = match (cfg.key, &cfg.key_regex) {
+            (KeyMode::Regex, Some(r)) => {
+                Some(Regex::new(r).map_err(|e| bad(format!("bad key_regex: {e}")))?)
+            }
+            (KeyMode::Regex, None) => return Err(bad("key = \"regex\" needs `key_regex`".into())),
+            (_, Some(_)) => return Err(bad("`key_regex` is set but key is not \"regex\"".into())),
+            _ => None,
+        };
+        let start_regex = match &cfg.multiline_start {
+            Some(r) => Some(Regex::new(r).map_err(|e| bad(format!("bad multiline_start: {e}")))?),
+            None => None,
+        };
+        let host = cfg.host.clone().unwrap_or_else(host_name);
+        Ok(FileSource {
+            cfg,
+            key_regex,
+            start_regex,
+            host,
+            metrics,
+            streams: BTreeMap::new(),
+            next_id: 1,
+            removed: BTreeSet::new(),
+            unreadable: HashSet::new(),
+            gzip_tried: HashSet::new(),
+            watcher: None,
+            buf: vec![0; READ_CHUNK],
+        })
+    }
+
+    fn framer_at(&self, offset: u64, split: u32) -> Framer {
+        Framer::new(
+            self.cfg.max_line_bytes,
+            self.start_regex.clone(),
+            offset,
+            split,
+        )
+    }
+
+    /// Lists the files the globs match now.
+    fn list(&mut self) -> Vec<Entry> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for pattern in &self.cfg.paths {
+            let Ok(paths) = glob::glob(pattern) else {
+                continue;
+            };
+            for path in paths {
+                let path = match path {
+                    Ok(p) => p,
+                    Err(e) => {
+                        if self.unreadable.insert(e.path().to_path_buf()) {
+                            SourceMetrics::add(&self.metrics.files_skipped, 1);
+                        }
+                        continue;
+                    }
+                };
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if !meta.is_file() || !seen.insert((meta.dev(), meta.ino())) {
+                    continue;
+                }
+                let gz = path.extension().is_some_and(|e| e == "gz");
+                out.push(Entry {
+                    dev: meta.dev(),
+                    ino: meta.ino(),
+                    size: meta.size(),
+                    mtime: (meta.mtime(), meta.mtime_nsec()),
+                    gz,
+                    path,
+                });
+            }
+        }
+        out
+    }
+
+    fn open(&mut self, path: &Path) -> Option<File> {
+        match File::open(path) {
+            Ok(f) => {
+                self.unreadable.remove(path);
+                Some(f)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(_) => {
+                if self.unreadable.insert(path.to_path_buf()) {
+                    SourceMetrics::add(&self.metrics.files_skipped, 1);
+                }
+                None
+            }
+        }
+    }
+
+    /// Reads a file's first bytes (up to `n`).
+    fn prefix(file: &File, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        let mut got = 0;
+        while got < n {
+            match file.read_at(buf.get_mut(got..).unwrap_or_default(), got as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got += k,
+            }
+        }
+        buf.truncate(got);
+        buf
+    }
+
+    fn new_stream(&mut self, e: &Entry, file: File, fingerprint: Vec<u8>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        let framer = self.framer_at(0, 0);
+        self.streams.insert(
+            id,
+            Stream {
+                dev: e.dev,
+                ino: e.ino,
+                path: e.path.clone(),
+                file: Some(file),
+                fingerprint,
+                framer,
+                state: State::Active,
+                last_growth: Instant::now(),
+                size_seen: e.size,
+                stored: None,
+            },
+        );
+        id
+    }
+
+    fn forget(&mut self, id: u64) {
+        if let Some(s) = self.streams.remove(&id) {
+            if s.stored.is_some() {
+                self.removed.insert(id);
+            }
+        }
+    }
+
+    /// Reads stream `id` from where it stands up to `limit` bytes (None: to the end), and
+    /// with `finish` emits what is held at the end. Returns whether bytes were read.
+    fn read(
+        &mut self,
+        id: u64,
+        limit: Option<u64>,
+        finish: bool,
+        sink: &mut dyn RecordSink,
+        deadline: Instant,
+    ) -> Result<bool> {
+        let Some(mut s) = self.streams.remove(&id) else {
+            return Ok(false);
+        };
+        let r = self.read_stream(&mut s, limit, finish, sink, deadline);
+        self.streams.insert(id, s);
+        r
+    }
+
+    fn read_stream(
+        &mut self,
+        s: &mut Stream,
+        limit: Option<u64>,
+        finish: bool,
+        sink: &mut dyn RecordSink,
+        deadline: Instant,
+    ) -> Result<bool> {
+        let Some(file) = s.file.as_ref() else {
+            return Ok(false);
+        };
+        let mut any = false;
+        let path_str = s.path.to_string_lossy().into_owned();
+        let mut reached_end = true;
+        loop {
+            let at = s.framer.next_offset();
+            let want = match limit {
+                Some(l) if l <= at => break,
+                Some(l) => (l - at).min(READ_CHUNK as u64) as usize,
+                None => READ_CHUNK,
+            };
+            let buf = self.buf.get_mut(..want).unwrap_or_default();
+            let n = file.read_at(buf, at).map_err(|e| IngestError::Io {
+                op: "read",
+                path: s.path.clone(),
+                source: e,
+            })?;
+            if n == 0 {
+                break;
+            }
+            any = true;
+            let data = self.buf.get(..n).unwrap_or_default();
+            if (at as usize) < FINGERPRINT_BYTES && s.fingerprint.len() as u64 == at {
+                let take = (FINGERPRINT_BYTES - at as usize).min(n);
+                s.fingerprint
+                    .extend_from_slice(data.get(..take).unwrap_or_default());
+            }
+            let mut emitter = Emitter {
+                sink: &mut *sink,
+                cfg: &self.cfg,
+                key_regex: self.key_regex.as_ref(),
+                host: &self.host,
+                path: &path_str,
+                metrics: &self.metrics,
+            };
+            s.framer.feed(data, &mut |p| emitter.emit(p))?;
+            if Instant::now() >= deadline {
+                reached_end = false;
+                break;
+            }
+        }
+        if any {
+            s.last_growth = Instant::now();
+        }
+        let idle = s.framer.holds()
+            && s.last_growth.elapsed() >= Duration::from_millis(self.cfg.idle_timeout_ms);
+        if reached_end && (finish || idle) && s.framer.holds() {
+            let mut emitter = Emitter {
+                sink,
+                cfg: &self.cfg,
+                key_regex: self.key_regex.as_ref(),
+                host: &self.host,
+                path: &path_str,
+                metrics: &self.metrics,
+            };
+            s.framer.flush(&mut |p| emitter.emit(p))?;
+            any = true;
+        }
+        let counts = std::mem::take(&mut s.framer.counts);
+        SourceMetrics::add(&self.metrics.lines_split, counts.lines_split);
+        SourceMetrics::add(&self.metrics.partial_lines, counts.partial_flushes);
+        Ok(any)
+    }
+
+    /// Whether a followed file no longer holds what was read from it: shorter than what was
+    /// read, or other first bytes.
+    fn truncated(s: &Stream, e: &Entry) -> bool {
+        let Some(file) = s.file.as_ref() else {
+            return false;
+        };
+        if e.size < s.framer.next_offset() {
+            return true;
+        }
+        let now = Self::prefix(file, s.fingerprint.len());
+        now != s.fingerprint
+    }
+
+    /// Looks for the rest of detached stream `id` in `entries` (a plain copy, or a gzip
+    /// file) and reads it there. Returns whether it was found.
+    fn find_rest(
+        &mut self,
+        id: u64,
+        entries: &[Entry],
+        tracked: &HashSet<(u64, u64)>,
+        sink: &mut dyn RecordSink,
+        deadline: Instant,
+    ) -> Result<bool> {
+        let Some(fp) = self.streams.get(&id).map(|s| s.fingerprint.clone()) else {
+            return Ok(false);
+        };
+        if fp.is_empty() {
+            return Ok(false);
+        }
+        for e in entries
+            .iter()
+            .filter(|e| !e.gz && !tracked.contains(&(e.dev, e.ino)))
+        {
+            // A copy made while the file was shorter than its fingerprint is a prefix of it.
+            let Some(file) = self.open(&e.path) else {
+                continue;
+            };
+            let head = Self::prefix(&file, fp.len());
+            if !prefixes_agree(&head, &fp) || (head.len() < fp.len() && head.len() as u64 != e.size)
+            {
+                continue;
+            }
+            // The copy holds the file's bytes at the same offsets: read on from the
+            // position, to the copy's end, and hold it as a sealed file.
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.dev = e.dev;
+                s.ino = e.ino;
+                s.path = e.path.clone();
+                s.file = Some(file);
+                s.state = State::Sealed;
+                s.size_seen = e.size;
+            }
+            SourceMetrics::add(&self.metrics.copies_followed, 1);
+            self.read(id, Some(e.size), true, sink, deadline)?;
+            return Ok(true);
+        }
+        for e in entries
+            .iter()
+            .filter(|e| e.gz && !tracked.contains(&(e.dev, e.ino)))
+        {
+            if self.gzip_tried.contains(&(e.dev, e.ino, e.size)) {
+                continue;
+            }
+            let before = self.streams.get(&id).map(|s| s.framer.resume_point());
+            match self.read_gzip(id, e, &fp, sink)? {
+                GzipOutcome::Read => {
+                    // Counted when the gzip file held bytes the plain one had not given.
+                    if self.streams.get(&id).map(|s| s.framer.resume_point()) != before {
+                        SourceMetrics::add(&self.metrics.gzip_reads, 1);
+                        SourceMetrics::add(&self.metrics.copies_followed, 1);
+                    }
+                    self.hold_gzip(id, e);
+                    return Ok(true);
+                }
+                GzipOutcome::Other => {
+                    self.gzip_tried.insert((e.dev, e.ino, e.size));
+                }
+                GzipOutcome::Incomplete => {}
+            }
+        }
+        Ok(false)
+    }
+
+    /// Reads the rest of stream `id` from a gzip file whose decompressed start is `fp`.
+    fn read_gzip(
+        &mut self,
+        id: u64,
+        e: &Entry,
+        fp: &[u8],
+        sink: &mut dyn RecordSink,
+    ) -> Result<GzipOutcome> {
+        let Some(file) = self.open(&e.path) else {
+            return Ok(GzipOutcome::Other);
+        };
+        let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+        let mut head = Vec::with_capacity(fp.len());
+        if (&mut decoder)
+            .take(fp.len() as u64)
+            .read_to_end(&mut head)
+            .is_err()
+        {
+            return Ok(GzipOutcome::Incomplete);
+        }
+        if !prefixes_agree(&head, fp) {
+            return Ok(GzipOutcome::Other);
+        }
+        let Some(mut s) = self.streams.remove(&id) else {
+            return Ok(GzipOutcome::Other);
+        };
+        let (offset, split) = s.framer.resume_point();
+        let mut framer = self.framer_at(offset, split);
+        let path_str = e.path.to_string_lossy().into_owned();
+        // Skip to the position: everything before it is committed.
+        let mut skip = offset.saturating_sub(head.len() as u64);
+        if offset < head.len() as u64 {
+            skip = 0;
+            let mut emitter = Emitter {
+                sink: &mut *sink,
+                cfg: &self.cfg,
+                key_regex: self.key_regex.as_ref(),
+                host: &self.host,
+                path: &path_str,
+                metrics: &self.metrics,
+            };
+            let r = framer.feed(head.get(offset as usize..).unwrap_or_default(), &mut |p| {
+                emitter.emit(p)
+            });
+            if let Err(err) = r {
+                self.streams.insert(id, s);
+                return Err(err);
+            }
+        }
+        let skipped = std::io::copy(&mut (&mut decoder).take(skip), &mut std::io::sink());
+        let mut outcome = if matches!(skipped, Ok(n) if n == skip) {
+            GzipOutcome::Read
+        } else {
+            GzipOutcome::Incomplete
+        };
+        while outcome == GzipOutcome::Read {
+            match decoder.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    let mut emitter = Emitter {
+                        sink: &mut *sink,
+                        cfg: &self.cfg,
+                        key_regex: self.key_regex.as_ref(),
+                        host: &self.host,
+                        path: &path_str,
+                        metrics: &self.metrics,
+                    };
+                    let data = self.buf.get(..n).unwrap_or_default();
+                    if let Err(err) = framer.feed(data, &mut |p| emitter.emit(p)) {
+                        s.framer = framer;
+                        self.streams.insert(id, s);
+                        return Err(err);
+                    }
+                }
+                // A gzip file still being written ends early: try again at the next poll
+                // from what was emitted.
+                Err(_) => outcome = GzipOutcome::Incomplete,
+            }
+        }
+        if outcome == GzipOutcome::Read {
+            let mut emitter = Emitter {
+                sink,
+                cfg: &self.cfg,
+                key_regex: self.key_regex.as_ref(),
+                host: &self.host,
+                path: &path_str,
+                metrics: &self.metrics,
+            };
+            framer.flush(&mut |p| emitter.emit(p))?;
+        }
+        // Held bytes are re-read from the resume point next time.
+        let (offset, split) = framer.resume_point();
+        s.framer = self.framer_at(offset, split);
+        self.streams.insert(id, s);
+        Ok(outcome)
+    }
+
+    /// Keeps stream `id` as the gzip file `e`, read to its end.
+    fn hold_gzip(&mut self, id: u64, e: &Entry) {
+        let raw = self
+            .open(&e.path)
+            .map(|f| Self::prefix(&f, FINGERPRINT_BYTES))
+            .unwrap_or_default();
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.dev = e.dev;
+            s.ino = e.ino;
+            s.path = e.path.clone();
+            s.file = None;
+            s.fingerprint = raw;
+            s.state = State::Gzip;
+        }
+    }
+
+    /// A gzip file no followed file accounts for (rotated and compressed before the agent
+    /// saw it): read whole from its start, once it decompresses to its end.
+    fn read_new_gzip(&mut self, e: &Entry, sink: &mut dyn RecordSink) -> Result<bool> {
+        let Some(file) = self.open(&e.path) else {
+            return Ok(false);
+        };
+        let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(file));
+        let mut head = Vec::with_capacity(FINGERPRINT_BYTES);
+        let complete = (&mut decoder)
+            .take(FINGERPRINT_BYTES as u64)
+            .read_to_end(&mut head)
+            .is_ok()
+            && std::io::copy(&mut decoder, &mut std::io::sink()).is_ok();
+        if !complete || head.is_empty() {
+            return Ok(false);
+        }
+        // The compressed copy of a file known here (followed, a sealed copy, or gone and
+        // waiting for its rest) is read as that file's, at its position, or not at all.
+        let of_followed = self
+            .streams
+            .values()
+            .any(|s| s.state != State::Gzip && prefixes_agree(&s.fingerprint, &head));
+        if of_followed {
+            return Ok(false);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let framer = self.framer_at(0, 0);
+        self.streams.insert(
+            id,
+            Stream {
+                dev: e.dev,
+                ino: e.ino,
+                path: e.path.clone(),
+                file: None,
+                fingerprint: head.clone(),
+                framer,
+                state: State::Detached {
+                    since: Instant::now(),
+                },
+                last_growth: Instant::now(),
+                size_seen: 0,
+                stored: None,
+            },
+        );
+        let outcome = self.read_gzip(id, e, &head, sink)?;
+        SourceMetrics::add(&self.metrics.gzip_reads, 1);
+        if outcome != GzipOutcome::Read {
+            // Checked complete above; replaced since. Its records were sent: keep the
+            // stream detached at its position so they are not sent again.
+            return Ok(true);
+        }
+        self.hold_gzip(id, e);
+        Ok(true)
+    }
+
+    /// Attaches a restored stream (no descriptor yet) to its file, if the inode still holds
+    /// it. Returns false when the inode holds another file now.
+    fn reattach(&mut self, id: u64, e: &Entry) -> bool {
+        let Some(file) = self.open(&e.path) else {
+            return false;
+        };
+        let Ok(meta) = file.metadata() else {
+            return false;
+        };
+        let Some(s) = self.streams.get_mut(&id) else {
+            return false;
+        };
+        if (meta.dev(), meta.ino()) != (s.dev, s.ino) {
+            return false;
+        }
+        let now = Self::prefix(&file, s.fingerprint.len());
+        if now != s.fingerprint || meta.size() < s.framer.next_offset() {
+            return false;
+        }
+        s.file = Some(file);
+        s.path = e.path.clone();
+        true
+    }
+
+    fn detach(&mut self, id: u64) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.file = None;
+            s.state = State::Detached {
+                since: Instant::now(),
+            };
+            let (offset, split) = s.framer.resume_point();
+            s.framer = Framer::new(
+                self.cfg.max_line_bytes,
+                self.start_regex.clone(),
+                offset,
+                split,
+            );
+        }
+        self.gzip_tried.clear();
+    }
+
+    fn tracked(&self) -> HashSet<(u64, u64)> {
+        self.streams
+            .values()
+            .filter(|s| !matches!(s.state, State::Detached { .. }))
+            .map(|s| (s.dev, s.ino))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GzipOutcome {
+    /// Read to its end.
+    Read,
+    /// Not this stream's (or not a gzip file).
+    Other,
+    /// Ended early (still being written); tried again later.
+    Incomplete,
+}
+
+/// Turns framed pieces into records with the source's key and headers.
+struct Emitter<'a> {
+    sink: &'a mut dyn RecordSink,
+    cfg: &'a FileSourceConfig,
+    key_regex: Option<&'a Regex>,
+    host: &'a str,
+    path: &'a str,
+    metrics: &'a SourceMetrics,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, p: Piece<'_>) -> Result<()> {
+        let key: Option<&[u8]> = match self.cfg.key {
+            KeyMode::None => None,
+            KeyMode::Path => Some(self.path.as_bytes()),
+            KeyMode::Regex => self.key_regex.and_then(|re| {
+                re.captures(p.value)
+                    .and_then(|c| c.name("key").or_else(|| c.get(1)).map(|m| m.as_bytes()))
+            }),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
+        let offset = p.start.to_string();
+        let mut headers = vec![
+            Header::new("host", Some(self.host.as_bytes())),
+            Header::new("path", Some(self.path.as_bytes())),
+            Header::new("offset", Some(offset.as_bytes())),
+        ];
+        let index;
+        if let Some((i, last)) = p.split {
+            index = i.to_string();
+            headers.push(Header::new("split.index", Some(index.as_bytes())));
+            headers.push(Header::new(
+                "split.last",
+                Some(if last { b"true" } else { b"false" }),
+            ));
+        }
+        SourceMetrics::add(&self.metrics.records, 1);
+        SourceMetrics::add(&self.metrics.bytes, p.value.len() as u64);
+        self.sink.send(now_ms(), key, Some(p.value), &headers)
+    }
+}
+
+impl Source for FileSource {
+    fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    fn topic(&self) -> &str {
+        &self.cfg.topic
+    }
+
+    fn restore(&mut self, committed: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<()> {
+        for (key, value) in committed {
+            let stored = StoredStream::decode(&self.cfg.name, key, value)?;
+            let id: u64 = std::str::from_utf8(key)
+                .ok()
+                .and_then(|k| k.parse().ok())
+                .ok_or_else(|| IngestError::BadPosition {
+                    source_name: self.cfg.name.clone(),
+                    key: String::from_utf8_lossy(key).into_owned(),
+                    reason: "not a stream id".into(),
+                })?;
+            let fingerprint =
+                from_hex(&stored.fingerprint).ok_or_else(|| IngestError::BadPosition {
+                    source_name: self.cfg.name.clone(),
+                    key: id.to_string(),
+                    reason: "bad fingerprint".into(),
+                })?;
+            let state = match stored.state.as_str() {
+                "active" => State::Active,
+                "sealed" => State::Sealed,
+                "gzip" => State::Gzip,
+                _ => State::Detached {
+                    since: Instant::now(),
+                },
+            };
+            let framer = self.framer_at(stored.offset, stored.split);
+            self.streams.insert(
+                id,
+                Stream {
+                    dev: stored.dev,
+                    ino: stored.ino,
+                    path: PathBuf::from(&stored.path),
+                    file: None,
+                    fingerprint,
+                    framer,
+                    state,
+                    last_growth: Instant::now(),
+                    size_seen: stored.offset,
+                    stored: Some((
+                        stored.offset,
+                        stored.split,
+                        stored.state.clone(),
+                        stored.dev,
+                        stored.ino,
+                    )),
+                },
+            );
+            self.next_id = self.next_id.max(id + 1);
+        }
+        Ok(())
+    }
+
+    fn poll(&mut self, sink: &mut dyn RecordSink, deadline: Instant) -> Result<Poll> {
+        let mut progress = false;
+        let mut entries = self.list();
+        let ids: Vec<u64> = self.streams.keys().copied().collect();
+        // 1. Files already followed, oldest first.
+        for id in ids {
+            let Some(s) = self.streams.get(&id) else {
+                continue;
+            };
+            if matches!(s.state, State::Detached { .. }) {
+                continue;
+            }
+            if s.state == State::Gzip {
+                // Read to its end; forgotten once deleted.
+                if !entries.iter().any(|e| (e.dev, e.ino) == (s.dev, s.ino)) {
+                    self.forget(id);
+                }
+                continue;
+            }
+            let (dev, ino, has_file, state) = (s.dev, s.ino, s.file.is_some(), s.state);
+            let entry = entries
+                .iter()
+                .find(|e| (e.dev, e.ino) == (dev, ino))
+                .cloned();
+            match entry {
+                None if has_file => {
+                    // Gone from the listing: what the descriptor still holds is the rest.
+                    // Kept detached a while, so a gzip copy of it is known for what it is.
+                    progress |= self.read(id, None, true, sink, deadline)?;
+                    let done = self.streams.get(&id).is_some_and(|s| !s.framer.holds());
+                    if done {
+                        self.detach(id);
+                    }
+                }
+                None => self.detach(id),
+                Some(e) => {
+                    if !has_file && !self.reattach(id, &e) {
+                        // The inode holds another file, or this one was truncated while
+                        // the agent was down.
+                        SourceMetrics::add(&self.metrics.identity_changes, 1);
+                        self.detach(id);
+                        let tracked = self.tracked();
+                        progress |= self.find_rest(id, &entries, &tracked, sink, deadline)?;
+                        continue;
+                    }
+                    let truncated = state == State::Active
+                        && self
+                            .streams
+                            .get(&id)
+                            .is_some_and(|s| Self::truncated(s, &e));
+                    if truncated {
+                        // copytruncate: the copy was made before the truncation, so a
+                        // listing taken now shows it.
+                        SourceMetrics::add(&self.metrics.truncations, 1);
+                        self.detach(id);
+                        entries = self.list();
+                        let tracked = self.tracked();
+                        progress |= self.find_rest(id, &entries, &tracked, sink, deadline)?;
+                        continue;
+                    }
+                    if let Some(s) = self.streams.get_mut(&id) {
+                        s.path = e.path.clone();
+                        s.size_seen = e.size;
+                    }
+                    progress |=
+                        self.read(id, Some(e.size), state == State::Sealed, sink, deadline)?;
+                }
+            }
+        }
+        // 2. Detached files: their rest may be in a copy or a gzip file.
+        let detached: Vec<(u64, Instant)> = self
+            .streams
+            .iter()
+            .filter_map(|(id, s)| match s.state {
+                State::Detached { since } => Some((*id, since)),
+                _ => None,
+            })
+            .collect();
+        for (id, since) in detached {
+            let tracked = self.tracked();
+            if self.find_rest(id, &entries, &tracked, sink, deadline)? {
+                progress = true;
+            } else if since.elapsed() >= Duration::from_millis(self.cfg.detached_timeout_ms) {
+                let lost = self
+                    .streams
+                    .get(&id)
+                    .map_or(0, |s| s.size_seen.saturating_sub(s.framer.resume_point().0));
+                if lost > 0 {
+                    SourceMetrics::add(&self.metrics.bytes_lost, lost);
+                    SourceMetrics::add(&self.metrics.files_skipped, 1);
+                }
+                self.forget(id);
+            }
+        }
+        // 3. New files, oldest first (gzip files no followed file accounts for, then plain).
+        let tracked = self.tracked();
+        let mut gzips: Vec<Entry> = entries
+            .iter()
+            .filter(|e| e.gz && !tracked.contains(&(e.dev, e.ino)))
+            .cloned()
+            .collect();
+        gzips.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
+        for e in gzips {
+            if self.read_new_gzip(&e, sink)? {
+                progress = true;
+            }
+        }
+        let tracked = self.tracked();
+        let mut fresh: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| !e.gz && e.size > 0 && !tracked.contains(&(e.dev, e.ino)))
+            .collect();
+        fresh.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
+        let fresh: Vec<Entry> = fresh.into_iter().cloned().collect();
+        for e in fresh {
+            let Some(file) = self.open(&e.path) else {
+                continue;
+            };
+            let Ok(meta) = file.metadata() else { continue };
+            if (meta.dev(), meta.ino()) != (e.dev, e.ino) {
+                continue; // replaced since the listing: the next poll sees it
+            }
+            let head = Self::prefix(&file, FINGERPRINT_BYTES.min(e.size as usize));
+            let copy_of_followed = self.streams.values().any(|s| {
+                matches!(s.state, State::Active | State::Sealed)
+                    && (s.dev, s.ino) != (e.dev, e.ino)
+                    && prefixes_agree(&s.fingerprint, &head)
+            });
+            if copy_of_followed {
+                continue;
+            }
+            let id = self.new_stream(&e, file, Vec::new());
+            progress |= self.read(id, Some(e.size), false, sink, deadline)?;
+        }
+        self.metrics.files_open.store(
+            self.streams.values().filter(|s| s.file.is_some()).count() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        Ok(if progress { Poll::Progress } else { Poll::Idle })
+    }
+
+    fn take_positions(&mut self) -> Vec<PositionUpdate> {
+        let mut out: Vec<PositionUpdate> = std::mem::take(&mut self.removed)
+            .into_iter()
+            .map(|id| (id.to_string().into_bytes(), None))
+            .collect();
+        for (id, s) in &mut self.streams {
+            let (offset, split) = s.framer.resume_point();
+            let state = match s.state {
+                State::Active => "active",
+                State::Sealed => "sealed",
+                State::Gzip => "gzip",
+                State::Detached { .. } => "detached",
+            };
+            let now = (offset, split, state.to_string(), s.dev, s.ino);
+            // A new file nothing was emitted from needs no position: after a restart it is
+            // found again and read from its start.
+            let unchanged = match &s.stored {
+                Some(stored) => *stored == now,
+                None => offset == 0 && split == 0 && state == "active",
+            };
+            if unchanged {
+                continue;
+            }
+            let value = StoredStream {
+                dev: s.dev,
+                ino: s.ino,
+                offset,
+                split,
+                fingerprint: to_hex(&s.fingerprint),
+                path: s.path.to_string_lossy().into_owned(),
+                state: state.to_string(),
+            };
+            out.push((id.to_string().into_bytes(), Some(value.encode())));
+            s.stored = Some(now);
+        }
+        out
+    }
+
+    fn wait(&mut self, wake: &Receiver<()>, timeout: Duration) {
+        let timeout = timeout.min(Duration::from_millis(self.cfg.poll_interval_ms));
+        if wake.recv_timeout(timeout).is_ok() {
+            // Events come in bursts; one poll answers them all.
+            while wake.try_recv().is_ok() {}
+        }
+    }
+
+    fn set_waker(&mut self, wake: Sender<()>) {
+        if self.cfg.watch {
+            self.watcher = watch::Watcher::start(&self.cfg.paths, wake);
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}

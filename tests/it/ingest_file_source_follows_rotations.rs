@@ -1,0 +1,309 @@
+//! The file source through each kind of rotation, with crashes between commits: every line
+//! is delivered exactly once and in order, and the counters say what happened.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use streamlog::ingest::{FileSourceConfig, KeyMode};
+
+use crate::common::ingest::Harness;
+
+fn append(path: &Path, lines: &[&str]) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+fn gzip(plain: &Path) {
+    let data = fs::read(plain).unwrap();
+    let gz = plain.with_extension(format!(
+        "{}.gz",
+        plain.extension().unwrap().to_string_lossy()
+    ));
+    let mut enc =
+        flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&data).unwrap();
+    enc.finish().unwrap();
+    fs::remove_file(plain).unwrap();
+}
+
+fn config(dir: &Path) -> FileSourceConfig {
+    let mut c = FileSourceConfig::new("app", "logs");
+    c.paths = vec![format!("{}/app.log*", dir.display())];
+    c.watch = false;
+    c.idle_timeout_ms = 3_600_000;
+    c
+}
+
+#[test]
+fn rename_rotation_finishes_the_old_file_then_follows_the_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut h = Harness::new(config(dir.path()));
+    append(&log, &["1", "2"]);
+    h.poll_commit();
+    append(&log, &["3"]);
+    fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, &["4"]);
+    h.poll_commit();
+    h.crash();
+    append(&log, &["5"]);
+    append(&dir.path().join("app.log.1"), &["late"]); // the writer had not reopened yet
+    h.poll_commit();
+    assert_eq!(h.texts(), ["1", "2", "3", "4", "late", "5"]);
+    let offsets: Vec<&str> = h
+        .delivered
+        .iter()
+        .map(|s| s.headers["offset"].as_str())
+        .collect();
+    assert_eq!(offsets, ["0", "2", "4", "0", "6", "2"]);
+}
+
+#[test]
+fn crash_before_commit_rereads_exactly_the_uncommitted_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut h = Harness::new(config(dir.path()));
+    append(&log, &["a", "b"]);
+    h.poll_commit();
+    append(&log, &["c", "d"]);
+    h.poll(); // read, not committed
+    h.crash();
+    h.poll_commit();
+    h.crash();
+    h.poll_commit(); // nothing new
+    assert_eq!(h.texts(), ["a", "b", "c", "d"]);
+}
+
+#[test]
+fn copytruncate_continues_in_the_copy_then_the_new_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut h = Harness::new(config(dir.path()));
+    append(&log, &["line 1", "line 2"]);
+    h.poll_commit();
+    append(&log, &["line 3", "line 4"]);
+    fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    // The copy is not read while the original still holds its bytes.
+    h.poll();
+    assert_eq!(
+        h.pending.0.len(),
+        2,
+        "line 3 and 4 read once, from the original"
+    );
+    h.crash(); // ...and lost with the crash: they must come from the copy
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &["line 5"]);
+    h.poll_commit();
+    assert_eq!(
+        h.texts(),
+        ["line 1", "line 2", "line 3", "line 4", "line 5"]
+    );
+    // After a restart a truncated file is indistinguishable from an inode holding another
+    // file: either counter says so.
+    assert_eq!(
+        h.count(|m| &m.truncations) + h.count(|m| &m.identity_changes),
+        1
+    );
+    assert_eq!(h.count(|m| &m.copies_followed), 1);
+    // Later polls read nothing again: the copy is sealed at its end.
+    h.poll_commit();
+    append(&log, &["line 6"]);
+    h.crash();
+    h.poll_commit();
+    assert_eq!(h.texts().len(), 6);
+}
+
+#[test]
+fn copytruncate_window_lines_read_before_the_truncation_are_kept_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut h = Harness::new(config(dir.path()));
+    append(&log, &["w1", "w2"]);
+    h.poll_commit();
+    fs::copy(&log, dir.path().join("app.log.1")).unwrap();
+    append(&log, &["w3-window"]); // after the copy, before the truncation
+    h.poll_commit(); // the agent happened to read it from the original
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &["w4"]);
+    h.poll_commit();
+    assert_eq!(h.texts(), ["w1", "w2", "w3-window", "w4"]);
+    assert_eq!(h.count(|m| &m.truncations), 1);
+    assert_eq!(h.count(|m| &m.copies_followed), 1);
+}
+
+#[test]
+fn gzip_of_a_rotated_file_finishes_it_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut h = Harness::new(config(dir.path()));
+    append(&log, &["g1", "g2"]);
+    h.poll_commit();
+    append(&log, &["g3", "g4"]);
+    h.poll();
+    h.crash(); // g3, g4 lost with the crash; the agent stays down while logrotate runs
+    fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    gzip(&dir.path().join("app.log.1"));
+    append(&log, &["g5"]);
+    h.poll_commit();
+    assert_eq!(h.texts(), ["g1", "g2", "g3", "g4", "g5"]);
+    assert_eq!(h.count(|m| &m.gzip_reads), 1);
+    // The gzip file is not read again, nor after another restart.
+    h.crash();
+    h.poll_commit();
+    assert_eq!(h.texts().len(), 5);
+}
+
+#[test]
+fn gzip_while_running_needs_no_decompression() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut h = Harness::new(config(dir.path()));
+    append(&log, &["r1"]);
+    h.poll_commit();
+    append(&log, &["r2"]);
+    fs::rename(&log, dir.path().join("app.log.1")).unwrap();
+    gzip(&dir.path().join("app.log.1"));
+    h.poll_commit(); // the descriptor kept open still reads the deleted file
+    assert_eq!(h.texts(), ["r1", "r2"]);
+    assert_eq!(h.count(|m| &m.gzip_reads), 0);
+}
+
+#[test]
+fn inode_holding_another_file_after_a_restart_is_read_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut h = Harness::new(config(dir.path()));
+    append(&log, &["old file, first line", "old 2"]);
+    h.poll_commit();
+    h.crash();
+    // Same inode, other content, longer than the committed offset.
+    fs::write(&log, "new file, first line\nnew 2\nnew 3\n").unwrap();
+    h.poll_commit();
+    assert_eq!(
+        h.texts(),
+        [
+            "old file, first line",
+            "old 2",
+            "new file, first line",
+            "new 2",
+            "new 3"
+        ]
+    );
+    assert_eq!(h.count(|m| &m.identity_changes), 1);
+}
+
+#[test]
+fn deleted_while_read_is_read_to_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut h = Harness::new(config(dir.path()));
+    append(&log, &["d1"]);
+    h.poll_commit();
+    append(&log, &["d2", "partial"]);
+    let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+    f.write_all(b"no newline").unwrap();
+    fs::remove_file(&log).unwrap();
+    h.poll_commit();
+    assert_eq!(h.texts(), ["d1", "d2", "partial", "no newline"]);
+    let last = h.delivered.last().unwrap();
+    assert_eq!(last.headers["split.index"], "0");
+    h.crash();
+    h.poll_commit();
+    assert_eq!(h.texts().len(), 4);
+}
+
+#[test]
+fn framing_long_lines_multiline_partial_and_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut c = config(dir.path());
+    c.max_line_bytes = 8;
+    c.key = KeyMode::Regex;
+    c.key_regex = Some(r"^(\w+):".into());
+    let mut h = Harness::new(c);
+    append(&log, &["user1:hello", "x"]);
+    h.poll_commit();
+    assert_eq!(h.texts(), ["user1:he", "llo", "x"]);
+    assert_eq!(h.delivered[0].key.as_deref(), Some(&b"user1"[..]));
+    assert_eq!(h.delivered[1].headers["split.last"], "true");
+    assert_eq!(h.delivered[2].key, None);
+    assert_eq!(h.count(|m| &m.lines_split), 1);
+
+    // Multi-line events, and a partial last line flushed after the idle timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut c = config(dir.path());
+    c.multiline_start = Some(r"^\d{4}-".into());
+    c.key = KeyMode::Path;
+    c.idle_timeout_ms = 0;
+    let mut h = Harness::new(c);
+    fs::write(
+        &log,
+        "2024-01-01 boom\n  at a\n  at b\n2024-01-01 ok\n2024-01-02 tail",
+    )
+    .unwrap();
+    h.poll_commit();
+    assert_eq!(
+        h.texts(),
+        [
+            "2024-01-01 boom\n  at a\n  at b",
+            "2024-01-01 ok",
+            "2024-01-02 tail"
+        ]
+    );
+    assert_eq!(
+        h.delivered[0].key.as_deref(),
+        Some(log.to_string_lossy().as_bytes())
+    );
+    assert!(h.delivered.iter().all(|s| s.headers.contains_key("host")));
+    // The rest of the flushed line is its next piece.
+    append(&log, &[" end"]);
+    h.crash();
+    h.poll_commit();
+    assert_eq!(h.texts().last().unwrap(), " end");
+    assert_eq!(h.delivered.last().unwrap().headers["split.index"], "1");
+}
+
+#[test]
+fn binary_garbage_and_a_huge_line_are_records_not_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let mut c = config(dir.path());
+    c.max_line_bytes = 1024 * 1024;
+    let mut h = Harness::new(c);
+    let mut garbage: Vec<u8> = (0..=255u8).filter(|b| *b != b'\n').collect();
+    garbage.push(b'\n');
+    fs::write(&log, &garbage).unwrap();
+    // A 100 MB line: 100 records of 1 MiB (the last shorter), nothing held beyond 1 MiB.
+    let mut f = OpenOptions::new().append(true).open(&log).unwrap();
+    let chunk = vec![b'z'; 1024 * 1024];
+    for _ in 0..100 {
+        f.write_all(&chunk).unwrap();
+    }
+    f.write_all(b"\nafter\n").unwrap();
+    h.poll_commit();
+    assert_eq!(h.delivered[0].value, garbage[..255]);
+    let pieces = &h.delivered[1..h.delivered.len() - 1];
+    assert_eq!(pieces.len(), 100);
+    assert!(pieces.iter().all(|p| p.value.len() == 1024 * 1024));
+    assert_eq!(pieces[99].headers["split.last"], "true");
+    assert_eq!(h.texts().last().unwrap(), "after");
+    assert_eq!(h.count(|m| &m.lines_split), 1);
+}

@@ -1,0 +1,351 @@
+//! Rotation torture: writer threads append numbered lines while a rotator renames,
+//! copytruncates and gzips their files, and the `streamlog ingest` process is SIGKILLed at
+//! random moments and restarted. At the end every line still on disk (plain or gzip) is in
+//! the topic exactly once, each writer's lines are in order, every record is a line that
+//! was written (nothing split or merged), and the lines copytruncate's window lost are
+//! counted and reported.
+//!
+//! One seed drives the rotator's choices and the kill times (printed; replay with
+//! `STREAMLOG_SIM_SEED=N`). Bounded: every agent run is killed or waited for with a
+//! deadline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use streamlog::storage::{Storage, StorageConfig};
+
+use crate::common::rng::Rng;
+
+const EXE: &str = env!("CARGO_BIN_EXE_streamlog");
+const WRITERS: usize = 3;
+const KILL_ROUNDS: usize = 10;
+const TOPIC: &str = "torture";
+
+fn line(writer: usize, seq: u64) -> String {
+    format!("w{writer} {seq:08} {}", "x".repeat((seq % 37) as usize))
+}
+
+/// `(writer, seq)` of a well-formed line.
+fn parse(text: &str) -> Option<(usize, u64)> {
+    let mut parts = text.splitn(3, ' ');
+    let w: usize = parts.next()?.strip_prefix('w')?.parse().ok()?;
+    let seq: u64 = parts.next()?.parse().ok()?;
+    (line(w, seq) == text).then_some((w, seq))
+}
+
+struct Shared {
+    stop_writers: AtomicBool,
+    stop_rotator: AtomicBool,
+    /// Bumped by the rotator after renaming a writer's file: reopen.
+    reopen: Vec<AtomicU64>,
+    /// The generation each writer has opened.
+    opened: Vec<AtomicU64>,
+    written: Vec<AtomicU64>,
+}
+
+fn open_append(path: &Path) -> fs::File {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap()
+}
+
+fn writer(shared: &Shared, logs: &Path, w: usize) {
+    let path = logs.join(format!("w{w}.log"));
+    let mut gen = shared.reopen[w].load(Ordering::SeqCst);
+    let mut f = open_append(&path);
+    let mut seq = 0u64;
+    while !shared.stop_writers.load(Ordering::SeqCst) {
+        let now = shared.reopen[w].load(Ordering::SeqCst);
+        if now != gen {
+            f = open_append(&path);
+            gen = now;
+            shared.opened[w].store(gen, Ordering::SeqCst);
+        }
+        // One write a line (O_APPEND): the line lands whole, as a logger's would.
+        f.write_all(format!("{}\n", line(w, seq)).as_bytes())
+            .unwrap();
+        seq += 1;
+        shared.written[w].store(seq, Ordering::SeqCst);
+        if seq % 5 == 0 {
+            std::thread::sleep(Duration::from_millis(1)); // pacing, not synchronisation
+        }
+    }
+}
+
+#[derive(Default, Debug)]
+struct RotationCounts {
+    renames: u64,
+    copytruncates: u64,
+    gzips: u64,
+}
+
+fn gzip(plain: &Path) {
+    let data = fs::read(plain).unwrap();
+    let gz = PathBuf::from(format!("{}.gz", plain.display()));
+    let mut enc =
+        flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    enc.write_all(&data).unwrap();
+    enc.finish().unwrap();
+    fs::remove_file(plain).unwrap();
+}
+
+fn rotator(shared: &Shared, logs: &Path, seed: u64, counts: &Mutex<RotationCounts>) {
+    let mut rng = Rng(seed ^ 0x5eed);
+    let mut next = 1u64;
+    // Rotated plain files, and the writer generation that must be open before they are
+    // final (a renamed file still takes lines until its writer reopens).
+    let mut rotated: Vec<(PathBuf, usize, u64)> = Vec::new();
+    while !shared.stop_rotator.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(rng.range(20, 120) as u64));
+        let w = rng.below(WRITERS as u64) as usize;
+        let current = logs.join(format!("w{w}.log"));
+        let target = logs.join(format!("w{w}.log.{next}"));
+        match rng.below(3) {
+            0 => {
+                if fs::rename(&current, &target).is_ok() {
+                    let gen = shared.reopen[w].fetch_add(1, Ordering::SeqCst) + 1;
+                    rotated.push((target, w, gen));
+                    next += 1;
+                    counts.lock().unwrap().renames += 1;
+                }
+            }
+            1 => {
+                if current.exists() && fs::copy(&current, &target).is_ok() {
+                    if let Ok(f) = OpenOptions::new().write(true).open(&current) {
+                        f.set_len(0).unwrap();
+                    }
+                    rotated.push((target, w, 0));
+                    next += 1;
+                    counts.lock().unwrap().copytruncates += 1;
+                }
+            }
+            _ => {
+                let ready = rotated
+                    .iter()
+                    .position(|(_, w, gen)| shared.opened[*w].load(Ordering::SeqCst) >= *gen);
+                if let Some(i) = ready {
+                    let (path, _, _) = rotated.remove(i);
+                    gzip(&path);
+                    counts.lock().unwrap().gzips += 1;
+                }
+            }
+        }
+    }
+}
+
+fn spawn_agent(config: &Path, log: &Path, until_idle: bool) -> Child {
+    let mut args = vec!["ingest", "--config", config.to_str().unwrap()];
+    if until_idle {
+        args.push("--until-idle");
+    }
+    Command::new(EXE)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Lines on disk now, per writer (plain and gzip files; a partial last line left out).
+fn lines_on_disk(logs: &Path) -> Vec<BTreeSet<u64>> {
+    let mut out = vec![BTreeSet::new(); WRITERS];
+    for entry in fs::read_dir(logs).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.starts_with('w') {
+            continue;
+        }
+        let mut data = Vec::new();
+        if name.ends_with(".gz") {
+            flate2::read::MultiGzDecoder::new(fs::File::open(&path).unwrap())
+                .read_to_end(&mut data)
+                .unwrap();
+        } else {
+            data = fs::read(&path).unwrap();
+        }
+        let text = String::from_utf8_lossy(&data);
+        let complete = text.rsplit_once('\n').map_or("", |(head, _)| head);
+        for l in complete.lines() {
+            let (w, seq) = parse(l).unwrap_or_else(|| panic!("bad line on disk in {name}: {l:?}"));
+            out[w].insert(seq);
+        }
+    }
+    out
+}
+
+#[test]
+fn rotation_torture_every_line_exactly_once_in_order() {
+    let seed: u64 = std::env::var("STREAMLOG_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                % 1_000_000
+        });
+    println!("rotation torture seed {seed} (replay with STREAMLOG_SIM_SEED={seed})");
+    let mut rng = Rng(seed);
+    let root = tempfile::tempdir().unwrap();
+    let logs = root.path().join("logs");
+    let data = root.path().join("data");
+    fs::create_dir_all(&logs).unwrap();
+    let config = root.path().join("agent.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+data_dir = "{}"
+linger_ms = 30
+compression = "lz4"
+status_interval_s = 0
+
+[[source]]
+type = "file"
+name = "torture"
+topic = "{TOPIC}"
+partitions = 2
+paths = ["{}/w*.log*"]
+key = "regex"
+key_regex = '^(w\d+) '
+poll_interval_ms = 20
+idle_timeout_ms = 600000
+"#,
+            data.display(),
+            logs.display()
+        ),
+    )
+    .unwrap();
+
+    let shared = Arc::new(Shared {
+        stop_writers: AtomicBool::new(false),
+        stop_rotator: AtomicBool::new(false),
+        reopen: (0..WRITERS).map(|_| AtomicU64::new(0)).collect(),
+        opened: (0..WRITERS).map(|_| AtomicU64::new(0)).collect(),
+        written: (0..WRITERS).map(|_| AtomicU64::new(0)).collect(),
+    });
+    let counts = Arc::new(Mutex::new(RotationCounts::default()));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (shared, logs) = (Arc::clone(&shared), logs.clone());
+            std::thread::spawn(move || writer(&shared, &logs, w))
+        })
+        .collect();
+    let rot = {
+        let (shared, logs, counts) = (Arc::clone(&shared), logs.clone(), Arc::clone(&counts));
+        std::thread::spawn(move || rotator(&shared, &logs, seed, &counts))
+    };
+
+    // Kill rounds: the agent runs for a random while, then SIGKILL.
+    for round in 0..KILL_ROUNDS {
+        let mut agent = spawn_agent(
+            &config,
+            &root.path().join(format!("agent-{round}.err")),
+            false,
+        );
+        std::thread::sleep(Duration::from_millis(rng.range(100, 900) as u64));
+        agent.kill().unwrap(); // SIGKILL
+        agent.wait().unwrap();
+    }
+    shared.stop_writers.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.join().unwrap();
+    }
+    shared.stop_rotator.store(true, Ordering::SeqCst);
+    rot.join().unwrap();
+
+    // The last run catches up and stops by itself (bounded).
+    let err_log = root.path().join("agent-final.err");
+    let mut agent = spawn_agent(&config, &err_log, true);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = agent.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            agent.kill().unwrap();
+            agent.wait().unwrap();
+            panic!(
+                "the final agent did not catch up within 180 s: {}",
+                fs::read_to_string(&err_log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stderr = fs::read_to_string(&err_log).unwrap_or_default();
+    assert!(status.success(), "final agent failed: {stderr}");
+
+    // The topic, read_committed.
+    let storage = Storage::open(&data, StorageConfig::default()).unwrap();
+    let mut got: Vec<Vec<u64>> = vec![Vec::new(); WRITERS];
+    let mut pieces = 0u64;
+    for p in 0..storage.partition_count(TOPIC).unwrap() {
+        let log = storage.partition(TOPIC, p).unwrap();
+        for r in log.records_committed(0, log.log_end_offset()) {
+            let r = r.unwrap();
+            let text = String::from_utf8_lossy(r.value().unwrap()).into_owned();
+            let split = r.headers().any(|h| h.key == b"split.index");
+            if split {
+                // A copy taken in the middle of a line's write ends with part of it; the
+                // agent emits that part at the copy's end. It is a prefix of a real line.
+                assert!(text.starts_with('w'), "bad piece {text:?}");
+                pieces += 1;
+                continue;
+            }
+            let (w, seq) =
+                parse(&text).unwrap_or_else(|| panic!("record is not a written line: {text:?}"));
+            got[w].push(seq);
+        }
+    }
+    storage.close().unwrap();
+
+    let on_disk = lines_on_disk(&logs);
+    let mut report = BTreeMap::new();
+    let mut window_lost = 0u64;
+    let mut window_kept = 0u64;
+    for w in 0..WRITERS {
+        let written = shared.written[w].load(Ordering::SeqCst);
+        let seqs = &got[w];
+        if let Some(i) = seqs.windows(2).position(|p| p[0] >= p[1]) {
+            if std::env::var("STREAMLOG_KEEP_DIR").is_ok() {
+                println!("kept {}", root.keep().display());
+            }
+            panic!(
+                "writer {w}: lines out of order or duplicated at {i}: {:?} (seed {seed})",
+                &seqs[i.saturating_sub(3)..(i + 4).min(seqs.len())]
+            );
+        }
+        let in_topic: BTreeSet<u64> = seqs.iter().copied().collect();
+        let missing: Vec<&u64> = on_disk[w].difference(&in_topic).take(5).collect();
+        assert!(
+            missing.is_empty(),
+            "writer {w}: lines on disk missing from the topic: {missing:?} (seed {seed})"
+        );
+        assert!(seqs.iter().all(|s| *s < written));
+        // Lines neither on disk nor in the topic fell in a copytruncate window.
+        let gone = written - on_disk[w].len() as u64;
+        let kept = in_topic.difference(&on_disk[w]).count() as u64;
+        window_lost += gone - kept;
+        window_kept += kept;
+        report.insert(format!("w{w}"), (written, seqs.len()));
+    }
+    let counts = counts.lock().unwrap();
+    println!(
+        "rotation torture: seed {seed}, {KILL_ROUNDS} kill rounds, {counts:?}, lines (written, in topic) {report:?}, \
+         copytruncate window: {window_lost} lines lost, {window_kept} read before the truncation, \
+         {pieces} partial pieces; final agent: {}",
+        stderr.lines().last().unwrap_or_default()
+    );
+    let total: usize = got.iter().map(Vec::len).sum();
+    assert!(total > 0);
+}
