@@ -134,6 +134,46 @@ pub struct LogConfig {
     /// [`Error::InvalidTimestamp`](crate::Error::InvalidTimestamp) (default 3,600,000: one
     /// hour, Kafka 4.0's default).
     pub message_timestamp_after_max_ms: i64,
+    /// What moves the high watermark (not a Kafka topic config: in Kafka the partition's
+    /// replication decides). Default [`HighWatermarkPolicy::LogEnd`], a partition that is its
+    /// own only replica.
+    pub high_watermark_policy: HighWatermarkPolicy,
+}
+
+/// What moves a log's high watermark, the offset below which consumers may read
+/// (see [`Log::high_watermark`](crate::Log::high_watermark)).
+///
+/// ```
+/// use streamlog::{HighWatermarkPolicy, Log, LogConfig, OwnedRecord, Compression};
+///
+/// let dir = tempfile::tempdir()?;
+/// let config = LogConfig::builder()
+///     .high_watermark_policy(HighWatermarkPolicy::Replicated)
+///     .build()?;
+/// let log = Log::open(dir.path(), config)?;
+/// log.append_records(&[OwnedRecord::new(0, None, Some(b"v"))], Compression::None)?;
+/// assert_eq!((log.log_end_offset(), log.high_watermark()), (1, 0)); // not replicated yet
+/// assert_eq!(log.maybe_advance_high_watermark(1)?, 1);
+/// # Ok::<(), streamlog::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum HighWatermarkPolicy {
+    /// The log is its partition's only replica (Kafka with replication factor 1): the high
+    /// watermark is the log end offset after every append, and nothing is persisted for it.
+    #[default]
+    LogEnd,
+    /// The log is its partition's only replica, and consumers see only what is durable: the
+    /// high watermark follows the recovery point (every flush moves it), so a power loss
+    /// never takes back a record a consumer has read.
+    Flushed,
+    /// A replica of a replicated partition: only
+    /// [`Log::maybe_advance_high_watermark`](crate::Log::maybe_advance_high_watermark) (a
+    /// replication leader or follower) moves it. It is persisted in Kafka's
+    /// `replication-offset-checkpoint` format (see
+    /// [`REPLICATION_OFFSET_CHECKPOINT`](crate::log::REPLICATION_OFFSET_CHECKPOINT)) and
+    /// restored on open.
+    Replicated,
 }
 
 /// Kafka's `cleanup.policy`: whether old segments are deleted by retention, compacted, or
@@ -240,6 +280,7 @@ impl Default for LogConfig {
             max_compaction_lag_ms: None,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: DEFAULT_MESSAGE_TIMESTAMP_AFTER_MAX_MS,
+            high_watermark_policy: HighWatermarkPolicy::LogEnd,
         }
     }
 }
@@ -276,6 +317,7 @@ impl fmt::Debug for LogConfig {
                 "message_timestamp_after_max_ms",
                 &self.message_timestamp_after_max_ms,
             )
+            .field("high_watermark_policy", &self.high_watermark_policy)
             .finish_non_exhaustive()
     }
 }
@@ -555,6 +597,8 @@ impl LogConfigBuilder {
         /// `message.timestamp.after.max.ms` (see
         /// [`LogConfig::message_timestamp_after_max_ms`]).
         message_timestamp_after_max_ms: i64;
+        /// What moves the high watermark (see [`LogConfig::high_watermark_policy`]).
+        high_watermark_policy: HighWatermarkPolicy;
     }
 
     optional_setters! {

@@ -201,6 +201,7 @@ impl Log {
             records += b.record_count().max(0) as u32;
         }
         drop(w);
+        self.forget_replicated_transactions();
         self.after_append(u64::from(records), last.last_offset())?;
         Ok(AppendInfo {
             first_offset: first.base_offset(),

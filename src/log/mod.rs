@@ -6,6 +6,9 @@
 //!      /00000000000000000000.timeindex   sparse time index
 //!      /00000000000000001234.log ...     the next segment, named by its base offset
 //!      /log-start-offset-checkpoint      the log start offset, when above the first segment
+//!      /replication-offset-checkpoint    the high watermark (`HighWatermarkPolicy::Replicated`,
+//!                                        a log opened on its own; a `Storage` keeps one file
+//!                                        for its data directory)
 //!      /.kafka_cleanshutdown             present only while the log is cleanly closed
 //! ```
 //!
@@ -47,8 +50,11 @@
 //! 4. the producer-state lock (`ProducerStateManager`), never held across file I/O (nor is
 //!    its list of unsynced snapshots);
 //! 5. the durability lock (`Durability`), never held across an fsync;
-//! 6. the view lock (`LocalLog::view`), held only to copy or swap an `Arc`;
-//! 7. a segment's own locks: its index-load lock (held while one reader loads or rebuilds
+//! 6. the high-watermark lock (`wait::Progress`), held only to compare and store the high
+//!    watermark (a raise reads the view's bounds under it; a publish takes it after
+//!    swapping the view);
+//! 7. the view lock (`LocalLog::view`), held only to copy or swap an `Arc`;
+//! 8. a segment's own locks: its index-load lock (held while one reader loads or rebuilds
 //!    the indexes; others wait for its result), then its write state, innermost.
 //!
 //! `Storage`'s table lock is above all of these and is not held while a log opens or
@@ -56,9 +62,10 @@
 
 mod append;
 mod background;
-mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod cleaner;
 mod durability;
+mod high_watermark;
 mod iter;
 mod local;
 mod open;
@@ -76,7 +83,7 @@ use std::sync::Arc;
 
 pub use append::AppendInfo;
 pub(crate) use background::BackgroundThread;
-pub use checkpoint::RECOVERY_POINT_CHECKPOINT;
+pub use checkpoint::{RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT};
 pub use cleaner::{
     BatchRetention, CleanableInfo, Cleaner, CleanerConfig, CleanerStats, CompactionHooks,
     DefaultCompactionHooks, CLEANER_OFFSET_CHECKPOINT,
@@ -147,6 +154,12 @@ pub struct Log {
     /// Set once an open (for writing) succeeded: only then may a drop close the log. A log
     /// dropped half-opened, after a failed recovery, must not be marked clean.
     close_on_drop: bool,
+    /// Whether the high watermark is persisted in this directory's own
+    /// `replication-offset-checkpoint` (not for a partition of a `Storage`, which keeps its
+    /// data directory's, nor for a read-only log).
+    own_high_watermark_file: bool,
+    /// The high watermark last written to that checkpoint (-1: none).
+    high_watermark_checkpointed: std::sync::atomic::AtomicI64,
 }
 
 impl Log {
@@ -174,6 +187,8 @@ impl Log {
             recovery: RecoveryInfo::default(),
             overlay: None,
             close_on_drop: false,
+            own_high_watermark_file: false,
+            high_watermark_checkpointed: std::sync::atomic::AtomicI64::new(-1),
         };
         let replayed_from = {
             let w = log.local.writer.lock();
@@ -387,14 +402,17 @@ impl Log {
             });
         // Producer state above the cut goes: reloaded from an older snapshot plus a replay.
         let reloaded = self.load_producer_state(&w, ScannedRange::default());
+        self.forget_replicated_transactions();
         cut.and(reloaded.map(|_| ()))
     }
 
     /// Advances the log start offset to `offset` (Kafka's DeleteRecords) and deletes the
-    /// segments entirely below it. The active segment is never deleted.
+    /// segments entirely below it. The active segment is never deleted. An `offset` above the
+    /// high watermark is [`Error::OffsetOutOfRange`], as in Kafka.
     pub fn delete_records_before(&self, offset: i64) -> Result<()> {
         let mut w = self.lock_open()?;
-        if offset > w.log_end_offset || offset < 0 {
+        // Kafka never moves the log start offset past the high watermark.
+        if offset > self.high_watermark() || offset < 0 {
             return Err(Error::OffsetOutOfRange {
                 offset,
                 log_start_offset: w.log_start_offset,
@@ -464,6 +482,7 @@ impl Log {
             self.poison_on_io(active.flush())?;
         }
         self.durability.write_recovery_point(leo)?;
+        self.checkpoint_high_watermark()?;
         self.snapshot_producer_state(&w)?;
         self.poison_on_io(crate::io::write_file_atomic(
             &*self.local.fs,

@@ -58,6 +58,7 @@ impl Storage {
             .fs(Arc::clone(&self.config.fs))
             .create(true)
             .locked_by_parent()
+            .high_watermark_from_parent(part.high_watermark)
             .open(&dir)?;
         let log = Arc::new(log);
         part.cost = Cost::of_segments(log.segment_count());
@@ -114,6 +115,7 @@ impl Storage {
     /// none of the idle ones. Returns the first error after closing all; later calls fail
     /// with [`Error::StorageClosed`].
     pub fn close(&self) -> Result<()> {
+        let mut written = self.high_watermarks_written.lock();
         let mut inner = self.lock()?;
         let open: Vec<(String, u32)> = inner.budget.lru_order().map(|(_, k)| k.clone()).collect();
         let mut first = None;
@@ -121,6 +123,10 @@ impl Storage {
             if let Err(e) = close_partition(&mut inner, &topic, p) {
                 first.get_or_insert(e);
             }
+        }
+        let high_watermarks = super::high_watermark::entries(&inner);
+        if let Err(e) = self.write_high_watermarks(&mut written, high_watermarks) {
+            first.get_or_insert(e);
         }
         inner.closed = true;
         let summaries: Vec<(&str, u32, Summary)> = inner
@@ -209,6 +215,9 @@ pub(super) fn close_partition(inner: &mut Inner, topic: &str, partition: u32) ->
     };
     budget.remove(part.tick, part.cost);
     part.cost = Cost::default();
+    if log.config().high_watermark_policy == crate::HighWatermarkPolicy::Replicated {
+        part.high_watermark = Some(log.high_watermark());
+    }
     let summary = Summary::of(&log);
     let closed = match log.close() {
         Err(Error::LogClosed { .. }) => Ok(()),

@@ -644,7 +644,7 @@ impl World {
         let mut visible: HashMap<String, HashSet<String>> = HashMap::new();
         for (tp, log) in &self.data {
             let hw = log.log_end_offset();
-            let lso = log.last_stable_offset(hw);
+            let lso = log.last_stable_offset();
             assert_eq!(
                 lso, hw,
                 "seed {seed}: {tp} LSO stuck at {lso}, log end {hw}"
