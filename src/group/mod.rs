@@ -41,6 +41,7 @@ pub mod assignor;
 pub mod coordinator;
 
 mod consumer_protocol;
+mod driver;
 mod partition;
 mod records;
 mod state;
@@ -51,6 +52,7 @@ pub use consumer_protocol::{
     ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicPartitions,
     CONSUMER_PROTOCOL_MAX_VERSION, CONSUMER_PROTOCOL_TYPE,
 };
+pub use driver::LocalGroupDriver;
 pub use partition::{
     java_string_hash_code, partition_for_group, DEFAULT_OFFSETS_TOPIC_NUM_PARTITIONS, OFFSETS_TOPIC,
 };

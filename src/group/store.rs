@@ -438,21 +438,16 @@ impl OffsetsPartition {
         producer: Option<(i64, i16)>,
         timestamp: i64,
     ) -> Result<AppendInfo> {
-        let mut options = BatchOptions::compressed(self.config.compression);
-        if let Some((producer_id, producer_epoch)) = producer {
-            options.producer_id = producer_id;
-            options.producer_epoch = producer_epoch;
-            options.base_sequence = self.next_sequence(producer_id, producer_epoch);
-            options.transactional = true;
-        }
-        let mut builder = BatchBuilder::new(options);
         for record in records {
             self.check_group(record.group())?;
-            let key = record.key_bytes()?;
-            let value = record.value_bytes()?;
-            builder.append(timestamp, Some(&key), value.as_deref(), &[])?;
         }
-        let mut bytes = builder.build()?;
+        let mut bytes = build_batch(
+            &self.log,
+            self.config.compression,
+            records,
+            producer,
+            timestamp,
+        )?;
         let info = self.log.append(&bytes)?;
         // Replay what was stored: the batch with the offsets the log gave it.
         crate::record::BatchMut::new(&mut bytes)?.set_base_offset(info.first_offset);
@@ -479,10 +474,29 @@ impl OffsetsPartition {
         self.append(&append.records, producer, timestamp)
     }
 
-    /// The sequence the producer's next batch here must carry: the coordinator writes on
-    /// the producer's behalf, continuing what the log knows of it (a new epoch starts at 0).
-    fn next_sequence(&self, producer_id: i64, producer_epoch: i16) -> i32 {
-        match self.log.producer_state(producer_id) {
+    /// Compacts the partition below its log end at `now_ms` (undecided transactions stay
+    /// whole), as maintenance would. The state does not change: compaction keeps what it says.
+    pub fn compact(&self, now_ms: i64) -> Result<CleanerStats> {
+        self.log.compact(self.log.log_end_offset(), now_ms)
+    }
+}
+
+/// One batch of `records` in Kafka's layout for `log`, stamped `timestamp`, compressed with
+/// `compression`: transactional for `producer = Some((producer_id, producer_epoch))`, with
+/// the sequence that continues what `log` knows of that producer (the coordinator writes on
+/// the producer's behalf; a new epoch starts at 0).
+pub(crate) fn build_batch(
+    log: &Log,
+    compression: Compression,
+    records: &[OffsetsRecord],
+    producer: Option<(i64, i16)>,
+    timestamp: i64,
+) -> Result<Vec<u8>> {
+    let mut options = BatchOptions::compressed(compression);
+    if let Some((producer_id, producer_epoch)) = producer {
+        options.producer_id = producer_id;
+        options.producer_epoch = producer_epoch;
+        options.base_sequence = match log.producer_state(producer_id) {
             Some(e) if e.producer_epoch == producer_epoch && e.last_seq() >= 0 => {
                 if e.last_seq() == i32::MAX {
                     0
@@ -491,14 +505,16 @@ impl OffsetsPartition {
                 }
             }
             _ => 0,
-        }
+        };
+        options.transactional = true;
     }
-
-    /// Compacts the partition below its log end at `now_ms` (undecided transactions stay
-    /// whole), as maintenance would. The state does not change: compaction keeps what it says.
-    pub fn compact(&self, now_ms: i64) -> Result<CleanerStats> {
-        self.log.compact(self.log.log_end_offset(), now_ms)
+    let mut builder = BatchBuilder::new(options);
+    for record in records {
+        let key = record.key_bytes()?;
+        let value = record.value_bytes()?;
+        builder.append(timestamp, Some(&key), value.as_deref(), &[])?;
     }
+    builder.build()
 }
 
 /// The entries of an offsets partition's log, from its start to its end, in the form the

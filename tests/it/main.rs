@@ -35,6 +35,8 @@ mod golden_batches;
 mod group_bytes_match_kafka_python;
 mod group_coordinator_resumes_from_offset_store;
 mod group_coordinator_simulation;
+mod group_driver_acknowledges_only_durable_records;
+mod group_driver_txn_offsets_follow_end_txn;
 mod group_offsets_bad_input_is_refused;
 mod group_offsets_reload_rebuilds_state;
 mod group_txn_offsets_pending_until_marker;

@@ -12,7 +12,6 @@ use streamlog::{Log, Storage};
 use crate::config::BrokerConfig;
 use crate::meta;
 use crate::metrics::Metrics;
-use crate::wait::AppendSignal;
 
 /// One node: shared by every connection in an `Arc`.
 #[derive(Debug)]
@@ -30,8 +29,6 @@ pub struct Broker {
     /// streamlog's transaction coordinator over this storage: producer ids (idempotent and
     /// transactional), `__transaction_state`, markers. One request at a time.
     pub txn: Mutex<LocalTxnDriver>,
-    /// Wakes long-polling fetches.
-    pub appends: AppendSignal,
     /// Counters and histograms for the metrics endpoint.
     pub metrics: Metrics,
 }
@@ -82,7 +79,6 @@ impl Broker {
             advertised_host,
             advertised_port,
             txn: Mutex::new(txn),
-            appends: AppendSignal::default(),
             metrics: Metrics::default(),
         })
     }

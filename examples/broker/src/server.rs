@@ -159,6 +159,10 @@ fn api_name(api_key: kafka_protocol::messages::ApiKey) -> &'static str {
         K::DescribeConfigs => "DescribeConfigs",
         K::CreatePartitions => "CreatePartitions",
         K::DescribeCluster => "DescribeCluster",
+        K::AlterConfigs => "AlterConfigs",
+        K::IncrementalAlterConfigs => "IncrementalAlterConfigs",
+        K::DeleteRecords => "DeleteRecords",
+        K::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
         _ => "Other",
     }
 }

@@ -7,7 +7,10 @@
 //! [`handle`], a handler file driving the coordinator's state machine.
 
 pub mod admin;
+pub mod alter_configs;
+pub mod delete_records;
 pub mod fetch;
+pub mod leader_epoch;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
@@ -80,6 +83,16 @@ fn handle_blocking(broker: &Broker, version: i16, body: RequestKind) -> Outcome 
             respond(Rs::CreatePartitions(admin::create_partitions(broker, r)))
         }
         Rq::DescribeConfigs(r) => respond(Rs::DescribeConfigs(admin::describe_configs(broker, r))),
+        Rq::AlterConfigs(r) => respond(Rs::AlterConfigs(alter_configs::alter_configs(broker, r))),
+        Rq::IncrementalAlterConfigs(r) => respond(Rs::IncrementalAlterConfigs(
+            alter_configs::incremental_alter_configs(broker, r),
+        )),
+        Rq::DeleteRecords(r) => {
+            respond(Rs::DeleteRecords(delete_records::delete_records(broker, r)))
+        }
+        Rq::OffsetForLeaderEpoch(r) => respond(Rs::OffsetForLeaderEpoch(
+            leader_epoch::offset_for_leader_epoch(broker, r),
+        )),
         Rq::Produce(r) => produce::produce(broker, r),
         Rq::InitProducerId(r) => respond(Rs::InitProducerId(txn::init_producer_id(broker, r))),
         Rq::AddPartitionsToTxn(r) => respond(Rs::AddPartitionsToTxn(txn::add_partitions_to_txn(
@@ -122,6 +135,18 @@ pub fn error_code(resp: &ResponseKind) -> i16 {
         ResponseKind::DeleteTopics(r) => first(r.responses.iter().map(|t| t.error_code)),
         ResponseKind::CreatePartitions(r) => first(r.results.iter().map(|t| t.error_code)),
         ResponseKind::DescribeConfigs(r) => first(r.results.iter().map(|t| t.error_code)),
+        ResponseKind::AlterConfigs(r) => first(r.responses.iter().map(|t| t.error_code)),
+        ResponseKind::IncrementalAlterConfigs(r) => first(r.responses.iter().map(|t| t.error_code)),
+        ResponseKind::DeleteRecords(r) => first(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::OffsetForLeaderEpoch(r) => first(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
         ResponseKind::InitProducerId(r) => r.error_code,
         ResponseKind::EndTxn(r) => r.error_code,
         ResponseKind::AddPartitionsToTxn(r) => {
@@ -258,6 +283,47 @@ mod tests {
             ),
             ApiKey::EndTxn => RequestKind::EndTxn(
                 EndTxnRequest::default().with_transactional_id(TransactionalId(str("tx"))),
+            ),
+            ApiKey::AlterConfigs => {
+                RequestKind::AlterConfigs(AlterConfigsRequest::default().with_resources(vec![
+                    alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(str("t"))
+                        .with_configs(vec![alter_configs_request::AlterableConfig::default()
+                            .with_name(str("retention.ms"))
+                            .with_value(Some(str("86400000")))]),
+                ]))
+            }
+            ApiKey::IncrementalAlterConfigs => RequestKind::IncrementalAlterConfigs(
+                IncrementalAlterConfigsRequest::default().with_resources(vec![
+                    incremental_alter_configs_request::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(str("t"))
+                        .with_configs(vec![
+                            incremental_alter_configs_request::AlterableConfig::default()
+                                .with_name(str("retention.bytes"))
+                                .with_value(Some(str("1048576000"))),
+                        ]),
+                ]),
+            ),
+            ApiKey::DeleteRecords => {
+                RequestKind::DeleteRecords(DeleteRecordsRequest::default().with_topics(vec![
+                    delete_records_request::DeleteRecordsTopic::default()
+                        .with_name(topic)
+                        .with_partitions(vec![
+                            delete_records_request::DeleteRecordsPartition::default()
+                                .with_offset(0),
+                        ]),
+                ]))
+            }
+            ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(
+                OffsetForLeaderEpochRequest::default().with_topics(vec![
+                    offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                        .with_topic(topic)
+                        .with_partitions(vec![
+                            offset_for_leader_epoch_request::OffsetForLeaderPartition::default(),
+                        ]),
+                ]),
             ),
             other => panic!("no test request for {other:?}"),
         }

@@ -67,9 +67,6 @@ pub fn produce(broker: &Broker, req: ProduceRequest) -> Outcome {
                 .with_partition_responses(partitions),
         );
     }
-    if !appended.is_empty() {
-        broker.appends.appended();
-    }
     if acks == -1 {
         // Durable before acknowledged. A flush failure poisons the log; every partition of
         // it in this request is answered with the storage error.

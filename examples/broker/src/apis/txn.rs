@@ -109,8 +109,6 @@ pub fn end_txn(broker: &Broker, req: EndTxnRequest) -> EndTxnResponse {
         req.producer_epoch,
         req.committed,
     );
-    // Markers were appended to data partitions: wake long-polling read_committed fetches.
-    broker.appends.appended();
     match outcome {
         Ok(code) => EndTxnResponse::default().with_error_code(code.code()),
         Err(e) => EndTxnResponse::default().with_error_code(storage_error(&e)),

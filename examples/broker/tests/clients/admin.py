@@ -1,9 +1,10 @@
 """Metadata and topic administration through confluent-kafka's and kafka-python's admin clients."""
 from confluent_kafka import KafkaException, KafkaError
-from confluent_kafka.admin import AdminClient, NewTopic, NewPartitions, ConfigResource, ResourceType
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
+                                  NewTopic, ResourceType)
 from kafka.admin import KafkaAdminClient, NewTopic as KpNewTopic
 
-from common import bootstrap, check
+from common import bootstrap, check, confluent_consumer, consume_all
 
 b = bootstrap()
 admin = AdminClient({"bootstrap.servers": b})
@@ -43,6 +44,41 @@ check(configs["cleanup.policy"].value == "delete" and configs["cleanup.policy"].
 broker_res = ConfigResource(ResourceType.BROKER, "1")
 broker_configs = admin.describe_configs([broker_res])[broker_res].result(30)
 check(broker_configs["num.partitions"].value == "1", "broker num.partitions")
+
+# IncrementalAlterConfigs: SET and APPEND change only their keys; a bad value changes nothing.
+alpha = ConfigResource(ResourceType.TOPIC, "alpha", incremental_configs=[
+    ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET),
+    ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+])
+check(error_of(admin.incremental_alter_configs([alpha])[alpha]) is None, "incremental alter alpha")
+bad = ConfigResource(ResourceType.TOPIC, "alpha", incremental_configs=[
+    ConfigEntry("retention.ms", "1", incremental_operation=AlterConfigOpType.SET),
+    ConfigEntry("segment.bytes", "lots", incremental_operation=AlterConfigOpType.SET),
+])
+check(error_of(admin.incremental_alter_configs([bad])[bad]) == KafkaError.INVALID_CONFIG, "bad value refused")
+res_alpha = ConfigResource(ResourceType.TOPIC, "alpha")
+configs = admin.describe_configs([res_alpha])[res_alpha].result(30)
+check(configs["retention.ms"].value == "3600000", f"alpha retention.ms: {configs['retention.ms']}")
+check(set(configs["cleanup.policy"].value.split(",")) == {"compact", "delete"}, f"alpha policy: {configs['cleanup.policy']}")
+
+# DeleteRecords: the log start moves; consumers start there.
+from confluent_kafka import Producer, TopicPartition
+p = Producer({"bootstrap.servers": b})
+failures = []
+for i in range(10):
+    # alpha is compacted now: records need keys.
+    p.produce("alpha", key=str(i).encode(), value=str(i).encode(), partition=0,
+              on_delivery=lambda err, msg: err and failures.append(err))
+check(p.flush(30) == 0 and not failures, f"produce to alpha: {failures}")
+deleted = admin.delete_records([TopicPartition("alpha", 0, 6)])
+low = list(deleted.values())[0].result(30).low_watermark
+check(low == 6, f"low watermark after DeleteRecords: {low}")
+consumer = confluent_consumer(b, "alpha", 1)
+got = [m.value().decode() for m in consume_all(consumer, 4, deadline_s=60)]
+check(got == ["6", "7", "8", "9"], f"after DeleteRecords: {got}")
+lo, hi = consumer.get_watermark_offsets(TopicPartition("alpha", 0), timeout=30)
+check((lo, hi) == (6, 10), f"watermarks {lo} {hi}")
+consumer.close()
 
 cluster = admin.describe_cluster(request_timeout=30).result(30)
 check(len(cluster.nodes) == 1 and cluster.controller.id == 1 and len(cluster.cluster_id) == 22, f"cluster: {cluster}")
