@@ -37,7 +37,7 @@ impl Log {
     /// Raises the high watermark to `offset`, clamped to `[log start offset, log end
     /// offset]`; a lower `offset` changes nothing (Kafka's `maybeIncrementHighWatermark`).
     /// Returns the high watermark after. Waiters on
-    /// [`Watermark::HighWatermark`](super::Watermark::HighWatermark) wake. Under
+    /// [`Watermark::HighWatermark`] wake. Under
     /// [`HighWatermarkPolicy::LogEnd`] the high watermark already is the log end offset and
     /// this changes nothing.
     pub fn maybe_advance_high_watermark(&self, offset: i64) -> Result<i64> {
