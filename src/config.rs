@@ -154,7 +154,7 @@ pub struct LogConfig {
 /// log.append_records(&[OwnedRecord::new(0, None, Some(b"v"))], Compression::None)?;
 /// assert_eq!((log.log_end_offset(), log.high_watermark()), (1, 0)); // not replicated yet
 /// assert_eq!(log.maybe_advance_high_watermark(1)?, 1);
-/// # Ok::<(), streamlog::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]

@@ -28,7 +28,7 @@ impl Log {
     /// let log = Log::open(dir.path(), LogConfig::default())?; // its own only replica
     /// log.append_records(&[OwnedRecord::new(0, None, Some(b"v"))], Compression::None)?;
     /// assert_eq!(log.high_watermark(), 1);
-    /// # Ok::<(), streamlog::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn high_watermark(&self) -> i64 {
         self.watermark(Watermark::HighWatermark)

@@ -6,6 +6,7 @@
 //!      /00000000000000000000.timeindex   sparse time index
 //!      /00000000000000001234.log ...     the next segment, named by its base offset
 //!      /log-start-offset-checkpoint      the log start offset, when above the first segment
+//!      /leader-epoch-checkpoint          leader epochs and their start offsets (`Replicated`)
 //!      /replication-offset-checkpoint    the high watermark (`HighWatermarkPolicy::Replicated`,
 //!                                        a log opened on its own; a `Storage` keeps one file
 //!                                        for its data directory)
@@ -48,7 +49,9 @@
 //!    roll leaves (`Log::finish_roll`, a flush, a clean close) and never by an append or
 //!    a read;
 //! 4. the producer-state lock (`ProducerStateManager`), never held across file I/O (nor is
-//!    its list of unsynced snapshots);
+//!    its list of unsynced snapshots); then the leader-epoch file lock (`Log::epoch_file`,
+//!    held across a write of `leader-epoch-checkpoint`, never taken by an append in the
+//!    log's own epoch) and the leader-epoch cache lock (`Log::epochs`, memory only);
 //! 5. the durability lock (`Durability`), never held across an fsync;
 //! 6. the high-watermark lock (`wait::Progress`), held only to compare and store the high
 //!    watermark (a raise reads the view's bounds under it; a publish takes it after
@@ -65,6 +68,7 @@ mod background;
 pub(crate) mod checkpoint;
 pub mod cleaner;
 mod durability;
+mod epoch;
 mod high_watermark;
 mod iter;
 mod local;
@@ -89,6 +93,7 @@ pub use cleaner::{
     DefaultCompactionHooks, CLEANER_OFFSET_CHECKPOINT,
 };
 pub use durability::FlusherHandle;
+pub use epoch::{EpochEntry, LEADER_EPOCH_CHECKPOINT};
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
 pub use options::LogOptions;
@@ -160,6 +165,11 @@ pub struct Log {
     own_high_watermark_file: bool,
     /// The high watermark last written to that checkpoint (-1: none).
     high_watermark_checkpointed: std::sync::atomic::AtomicI64,
+    /// The leader-epoch cache (under `HighWatermarkPolicy::Replicated`; empty otherwise).
+    epochs: parking_lot::Mutex<epoch::LeaderEpochCache>,
+    /// Serialises writes of `leader-epoch-checkpoint` (held across them, taken before
+    /// `epochs`, never by an append of the log's own epoch).
+    epoch_file: parking_lot::Mutex<()>,
 }
 
 impl Log {
@@ -189,6 +199,8 @@ impl Log {
             close_on_drop: false,
             own_high_watermark_file: false,
             high_watermark_checkpointed: std::sync::atomic::AtomicI64::new(-1),
+            epochs: parking_lot::Mutex::default(),
+            epoch_file: parking_lot::Mutex::new(()),
         };
         let replayed_from = {
             let w = log.local.writer.lock();
@@ -244,9 +256,20 @@ impl Log {
         (0..v.segments.len()).map(|i| v.readable_size(i)).sum()
     }
 
-    /// Sets the leader epoch that `append` stamps on batches.
-    pub fn set_leader_epoch(&self, epoch: i32) {
-        self.local.writer.lock().leader_epoch = epoch;
+    /// Sets the leader epoch that `append` stamps on batches (a replica becoming leader).
+    /// Under [`HighWatermarkPolicy::Replicated`](crate::HighWatermarkPolicy::Replicated) an
+    /// epoch newer than the leader-epoch cache's latest is recorded there as starting at the
+    /// log end offset, and the cache's file written (a failure poisons the log).
+    pub fn set_leader_epoch(&self, epoch: i32) -> Result<()> {
+        let changed = {
+            let mut w = self.local.writer.lock();
+            w.leader_epoch = epoch;
+            self.assign_newer_epoch(epoch, w.log_end_offset)
+        };
+        if changed {
+            self.write_leader_epochs()?;
+        }
+        Ok(())
     }
 
     /// The leader epoch that `append` stamps on batches.
@@ -398,6 +421,9 @@ impl Log {
             .truncate(&mut w, offset, &self.durability)
             .and_then(|new_leo| {
                 self.clamp_cleaner_checkpoint(new_leo)?;
+                if self.truncate_epochs_from_end(new_leo) {
+                    self.write_leader_epochs()?;
+                }
                 self.durability.clamp_recovery_point(new_leo)
             });
         // Producer state above the cut goes: reloaded from an older snapshot plus a replay.
@@ -450,6 +476,9 @@ impl Log {
             self.local
                 .delete_prefix(w, count, new_start, &self.durability)?;
         if changed {
+            if self.truncate_epochs_from_start(w.log_start_offset) {
+                self.write_leader_epochs()?;
+            }
             let first_base = w.segments.first().map_or(0, |s| s.base_offset());
             self.producers
                 .truncate_head(w.log_start_offset, first_base, &|r| self.poison_on_io(r))?;

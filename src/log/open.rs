@@ -212,6 +212,7 @@ impl Log {
         log.read_only = read_only;
         log.overlay = overlay;
         log.close_on_drop = !read_only;
+        log.load_leader_epochs()?;
         log.recovery = info.clone();
         Ok((log, info))
     }

@@ -47,6 +47,7 @@ mod index_rebuilt_when_missing;
 mod interop_codecs;
 mod invalid_config_refused_on_open;
 mod last_stable_offset_waits_for_replicated_marker;
+mod leader_epoch_cache_follows_the_log;
 mod log_append_time_stamps_batches;
 mod log_cut_inside_batch_header;
 mod log_is_send_sync;

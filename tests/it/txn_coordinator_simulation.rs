@@ -150,7 +150,7 @@ fn open_coordinator(fs: &SimFs, incarnation: i32, now: i64) -> Coordinator {
         let mut loader = TxnStateLoader::new(p, incarnation);
         let seen = loader.read_log(&log).unwrap();
         assert!(seen < incarnation, "leader epoch {seen} from the future");
-        log.set_leader_epoch(incarnation);
+        log.set_leader_epoch(incarnation).unwrap();
         c.begin_loading(p, incarnation);
         assert!(c.partition_loaded(loader));
         logs.push(log);
