@@ -521,8 +521,8 @@ impl SimFs {
 
     /// Holds back every later `op` on a path containing `path_contains` (any path when
     /// `None`) until [`release_stalls`](SimFs::release_stalls): the caller blocks as on a
-    /// slow device, and other operations go on. Reads, writes, syncs, directory syncs and
-    /// opens can be stalled. A [`crash`](SimFs::crash) taken while an operation is stalled
+    /// slow device, and other operations go on. Reads, writes, syncs, directory syncs,
+    /// opens, removes and renames can be stalled. A [`crash`](SimFs::crash) taken while an operation is stalled
     /// sees the filesystem as it was before that operation.
     pub fn stall(&self, op: SimOp, path_contains: Option<&str>) {
         self.state.lock().stalls.push(Stall {
@@ -747,7 +747,7 @@ impl FileSystem for SimFs {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
-        run(&self.state, |st| {
+        run_op(&self.state, Some((SimOp::Remove, &[path])), |st| {
             st.take_fault(SimOp::Remove, &[path])?;
             if st.names.remove(path).is_none() {
                 return Err(errno(if st.dir_exists(path) { EISDIR } else { ENOENT }));
@@ -759,7 +759,7 @@ impl FileSystem for SimFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        run(&self.state, |st| {
+        run_op(&self.state, Some((SimOp::Rename, &[from, to])), |st| {
             st.take_fault(SimOp::Rename, &[from, to])?;
             let Some(id) = st.names.get(from).copied() else {
                 if st.dir_exists(from) {

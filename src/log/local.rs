@@ -86,6 +86,23 @@ pub(crate) enum RollDecision {
     Roll(i64),
 }
 
+/// A prefix of the log taken out in memory, whose files are still to go (see
+/// [`LocalLog::delete_prefix`]).
+#[derive(Debug)]
+pub(crate) struct PrefixDeletion {
+    /// The new log start offset to checkpoint first, when it moved.
+    pub checkpoint: Option<i64>,
+    /// The segments taken out, oldest first.
+    pub doomed: Vec<Arc<Segment>>,
+}
+
+impl PrefixDeletion {
+    /// Whether the log changed (its start moved or segments went).
+    pub(crate) fn changed(&self) -> bool {
+        self.checkpoint.is_some() || !self.doomed.is_empty()
+    }
+}
+
 /// One partition's segments, its writer lock and its published view.
 #[derive(Debug)]
 pub(crate) struct LocalLog {
@@ -101,6 +118,11 @@ pub(crate) struct LocalLog {
     /// Serialises the work rolls defer (see [`LocalLog::finish_deferred`]); held across its
     /// fsyncs, and never by an append or a read.
     pub(crate) deferred: Mutex<()>,
+    /// The segment-files lock: taken before the writer lock by whatever removes, replaces
+    /// or cuts segment files (retention, DeleteRecords, the cleaner's swap, truncation) and
+    /// by a close, and held across their file work after the writer lock is released, so
+    /// those changes happen one at a time while appends and reads go on.
+    pub(crate) files: Mutex<()>,
 }
 
 impl LocalLog {
@@ -134,6 +156,7 @@ impl LocalLog {
             view: RwLock::new(Arc::new(view)),
             dir_sync_pending: AtomicBool::new(false),
             deferred: Mutex::new(()),
+            files: Mutex::new(()),
         }
     }
 
@@ -535,28 +558,84 @@ impl LocalLog {
         Ok(offset)
     }
 
-    /// Removes the first `count` segments (never the active one) after moving the log start
-    /// offset up to `new_start` and checkpointing it, so a crash part way leaves a log whose
-    /// start offset already lies past what was being deleted. Returns the segments and
-    /// `.log` bytes removed, and whether anything changed.
+    /// Takes the first `count` segments (never the active one) out of the log and moves the
+    /// log start offset up to `new_start`, in memory, and publishes: readers see the shorter
+    /// log at once. The files are left for [`checkpoint_prefix_deletion`](Self::checkpoint_prefix_deletion) and
+    /// [`remove_prefix_files`](Self::remove_prefix_files), run after the writer lock is released.
     pub(crate) fn delete_prefix(
         &self,
         w: &mut Writer,
         count: usize,
         new_start: i64,
-        durability: &Durability,
-    ) -> Result<(usize, u64, bool)> {
+    ) -> PrefixDeletion {
         let moved = new_start > w.log_start_offset;
         if moved {
             w.log_start_offset = new_start;
-            self.write_log_start_checkpoint(new_start, durability)?;
         }
         let count = count.min(w.segments.len().saturating_sub(1));
         let doomed: Vec<Arc<Segment>> = w.segments.drain(..count).collect();
-        // Readers see the shorter log before any file goes.
-        self.publish(w);
+        if moved || count > 0 {
+            self.publish(w);
+        }
+        PrefixDeletion {
+            checkpoint: moved.then_some(new_start),
+            doomed,
+        }
+    }
+
+    /// The first half of the file work of a [`delete_prefix`](Self::delete_prefix), with the
+    /// segment-files lock held (`_files`, taken before the writer lock, so no truncation or
+    /// other deletion touches the files meanwhile): the new log start offset is
+    /// checkpointed, durably, before any file is removed, so a crash from then on leaves a
+    /// log whose start offset already lies past what is being deleted, and the next open or
+    /// retention pass removes the rest. A crash before it leaves the log as it was.
+    pub(crate) fn checkpoint_prefix_deletion(
+        &self,
+        _files: &MutexGuard<'_, ()>,
+        deletion: &PrefixDeletion,
+        durability: &Durability,
+    ) -> Result<()> {
+        match deletion.checkpoint {
+            Some(start) => self.write_log_start_checkpoint(start, durability),
+            None => Ok(()),
+        }
+    }
+
+    /// Puts back a prefix whose checkpoint failed (nothing was removed; the log is
+    /// poisoned by then, so nothing else changed it meanwhile): readers see the log as it
+    /// was. Takes the writer lock (after the segment-files lock `_files`).
+    pub(crate) fn restore_prefix(
+        &self,
+        _files: &MutexGuard<'_, ()>,
+        deletion: PrefixDeletion,
+        old_start: i64,
+    ) {
+        let mut w = self.writer.lock();
+        let next_base = deletion.doomed.last().map(|s| s.base_offset());
+        let untouched = w.log_start_offset == deletion.checkpoint.unwrap_or(old_start)
+            && match (next_base, w.segments.first()) {
+                (Some(last), Some(first)) => first.base_offset() > last,
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
+        if !untouched {
+            return;
+        }
+        w.log_start_offset = old_start;
+        w.segments.splice(0..0, deletion.doomed);
+        self.publish(&w);
+    }
+
+    /// The second half: the files go, and the directory is synced. Returns the segments
+    /// and `.log` bytes removed.
+    pub(crate) fn remove_prefix_files(
+        &self,
+        _files: &MutexGuard<'_, ()>,
+        deletion: PrefixDeletion,
+        durability: &Durability,
+    ) -> Result<(usize, u64)> {
         let mut bytes = 0;
-        for seg in &doomed {
+        for seg in &deletion.doomed {
             // Readers holding an older view may still look this segment up: with its
             // indexes mapped before the files go, they read on from the open handles.
             let _ = seg.indexes();
@@ -565,10 +644,10 @@ impl LocalLog {
             // open clean up (the log start offset is already past them).
             durability.poison_on_io(seg.delete_files())?;
         }
-        if count > 0 {
+        if !deletion.doomed.is_empty() {
             self.sync_dir(durability)?;
         }
-        Ok((count, bytes, moved || count > 0))
+        Ok((deletion.doomed.len(), bytes))
     }
 
     pub(crate) fn write_log_start_checkpoint(

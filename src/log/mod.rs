@@ -43,17 +43,23 @@
 //! Locks are taken in this order and never the other way (a lock may be skipped):
 //!
 //! 1. the cleaner's pass lock (`cleaner::CleanerState`), held for a whole compaction pass;
-//! 2. the local log's writer lock (`LocalLog::writer`), never held across an fsync on the
-//!    append path (a roll's fsyncs are deferred until it is released);
-//! 3. the local log's deferred-work lock (`LocalLog::deferred`), held across the fsyncs a
+//! 2. the local log's segment-files lock (`LocalLog::files`), taken by whatever removes,
+//!    replaces or cuts segment files (retention and DeleteRecords, the cleaner's swap,
+//!    truncation) and by a close; held across that file work, which runs with the writer
+//!    lock released (retention's checkpoint and removals, the swap's renames and fsyncs),
+//!    and never by an append, a roll, a flush or a read;
+//! 3. the local log's writer lock (`LocalLog::writer`), never held across an fsync on the
+//!    append path (a roll's fsyncs are deferred until it is released), nor by retention or
+//!    the cleaner's swap across their file work;
+//! 4. the local log's deferred-work lock (`LocalLog::deferred`), held across the fsyncs a
 //!    roll leaves (`Log::finish_roll`, a flush, a clean close) and never by an append or
 //!    a read;
-//! 4. the producer-state lock (`ProducerStateManager`), never held across file I/O (nor is
+//! 5. the producer-state lock (`ProducerStateManager`), never held across file I/O (nor is
 //!    its list of unsynced snapshots); then the leader-epoch file lock (`Log::epoch_file`,
 //!    held across a write of `leader-epoch-checkpoint`, never taken by an append in the
 //!    log's own epoch) and the leader-epoch cache lock (`Log::epochs`, memory only);
-//! 5. the durability lock (`Durability`), never held across an fsync;
-//! 6. the high-watermark lock (`wait::Progress`), held only to compare and store the high
+//! 6. the durability lock (`Durability`), never held across an fsync; then the
+//!    high-watermark lock (`wait::Progress`), held only to compare and store the high
 //!    watermark (a raise reads the view's bounds under it; a publish takes it after
 //!    swapping the view);
 //! 7. the view lock (`LocalLog::view`), held only to copy or swap an `Arc`;
@@ -277,6 +283,18 @@ impl Log {
         self.local.writer.lock().leader_epoch
     }
 
+    /// The segment-files lock, then the writer lock, once the log is known usable (see the
+    /// lock order above).
+    fn lock_files(
+        &self,
+    ) -> Result<(
+        parking_lot::MutexGuard<'_, ()>,
+        parking_lot::MutexGuard<'_, Writer>,
+    )> {
+        let files = self.local.files.lock();
+        Ok((files, self.lock_open()?))
+    }
+
     fn lock_open(&self) -> Result<parking_lot::MutexGuard<'_, Writer>> {
         if self.read_only {
             return Err(Error::ReadOnlyLog {
@@ -412,7 +430,9 @@ impl Log {
     /// it at `offset`; a cut below the log start offset by any of the rules above leaves the
     /// log empty where it now ends.
     pub fn truncate_to(&self, offset: i64) -> Result<()> {
-        let mut w = self.lock_open()?;
+        // The file work of a deletion or a compaction swap finishes first: it must not
+        // remove files the cut creates, nor checkpoint a log start offset the cut lowered.
+        let (_files, mut w) = self.lock_files()?;
         if offset >= w.log_end_offset {
             return Ok(());
         }
@@ -436,7 +456,7 @@ impl Log {
     /// segments entirely below it. The active segment is never deleted. An `offset` above the
     /// high watermark is [`Error::OffsetOutOfRange`], as in Kafka.
     pub fn delete_records_before(&self, offset: i64) -> Result<()> {
-        let mut w = self.lock_open()?;
+        let (files, w) = self.lock_files()?;
         // Kafka never moves the log start offset past the high watermark.
         if offset > self.high_watermark() || offset < 0 {
             return Err(Error::OffsetOutOfRange {
@@ -458,7 +478,7 @@ impl Log {
         if start == w.log_start_offset && below == 0 {
             return Ok(());
         }
-        self.delete_prefix_locked(&mut w, below, start)?;
+        self.delete_prefix(&files, w, below, start)?;
         Ok(())
     }
 
@@ -466,24 +486,43 @@ impl Log {
     /// (see [`LocalLog::delete_prefix`]); producers whose last batch is now below the log
     /// start offset go, with their open transactions, and so do snapshots below the first
     /// segment. Returns the segments and `.log` bytes removed.
-    pub(crate) fn delete_prefix_locked(
+    ///
+    /// Only the memory changes under the writer lock `w`; the checkpoint, the removals and
+    /// their fsyncs run once it is released, under the segment-files lock (`files`, taken
+    /// before `w`) alone, so appends and reads go on meanwhile and a truncation, another
+    /// deletion or a compaction swap waits for them.
+    pub(crate) fn delete_prefix(
         &self,
-        w: &mut Writer,
+        files: &parking_lot::MutexGuard<'_, ()>,
+        mut w: parking_lot::MutexGuard<'_, Writer>,
         count: usize,
         new_start: i64,
     ) -> Result<(usize, u64)> {
-        let (count, bytes, changed) =
-            self.local
-                .delete_prefix(w, count, new_start, &self.durability)?;
+        let old_start = w.log_start_offset;
+        let deletion = self.local.delete_prefix(&mut w, count, new_start);
+        let changed = deletion.changed();
+        let first_base = w.segments.first().map_or(0, |s| s.base_offset());
         if changed {
-            if self.truncate_epochs_from_start(w.log_start_offset) {
-                self.write_leader_epochs()?;
-            }
-            let first_base = w.segments.first().map_or(0, |s| s.base_offset());
-            self.producers
-                .truncate_head(w.log_start_offset, first_base, &|r| self.poison_on_io(r))?;
+            self.truncate_epochs_from_start(w.log_start_offset);
+            self.producers.truncate_head(w.log_start_offset);
         }
-        Ok((count, bytes))
+        drop(w);
+        let checkpointed =
+            self.local
+                .checkpoint_prefix_deletion(files, &deletion, &self.durability);
+        if let Err(e) = checkpointed {
+            self.local.restore_prefix(files, deletion, old_start);
+            return Err(e);
+        }
+        let removed = self
+            .local
+            .remove_prefix_files(files, deletion, &self.durability)?;
+        if changed {
+            self.write_leader_epochs()?;
+            self.producers
+                .delete_snapshots_below(first_base, &|r| self.poison_on_io(r))?;
+        }
+        Ok(removed)
     }
 
     /// Flushes, seals the indexes to their size, writes the checkpoints and marks the log
@@ -496,8 +535,9 @@ impl Log {
             return Ok(());
         }
         // The writer lock is held throughout: nothing may append to the sealed segment,
-        // whose index files are trimmed below their mappings. Flushing never takes it.
-        let w = self.lock_open()?;
+        // whose index files are trimmed below their mappings. Flushing never takes it. The
+        // segment-files lock first: a deletion's or a swap's file work finishes before.
+        let (_files, w) = self.lock_files()?;
         let leo = w.log_end_offset;
         if let Some(active) = w.segments.last() {
             active.seal()?;

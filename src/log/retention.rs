@@ -175,7 +175,7 @@ impl Log {
         now_ms: i64,
         high_watermark: Option<i64>,
     ) -> Result<RetentionOutcome> {
-        let mut w = self.lock_open()?;
+        let (files, w) = self.lock_files()?;
         // Never past the log's own high watermark either (the log end offset under
         // `HighWatermarkPolicy::LogEnd`).
         let own = self.high_watermark();
@@ -228,10 +228,10 @@ impl Log {
             .get(count)
             .map_or(w.log_start_offset, |s| s.base_offset())
             .max(w.log_start_offset);
-        let (deleted, bytes) = self.delete_prefix_locked(&mut w, count, new_start)?;
+        outcome.log_start_offset = new_start;
+        let (deleted, bytes) = self.delete_prefix(&files, w, count, new_start)?;
         outcome.segments_deleted = deleted;
         outcome.bytes_freed = bytes;
-        outcome.log_start_offset = w.log_start_offset;
         Ok(outcome)
     }
 

@@ -425,15 +425,18 @@ impl ProducerStateManager {
     }
 
     /// The log start offset moved to `start` (retention, DeleteRecords): producers whose
-    /// last batch is now below it go, with their open transactions, and snapshots below the
-    /// first segment (`first_segment_base`) are removed.
-    pub(crate) fn truncate_head(
+    /// last batch is now below it go, with their open transactions.
+    pub(crate) fn truncate_head(&self, start: i64) {
+        self.state.lock().truncate_head(start);
+    }
+
+    /// Removes the snapshots below the first segment (`first_segment_base`), once a prefix
+    /// of the log is gone.
+    pub(crate) fn delete_snapshots_below(
         &self,
-        start: i64,
         first_segment_base: i64,
         on_write: OnWrite<'_>,
     ) -> Result<()> {
-        self.state.lock().truncate_head(start);
         on_write(snapshot::delete_snapshots_below(
             &*self.fs,
             &self.dir,

@@ -253,7 +253,7 @@ impl Storage {
         }
         for (name, p) in to_open {
             report.opened += 1;
-            let log = self.open_locked(&mut *self.lock()?, &name, p);
+            let log = self.open_partition(&mut self.lock()?, &name, p);
             let r = log.and_then(|log| {
                 let done = report.maintain_log(&mut cleaner, &log, now_ms);
                 drop(log);

@@ -59,13 +59,11 @@ mod metadata;
 mod names;
 mod partitions;
 
-use partitions::close_partition;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex, MutexGuard};
 
 pub use config::{
     CompressionType, StorageConfig, StorageConfigBuilder, TopicConfig, TopicSettings,
@@ -96,12 +94,16 @@ pub const MAX_PARTITIONS: u32 = 1 << 20;
 pub struct Storage {
     dir: PathBuf,
     config: StorageConfig,
+    /// The table of topics and partitions and the budget. Never held while a log opens,
+    /// recovers or closes: a partition being opened or closed is marked `busy` instead.
     inner: Mutex<Inner>,
     /// The data directory's exclusive lock, held from open to `close`.
     dir_lock: Mutex<Option<Box<dyn crate::io::FileLock>>>,
     /// What the data directory's `replication-offset-checkpoint` holds (`None`: no file);
     /// its lock serialises writes of the file and is taken before the table lock.
     high_watermarks_written: Mutex<Option<Vec<high_watermark::Entry>>>,
+    /// Notified whenever a partition stops being busy.
+    settled: Condvar,
 }
 
 #[derive(Debug)]
@@ -130,6 +132,10 @@ struct Partition {
     /// The high watermark as of the last close, or from the data directory's checkpoint
     /// (`Replicated` partitions only); an open log holds the current one.
     high_watermark: Option<i64>,
+    /// Its log is being opened or closed outside the table lock: whoever else wants the
+    /// partition waits for `Storage::settled` (the per-partition guard, so a partition is
+    /// opened once and never while its previous log is still closing).
+    busy: bool,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -250,6 +256,7 @@ impl Storage {
                 budget,
                 closed: false,
             }),
+            settled: Condvar::new(),
         })
     }
 
@@ -352,16 +359,16 @@ impl Storage {
     /// finishes the deletion.
     pub fn delete_topic(&self, topic: &str) -> Result<()> {
         let mut inner = self.lock()?;
+        self.wait_topic_settled(&mut inner, topic)?;
         let t = get_topic(&mut inner, topic)?;
         let meta = TopicMeta {
             partitions: partition_count(t),
             deleting: true,
             config: t.config.clone(),
         };
-        for p in 0..meta.partitions {
-            // The data is going: a log that fails to close cleanly is dropped all the same.
-            let _ = close_partition(&mut inner, topic, p);
-        }
+        // The data is going: a log that fails to close cleanly is dropped all the same.
+        let all: Vec<u32> = (0..meta.partitions).collect();
+        let _ = self.close_partitions(&mut inner, topic, &all);
         metadata::write_meta(self.fs(), &self.dir, topic, &meta)?;
         inner.topics.remove(topic);
         let doomed = move_partitions_aside(self.fs(), &self.dir, topic, meta.partitions)?;
@@ -377,6 +384,7 @@ impl Storage {
     /// [`maintain`](Storage::maintain) opens each of the topic's partitions once.
     pub fn alter_topic_config(&self, topic: &str, config: TopicConfig) -> Result<()> {
         let mut inner = self.lock()?;
+        self.wait_topic_settled(&mut inner, topic)?;
         let t = get_topic(&mut inner, topic)?;
         let meta = TopicMeta {
             partitions: partition_count(t),
@@ -394,9 +402,7 @@ impl Storage {
                     .is_some_and(|l| Arc::strong_count(l) == 1)
             })
             .collect();
-        for p in unused {
-            close_partition(&mut inner, topic, p)?;
-        }
+        self.close_partitions(&mut inner, topic, &unused)?;
         // Summaries were taken under the old settings (a log that was not compacted has no
         // count of its dirty bytes): each closed partition is looked at once more.
         for part in &mut get_topic(&mut inner, topic)?.partitions {

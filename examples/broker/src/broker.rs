@@ -5,11 +5,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use streamlog::group::coordinator::GroupCoordinatorConfig;
+use streamlog::group::{LocalGroupDriver, OffsetsTopicConfig};
 use streamlog::storage::TopicConfig;
 use streamlog::txn::{LocalTxnDriver, TxnCoordinatorConfig};
 use streamlog::{Log, Storage};
 
 use crate::config::BrokerConfig;
+use crate::groups::{self, Groups};
 use crate::meta;
 use crate::metrics::Metrics;
 
@@ -29,6 +32,9 @@ pub struct Broker {
     /// streamlog's transaction coordinator over this storage: producer ids (idempotent and
     /// transactional), `__transaction_state`, markers. One request at a time.
     pub txn: Mutex<LocalTxnDriver>,
+    /// streamlog's group coordinator over this storage: `__consumer_offsets`, groups,
+    /// rebalances, committed offsets.
+    pub groups: Arc<Groups>,
     /// Counters and histograms for the metrics endpoint.
     pub metrics: Metrics,
 }
@@ -54,12 +60,37 @@ impl Broker {
             Storage::open(&config.data_dir, storage)
                 .with_context(|| format!("opening {}", config.data_dir.display()))?,
         );
+        let group_config = GroupCoordinatorConfig {
+            offsets_topic_num_partitions: config.offsets_topic_num_partitions,
+            group_initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+            group_min_session_timeout_ms: config.group_min_session_timeout_ms,
+            group_max_session_timeout_ms: config.group_max_session_timeout_ms,
+            ..GroupCoordinatorConfig::default()
+        };
+        let mut offsets = OffsetsTopicConfig::default();
+        offsets.num_partitions = config.offsets_topic_num_partitions;
+        let group_driver = LocalGroupDriver::open(
+            Arc::clone(&storage),
+            group_config,
+            &offsets,
+            meta::random_u64(),
+            groups::now_ms(),
+        )
+        .context("loading the group coordinator")?;
+        // AddOffsetsToTxn must name the offsets partition the group coordinator uses: the
+        // topic's actual partition count (an existing topic keeps its own).
+        let offsets_partitions = storage
+            .partition_count(streamlog::group::OFFSETS_TOPIC)
+            .context("the offsets topic")?;
         let txn_config = TxnCoordinatorConfig {
             transaction_state_partitions: config.transaction_state_log_num_partitions,
+            consumer_offsets_partitions: offsets_partitions,
             ..TxnCoordinatorConfig::default()
         };
-        let txn = LocalTxnDriver::open(Arc::clone(&storage), txn_config)
+        let mut txn = LocalTxnDriver::open(Arc::clone(&storage), txn_config)
             .context("loading the transaction coordinator")?;
+        // Transaction markers written to `__consumer_offsets` settle transactional commits.
+        txn.set_offsets_marker_hook(group_driver.marker_hook());
         let (advertised_host, advertised_port) = match &config.advertised_listener {
             Some(l) => {
                 let (h, p) = l
@@ -79,6 +110,7 @@ impl Broker {
             advertised_host,
             advertised_port,
             txn: Mutex::new(txn),
+            groups: Arc::new(Groups::new(group_driver)),
             metrics: Metrics::default(),
         })
     }

@@ -56,8 +56,20 @@ pub struct BrokerConfig {
     /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`, fixed
     /// when the topic is first created.
     pub transaction_state_log_num_partitions: u32,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`, fixed when the
+    /// topic is first created.
+    pub offsets_topic_num_partitions: u32,
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty group
+    /// waits for more members.
+    pub group_initial_rebalance_delay_ms: i64,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
     /// Address of the Prometheus-text metrics endpoint (`GET /metrics`); none by default.
     pub metrics_listen: Option<SocketAddr>,
+    /// TLS for the listener (`[tls]`); plaintext when absent.
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Topic configs applied to topics without an override, under Kafka's names.
     pub topic_defaults: BTreeMap<String, String>,
 }
@@ -77,7 +89,12 @@ impl Default for BrokerConfig {
             num_partitions: 1,
             fetch_max_bytes: 55 * 1024 * 1024,
             transaction_state_log_num_partitions: 50,
+            offsets_topic_num_partitions: 50,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
             metrics_listen: None,
+            tls: None,
             topic_defaults: BTreeMap::new(),
         }
     }
@@ -102,10 +119,16 @@ impl BrokerConfig {
         if self.socket_request_max_bytes < 8 {
             bail!("socket_request_max_bytes must be at least 8");
         }
-        if self.num_partitions == 0 || self.transaction_state_log_num_partitions == 0 {
-            bail!("num_partitions and transaction_state_log_num_partitions must be at least 1");
+        if self.num_partitions == 0
+            || self.transaction_state_log_num_partitions == 0
+            || self.offsets_topic_num_partitions == 0
+        {
+            bail!("num_partitions, transaction_state_log_num_partitions and offsets_topic_num_partitions must be at least 1");
         }
         self.storage_config()?;
+        if let Some(tls) = &self.tls {
+            tls.acceptor()?;
+        }
         Ok(())
     }
 

@@ -18,10 +18,12 @@ mod codec;
 mod config;
 mod durable_file;
 mod errors;
+mod groups;
 mod meta;
 mod metrics;
 mod metrics_http;
 mod server;
+mod tls;
 mod wait;
 
 use std::io::Write;
@@ -117,6 +119,8 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             let _ = tokio::task::spawn_blocking(move || b.txn().tick()).await;
         }
     });
+    // Rebalance and session deadlines of the group coordinator.
+    tokio::spawn(Arc::clone(&broker.groups).run_timers());
     if let Some(l) = metrics_listener {
         tracing::info!(addr = %l.local_addr()?, "metrics endpoint");
         tokio::spawn(metrics_http::serve(l, Arc::clone(&broker)));

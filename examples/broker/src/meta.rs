@@ -44,21 +44,25 @@ pub fn load_or_create(data_dir: &Path, node_id: i32) -> anyhow::Result<String> {
     }
 }
 
+/// 64 random bits: `RandomState` is seeded from the OS's randomness, mixed with the clock.
+/// Enough for ids that only have to differ between data directories or runs.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h.finish()
+}
+
 /// A random 16-byte id in Kafka's form (URL-safe base64 without padding, 22 characters).
 fn new_cluster_id() -> String {
-    use std::hash::{BuildHasher, Hasher};
     let mut bytes = [0u8; 16];
     for chunk in bytes.chunks_mut(8) {
-        // RandomState is seeded from the OS's randomness: enough for an id that only has
-        // to differ between data directories.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or_default(),
-        );
-        chunk.copy_from_slice(&h.finish().to_le_bytes());
+        chunk.copy_from_slice(&random_u64().to_le_bytes());
     }
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut bits: u128 = u128::from_le_bytes(bytes);

@@ -1,12 +1,32 @@
 //! The metrics endpoint: any HTTP GET on `metrics_listen` gets the Prometheus text.
 
+use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use streamlog::group::coordinator::{ListGroupsRequest, Request, Response};
+
 use crate::broker::Broker;
+
+/// Groups by state, from the group coordinator.
+async fn group_states(broker: &Arc<Broker>) -> String {
+    let request = Request::ListGroups(ListGroupsRequest::default());
+    let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+    if let Some(Response::ListGroups(r)) = broker.groups.call(request).await {
+        for g in r.groups {
+            *by_state.entry(g.group_state).or_default() += 1;
+        }
+    }
+    let mut out = String::from("# TYPE streamlog_broker_groups gauge\n");
+    for (state, n) in by_state {
+        let _ = writeln!(out, "streamlog_broker_groups{{state=\"{state}\"}} {n}");
+    }
+    out
+}
 
 /// Serves metrics until the task is dropped.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
@@ -42,7 +62,8 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
                 .filter_map(|t| broker.storage.partition_count(t).ok())
                 .map(u64::from)
                 .sum();
-            let body = broker.metrics.render(partitions);
+            let mut body = broker.metrics.render(partitions);
+            body.push_str(&group_states(&broker).await);
             let response = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()

@@ -3,12 +3,13 @@
 //! connection (as Kafka does: a connection's next request is read after the previous
 //! response is written, so a client cannot queue unbounded work).
 
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::Instrument;
@@ -19,6 +20,14 @@ use crate::codec::{self, Decoded};
 
 /// Accepts connections until the task is dropped.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+    let tls = match broker.config.tls.as_ref().map(|t| t.acceptor()).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            // Checked when the config was read; the files changed since.
+            tracing::error!(error = %e, "TLS configuration unusable; not serving");
+            return;
+        }
+    };
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -40,10 +49,25 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
             continue;
         };
         let broker = Arc::clone(&broker);
+        let tls = tls.clone();
         tokio::spawn(
             async move {
                 broker.metrics.connections.fetch_add(1, Ordering::Relaxed);
-                match connection(stream, &broker).await {
+                let _ = stream.set_nodelay(true);
+                let served = match tls {
+                    None => connection(stream, peer, &broker).await,
+                    // The handshake is bounded like a request's read.
+                    Some(tls) => {
+                        match timeout(broker.config.request_read_timeout(), tls.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(stream)) => connection(stream, peer, &broker).await,
+                            Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
+                            Err(_) => Err("TLS handshake not completed in time".into()),
+                        }
+                    }
+                };
+                match served {
                     Ok(()) => tracing::debug!("connection closed"),
                     Err(reason) => tracing::info!(%reason, "connection closed"),
                 }
@@ -56,8 +80,11 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
 }
 
 /// Serves one connection; `Err` says why it was closed early.
-async fn connection(mut stream: TcpStream, broker: &Arc<Broker>) -> Result<(), String> {
-    let _ = stream.set_nodelay(true);
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    peer: SocketAddr,
+    broker: &Arc<Broker>,
+) -> Result<(), String> {
     loop {
         let Some(frame) = read_frame(&mut stream, broker).await? else {
             return Ok(());
@@ -74,9 +101,19 @@ async fn connection(mut stream: TcpStream, broker: &Arc<Broker>) -> Result<(), S
             } => {
                 let version = header.request_api_version;
                 let name = api_name(api_key);
-                match apis::handle(broker, api_key, version, *body).await {
+                let ctx = apis::Context {
+                    client_id: header
+                        .client_id
+                        .as_ref()
+                        .map(|c| c.as_str().to_string())
+                        .unwrap_or_default(),
+                    client_host: peer.ip().to_string(),
+                };
+                match apis::handle(broker, &ctx, api_key, version, *body).await {
                     Outcome::Respond(body) => {
-                        broker.metrics.request(name, apis::error_code(&body));
+                        let code = apis::error_code(&body);
+                        tracing::debug!(api = name, version, code, "answered");
+                        broker.metrics.request(name, code);
                         codec::encode_response(api_key, version, header.correlation_id, &body)
                             .map_err(|e| format!("{name} v{version}: encoding failed: {e}"))?
                     }
@@ -104,11 +141,19 @@ async fn connection(mut stream: TcpStream, broker: &Arc<Broker>) -> Result<(), S
             .write_all(&response)
             .await
             .map_err(|e| format!("write failed: {e}"))?;
+        // A TLS stream holds the encrypted record until flushed.
+        stream
+            .flush()
+            .await
+            .map_err(|e| format!("write failed: {e}"))?;
     }
 }
 
 /// Reads one request frame: `Ok(None)` on a clean end of stream between requests.
-async fn read_frame(stream: &mut TcpStream, broker: &Broker) -> Result<Option<Bytes>, String> {
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    broker: &Broker,
+) -> Result<Option<Bytes>, String> {
     let config = &broker.config;
     let mut len = [0u8; 4];
     // Idle between requests: connections.max.idle.ms.
@@ -163,6 +208,18 @@ fn api_name(api_key: kafka_protocol::messages::ApiKey) -> &'static str {
         K::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         K::DeleteRecords => "DeleteRecords",
         K::OffsetForLeaderEpoch => "OffsetForLeaderEpoch",
+        K::JoinGroup => "JoinGroup",
+        K::SyncGroup => "SyncGroup",
+        K::Heartbeat => "Heartbeat",
+        K::LeaveGroup => "LeaveGroup",
+        K::OffsetCommit => "OffsetCommit",
+        K::OffsetFetch => "OffsetFetch",
+        K::DescribeGroups => "DescribeGroups",
+        K::ListGroups => "ListGroups",
+        K::DeleteGroups => "DeleteGroups",
+        K::OffsetDelete => "OffsetDelete",
+        K::TxnOffsetCommit => "TxnOffsetCommit",
+        K::AddOffsetsToTxn => "AddOffsetsToTxn",
         _ => "Other",
     }
 }

@@ -192,7 +192,8 @@ impl Drop for Broker {
     }
 }
 
-const CONFIG: &str = "request_read_timeout_ms = 2000\ntransaction_state_log_num_partitions = 3\n";
+const CONFIG: &str = "request_read_timeout_ms = 2000\ntransaction_state_log_num_partitions = 3\n\
+    offsets_topic_num_partitions = 3\ngroup_initial_rebalance_delay_ms = 0\n";
 
 #[test]
 fn metadata_and_topic_admin() {
@@ -244,6 +245,93 @@ fn bad_inputs_leave_the_broker_serving() {
     broker.run(
         "bad_inputs.py",
         &[&max_connections.to_string()],
+        work.path(),
+    );
+}
+
+#[test]
+fn group_commits_halfway_and_a_new_member_resumes_there() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("group_commit_resume.py", &[], work.path());
+}
+
+#[test]
+fn group_of_two_rebalances_with_range_and_the_survivor_takes_over() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("group_rebalance.py", &["range"], work.path());
+}
+
+#[test]
+fn group_of_two_rebalances_with_cooperative_sticky_and_the_survivor_takes_over() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("group_rebalance.py", &["cooperative-sticky"], work.path());
+}
+
+#[test]
+fn static_member_rejoins_without_a_rebalance() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("static_membership.py", &[], work.path());
+}
+
+#[test]
+fn exactly_once_consume_transform_produce() {
+    let work = tempfile::tempdir().unwrap();
+    let broker = Broker::start(work.path(), CONFIG);
+    broker.run("exactly_once.py", &[], work.path());
+}
+
+/// Test-only certificates, made fresh for each run: a CA, a server certificate it signs for
+/// 127.0.0.1 and localhost, and a second CA that signed nothing the broker has. Returns the
+/// paths of (server chain, server key, good CA, wrong CA).
+fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let ca = |name: &str| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        (cert, key)
+    };
+    let (good, good_key) = ca("streamlog test CA");
+    let (wrong, _) = ca("another test CA");
+    let mut params =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "streamlog test broker");
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &good, &good_key).unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        path
+    };
+    (
+        write("server.pem", cert.pem()),
+        write("server-key.pem", key.serialize_pem()),
+        write("ca.pem", good.pem()),
+        write("wrong-ca.pem", wrong.pem()),
+    )
+}
+
+#[test]
+fn tls_listener_serves_clients_of_its_ca_and_refuses_others() {
+    let work = tempfile::tempdir().unwrap();
+    let (cert, key, ca, wrong_ca) = test_certificates(work.path());
+    let config = format!(
+        "{CONFIG}[tls]\ncert = {cert:?}\nkey = {key:?}\n",
+        cert = cert.display().to_string(),
+        key = key.display().to_string()
+    );
+    let broker = Broker::start(work.path(), &config);
+    broker.run(
+        "tls.py",
+        &[ca.to_str().unwrap(), wrong_ca.to_str().unwrap()],
         work.path(),
     );
 }

@@ -509,47 +509,38 @@ impl Log {
     }
 
     /// Replaces each group of adjacent sealed segments with its cleaned segment, on disk
-    /// (all at once) and in the view, then checkpoints `end` as the first dirty offset,
-    /// under the writer lock so no truncation slips between. False, with the cleaned files
-    /// removed, when a group is no longer in the log (a truncation or deletion ran
-    /// meanwhile).
+    /// (all at once) and in the view, then checkpoints `end` as the first dirty offset.
+    /// False, with the cleaned files removed, when a group is no longer in the log (a
+    /// truncation or deletion ran meanwhile).
+    ///
+    /// Runs under the segment-files lock, so no truncation, deletion or close slips in; the
+    /// writer lock is taken only to find the groups and to splice the new segments in, and
+    /// the renames, removals and fsyncs of the swap run between, with appends going on
+    /// (they only add at the end, behind the groups).
     fn swap_in(&self, replacements: Vec<(Segment, Vec<Arc<Segment>>)>, end: i64) -> Result<bool> {
-        let mut w = self.lock_open()?;
-        if end > w.log_end_offset {
-            // Truncated below the pass's end meanwhile (its groups were not touched).
+        let files = self.local.files.lock();
+        let positions = {
+            let w = self.lock_open()?;
+            let positions = if end > w.log_end_offset {
+                // Truncated below the pass's end meanwhile (its groups were not touched).
+                None
+            } else {
+                locate_groups(&w.segments, &replacements)
+            };
             drop(w);
-            for (cleaned, _) in &replacements {
-                cleaned.delete_files()?;
-            }
-            return Ok(false);
-        }
-        if replacements.is_empty() {
-            self.poison_on_io(checkpoint::write(&*self.local.fs, &self.local.dir, end))?;
-            return Ok(true);
-        }
-        let mut positions = Vec::with_capacity(replacements.len());
-        for (_, old) in &replacements {
-            let at = old
-                .first()
-                .and_then(|first| w.segments.iter().position(|s| Arc::ptr_eq(s, first)));
-            let in_place = at.filter(|&at| {
-                at + old.len() < w.segments.len()
-                    && old.iter().enumerate().all(|(i, s)| {
-                        w.segments
-                            .get(at + i)
-                            .is_some_and(|cur| Arc::ptr_eq(cur, s))
-                    })
-            });
-            match in_place {
-                Some(at) => positions.push(at),
+            match positions {
+                Some(p) => p,
                 None => {
-                    drop(w);
                     for (cleaned, _) in &replacements {
                         cleaned.delete_files()?;
                     }
                     return Ok(false);
                 }
             }
+        };
+        if replacements.is_empty() {
+            self.poison_on_io(checkpoint::write(&*self.local.fs, &self.local.dir, end))?;
+            return Ok(true);
         }
         let bases: Vec<i64> = replacements.iter().map(|(c, _)| c.base_offset()).collect();
         let olds: Vec<Vec<Arc<Segment>>> = replacements.into_iter().map(|(_, old)| old).collect();
@@ -560,20 +551,61 @@ impl Log {
             &bases,
             &olds,
         ))?;
-        // Spliced from the last group back, so earlier positions stay valid.
-        for ((&base, old), &at) in bases.iter().zip(&olds).zip(&positions).rev() {
+        let mut opened = Vec::with_capacity(bases.len());
+        for &base in &bases {
             let seg = Segment::open(
                 &self.local.fs,
                 &self.local.dir,
                 base,
                 LocalLog::index_config(self.config()),
             );
-            let seg = self.poison_on_io(seg)?;
-            w.segments.splice(at..at + old.len(), [Arc::new(seg)]);
+            opened.push(Arc::new(self.poison_on_io(seg)?));
         }
-        w.generation += 1;
-        self.local.publish(&w);
+        {
+            let mut w = self.lock_open()?;
+            // Only appends ran since the groups were found, and they add at the end.
+            let still = opened.len() == positions.len()
+                && olds.iter().zip(&positions).all(|(old, &at)| {
+                    old.iter()
+                        .enumerate()
+                        .all(|(i, s)| w.segments.get(at + i).is_some_and(|c| Arc::ptr_eq(c, s)))
+                });
+            if !still {
+                self.durability
+                    .poison("a compaction swap found its segments moved".to_string());
+                return Err(self.durability.poison_error());
+            }
+            // Spliced from the last group back, so earlier positions stay valid.
+            for ((seg, old), &at) in opened.into_iter().zip(&olds).zip(&positions).rev() {
+                w.segments.splice(at..at + old.len(), [seg]);
+            }
+            w.generation += 1;
+            self.local.publish(&w);
+        }
         self.poison_on_io(checkpoint::write(&*self.local.fs, &self.local.dir, end))?;
+        drop(files);
         Ok(true)
     }
+}
+
+/// Where each group of `replacements` lies in `segments` (all of it, adjacent and sealed),
+/// or `None` when one is no longer there.
+fn locate_groups(
+    segments: &[Arc<Segment>],
+    replacements: &[(Segment, Vec<Arc<Segment>>)],
+) -> Option<Vec<usize>> {
+    replacements
+        .iter()
+        .map(|(_, old)| {
+            let at = old
+                .first()
+                .and_then(|first| segments.iter().position(|s| Arc::ptr_eq(s, first)))?;
+            let in_place = at + old.len() < segments.len()
+                && old
+                    .iter()
+                    .enumerate()
+                    .all(|(i, s)| segments.get(at + i).is_some_and(|cur| Arc::ptr_eq(cur, s)));
+            in_place.then_some(at)
+        })
+        .collect()
 }

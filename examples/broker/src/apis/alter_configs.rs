@@ -210,6 +210,7 @@ mod tests {
         let config = BrokerConfig {
             data_dir: dir.path().to_path_buf(),
             transaction_state_log_num_partitions: 1,
+            offsets_topic_num_partitions: 1,
             ..BrokerConfig::default()
         };
         let broker = Broker::open(config, "127.0.0.1:9092".parse().unwrap()).unwrap();

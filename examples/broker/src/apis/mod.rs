@@ -2,14 +2,14 @@
 //! what to send back.
 //!
 //! Handlers that touch the disk run on tokio's blocking pool; Fetch stays async because it
-//! long-polls. The group APIs (JoinGroup, OffsetCommit, TxnOffsetCommit, AddOffsetsToTxn,
-//! …) plug in here once their coordinators exist: a row in [`versions`], an arm in
-//! [`handle`], a handler file driving the coordinator's state machine.
+//! long-polls, and so do the group APIs, whose answers may wait for a rebalance. Adding an
+//! API is a row in [`versions`], an arm in [`handle`] and a handler.
 
 pub mod admin;
 pub mod alter_configs;
 pub mod delete_records;
 pub mod fetch;
+pub mod groups;
 pub mod leader_epoch;
 pub mod list_offsets;
 pub mod metadata;
@@ -43,18 +43,41 @@ impl Outcome {
     }
 }
 
+/// Who sent a request: what the coordinators record about a client.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The request header's `client.id`.
+    pub client_id: String,
+    /// The client's address as this broker sees it.
+    pub client_host: String,
+}
+
 /// Handles one request of `version`.
 pub async fn handle(
     broker: &Arc<Broker>,
+    ctx: &Context,
     api_key: ApiKey,
     version: i16,
     body: RequestKind,
 ) -> Outcome {
+    use RequestKind as Rq;
     match body {
-        RequestKind::ApiVersions(_) => Outcome::respond(ResponseKind::ApiVersions(
+        Rq::ApiVersions(_) => Outcome::respond(ResponseKind::ApiVersions(
             ApiVersionsResponse::default().with_api_keys(versions::api_versions()),
         )),
-        RequestKind::Fetch(req) => fetch::handle(broker, req, version).await,
+        Rq::Fetch(req) => fetch::handle(broker, req, version).await,
+        // The group APIs wait on the group coordinator (a JoinGroup for its rebalance).
+        Rq::JoinGroup(r) => groups::join_group(broker, ctx, r, version).await,
+        Rq::SyncGroup(r) => groups::sync_group(broker, r).await,
+        Rq::Heartbeat(r) => groups::heartbeat(broker, r).await,
+        Rq::LeaveGroup(r) => groups::leave_group(broker, r, version).await,
+        Rq::OffsetCommit(r) => groups::offset_commit(broker, r, version).await,
+        Rq::OffsetFetch(r) => groups::offset_fetch(broker, r, version).await,
+        Rq::TxnOffsetCommit(r) => groups::txn_offset_commit(broker, r, version).await,
+        Rq::DescribeGroups(r) => groups::describe_groups(broker, r).await,
+        Rq::ListGroups(r) => groups::list_groups(broker, r).await,
+        Rq::DeleteGroups(r) => groups::delete_groups(broker, r).await,
+        Rq::OffsetDelete(r) => groups::offset_delete(broker, r).await,
         other => {
             let broker = Arc::clone(broker);
             match tokio::task::spawn_blocking(move || handle_blocking(&broker, version, other))
@@ -99,6 +122,9 @@ fn handle_blocking(broker: &Broker, version: i16, body: RequestKind) -> Outcome 
             broker, r,
         ))),
         Rq::EndTxn(r) => respond(Rs::EndTxn(txn::end_txn(broker, r))),
+        Rq::AddOffsetsToTxn(r) => {
+            respond(Rs::AddOffsetsToTxn(groups::add_offsets_to_txn(broker, r)))
+        }
         Rq::ListOffsets(r) => respond(Rs::ListOffsets(list_offsets::list_offsets(
             broker, r, version,
         ))),
@@ -148,6 +174,48 @@ pub fn error_code(resp: &ResponseKind) -> i16 {
                 .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
         ),
         ResponseKind::InitProducerId(r) => r.error_code,
+        ResponseKind::JoinGroup(r) => r.error_code,
+        ResponseKind::SyncGroup(r) => r.error_code,
+        ResponseKind::Heartbeat(r) => r.error_code,
+        ResponseKind::LeaveGroup(r) => {
+            first(std::iter::once(r.error_code).chain(r.members.iter().map(|m| m.error_code)))
+        }
+        ResponseKind::OffsetCommit(r) => first(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::TxnOffsetCommit(r) => first(
+            r.topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+        ),
+        ResponseKind::OffsetFetch(r) => first(
+            std::iter::once(r.error_code)
+                .chain(r.groups.iter().flat_map(|g| {
+                    std::iter::once(g.error_code).chain(
+                        g.topics
+                            .iter()
+                            .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+                    )
+                }))
+                .chain(
+                    r.topics
+                        .iter()
+                        .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+                ),
+        ),
+        ResponseKind::DescribeGroups(r) => first(r.groups.iter().map(|g| g.error_code)),
+        ResponseKind::ListGroups(r) => r.error_code,
+        ResponseKind::DeleteGroups(r) => first(r.results.iter().map(|g| g.error_code)),
+        ResponseKind::OffsetDelete(r) => first(
+            std::iter::once(r.error_code).chain(
+                r.topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+            ),
+        ),
+        ResponseKind::AddOffsetsToTxn(r) => r.error_code,
         ResponseKind::EndTxn(r) => r.error_code,
         ResponseKind::AddPartitionsToTxn(r) => {
             first(r.results_by_topic_v3_and_below.iter().flat_map(|t| {
@@ -325,6 +393,103 @@ mod tests {
                         ]),
                 ]),
             ),
+            ApiKey::JoinGroup => RequestKind::JoinGroup(
+                JoinGroupRequest::default()
+                    .with_group_id(GroupId(str(&format!("join-{version}"))))
+                    .with_session_timeout_ms(10_000)
+                    .with_rebalance_timeout_ms(10_000)
+                    .with_protocol_type(str("consumer"))
+                    .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default(
+                    )
+                    .with_name(str("range"))]),
+            ),
+            ApiKey::SyncGroup => RequestKind::SyncGroup(
+                SyncGroupRequest::default()
+                    .with_group_id(GroupId(str("g")))
+                    .with_member_id(str("nobody")),
+            ),
+            ApiKey::Heartbeat => RequestKind::Heartbeat(
+                HeartbeatRequest::default()
+                    .with_group_id(GroupId(str("g")))
+                    .with_member_id(str("nobody")),
+            ),
+            ApiKey::LeaveGroup if version >= 3 => RequestKind::LeaveGroup(
+                LeaveGroupRequest::default()
+                    .with_group_id(GroupId(str("g")))
+                    .with_members(vec![leave_group_request::MemberIdentity::default()
+                        .with_member_id(str("nobody"))]),
+            ),
+            ApiKey::LeaveGroup => RequestKind::LeaveGroup(
+                LeaveGroupRequest::default()
+                    .with_group_id(GroupId(str("g")))
+                    .with_member_id(str("nobody")),
+            ),
+            ApiKey::OffsetCommit => RequestKind::OffsetCommit(
+                OffsetCommitRequest::default()
+                    .with_group_id(GroupId(str("simple")))
+                    .with_generation_id_or_member_epoch(-1)
+                    .with_topics(vec![
+                        offset_commit_request::OffsetCommitRequestTopic::default()
+                            .with_name(topic)
+                            .with_partitions(vec![
+                                offset_commit_request::OffsetCommitRequestPartition::default()
+                                    .with_committed_offset(1),
+                            ]),
+                    ]),
+            ),
+            ApiKey::OffsetFetch if version >= 8 => {
+                RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![
+                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                        .with_group_id(GroupId(str("simple")))
+                        .with_topics(None),
+                ]))
+            }
+            ApiKey::OffsetFetch => RequestKind::OffsetFetch(
+                OffsetFetchRequest::default()
+                    .with_group_id(GroupId(str("simple")))
+                    .with_topics(Some(vec![
+                        offset_fetch_request::OffsetFetchRequestTopic::default()
+                            .with_name(topic)
+                            .with_partition_indexes(vec![0]),
+                    ])),
+            ),
+            ApiKey::DescribeGroups => RequestKind::DescribeGroups(
+                DescribeGroupsRequest::default()
+                    .with_groups(vec![GroupId(str("simple")), GroupId(str("missing"))]),
+            ),
+            ApiKey::ListGroups => RequestKind::ListGroups(ListGroupsRequest::default()),
+            ApiKey::DeleteGroups => RequestKind::DeleteGroups(
+                DeleteGroupsRequest::default().with_groups_names(vec![GroupId(str("missing"))]),
+            ),
+            ApiKey::OffsetDelete => RequestKind::OffsetDelete(
+                OffsetDeleteRequest::default()
+                    .with_group_id(GroupId(str("simple")))
+                    .with_topics(vec![
+                        offset_delete_request::OffsetDeleteRequestTopic::default()
+                            .with_name(topic)
+                            .with_partitions(vec![
+                                offset_delete_request::OffsetDeleteRequestPartition::default(),
+                            ]),
+                    ]),
+            ),
+            ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(
+                TxnOffsetCommitRequest::default()
+                    .with_transactional_id(TransactionalId(str("tx")))
+                    .with_group_id(GroupId(str("simple")))
+                    .with_topics(vec![
+                        txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                            .with_name(topic)
+                            .with_partitions(vec![
+                                txn_offset_commit_request::TxnOffsetCommitRequestPartition::default(
+                                ),
+                            ]),
+                    ]),
+            ),
+            ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(
+                AddOffsetsToTxnRequest::default()
+                    .with_transactional_id(TransactionalId(str("tx")))
+                    .with_group_id(GroupId(str("simple"))),
+            ),
             other => panic!("no test request for {other:?}"),
         }
     }
@@ -337,6 +502,8 @@ mod tests {
         let config = BrokerConfig {
             data_dir: dir.path().to_path_buf(),
             transaction_state_log_num_partitions: 1,
+            offsets_topic_num_partitions: 1,
+            group_initial_rebalance_delay_ms: 0,
             ..BrokerConfig::default()
         };
         let broker = Arc::new(Broker::open(config, "127.0.0.1:9092".parse().unwrap()).unwrap());
@@ -344,6 +511,8 @@ mod tests {
             .storage
             .create_topic("t", 1, streamlog::storage::TopicConfig::new())
             .unwrap();
+        // JoinGroup v0-3 waits for its rebalance, which completes on the coordinator's timer.
+        let timers = tokio::spawn(Arc::clone(&broker.groups).run_timers());
         let mut b = BatchBuilder::new(BatchOptions::default());
         b.append(1, Some(b"k"), Some(b"v"), &[]).unwrap();
         let batch = bytes::Bytes::from(b.build().unwrap());
@@ -361,7 +530,7 @@ mod tests {
             let Decoded::Request { header, body, .. } = decode_request(frame.freeze()) else {
                 panic!("{api:?} v{version} did not decode");
             };
-            match handle(&broker, api, version, *body).await {
+            match handle(&broker, &Context::default(), api, version, *body).await {
                 Outcome::Respond(resp) => {
                     encode_response(api, version, header.correlation_id, &resp)
                         .unwrap_or_else(|e| panic!("{api:?} v{version} response: {e}"));
@@ -377,5 +546,6 @@ mod tests {
             i64::from(produces.max - produces.min + 1)
         );
         assert_eq!(log.recovery_point(), log.log_end_offset());
+        timers.abort();
     }
 }

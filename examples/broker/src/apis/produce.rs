@@ -185,6 +185,7 @@ mod tests {
             let config = BrokerConfig {
                 data_dir: dir.path().join("data"),
                 transaction_state_log_num_partitions: 1,
+                offsets_topic_num_partitions: 1,
                 ..BrokerConfig::default()
             };
             let broker =

@@ -1,9 +1,8 @@
 //! Producer ids and transactions, answered by streamlog's transaction coordinator
 //! (`streamlog::txn::LocalTxnDriver`): InitProducerId, AddPartitionsToTxn, EndTxn. The driver
 //! writes `__transaction_state` and the commit/abort markers itself before it answers.
-//!
-//! Not yet served: AddOffsetsToTxn and TxnOffsetCommit (they need the group coordinator), so
-//! consume-transform-produce cannot commit offsets in a transaction yet.
+//! AddOffsetsToTxn and TxnOffsetCommit, the offsets half of a transaction, are in
+//! `groups.rs`.
 
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,

@@ -3,8 +3,11 @@
 //! handler.
 //!
 //! Ranges stop below the versions that name topics by id (Produce v13, Fetch v13,
-//! DeleteTopics v6, Metadata v10+), because streamlog's storage names topics only by name;
-//! clients negotiate down to these.
+//! DeleteTopics v6, Metadata v10+, OffsetCommit v10, OffsetFetch v10), because streamlog's
+//! storage names topics only by name, and below transaction version 2 (TxnOffsetCommit v4+,
+//! AddOffsetsToTxn v4+, EndTxn v4+) and the KIP-848 consumer-group versions (OffsetFetch v9);
+//! DescribeGroups v6 and ListGroups v5 (GROUP_ID_NOT_FOUND, type filter) are not served
+//! yet. Clients negotiate down to these.
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiKey;
@@ -28,6 +31,18 @@ const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 4),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
 ];
