@@ -134,6 +134,19 @@ pub struct LogConfig {
     /// [`Error::InvalidTimestamp`](crate::Error::InvalidTimestamp) (default 3,600,000: one
     /// hour, Kafka 4.0's default).
     pub message_timestamp_after_max_ms: i64,
+    /// Not a Kafka setting: append to the active segment with direct I/O (`O_DIRECT`, see
+    /// [`io`](crate::io)), coalescing batches in memory into writes of
+    /// `direct_io_write_bytes` that bypass the page cache. Reads of bytes not yet written
+    /// are served from memory, and the crash guarantees are the buffered path's (nothing is
+    /// durable before a flush; a flush makes every earlier append durable). Each active
+    /// segment then holds a buffer of `direct_io_write_bytes`, and another process reading
+    /// the directory sees appended bytes only once they are written (each full buffer, a
+    /// flush, a roll, a close). Where the filesystem refuses `O_DIRECT` (tmpfs), the same
+    /// buffer is written through the page cache. Default `false`.
+    pub direct_io: bool,
+    /// The size of each direct-I/O write and of the buffer behind it: a multiple of 4096
+    /// from 4096 to 64 MiB (default 1 MiB).
+    pub direct_io_write_bytes: u32,
     /// What moves the high watermark (not a Kafka topic config: in Kafka the partition's
     /// replication decides). Default [`HighWatermarkPolicy::LogEnd`], a partition that is its
     /// own only replica.
@@ -281,6 +294,8 @@ impl Default for LogConfig {
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: DEFAULT_MESSAGE_TIMESTAMP_AFTER_MAX_MS,
             high_watermark_policy: HighWatermarkPolicy::LogEnd,
+            direct_io: false,
+            direct_io_write_bytes: DEFAULT_DIRECT_IO_WRITE_BYTES,
         }
     }
 }
@@ -318,12 +333,17 @@ impl fmt::Debug for LogConfig {
                 &self.message_timestamp_after_max_ms,
             )
             .field("high_watermark_policy", &self.high_watermark_policy)
+            .field("direct_io", &self.direct_io)
+            .field("direct_io_write_bytes", &self.direct_io_write_bytes)
             .finish_non_exhaustive()
     }
 }
 
 /// Kafka 4.0's default `message.timestamp.after.max.ms`: one hour.
 pub const DEFAULT_MESSAGE_TIMESTAMP_AFTER_MAX_MS: i64 = 60 * 60 * 1000;
+
+/// The default size of a direct-I/O write (see [`LogConfig::direct_io_write_bytes`]).
+pub const DEFAULT_DIRECT_IO_WRITE_BYTES: u32 = 1 << 20;
 
 /// The largest `segment.bytes` and `segment.index.bytes`: Kafka's `int` configs, and the
 /// byte positions an offset-index entry can hold.
@@ -400,6 +420,14 @@ impl LogConfig {
     /// at least one entry). The first bad value is an
     /// [`Error::InvalidConfig`](crate::Error::InvalidConfig) naming its Kafka key.
     pub fn validate(&self) -> crate::Result<()> {
+        let direct = self.direct_io_write_bytes;
+        if direct % 4096 != 0 || !(4096..=64 << 20).contains(&direct) {
+            return Err(invalid_config(
+                "direct_io_write_bytes",
+                direct,
+                "must be a multiple of 4096 in [4096, 67108864]",
+            ));
+        }
         if !(MIN_SEGMENT_BYTES..=MAX_INT_CONFIG).contains(&self.segment_bytes) {
             return Err(invalid_config(
                 "segment.bytes",
@@ -599,6 +627,10 @@ impl LogConfigBuilder {
         message_timestamp_after_max_ms: i64;
         /// What moves the high watermark (see [`LogConfig::high_watermark_policy`]).
         high_watermark_policy: HighWatermarkPolicy;
+        /// Direct-I/O appends (see [`LogConfig::direct_io`]).
+        direct_io: bool;
+        /// The size of each direct-I/O write (see [`LogConfig::direct_io_write_bytes`]).
+        direct_io_write_bytes: u32;
     }
 
     optional_setters! {

@@ -11,6 +11,14 @@
 //!   values (commitlog's own format; it assigns offsets and writes one index entry a
 //!   message). Default `LogOptions` (1 GB segments).
 //!
+//! Direct I/O (issue 11), beside its own bound:
+//!
+//! - `streamlog_direct`: `Log::append` with `LogConfig::direct_io` (batches gathered in
+//!   memory, written in 1 MiB `O_DIRECT` chunks); the same validation as `streamlog`.
+//! - `dd_direct`: the device's bound, as `dd oflag=direct bs=1M` measures it: the same
+//!   batch bytes copied into a 1 MiB aligned buffer and written with `O_DIRECT`, 1 MiB a
+//!   call. (The passes also run the real `dd if=/dev/zero oflag=direct bs=1M` once.)
+//!
 //! Throughput is records/s for the 100 B case and bytes/s of streamlog's batch bytes for the
 //! 1 KiB case (commitlog's on-disk bytes differ a little: 20 B of header a message).
 //!
@@ -29,6 +37,7 @@
 //!   3 s idle, so the VM has taken the freed memory back and every page is faulted in anew.
 //!
 //! Run: `cargo bench --bench append -- --warm-up-time 1 --measurement-time 5`
+//! (`STREAMLOG_BENCH_CRITERION=0` runs only the alternating passes).
 
 use std::fs::File;
 use std::hint::black_box;
@@ -39,6 +48,7 @@ use std::time::{Duration, Instant};
 use commitlog::message::MessageBuf;
 use commitlog::{CommitLog, LogOptions};
 use criterion::{BenchmarkId, Criterion, Throughput};
+use streamlog::io::{AlignedBuf, DIRECT_ALIGN};
 use streamlog::{BatchBuilder, BatchOptions, Compression, Log, LogConfig};
 
 mod common;
@@ -134,22 +144,55 @@ fn log_config() -> LogConfig {
     LogConfig::default()
 }
 
-/// The three writers; each returns the time its appends took (setup and cleanup untimed).
-#[derive(Clone, Copy, Debug)]
+fn direct_config() -> LogConfig {
+    LogConfig::builder()
+        .direct_io(true)
+        .direct_io_write_bytes(DIRECT_CHUNK as u32)
+        .build()
+        .expect("config")
+}
+
+/// The size of each direct write, in streamlog and in the `dd` baseline.
+const DIRECT_CHUNK: usize = 1 << 20;
+
+/// Opens `path` for `O_DIRECT` writes (as `dd oflag=direct` does).
+fn open_direct(path: &Path) -> File {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+        .expect("O_DIRECT open (is the target directory on a filesystem that supports it?)")
+}
+
+/// The writers; each returns the time its appends took (setup and cleanup untimed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Writer {
     Streamlog,
     BareWrite,
     Commitlog,
+    StreamlogDirect,
+    DdDirect,
 }
 
 impl Writer {
-    const ALL: [Writer; 3] = [Writer::Streamlog, Writer::BareWrite, Writer::Commitlog];
+    const ALL: [Writer; 5] = [
+        Writer::Streamlog,
+        Writer::BareWrite,
+        Writer::Commitlog,
+        Writer::StreamlogDirect,
+        Writer::DdDirect,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Writer::Streamlog => "streamlog",
             Writer::BareWrite => "bare_write",
             Writer::Commitlog => "commitlog",
+            Writer::StreamlogDirect => "streamlog_direct",
+            Writer::DdDirect => "dd_direct",
         }
     }
 
@@ -172,6 +215,42 @@ impl Writer {
                 let start = Instant::now();
                 for b in &w.batches {
                     f.write_all(b).expect("write");
+                }
+                start.elapsed()
+            }
+            Writer::StreamlogDirect => {
+                let log = Log::open(&dir.0, direct_config()).expect("open");
+                let start = Instant::now();
+                for b in &w.batches {
+                    black_box(log.append(b).expect("append"));
+                }
+                let t = start.elapsed();
+                assert_eq!(log.log_end_offset() as u64, w.records);
+                drop(log);
+                t
+            }
+            Writer::DdDirect => {
+                let mut f = open_direct(&dir.0.join("dd.log"));
+                let mut buf = AlignedBuf::with_alignment(DIRECT_CHUNK, DIRECT_ALIGN);
+                let start = Instant::now();
+                let mut used = 0;
+                for b in &w.batches {
+                    let mut rest: &[u8] = b;
+                    while !rest.is_empty() {
+                        let n = (DIRECT_CHUNK - used).min(rest.len());
+                        buf.as_mut_slice()[used..used + n].copy_from_slice(&rest[..n]);
+                        used += n;
+                        rest = &rest[n..];
+                        if used == DIRECT_CHUNK {
+                            f.write_all(buf.as_slice()).expect("write");
+                            used = 0;
+                        }
+                    }
+                }
+                // The last partial chunk, padded to the block size as dd's last block is.
+                let tail = used.next_multiple_of(DIRECT_ALIGN);
+                if tail > 0 {
+                    f.write_all(&buf.as_slice()[..tail]).expect("write");
                 }
                 start.elapsed()
             }
@@ -240,28 +319,69 @@ fn paired(root: &Path, label: &str, bytes: usize, rounds: usize, idle: Duration)
             group_name(case),
             bytes >> 20
         );
-        let streamlog = secs.first().cloned().unwrap_or_default();
+        let of = |w: Writer| {
+            Writer::ALL
+                .iter()
+                .position(|x| *x == w)
+                .and_then(|i| secs.get(i))
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (bare, dd) = (of(Writer::BareWrite), of(Writer::DdDirect));
+        // Speed relative to a baseline: the median over rounds of baseline time / this time.
+        let ratio = |s: &[f64], base: &[f64]| {
+            let mut r: Vec<f64> = s.iter().zip(base).map(|(a, b)| b / a).collect();
+            median(&mut r)
+        };
         for (writer, s) in Writer::ALL.iter().zip(&secs) {
-            let mut ratios: Vec<f64> = streamlog.iter().zip(s).map(|(a, b)| b / a).collect();
-            let mut s = s.clone();
-            let t = median(&mut s);
+            let mut sorted = s.clone();
+            let t = median(&mut sorted);
             println!(
-                "  {:<10} median {:>7.1} ms  {:>6.2} M records/s  {:>6.3} GB/s  streamlog/this {:>5.2}",
+                "  {:<16} median {:>7.1} ms  {:>6.2} M records/s  {:>6.3} GB/s  speed/bare_write {:>5.2}  speed/dd_direct {:>5.2}",
                 writer.name(),
                 t * 1e3,
                 w.records as f64 / t / 1e6,
                 w.bytes as f64 / t / 1e9,
-                median(&mut ratios)
+                ratio(s, &bare),
+                ratio(s, &dd),
             );
         }
+    }
+    dd_reference(root, bytes, idle);
+}
+
+/// The real `dd if=/dev/zero oflag=direct bs=1M` of `bytes` (after `idle`), for reference
+/// beside the in-process `dd_direct`; skipped when `dd` is missing.
+fn dd_reference(root: &Path, bytes: usize, idle: Duration) {
+    let dir = Scratch::new(root, "dd");
+    std::thread::sleep(idle);
+    let out = dir.0.join("dd.out");
+    let start = Instant::now();
+    let status = std::process::Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", out.display()))
+        .args(["bs=1M", "oflag=direct", "status=none"])
+        .arg(format!("count={}", bytes >> 20))
+        .status();
+    let t = start.elapsed().as_secs_f64();
+    match status {
+        Ok(s) if s.success() => println!(
+            "  dd if=/dev/zero oflag=direct bs=1M count={}: {:.1} ms, {:.3} GB/s (process start included)",
+            bytes >> 20,
+            t * 1e3,
+            bytes as f64 / t / 1e9
+        ),
+        _ => println!("  dd oflag=direct: not run"),
     }
 }
 
 fn main() {
     let root = scratch_root();
     let mut c = Criterion::default().configure_from_args();
-    append(&mut c, root.path());
-    c.final_summary();
+    if std::env::var("STREAMLOG_BENCH_CRITERION").map_or(true, |v| v != "0") {
+        append(&mut c, root.path());
+        c.final_summary();
+    }
     if std::env::args().any(|a| a == "--test" || a == "--list" || a == "--profile-time") {
         return;
     }

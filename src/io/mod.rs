@@ -5,6 +5,7 @@
 //! crash and fault injection plugs in behind the same traits. The traits are kept small: what
 //! a log needs and nothing else.
 
+mod direct;
 mod lock;
 mod overlay;
 mod real;
@@ -15,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
+pub(crate) use direct::{direct_aligned, direct_append_file};
+pub use direct::{DirectWrite, DIRECT_ALIGN};
 pub use lock::{lock_dir, lock_path, FileLock, LOCK_FILE};
 pub use overlay::ReadOnlyFs;
 pub use real::RealFs;
@@ -70,6 +73,16 @@ pub trait FileSystem: Send + Sync + std::fmt::Debug {
         let _ = path;
         Ok(Box::new(lock::NoLock))
     }
+    /// Opens the existing file at `path` for direct I/O (`O_DIRECT`): writes that bypass the
+    /// page cache, at positions and of lengths that are multiples of [`DIRECT_ALIGN`], from
+    /// memory aligned to it. `Ok(None)` when this filesystem cannot (tmpfs, a platform
+    /// without `O_DIRECT`, a backend without it): callers then write through the page cache.
+    /// Direct writes are no more durable than buffered ones until the file is synced (the
+    /// device may cache them).
+    fn open_direct(&self, path: &Path) -> io::Result<Option<Box<dyn DirectWrite>>> {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 /// An open file. All methods take `&self`: a file is shared between the one writer and any
@@ -92,8 +105,17 @@ pub trait File: Send + Sync + std::fmt::Debug {
     /// between the writer and readers. `writable` maps read-write and shared.
     fn map_words(&self, len: u64, writable: bool) -> io::Result<Arc<dyn MappedWords>>;
     /// The operating-system file behind this handle, when there is one (for `sendfile`).
+    /// `None` also when the handle holds bytes the file does not have yet (a direct-I/O
+    /// append file), since the file alone would show a shorter log.
     fn as_std(&self) -> Option<&std::fs::File> {
         None
+    }
+
+    /// Writes to the file whatever this handle still holds in memory (no sync) and frees
+    /// that memory; called when no more appends are expected soon (a segment is sealed).
+    /// Plain handles hold nothing.
+    fn write_back(&self) -> io::Result<()> {
+        Ok(())
     }
 
     /// Reads exactly `buf.len()` bytes at `pos`, or fails with `UnexpectedEof`.
@@ -179,21 +201,35 @@ pub struct AlignedBuf {
     raw: Vec<u8>,
     start: usize,
     len: usize,
+    align: usize,
 }
 
 impl AlignedBuf {
     /// A zeroed buffer of `len` bytes starting on a 64-byte boundary.
     pub fn new(len: usize) -> Self {
-        let raw = vec![0u8; len + 64];
-        let start = raw.as_ptr().align_offset(64).min(64);
-        AlignedBuf { raw, start, len }
+        AlignedBuf::with_alignment(len, 64)
+    }
+
+    /// A zeroed buffer of `len` bytes starting on an `align`-byte boundary (a power of two;
+    /// direct I/O wants the device's block size, [`DIRECT_ALIGN`]). Over-allocates by
+    /// `align` bytes instead of asking the allocator for an aligned block, so no `unsafe`.
+    pub fn with_alignment(len: usize, align: usize) -> Self {
+        let align = align.max(1).next_power_of_two();
+        let raw = vec![0u8; len + align];
+        let start = raw.as_ptr().align_offset(align).min(align);
+        AlignedBuf {
+            raw,
+            start,
+            len,
+            align,
+        }
     }
 
     /// Makes the buffer `len` bytes long, reusing its memory when it is large enough (the
     /// bytes are then whatever the buffer held; callers overwrite them).
     pub fn resize(&mut self, len: usize) {
         if self.start + len > self.raw.len() {
-            *self = AlignedBuf::new(len);
+            *self = AlignedBuf::with_alignment(len, self.align);
         } else {
             self.len = len;
         }

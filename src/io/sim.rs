@@ -34,9 +34,9 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use self::file::{Node, SimFile};
+use self::file::{Node, SimDirect, SimFile};
 use self::rng::Rng;
-use super::{File, FileLock, FileSystem, OpenMode};
+use super::{DirectWrite, File, FileLock, FileSystem, OpenMode};
 
 // Linux errno values, so that errors look as the real filesystem's do.
 const ENOENT: i32 = 2;
@@ -706,6 +706,25 @@ impl FileSystem for SimFs {
             path,
             mode != OpenMode::Read,
         )))
+    }
+
+    /// Direct I/O is modelled: the handle refuses unaligned writes with `EINVAL`, as the
+    /// kernel does, and its writes are ordinary pending writes (lost or torn by a crash
+    /// until a sync), as on a device with a write cache; faults and stalls of
+    /// [`SimOp::Write`] apply to them.
+    fn open_direct(&self, path: &Path) -> io::Result<Option<Box<dyn DirectWrite>>> {
+        let id = run_op(&self.state, Some((SimOp::Open, &[path])), |st| {
+            st.take_fault(SimOp::Open, &[path])?;
+            let id = st.names.get(path).copied().ok_or_else(|| errno(ENOENT))?;
+            st.node_mut(id)?.handles += 1;
+            Ok(id)
+        })?;
+        Ok(Some(Box::new(SimDirect::new(SimFile::new(
+            Arc::clone(&self.state),
+            id,
+            path,
+            true,
+        )))))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {

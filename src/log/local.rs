@@ -164,6 +164,9 @@ impl LocalLog {
         IndexConfig {
             max_index_bytes: config.segment_index_bytes,
             index_interval_bytes: config.index_interval_bytes,
+            direct_write_bytes: config
+                .direct_io
+                .then_some(config.direct_io_write_bytes as usize),
         }
     }
 

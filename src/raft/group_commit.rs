@@ -103,20 +103,18 @@ impl<C: RaftTypeConfig> GroupCommit<C> {
 
     /// Queues `callback`, completed once everything written before this call is durable.
     pub(crate) fn submit(&self, callback: OnDurable) -> Result<(), RaftStoreError> {
-        if self.thread.is_none() {
-            // No thread could be started: flush here, one fsync per call.
-            callback(
-                self.shared
-                    .log
-                    .flush()
-                    .map(|_| ())
-                    .map_err(io::Error::other),
-            );
-            return Ok(());
-        }
         let mut q = self.shared.queue.lock();
         if let Some(reason) = &q.failed {
             return Err(RaftStoreError::Background(reason.clone()));
+        }
+        if self.thread.is_none() {
+            // No thread (stopped by `commit_inline`, or none could be started): a round
+            // here, one fsync per call.
+            drop(q);
+            if let Some(reason) = round(&self.shared, vec![callback], false) {
+                self.shared.queue.lock().failed.get_or_insert(reason);
+            }
+            return Ok(());
         }
         q.waiting.push(callback);
         self.shared.work.notify_one();
@@ -154,6 +152,16 @@ impl<C: RaftTypeConfig> GroupCommit<C> {
         let mut q = self.shared.queue.lock();
         while self.thread.is_some() && (!q.waiting.is_empty() || q.in_flight) {
             self.shared.idle.wait(&mut q);
+        }
+    }
+
+    /// Stops the thread; later submissions flush in the caller (see `LogStore::commit_inline`).
+    pub(crate) fn go_inline(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.shared.queue.lock().stop = true;
+            self.shared.work.notify_one();
+            let _ = thread.join();
+            self.shared.queue.lock().stop = false;
         }
     }
 

@@ -214,6 +214,14 @@ where
         self.commit.set_committed_every(rounds);
     }
 
+    /// Stops the group-commit thread: from now on `append` flushes before it returns and
+    /// completes its callback there (one fsync per call). For simulations that run every
+    /// node on one thread and must replay exactly from a seed (no thread finishing work at
+    /// a time of its own); a store serving real traffic keeps the thread.
+    pub fn commit_inline(&mut self) {
+        self.commit.go_inline();
+    }
+
     /// A reader sharing this store's log, as openraft's replication tasks use.
     pub fn reader(&self) -> LogStoreReader<C> {
         LogStoreReader {
@@ -383,35 +391,29 @@ impl<C: RaftTypeConfig> Debug for LogStoreReader<C> {
     }
 }
 
-impl<C> RaftLogReader<C> for LogStoreReader<C>
-where
-    C: RaftTypeConfig<Entry = Entry<C>>,
-{
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<Entry<C>>, StorageError<C::NodeId>> {
-        let (start, end) = bounds(&range);
-        self.shared
-            .read_entries(start, end)
-            .map_err(RaftStoreError::read_logs)
-    }
+/// openraft's `RaftLogReader` for the store and its readers alike: both read through the
+/// shared log (`Shared::read_entries`).
+macro_rules! impl_log_reader {
+    ($reader:ident) => {
+        impl<C> RaftLogReader<C> for $reader<C>
+        where
+            C: RaftTypeConfig<Entry = Entry<C>>,
+        {
+            async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+                &mut self,
+                range: RB,
+            ) -> Result<Vec<Entry<C>>, StorageError<C::NodeId>> {
+                let (start, end) = bounds(&range);
+                self.shared
+                    .read_entries(start, end)
+                    .map_err(RaftStoreError::read_logs)
+            }
+        }
+    };
 }
 
-impl<C> RaftLogReader<C> for LogStore<C>
-where
-    C: RaftTypeConfig<Entry = Entry<C>>,
-{
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<Entry<C>>, StorageError<C::NodeId>> {
-        let (start, end) = bounds(&range);
-        self.shared
-            .read_entries(start, end)
-            .map_err(RaftStoreError::read_logs)
-    }
-}
+impl_log_reader!(LogStore);
+impl_log_reader!(LogStoreReader);
 
 impl<C> RaftLogStorage<C> for LogStore<C>
 where

@@ -53,4 +53,6 @@ pub use codec::LEADER_HEADER;
 pub use error::RaftStoreError;
 pub use log_store::{LogStore, LogStoreReader, LOG_DIR};
 pub use meta::{COMMITTED_FILE, PURGED_FILE, VOTE_FILE};
-pub use state_machine::{SnapshotBuilder, StateMachineData, StateMachineStore, SNAPSHOT_FILE};
+pub use state_machine::{
+    SnapshotBuilder, StateMachineData, StateMachineStore, StateReader, SNAPSHOT_FILE,
+};

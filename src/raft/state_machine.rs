@@ -27,7 +27,7 @@ use openraft::{
     Entry, EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder,
     RaftTypeConfig, SnapshotMeta, StorageError, StoredMembership,
 };
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -168,15 +168,24 @@ fn decode_data<C: RaftTypeConfig, M: DeserializeOwned>(
     })
 }
 
+/// The applied state: what the state machine and its readers share.
+struct Applied<C: RaftTypeConfig, M> {
+    applied: Option<LogId<C::NodeId>>,
+    membership: StoredMembership<C::NodeId, C::Node>,
+    data: M,
+}
+
 /// A state machine of application state `M`, kept in memory, snapshotted to a file in its
 /// directory: openraft's `RaftStateMachine` (storage-v2).
+///
+/// openraft owns the state machine once the node runs; [`StateMachineStore::reader`] hands
+/// the application a [`StateReader`] for its queries (local reads, or linearizable ones
+/// after `Raft::ensure_linearizable`).
 pub struct StateMachineStore<C, M>
 where
     C: RaftTypeConfig,
 {
-    applied: Option<LogId<C::NodeId>>,
-    membership: StoredMembership<C::NodeId, C::Node>,
-    data: M,
+    state: Arc<RwLock<Applied<C, M>>>,
     snapshots: Arc<Snapshots<C>>,
 }
 
@@ -184,8 +193,38 @@ impl<C: RaftTypeConfig, M> Debug for StateMachineStore<C, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateMachineStore")
             .field("dir", &self.snapshots.path.parent())
-            .field("applied", &self.applied)
+            .field("applied", &self.state.read().applied)
             .finish_non_exhaustive()
+    }
+}
+
+/// Reads the application state of a [`StateMachineStore`] while openraft runs it.
+pub struct StateReader<C: RaftTypeConfig, M> {
+    state: Arc<RwLock<Applied<C, M>>>,
+}
+
+impl<C: RaftTypeConfig, M> Clone for StateReader<C, M> {
+    fn clone(&self) -> Self {
+        StateReader {
+            state: Arc::clone(&self.state),
+        }
+    }
+}
+
+impl<C: RaftTypeConfig, M> Debug for StateReader<C, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateReader")
+            .field("applied", &self.state.read().applied)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: RaftTypeConfig, M> StateReader<C, M> {
+    /// Calls `f` with the state and the log id of the last entry applied to it, holding
+    /// off `apply` meanwhile (keep `f` short).
+    pub fn read<T>(&self, f: impl FnOnce(&M, Option<&LogId<C::NodeId>>) -> T) -> T {
+        let state = self.state.read();
+        f(&state.data, state.applied.as_ref())
     }
 }
 
@@ -225,9 +264,11 @@ where
             None => (None, StoredMembership::default(), M::default()),
         };
         Ok(StateMachineStore {
-            applied,
-            membership,
-            data,
+            state: Arc::new(RwLock::new(Applied {
+                applied,
+                membership,
+                data,
+            })),
             snapshots: Arc::new(Snapshots {
                 fs,
                 path,
@@ -237,14 +278,21 @@ where
         })
     }
 
-    /// The application state, as of the last applied entry.
-    pub fn data(&self) -> &M {
-        &self.data
+    /// A copy of the application state, as of the last applied entry.
+    pub fn data(&self) -> M {
+        self.state.read().data.clone()
     }
 
     /// The log id of the last entry applied.
-    pub fn applied(&self) -> Option<&LogId<C::NodeId>> {
-        self.applied.as_ref()
+    pub fn applied(&self) -> Option<LogId<C::NodeId>> {
+        self.state.read().applied.clone()
+    }
+
+    /// A handle reading the state while openraft owns the state machine.
+    pub fn reader(&self) -> StateReader<C, M> {
+        StateReader {
+            state: Arc::clone(&self.state),
+        }
     }
 }
 
@@ -313,7 +361,8 @@ where
         ),
         StorageError<C::NodeId>,
     > {
-        Ok((self.applied.clone(), self.membership.clone()))
+        let state = self.state.read();
+        Ok((state.applied.clone(), state.membership.clone()))
     }
 
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<C::R>, StorageError<C::NodeId>>
@@ -322,27 +371,29 @@ where
         I::IntoIter: OptionalSend,
     {
         let mut responses = Vec::new();
+        let mut state = self.state.write();
         for entry in entries {
             let response = match &entry.payload {
                 EntryPayload::Blank => C::R::default(),
-                EntryPayload::Normal(command) => self.data.apply(&entry.log_id, command),
+                EntryPayload::Normal(command) => state.data.apply(&entry.log_id, command),
                 EntryPayload::Membership(membership) => {
-                    self.membership =
+                    state.membership =
                         StoredMembership::new(Some(entry.log_id.clone()), membership.clone());
                     C::R::default()
                 }
             };
-            self.applied = Some(entry.log_id);
+            state.applied = Some(entry.log_id);
             responses.push(response);
         }
         Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let state = self.state.read();
         SnapshotBuilder {
-            applied: self.applied.clone(),
-            membership: self.membership.clone(),
-            data: self.data.clone(),
+            applied: state.applied.clone(),
+            membership: state.membership.clone(),
+            data: state.data.clone(),
             snapshots: Arc::clone(&self.snapshots),
         }
     }
@@ -372,9 +423,10 @@ where
                 ErrorVerb::Write,
             )
         })?;
-        self.data = data;
-        self.applied = meta.last_log_id.clone();
-        self.membership = meta.last_membership.clone();
+        let mut state = self.state.write();
+        state.data = data;
+        state.applied = meta.last_log_id.clone();
+        state.membership = meta.last_membership.clone();
         Ok(())
     }
 

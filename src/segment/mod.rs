@@ -49,6 +49,9 @@ pub fn parse_segment_file_name(path: &Path, ext: &str) -> Option<i64> {
 pub(crate) struct IndexConfig {
     pub max_index_bytes: u32,
     pub index_interval_bytes: u32,
+    /// Append to active segments through direct I/O in writes of this many bytes
+    /// (`LogConfig::direct_io`); `None` appends through the page cache.
+    pub direct_write_bytes: Option<usize>,
 }
 
 /// The offset and time indexes of a segment.
@@ -206,9 +209,31 @@ impl Segment {
             log.set_len(0).map_err(|e| Error::io(&log_path, e))?;
             size = 0;
         }
+        // A new live segment is the active one: appended to, directly if so configured.
+        let log = if empty && suffix.is_empty() {
+            Segment::appendable(fs, &log_path, log, config)?
+        } else {
+            log
+        };
         let mut seg = Segment::new(fs, dir, base_offset, log, size, config);
         seg.set_suffix(suffix);
         Ok(seg)
+    }
+
+    /// The handle appends go through: `log` itself, or with direct I/O configured, `log`
+    /// behind an aligned write buffer (`io::direct`).
+    fn appendable(
+        fs: &Arc<dyn FileSystem>,
+        log_path: &Path,
+        log: Arc<dyn File>,
+        config: IndexConfig,
+    ) -> Result<Arc<dyn File>> {
+        let Some(chunk) = config.direct_write_bytes else {
+            return Ok(log);
+        };
+        let io = |e| Error::io(log_path, e);
+        let direct = fs.open_direct(log_path).map_err(io)?;
+        crate::io::direct_append_file(log, direct, chunk).map_err(io)
     }
 
     fn set_suffix(&mut self, suffix: &'static str) {
@@ -379,8 +404,10 @@ impl Segment {
                 })
                 .count();
         }
+        let log_path = sealed.log_path.clone();
         let log = Arc::clone(&sealed.log);
         drop(sealed);
+        let log = Segment::appendable(fs, &log_path, log, config)?;
         let seg = Segment::new(fs, dir, base_offset, log, size, config);
         let ix = seg.open_writable_indexes(off_n, time_n)?;
         let mut state = WriteState::default();
@@ -482,6 +509,11 @@ impl Segment {
         if self.is_sealed() {
             return Ok(());
         }
+        // Bytes a direct-I/O segment still holds in memory go to the file now: a sealed
+        // segment's file is whole (its memory freed), whoever reads it.
+        self.log
+            .write_back()
+            .map_err(|e| Error::io(&self.log_path, e))?;
         let ix = self.indexes()?;
         let st = self.write_state();
         maybe_append_time(&ix.time, self.base_offset, &st);

@@ -5,6 +5,8 @@
 //! contiguous, and nothing corrupt or never written comes back.
 //!
 //! Rounds: `STREAMLOG_KILL_ROUNDS` (default 60); seed: `STREAMLOG_KILL_SEED` (printed).
+//! The same test runs again (half the rounds) with direct-I/O appends: the child's
+//! unflushed bytes are then in its memory, not the page cache, when it is killed.
 
 use crate::common::rng;
 use rng::Rng;
@@ -16,11 +18,16 @@ use std::process::{Command, Stdio};
 use streamlog::{Batches, Compression, Log, LogConfig, OwnedRecord};
 
 const CHILD_ENV: &str = "STREAMLOG_CRASH_CHILD_DIR";
+/// Set (to anything) for a child that appends with direct I/O.
+const CHILD_DIRECT_ENV: &str = "STREAMLOG_CRASH_CHILD_DIRECT";
 
-fn config() -> LogConfig {
+fn config(direct: bool) -> LogConfig {
     LogConfig::builder()
         .segment_bytes(48 * 1024)
         .index_interval_bytes(1024)
+        .direct_io(direct)
+        // Small writes, so that chunks fill (and are written directly) between flushes.
+        .direct_io_write_bytes(8192)
         .build()
         .unwrap()
 }
@@ -37,7 +44,8 @@ fn crash_child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
     };
-    let log = Log::open(PathBuf::from(dir), config()).unwrap();
+    let direct = std::env::var_os(CHILD_DIRECT_ENV).is_some();
+    let log = Log::open(PathBuf::from(dir), config(direct)).unwrap();
     let mut round = 0u64;
     loop {
         round += 1;
@@ -116,9 +124,10 @@ fn damage_unacknowledged_tail(dir: &Path, acked: i64, rng: &mut Rng) -> &'static
 }
 
 /// Reopens the log and checks it against what the child acknowledged.
-fn check(dir: &Path, acked: i64, round: usize, seed: u64) -> i64 {
-    let ctx = format!("round {round}, seed {seed}");
-    let log = Log::open(dir, config()).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
+fn check(dir: &Path, acked: i64, round: usize, seed: u64, direct: bool) -> i64 {
+    let ctx = format!("round {round}, seed {seed}, direct I/O {direct}");
+    let log =
+        Log::open(dir, config(direct)).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
     let leo = log.log_end_offset();
     assert!(
         leo > acked,
@@ -153,10 +162,20 @@ fn check(dir: &Path, acked: i64, round: usize, seed: u64) -> i64 {
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing_acknowledged() {
+    kill_rounds(false);
+}
+
+#[test]
+fn sigkill_with_direct_io_loses_nothing_acknowledged() {
+    kill_rounds(true);
+}
+
+fn kill_rounds(direct: bool) {
     let rounds: usize = std::env::var("STREAMLOG_KILL_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(60);
+    let rounds = if direct { rounds.div_ceil(2) } else { rounds };
     let seed: u64 = std::env::var("STREAMLOG_KILL_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -165,7 +184,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(7, |d| d.as_nanos() as u64)
         });
-    println!("kill test: {rounds} rounds, STREAMLOG_KILL_SEED={seed}");
+    println!("kill test (direct I/O {direct}): {rounds} rounds, STREAMLOG_KILL_SEED={seed}");
     let mut rng = Rng(seed);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("crash-0");
@@ -173,7 +192,8 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     let mut acked = -1i64;
     let mut damaged = 0;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        command
             .args([
                 "crash_kill_process::crash_child",
                 "--exact",
@@ -182,9 +202,11 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             ])
             .env(CHILD_ENV, &dir)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        if direct {
+            command.env(CHILD_DIRECT_ENV, "1");
+        }
+        let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let wait_for = rng.below(25);
@@ -207,7 +229,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         if rng.below(2) == 0 && damage_unacknowledged_tail(&dir, acked, &mut rng) != "none" {
             damaged += 1;
         }
-        let leo = check(&dir, acked, round, seed);
+        let leo = check(&dir, acked, round, seed, direct);
         acked = acked.max(leo - 1).min(leo - 1);
     }
     println!(

@@ -26,6 +26,7 @@ mod corruption_detected;
 mod crash_kill_process;
 mod crash_simfs;
 mod delete_records_before_advances_start;
+mod direct_io_serves_unwritten_tail_from_memory;
 mod directory_lock_excludes_second_writer;
 mod enospc_mid_append_keeps_log_consistent;
 mod flush_policy;

@@ -255,7 +255,7 @@ fn snapshot_is_a_file_that_survives_reopen_and_a_bad_one_is_refused() {
     assert!(path.is_file());
     rt.block_on(async {
         let mut sm = Machine::open(dir.path()).unwrap();
-        assert_eq!(sm.applied(), Some(&log_id(1, 1, 2)));
+        assert_eq!(sm.applied(), Some(log_id(1, 1, 2)));
         assert_eq!(sm.data().0.get("k2").map(String::as_str), Some("b"));
         let current = sm.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, snapshot.meta);
@@ -265,7 +265,7 @@ fn snapshot_is_a_file_that_survives_reopen_and_a_bad_one_is_refused() {
         let mut meta = snapshot.meta.clone();
         meta.last_log_id = Some(log_id(2, 1, 9));
         assert!(sm.install_snapshot(&meta, data).await.is_err());
-        assert_eq!(sm.applied(), Some(&log_id(1, 1, 2)));
+        assert_eq!(sm.applied(), Some(log_id(1, 1, 2)));
     });
     // A flipped byte in the file is caught by its CRC.
     let mut bytes = std::fs::read(&path).unwrap();

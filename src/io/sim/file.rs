@@ -13,7 +13,7 @@ use super::{
     errno, run, run_op, NodeId, SimOp, SpaceLimitMode, State, EACCES, EBADF, EFBIG, EINVAL, ENOMEM,
     ENOSPC, MAX_FILE_SIZE,
 };
-use crate::io::{File, MappedWords};
+use crate::io::{DirectWrite, File, MappedWords};
 
 /// A write since the file's last sync.
 #[derive(Debug, Clone)]
@@ -526,6 +526,30 @@ impl File for SimFile {
             core,
             file: SimFile::new(Arc::clone(&self.state), self.id, &self.path, writable),
         }))
+    }
+}
+
+/// A simulated file opened for direct I/O (see `SimFs::open_direct`).
+#[derive(Debug)]
+pub(super) struct SimDirect {
+    file: SimFile,
+}
+
+impl SimDirect {
+    pub(super) fn new(file: SimFile) -> Self {
+        SimDirect { file }
+    }
+}
+
+impl DirectWrite for SimDirect {
+    fn write_direct(&self, buf: &[u8], pos: u64) -> io::Result<()> {
+        let f = &self.file;
+        f.run_write(|st| {
+            if !crate::io::direct_aligned(buf, pos) {
+                return Err(errno(EINVAL));
+            }
+            st.write(f.id, &f.path, Some(pos), buf)
+        })
     }
 }
 

@@ -1,0 +1,211 @@
+//! One node: its Raft log in a streamlog [`LogStore`] under `<dir>/raft`, the metadata
+//! state machine with its snapshot file under `<dir>/sm`, openraft, and the handler that
+//! answers every [`Call`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::{BasicNode, Config, Raft, RaftLogReader};
+use streamlog::io::{FileSystem, RealFs};
+use streamlog::raft::{LogStore, LogStoreReader, StateMachineStore, StateReader};
+use streamlog::LogConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::metadata::Metadata;
+use crate::network::Network;
+use crate::rpc::{read_frame, write_frame, Call, ClientError, Reply, Status};
+use crate::{Transport, TypeConfig};
+
+/// The Raft timings of a node on loopback: heartbeats every 100 ms, elections after
+/// 300–600 ms of silence.
+pub fn default_config() -> Config {
+    Config {
+        cluster_name: "streamlog-metadata".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
+        ..Config::default()
+    }
+}
+
+/// How to open a node.
+pub struct NodeOptions {
+    /// The node id.
+    pub id: u64,
+    /// openraft's configuration (validated on open).
+    pub raft: Config,
+    /// The filesystem its files go through (the real one, or `SimFs` in simulations).
+    pub fs: Arc<dyn FileSystem>,
+    /// Flush appends in openraft's task instead of the group-commit thread (simulations).
+    pub commit_inline: bool,
+    /// The configuration of the Raft log (a streamlog partition log).
+    pub log: LogConfig,
+}
+
+impl NodeOptions {
+    /// Node `id` on the real filesystem with [`default_config`].
+    pub fn new(id: u64) -> Self {
+        NodeOptions {
+            id,
+            raft: default_config(),
+            fs: RealFs::shared(),
+            commit_inline: false,
+            log: LogConfig::default(),
+        }
+    }
+}
+
+/// A running node.
+pub struct Node {
+    id: u64,
+    raft: Raft<TypeConfig>,
+    state: StateReader<TypeConfig, Metadata>,
+    log: tokio::sync::Mutex<LogStoreReader<TypeConfig>>,
+}
+
+impl Node {
+    /// Opens the node's stores in `dir` and starts openraft, reaching peers through
+    /// `transport`. The node answers calls once something serves connections with
+    /// [`Node::serve`].
+    pub async fn open<T: Transport>(
+        dir: &Path,
+        options: NodeOptions,
+        transport: T,
+    ) -> anyhow::Result<Arc<Node>> {
+        let NodeOptions {
+            id,
+            raft,
+            fs,
+            commit_inline,
+            log,
+        } = options;
+        let mut store = LogStore::<TypeConfig>::open_with(Arc::clone(&fs), &dir.join("raft"), log)
+            .context("opening the Raft log")?;
+        if commit_inline {
+            store.commit_inline();
+        }
+        let machine = StateMachineStore::<TypeConfig, Metadata>::open_with(fs, &dir.join("sm"))
+            .context("opening the state machine")?;
+        let state = machine.reader();
+        let log = tokio::sync::Mutex::new(store.reader());
+        let config = Arc::new(raft.validate().context("openraft config")?);
+        let raft = Raft::new(id, config, Network::new(transport), store, machine)
+            .await
+            .context("starting openraft")?;
+        Ok(Arc::new(Node {
+            id,
+            raft,
+            state,
+            log,
+        }))
+    }
+
+    /// The node id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// openraft's handle.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// The node's status.
+    pub fn status(&self) -> Status {
+        let m = self.raft.metrics().borrow().clone();
+        Status {
+            id: self.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            applied: m.last_applied,
+        }
+    }
+
+    /// Answers requests on `stream` until it closes or fails.
+    pub async fn serve<S>(self: Arc<Self>, mut stream: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        while let Ok(Some(call)) = read_frame::<_, Call>(&mut stream).await {
+            let reply = self.handle(call).await;
+            if let Err(e) = write_frame(&mut stream, &reply).await {
+                eprintln!("node {}: replying: {e}", self.id);
+                return;
+            }
+        }
+    }
+
+    /// Answers one call.
+    pub async fn handle(&self, call: Call) -> Reply {
+        match call {
+            Call::AppendEntries(rpc) => Reply::AppendEntries(self.raft.append_entries(rpc).await),
+            Call::Vote(rpc) => Reply::Vote(self.raft.vote(rpc).await),
+            Call::InstallSnapshot(rpc) => {
+                Reply::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+            Call::Write(request) => Reply::Write(match self.raft.client_write(request).await {
+                Ok(r) => Ok((r.log_id, r.data)),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                    Err(not_leader(f))
+                }
+                Err(e) => Err(ClientError::Other(e.to_string())),
+            }),
+            Call::Read { linearizable } => {
+                if linearizable {
+                    match self.raft.ensure_linearizable().await {
+                        Ok(_) => {}
+                        Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                            return Reply::Read(Err(not_leader(f)));
+                        }
+                        Err(e) => return Reply::Read(Err(ClientError::Other(e.to_string()))),
+                    }
+                }
+                Reply::Read(Ok(self
+                    .state
+                    .read(|m, applied| (m.clone(), applied.cloned()))))
+            }
+            Call::Status => Reply::Status(self.status()),
+            Call::WaitApplied { index, timeout_ms } => Reply::WaitApplied(
+                self.raft
+                    .wait(Some(Duration::from_millis(timeout_ms)))
+                    .applied_index_at_least(Some(index), "wait applied")
+                    .await
+                    .is_ok(),
+            ),
+            Call::Entries { start, end } => {
+                let mut log = self.log.lock().await;
+                Reply::Entries(
+                    log.try_get_log_entries(start..end)
+                        .await
+                        .map_err(|e| e.to_string()),
+                )
+            }
+            Call::Init { members } => {
+                let members: BTreeMap<u64, BasicNode> = members
+                    .into_iter()
+                    .map(|(id, addr)| (id, BasicNode::new(addr)))
+                    .collect();
+                Reply::Init(
+                    self.raft
+                        .initialize(members)
+                        .await
+                        .map_err(|e| e.to_string()),
+                )
+            }
+        }
+    }
+
+    /// Stops openraft (the stores close when the last handle goes).
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+fn not_leader(f: ForwardToLeader<u64, BasicNode>) -> ClientError {
+    ClientError::NotLeader(f.leader_id.zip(f.leader_node.map(|n| n.addr)))
+}
