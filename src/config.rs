@@ -147,6 +147,46 @@ pub struct LogConfig {
     /// The size of each direct-I/O write and of the buffer behind it: a multiple of 4096
     /// from 4096 to 64 MiB (default 1 MiB).
     pub direct_io_write_bytes: u32,
+    /// What moves the high watermark (not a Kafka topic config: in Kafka the partition's
+    /// replication decides). Default [`HighWatermarkPolicy::LogEnd`], a partition that is its
+    /// own only replica.
+    pub high_watermark_policy: HighWatermarkPolicy,
+}
+
+/// What moves a log's high watermark, the offset below which consumers may read
+/// (see [`Log::high_watermark`](crate::Log::high_watermark)).
+///
+/// ```
+/// use streamlog::{HighWatermarkPolicy, Log, LogConfig, OwnedRecord, Compression};
+///
+/// let dir = tempfile::tempdir()?;
+/// let config = LogConfig::builder()
+///     .high_watermark_policy(HighWatermarkPolicy::Replicated)
+///     .build()?;
+/// let log = Log::open(dir.path(), config)?;
+/// log.append_records(&[OwnedRecord::new(0, None, Some(b"v"))], Compression::None)?;
+/// assert_eq!((log.log_end_offset(), log.high_watermark()), (1, 0)); // not replicated yet
+/// assert_eq!(log.maybe_advance_high_watermark(1)?, 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum HighWatermarkPolicy {
+    /// The log is its partition's only replica (Kafka with replication factor 1): the high
+    /// watermark is the log end offset after every append, and nothing is persisted for it.
+    #[default]
+    LogEnd,
+    /// The log is its partition's only replica, and consumers see only what is durable: the
+    /// high watermark follows the recovery point (every flush moves it), so a power loss
+    /// never takes back a record a consumer has read.
+    Flushed,
+    /// A replica of a replicated partition: only
+    /// [`Log::maybe_advance_high_watermark`](crate::Log::maybe_advance_high_watermark) (a
+    /// replication leader or follower) moves it. It is persisted in Kafka's
+    /// `replication-offset-checkpoint` format (see
+    /// [`REPLICATION_OFFSET_CHECKPOINT`](crate::log::REPLICATION_OFFSET_CHECKPOINT)) and
+    /// restored on open.
+    Replicated,
 }
 
 /// Kafka's `cleanup.policy`: whether old segments are deleted by retention, compacted, or
@@ -253,6 +293,7 @@ impl Default for LogConfig {
             max_compaction_lag_ms: None,
             message_timestamp_before_max_ms: i64::MAX,
             message_timestamp_after_max_ms: DEFAULT_MESSAGE_TIMESTAMP_AFTER_MAX_MS,
+            high_watermark_policy: HighWatermarkPolicy::LogEnd,
             direct_io: false,
             direct_io_write_bytes: DEFAULT_DIRECT_IO_WRITE_BYTES,
         }
@@ -291,6 +332,7 @@ impl fmt::Debug for LogConfig {
                 "message_timestamp_after_max_ms",
                 &self.message_timestamp_after_max_ms,
             )
+            .field("high_watermark_policy", &self.high_watermark_policy)
             .field("direct_io", &self.direct_io)
             .field("direct_io_write_bytes", &self.direct_io_write_bytes)
             .finish_non_exhaustive()
@@ -583,6 +625,8 @@ impl LogConfigBuilder {
         /// `message.timestamp.after.max.ms` (see
         /// [`LogConfig::message_timestamp_after_max_ms`]).
         message_timestamp_after_max_ms: i64;
+        /// What moves the high watermark (see [`LogConfig::high_watermark_policy`]).
+        high_watermark_policy: HighWatermarkPolicy;
         /// Direct-I/O appends (see [`LogConfig::direct_io`]).
         direct_io: bool;
         /// The size of each direct-I/O write (see [`LogConfig::direct_io_write_bytes`]).

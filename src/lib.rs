@@ -53,7 +53,10 @@ pub(crate) mod segment;
 pub mod storage;
 pub mod txn;
 
-pub use config::{CleanupPolicy, Clock, LogConfig, LogConfigBuilder, ManualClock, SystemClock};
+pub use config::{
+    CleanupPolicy, Clock, HighWatermarkPolicy, LogConfig, LogConfigBuilder, ManualClock,
+    SystemClock,
+};
 pub use error::{Error, Result};
 pub use kafka_code::KafkaCode;
 pub use log::{

@@ -291,7 +291,7 @@ idle_timeout_ms = 600000
     let mut pieces = 0u64;
     for p in 0..storage.partition_count(TOPIC).unwrap() {
         let log = storage.partition(TOPIC, p).unwrap();
-        for r in log.records_committed(0, log.log_end_offset()) {
+        for r in log.records_committed(0) {
             let r = r.unwrap();
             let text = String::from_utf8_lossy(r.value().unwrap()).into_owned();
             let split = r.headers().any(|h| h.key == b"split.index");

@@ -122,7 +122,6 @@ fn scan(c: &mut Criterion) {
     let root = common::scratch_root();
     let batches = 20_000;
     let log = transactional_log(&root.path().join("txn"), batches);
-    let hw = log.log_end_offset();
     let mut g = c.benchmark_group("producer/scan");
     g.throughput(Throughput::Elements((batches * RECORDS) as u64));
     g.bench_function("read_uncommitted", |b| {
@@ -137,7 +136,7 @@ fn scan(c: &mut Criterion) {
     });
     g.bench_function("read_committed", |b| {
         b.iter(|| {
-            let mut records = log.records_committed(0, hw);
+            let mut records = log.records_committed(0);
             let mut bytes = 0usize;
             while let Some(r) = records.next_record() {
                 bytes += r.expect("record").value.map_or(0, <[u8]>::len);
@@ -269,11 +268,10 @@ fn alternating(_: &mut Criterion) {
     );
 
     let log = transactional_log(&root.path().join("alt-txn"), 20_000);
-    let hw = log.log_end_offset();
     let scan = |committed: bool| {
         let start = Instant::now();
         let mut records = if committed {
-            log.records_committed(0, hw)
+            log.records_committed(0)
         } else {
             log.records_from(0)
         };

@@ -76,7 +76,7 @@ struct SourceSpec {
 ///
 /// let log = storage.partition("app-logs", 0)?;
 /// let lines: Vec<Vec<u8>> = log
-///     .records_committed(0, log.log_end_offset())
+///     .records_committed(0)
 ///     .map(|r| r.map(|r| r.value().unwrap_or_default().to_vec()))
 ///     .collect::<Result<_, _>>()?;
 /// assert_eq!(lines, [b"one".to_vec(), b"two".to_vec()]);

@@ -44,8 +44,7 @@ pub fn load_committed(storage: &Storage) -> Result<CommittedPositions> {
         return Ok(out);
     }
     let log = storage.partition(POSITIONS_TOPIC, 0)?;
-    let end = log.log_end_offset();
-    for record in log.records_committed(log.log_start_offset(), end) {
+    for record in log.records_committed(log.log_start_offset()) {
         let record = record?;
         let Some(key) = record.key() else { continue };
         let Some(split) = key.iter().position(|b| *b == 0) else {

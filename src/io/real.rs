@@ -359,7 +359,10 @@ mod lock_tests {
         file.try_lock().unwrap();
         let forked_copy = file.try_clone().unwrap();
         let held = RealLock { file };
-        assert!(RealFs.try_lock(&path).is_err(), "a second holder must be refused");
+        assert!(
+            RealFs.try_lock(&path).is_err(),
+            "a second holder must be refused"
+        );
         drop(held);
         let again = RealFs.try_lock(&path);
         assert!(again.is_ok(), "the lock outlived its holder: {again:?}");

@@ -137,7 +137,9 @@ impl Log {
 
     /// Appends batches that already carry offsets, as a replication follower does: each
     /// must validate and start at or after the offset where the log ends (compacted logs
-    /// leave gaps), so the log continues exactly what the leader holds.
+    /// leave gaps), so the log continues exactly what the leader holds. Their offsets and
+    /// partition leader epochs are kept; a batch of a new epoch records it in the
+    /// leader-epoch cache (under `HighWatermarkPolicy::Replicated`).
     pub fn append_replicated(&self, batches: &[u8]) -> Result<AppendInfo> {
         let mut checked = Vec::new();
         for b in Batches::with_limits(batches, self.config().decode_limits) {
@@ -163,6 +165,9 @@ impl Log {
         let now = self.config().clock.now_ms();
         let mut max_timestamp = crate::record::NO_TIMESTAMP;
         let mut records = 0u32;
+        // Whether a batch began a leader epoch: the cache's file is written after the writer
+        // lock is released (a leader change is rare; appends in a known epoch never wait).
+        let mut new_epoch = false;
         for b in &checked {
             let pos = BatchPos::of(b, 0);
             if self.maybe_roll(
@@ -197,10 +202,15 @@ impl Log {
             self.local
                 .write_batch(&mut w, &[b.as_bytes()], &pos, &self.durability)?;
             self.apply_replicated_producer_batch(&w, b)?;
+            new_epoch |= self.assign_epoch(b.partition_leader_epoch(), b.base_offset());
             max_timestamp = max_timestamp.max(pos.max_timestamp);
             records += b.record_count().max(0) as u32;
         }
         drop(w);
+        if new_epoch {
+            self.write_leader_epochs()?;
+        }
+        self.forget_replicated_transactions();
         self.after_append(u64::from(records), last.last_offset())?;
         Ok(AppendInfo {
             first_offset: first.base_offset(),

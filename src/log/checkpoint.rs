@@ -18,6 +18,11 @@ use crate::io::FileSystem;
 /// The recovery point: offsets below it are known durable.
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 
+/// The high watermark of replicated partitions (Kafka's name and format). A `Storage` keeps
+/// one in its data directory listing its partitions, as Kafka does; a `Log` opened on its
+/// own keeps one in its partition directory, listing that partition.
+pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
+
 /// The topic and partition a directory named `<topic>-<partition>` holds.
 fn topic_partition(dir: &Path) -> (String, u32) {
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("log");
@@ -39,6 +44,33 @@ pub(crate) fn write(fs: &dyn FileSystem, dir: &Path, name: &str, offset: i64) ->
 
 /// Reads the checkpoint file `name` in `dir`: `None` when it does not exist.
 pub(crate) fn read(fs: &dyn FileSystem, dir: &Path, name: &str) -> Result<Option<i64>> {
+    Ok(read_entries(fs, dir, name)?.and_then(|entries| entries.last().map(|e| e.2)))
+}
+
+/// One line of an offset checkpoint: topic, partition, offset.
+pub(crate) type Entry = (String, u32, i64);
+
+/// Writes `entries` to the checkpoint file `name` in `dir` (Kafka's format, one line a
+/// partition), atomically and durably.
+pub(crate) fn write_entries(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+    entries: &[Entry],
+) -> Result<()> {
+    let mut text = format!("0\n{}\n", entries.len());
+    for (topic, partition, offset) in entries {
+        text.push_str(&format!("{topic} {partition} {offset}\n"));
+    }
+    crate::io::write_file_atomic(fs, &dir.join(name), text.as_bytes())
+}
+
+/// Every entry of the checkpoint file `name` in `dir`: `None` when it does not exist.
+pub(crate) fn read_entries(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+) -> Result<Option<Vec<Entry>>> {
     let path = dir.join(name);
     if !fs.exists(&path) {
         return Ok(None);
@@ -51,18 +83,25 @@ pub(crate) fn read(fs: &dyn FileSystem, dir: &Path, name: &str) -> Result<Option
         return Err(bad());
     }
     let count: usize = lines.next().and_then(|l| l.parse().ok()).ok_or_else(bad)?;
-    let mut offset = None;
+    let mut entries = Vec::new();
     for _ in 0..count {
         let line = lines.next().ok_or_else(bad)?;
         let mut fields = line.split(' ');
-        let (Some(_topic), Some(_partition), Some(value), None) =
+        let (Some(topic), Some(partition), Some(value), None) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
             return Err(bad());
         };
-        offset = Some(value.parse::<i64>().map_err(|_| bad())?);
+        let partition = partition.parse::<u32>().map_err(|_| bad())?;
+        let offset = value.parse::<i64>().map_err(|_| bad())?;
+        entries.push((topic.to_string(), partition, offset));
     }
-    Ok(offset)
+    Ok(Some(entries))
+}
+
+/// The topic and partition the checkpoint of the partition directory `dir` names.
+pub(crate) fn partition_of(dir: &Path) -> (String, u32) {
+    topic_partition(dir)
 }
 
 #[cfg(test)]
@@ -88,5 +127,16 @@ mod tests {
             read(&RealFs, &dir, "bad"),
             Err(Error::CorruptCheckpoint { .. })
         ));
+    }
+
+    #[test]
+    fn many_partitions_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let entries = vec![("a".to_string(), 0, 5), ("b-c".to_string(), 3, 0)];
+        write_entries(&RealFs, tmp.path(), REPLICATION_OFFSET_CHECKPOINT, &entries).unwrap();
+        let text = std::fs::read_to_string(tmp.path().join(REPLICATION_OFFSET_CHECKPOINT)).unwrap();
+        assert_eq!(text, "0\n2\na 0 5\nb-c 3 0\n");
+        let back = read_entries(&RealFs, tmp.path(), REPLICATION_OFFSET_CHECKPOINT).unwrap();
+        assert_eq!(back, Some(entries));
     }
 }

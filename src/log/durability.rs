@@ -315,7 +315,7 @@ impl Log {
 
     pub(crate) fn flush_to(&self, target: i64) -> Result<i64> {
         let clock = &self.local.config.clock;
-        self.durability.flush_to(
+        let recovery_point = self.durability.flush_to(
             target,
             || clock.now_ms(),
             |from| {
@@ -333,7 +333,9 @@ impl Log {
                 (self.local.view.read().generation == view.generation)
                     .then_some(view.log_end_offset)
             },
-        )
+        )?;
+        self.follow_recovery_point(recovery_point);
+        Ok(recovery_point)
     }
 
     /// Counts appended messages and flushes when `flush.messages` says so.
@@ -367,7 +369,10 @@ impl Log {
         self.checkpoint()
     }
 
-    /// Writes the recovery-point checkpoint if the recovery point moved since the last one.
+    /// Writes the recovery-point checkpoint if the recovery point moved since the last one,
+    /// and the replication-offset checkpoint if the high watermark did (under
+    /// [`HighWatermarkPolicy::Replicated`](crate::HighWatermarkPolicy::Replicated), for a log
+    /// not in a `Storage`).
     /// A poisoned log refuses, as it refuses every other write.
     pub fn checkpoint(&self) -> Result<()> {
         if self.durability.is_poisoned() {
@@ -376,10 +381,10 @@ impl Log {
         // What a roll deferred (the indexes of a segment whose data is durable), before the
         // checkpoint vouches for it.
         self.finish_deferred(false)?;
-        match self.durability.unchecked_recovery_point() {
-            Some(rp) => self.durability.write_recovery_point(rp),
-            None => Ok(()),
+        if let Some(rp) = self.durability.unchecked_recovery_point() {
+            self.durability.write_recovery_point(rp)?;
         }
+        self.checkpoint_high_watermark()
     }
 
     /// Starts a thread that calls [`Log::tick`] every `interval` until the returned handle

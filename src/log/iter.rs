@@ -178,12 +178,8 @@ impl Log {
     }
 
     /// [`Log::records_committed`] holding its own `Arc` of the log.
-    pub fn records_committed_shared(
-        self: &Arc<Self>,
-        offset: i64,
-        high_watermark: i64,
-    ) -> LogRecords<'static> {
-        let (lso, filter) = super::txn::committed_view(self, offset, high_watermark);
+    pub fn records_committed_shared(self: &Arc<Self>, offset: i64) -> LogRecords<'static> {
+        let (lso, filter) = super::txn::committed_view(self, offset);
         LogRecords {
             filter: Some(filter),
             ..self.records_between_shared(offset, Some(lso))
@@ -213,10 +209,10 @@ impl<'l> LogRecords<'l> {
 
 impl Log {
     /// Iterates records as a read_committed consumer sees them: from `offset` up to the
-    /// last stable offset for `high_watermark`, without control batches and without the
-    /// records of aborted transactions.
-    pub fn records_committed(&self, offset: i64, high_watermark: i64) -> LogRecords<'_> {
-        let (lso, filter) = super::txn::committed_view(self, offset, high_watermark);
+    /// last stable offset as it is now, without control batches and without the records of
+    /// aborted transactions.
+    pub fn records_committed(&self, offset: i64) -> LogRecords<'_> {
+        let (lso, filter) = super::txn::committed_view(self, offset);
         LogRecords {
             filter: Some(filter),
             ..self.records_between(offset, Some(lso))

@@ -16,7 +16,7 @@ use super::durability::Durability;
 use super::read::FetchData;
 use super::timestamp;
 use super::LOG_START_OFFSET_CHECKPOINT;
-use crate::config::LogConfig;
+use crate::config::{HighWatermarkPolicy, LogConfig};
 use crate::error::{Error, Result};
 use crate::io::FileSystem;
 use crate::segment::{BatchPos, IndexConfig, Segment};
@@ -133,6 +133,7 @@ impl LocalLog {
         config: LogConfig,
         fs: Arc<dyn FileSystem>,
         writer: Writer,
+        high_watermark: i64,
     ) -> Self {
         let view = View {
             segments: Arc::from([]),
@@ -142,7 +143,10 @@ impl LocalLog {
             generation: 0,
             segment_times: timestamp::new_segment_times(),
         };
-        let progress = Arc::new(super::wait::Progress::new(writer.log_end_offset));
+        let progress = Arc::new(super::wait::Progress::new(
+            writer.log_end_offset,
+            high_watermark.max(writer.log_start_offset),
+        ));
         LocalLog {
             dir,
             config,
@@ -188,9 +192,24 @@ impl LocalLog {
             segment_times: timestamp::new_segment_times(),
         };
         *self.view.write() = Arc::new(view);
+        self.published(w);
+    }
+
+    /// The watermarks follow a view just published: the log end, and the high watermark
+    /// (equal to it under [`HighWatermarkPolicy::LogEnd`], else kept within the log).
+    fn published(&self, w: &Writer) {
+        let follow_end = self.config.high_watermark_policy == HighWatermarkPolicy::LogEnd;
         self.progress
-            .notifier(super::wait::Watermark::LogEnd)
-            .advance(w.log_end_offset);
+            .published(w.log_start_offset, w.log_end_offset, follow_end);
+    }
+
+    /// Raises the high watermark to `offset`, within the log as published (see
+    /// [`Log::maybe_advance_high_watermark`](super::Log::maybe_advance_high_watermark)).
+    pub(crate) fn raise_high_watermark(&self, offset: i64) -> i64 {
+        self.progress.raise_high_watermark(offset, || {
+            let v = self.view.read();
+            (v.log_start_offset, v.log_end_offset)
+        })
     }
 
     /// Publishes only new offsets and size, keeping the segment list (the append fast path).
@@ -204,9 +223,7 @@ impl LocalLog {
             segment_times: Arc::clone(&current.segment_times),
         };
         *self.view.write() = Arc::new(view);
-        self.progress
-            .notifier(super::wait::Watermark::LogEnd)
-            .advance(w.log_end_offset);
+        self.published(w);
     }
 
     /// Seals the active segment and starts a new one at `base_offset` (the log end offset,

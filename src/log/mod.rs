@@ -6,6 +6,10 @@
 //!      /00000000000000000000.timeindex   sparse time index
 //!      /00000000000000001234.log ...     the next segment, named by its base offset
 //!      /log-start-offset-checkpoint      the log start offset, when above the first segment
+//!      /leader-epoch-checkpoint          leader epochs and their start offsets (`Replicated`)
+//!      /replication-offset-checkpoint    the high watermark (`HighWatermarkPolicy::Replicated`,
+//!                                        a log opened on its own; a `Storage` keeps one file
+//!                                        for its data directory)
 //!      /.kafka_cleanshutdown             present only while the log is cleanly closed
 //! ```
 //!
@@ -51,8 +55,13 @@
 //!    roll leaves (`Log::finish_roll`, a flush, a clean close) and never by an append or
 //!    a read;
 //! 5. the producer-state lock (`ProducerStateManager`), never held across file I/O (nor is
-//!    its list of unsynced snapshots);
-//! 6. the durability lock (`Durability`), never held across an fsync;
+//!    its list of unsynced snapshots); then the leader-epoch file lock (`Log::epoch_file`,
+//!    held across a write of `leader-epoch-checkpoint`, never taken by an append in the
+//!    log's own epoch) and the leader-epoch cache lock (`Log::epochs`, memory only);
+//! 6. the durability lock (`Durability`), never held across an fsync; then the
+//!    high-watermark lock (`wait::Progress`), held only to compare and store the high
+//!    watermark (a raise reads the view's bounds under it; a publish takes it after
+//!    swapping the view);
 //! 7. the view lock (`LocalLog::view`), held only to copy or swap an `Arc`;
 //! 8. a segment's own locks: its index-load lock (held while one reader loads or rebuilds
 //!    the indexes; others wait for its result), then its write state, innermost.
@@ -62,9 +71,11 @@
 
 mod append;
 mod background;
-mod checkpoint;
+pub(crate) mod checkpoint;
 pub mod cleaner;
 mod durability;
+mod epoch;
+mod high_watermark;
 mod iter;
 mod local;
 mod open;
@@ -82,12 +93,13 @@ use std::sync::Arc;
 
 pub use append::AppendInfo;
 pub(crate) use background::BackgroundThread;
-pub use checkpoint::RECOVERY_POINT_CHECKPOINT;
+pub use checkpoint::{RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT};
 pub use cleaner::{
     BatchRetention, CleanableInfo, Cleaner, CleanerConfig, CleanerStats, CompactionHooks,
     DefaultCompactionHooks, CLEANER_OFFSET_CHECKPOINT,
 };
 pub use durability::FlusherHandle;
+pub use epoch::{EpochEntry, LEADER_EPOCH_CHECKPOINT};
 pub use iter::{LogRecord, LogRecords};
 pub use open::RecoveryInfo;
 pub use options::LogOptions;
@@ -153,6 +165,17 @@ pub struct Log {
     /// Set once an open (for writing) succeeded: only then may a drop close the log. A log
     /// dropped half-opened, after a failed recovery, must not be marked clean.
     close_on_drop: bool,
+    /// Whether the high watermark is persisted in this directory's own
+    /// `replication-offset-checkpoint` (not for a partition of a `Storage`, which keeps its
+    /// data directory's, nor for a read-only log).
+    own_high_watermark_file: bool,
+    /// The high watermark last written to that checkpoint (-1: none).
+    high_watermark_checkpointed: std::sync::atomic::AtomicI64,
+    /// The leader-epoch cache (under `HighWatermarkPolicy::Replicated`; empty otherwise).
+    epochs: parking_lot::Mutex<epoch::LeaderEpochCache>,
+    /// Serialises writes of `leader-epoch-checkpoint` (held across them, taken before
+    /// `epochs`, never by an append of the log's own epoch).
+    epoch_file: parking_lot::Mutex<()>,
 }
 
 impl Log {
@@ -180,6 +203,10 @@ impl Log {
             recovery: RecoveryInfo::default(),
             overlay: None,
             close_on_drop: false,
+            own_high_watermark_file: false,
+            high_watermark_checkpointed: std::sync::atomic::AtomicI64::new(-1),
+            epochs: parking_lot::Mutex::default(),
+            epoch_file: parking_lot::Mutex::new(()),
         };
         let replayed_from = {
             let w = log.local.writer.lock();
@@ -235,9 +262,20 @@ impl Log {
         (0..v.segments.len()).map(|i| v.readable_size(i)).sum()
     }
 
-    /// Sets the leader epoch that `append` stamps on batches.
-    pub fn set_leader_epoch(&self, epoch: i32) {
-        self.local.writer.lock().leader_epoch = epoch;
+    /// Sets the leader epoch that `append` stamps on batches (a replica becoming leader).
+    /// Under [`HighWatermarkPolicy::Replicated`](crate::HighWatermarkPolicy::Replicated) an
+    /// epoch newer than the leader-epoch cache's latest is recorded there as starting at the
+    /// log end offset, and the cache's file written (a failure poisons the log).
+    pub fn set_leader_epoch(&self, epoch: i32) -> Result<()> {
+        let changed = {
+            let mut w = self.local.writer.lock();
+            w.leader_epoch = epoch;
+            self.assign_newer_epoch(epoch, w.log_end_offset)
+        };
+        if changed {
+            self.write_leader_epochs()?;
+        }
+        Ok(())
     }
 
     /// The leader epoch that `append` stamps on batches.
@@ -403,18 +441,24 @@ impl Log {
             .truncate(&mut w, offset, &self.durability)
             .and_then(|new_leo| {
                 self.clamp_cleaner_checkpoint(new_leo)?;
+                if self.truncate_epochs_from_end(new_leo) {
+                    self.write_leader_epochs()?;
+                }
                 self.durability.clamp_recovery_point(new_leo)
             });
         // Producer state above the cut goes: reloaded from an older snapshot plus a replay.
         let reloaded = self.load_producer_state(&w, ScannedRange::default());
+        self.forget_replicated_transactions();
         cut.and(reloaded.map(|_| ()))
     }
 
     /// Advances the log start offset to `offset` (Kafka's DeleteRecords) and deletes the
-    /// segments entirely below it. The active segment is never deleted.
+    /// segments entirely below it. The active segment is never deleted. An `offset` above the
+    /// high watermark is [`Error::OffsetOutOfRange`], as in Kafka.
     pub fn delete_records_before(&self, offset: i64) -> Result<()> {
         let (files, w) = self.lock_files()?;
-        if offset > w.log_end_offset || offset < 0 {
+        // Kafka never moves the log start offset past the high watermark.
+        if offset > self.high_watermark() || offset < 0 {
             return Err(Error::OffsetOutOfRange {
                 offset,
                 log_start_offset: w.log_start_offset,
@@ -459,6 +503,7 @@ impl Log {
         let changed = deletion.changed();
         let first_base = w.segments.first().map_or(0, |s| s.base_offset());
         if changed {
+            self.truncate_epochs_from_start(w.log_start_offset);
             self.producers.truncate_head(w.log_start_offset);
         }
         drop(w);
@@ -473,6 +518,7 @@ impl Log {
             .local
             .remove_prefix_files(files, deletion, &self.durability)?;
         if changed {
+            self.write_leader_epochs()?;
             self.producers
                 .delete_snapshots_below(first_base, &|r| self.poison_on_io(r))?;
         }
@@ -505,6 +551,7 @@ impl Log {
             self.poison_on_io(active.flush())?;
         }
         self.durability.write_recovery_point(leo)?;
+        self.checkpoint_high_watermark()?;
         self.snapshot_producer_state(&w)?;
         self.poison_on_io(crate::io::write_file_atomic(
             &*self.local.fs,

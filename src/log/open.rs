@@ -4,9 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::checkpoint::RECOVERY_POINT_CHECKPOINT;
+use std::sync::atomic::Ordering;
+
+use super::checkpoint::{RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT};
 use super::{Durability, LocalLog, Log, Writer, CLEAN_SHUTDOWN_FILE, LOG_START_OFFSET_CHECKPOINT};
-use crate::config::LogConfig;
+use crate::config::{HighWatermarkPolicy, LogConfig};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, RealFs};
 use crate::record::Batch;
@@ -75,6 +77,7 @@ impl Log {
             create,
             read_only,
             lock,
+            parent_high_watermark,
         } = options;
         config.validate()?;
         let overlay = read_only.then(|| Arc::new(crate::io::ReadOnlyFs::new(Arc::clone(&fs))));
@@ -139,9 +142,14 @@ impl Log {
         }
         let marker = dir.join(CLEAN_SHUTDOWN_FILE);
         let clean = fs.exists(&marker);
+        let own_high_watermark = parent_high_watermark.is_none();
         let checkpoints = Checkpoints {
             log_start: super::checkpoint::read(&*fs, dir, LOG_START_OFFSET_CHECKPOINT)?,
             recovery_point: super::checkpoint::read(&*fs, dir, RECOVERY_POINT_CHECKPOINT)?,
+            high_watermark: match parent_high_watermark {
+                Some(hw) => hw,
+                None => super::checkpoint::read(&*fs, dir, REPLICATION_OFFSET_CHECKPOINT)?,
+            },
         };
         let checkpoint = checkpoints.log_start;
         let mut info = RecoveryInfo {
@@ -200,9 +208,11 @@ impl Log {
             started,
         )?;
         *log.dir_lock.lock() = dir_lock;
+        log.own_high_watermark_file = own_high_watermark && !read_only;
         log.read_only = read_only;
         log.overlay = overlay;
         log.close_on_drop = !read_only;
+        log.load_leader_epochs()?;
         log.recovery = info.clone();
         Ok((log, info))
     }
@@ -236,6 +246,13 @@ impl Log {
             fs.remove(&marker).map_err(|e| Error::io(&marker, e))?;
             fs.sync_dir(dir).map_err(|e| Error::io(dir, e))?;
         }
+        // Under `Replicated` the checkpoint is where the high watermark was; the others derive
+        // it (the log clamps it to what it holds).
+        let high_watermark = match config.high_watermark_policy {
+            HighWatermarkPolicy::LogEnd => log_end_offset,
+            HighWatermarkPolicy::Flushed => info.recovery_point,
+            _ => checkpoints.high_watermark.unwrap_or(log_start_offset),
+        };
         let writer = Writer {
             segments,
             log_start_offset,
@@ -245,7 +262,13 @@ impl Log {
             active_since_ms: config.clock.now_ms(),
         };
         let now_ms = config.clock.now_ms();
-        let local = LocalLog::new(dir.to_path_buf(), config, Arc::clone(&fs), writer);
+        let local = LocalLog::new(
+            dir.to_path_buf(),
+            config,
+            Arc::clone(&fs),
+            writer,
+            high_watermark,
+        );
         let durability = Durability::new(
             dir.to_path_buf(),
             fs,
@@ -254,6 +277,9 @@ impl Log {
             now_ms,
         );
         let (log, replayed_from) = Log::assemble(local, durability, info.scan)?;
+        log.high_watermark_checkpointed
+            .store(checkpoints.high_watermark.unwrap_or(-1), Ordering::Relaxed);
+        log.forget_replicated_transactions();
         info.producer_state_replayed_from = replayed_from;
         info.duration = started.elapsed();
         Ok((log, info))
@@ -278,6 +304,8 @@ fn refuse_if_storage_holds_parent(fs: &dyn FileSystem, dir: &Path) -> Result<()>
 struct Checkpoints {
     log_start: Option<i64>,
     recovery_point: Option<i64>,
+    /// The replication-offset checkpoint's entry (or the one a `Storage` handed over).
+    high_watermark: Option<i64>,
 }
 
 /// Scans every segment from the one holding the recovery point: validates each batch,

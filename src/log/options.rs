@@ -39,6 +39,9 @@ pub struct LogOptions {
     pub(crate) read_only: bool,
     /// Whether the directory's own lock is taken (a `Storage` holds its data directory's).
     pub(crate) lock: bool,
+    /// `None`: the log keeps its high watermark in its own `replication-offset-checkpoint`;
+    /// `Some(hw)`: a `Storage` keeps it (in its data directory's) and hands it over here.
+    pub(crate) parent_high_watermark: Option<Option<i64>>,
 }
 
 impl LogOptions {
@@ -50,6 +53,7 @@ impl LogOptions {
             create: false,
             read_only: false,
             lock: true,
+            parent_high_watermark: None,
         }
     }
 
@@ -68,6 +72,14 @@ impl LogOptions {
     /// [`Log::refresh`] to follow a writer.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// For a `Storage`, which keeps its partitions' high watermarks in its data directory's
+    /// `replication-offset-checkpoint`: the log starts from `high_watermark` (the checkpoint's
+    /// entry, if any) and writes no file of its own for it.
+    pub(crate) fn high_watermark_from_parent(mut self, high_watermark: Option<i64>) -> Self {
+        self.parent_high_watermark = Some(high_watermark);
         self
     }
 

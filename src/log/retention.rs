@@ -153,7 +153,8 @@ impl Log {
 
     /// [`Log::delete_retention_breached`], deleting no segment whose offsets reach
     /// `high_watermark` (a segment goes only when the next one starts at or below it), as
-    /// Kafka keeps the log start offset from passing the high watermark. `None`: no bound.
+    /// Kafka keeps the log start offset from passing the high watermark. `None`: no bound
+    /// but the log's own [`Log::high_watermark`], which always applies.
     ///
     /// ```
     /// use streamlog::{Compression, Log, LogConfig, OwnedRecord};
@@ -175,6 +176,10 @@ impl Log {
         high_watermark: Option<i64>,
     ) -> Result<RetentionOutcome> {
         let (files, w) = self.lock_files()?;
+        // Never past the log's own high watermark either (the log end offset under
+        // `HighWatermarkPolicy::LogEnd`).
+        let own = self.high_watermark();
+        let high_watermark = Some(high_watermark.map_or(own, |hw| hw.min(own)));
         let mut outcome = RetentionOutcome {
             log_start_offset: w.log_start_offset,
             ..RetentionOutcome::default()

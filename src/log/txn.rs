@@ -114,12 +114,11 @@ impl Log {
     /// });
     /// b.append(0, None, Some(b"tx"), &[])?;
     /// log.append(&b.build()?)?;
-    /// assert_eq!(log.last_stable_offset(log.log_end_offset()), 0); // undecided
+    /// assert_eq!(log.last_stable_offset(), 0); // undecided
     /// log.write_txn_marker(42, 0, TxnResult::Abort, 0)?;
-    /// let hw = log.log_end_offset();
-    /// let fetch = log.fetch(0, 1 << 20, hw, IsolationLevel::ReadCommitted)?;
+    /// let fetch = log.fetch(0, 1 << 20, IsolationLevel::ReadCommitted)?;
     /// assert_eq!(fetch.aborted_transactions.unwrap()[0].producer_id, 42);
-    /// assert_eq!(log.records_committed(0, hw).count(), 0);
+    /// assert_eq!(log.records_committed(0).count(), 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn write_txn_marker(
@@ -172,6 +171,7 @@ impl Log {
         let aborted = self.producers.apply_marker(&marker)?;
         self.index_abort(&w, aborted)?;
         drop(w);
+        self.forget_replicated_transactions();
         self.after_append(1, offset)?;
         Ok(AppendInfo {
             first_offset: offset,
@@ -184,38 +184,32 @@ impl Log {
         })
     }
 
-    /// The last stable offset for a high watermark (Kafka's LSO): the smaller of
-    /// `high_watermark` and the first offset of a transaction not yet decided (or decided
-    /// by a marker at or above the high watermark), never below the log start offset. The
-    /// high watermark only moves forward: completed transactions below it are forgotten.
-    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
-        self.stable_offset(high_watermark, true)
-    }
-
-    /// The last stable offset for `high_watermark`, forgetting the completed transactions
-    /// below it when `advance` (the caller's high watermark is real, not a bound).
-    pub(crate) fn stable_offset(&self, high_watermark: i64, advance: bool) -> i64 {
+    /// The last stable offset as it would be with the high watermark at `bound` (capped by
+    /// the log end offset): what compaction may clean below.
+    pub(crate) fn stable_offset(&self, bound: i64) -> i64 {
         let view = self.view();
-        let hw = high_watermark.min(view.log_end_offset);
+        let hw = bound.min(view.log_end_offset);
         self.producers
-            .stable_offset(hw, advance, view.log_start_offset.min(hw))
+            .stable_offset(hw, view.log_start_offset.min(hw))
     }
 
-    /// [`Log::read`] for a fetch at an isolation level: read_uncommitted reads below the
-    /// high watermark; read_committed reads below the last stable offset and lists the
-    /// aborted transactions overlapping the batches returned (as Kafka's fetch response
-    /// does), so the reader can drop their records.
+    /// [`Log::read`] for a consumer's fetch at an isolation level: read_uncommitted reads
+    /// below the high watermark; read_committed reads below the last stable offset and lists
+    /// the aborted transactions overlapping the batches returned (as Kafka's fetch response
+    /// does), so the reader can drop their records. (A follower reads to the log end with
+    /// [`Log::read`].)
     pub fn fetch(
         &self,
         offset: i64,
         max_bytes: usize,
-        high_watermark: i64,
         isolation: IsolationLevel,
     ) -> Result<crate::FetchData> {
         match isolation {
-            IsolationLevel::ReadUncommitted => self.read(offset, max_bytes, Some(high_watermark)),
+            IsolationLevel::ReadUncommitted => {
+                self.read(offset, max_bytes, Some(self.high_watermark()))
+            }
             IsolationLevel::ReadCommitted => {
-                let lso = self.last_stable_offset(high_watermark);
+                let lso = self.last_stable_offset();
                 let mut data = self.read(offset, max_bytes, Some(lso))?;
                 let upper = data.next_offset;
                 let aborted = if data.slice.is_some() {
@@ -374,8 +368,8 @@ impl Log {
 }
 
 /// A read_committed reader's view for `records_committed`: the LSO and the filter.
-pub(crate) fn committed_view(log: &Log, offset: i64, high_watermark: i64) -> (i64, AbortedFilter) {
-    let lso = log.last_stable_offset(high_watermark);
+pub(crate) fn committed_view(log: &Log, offset: i64) -> (i64, AbortedFilter) {
+    let lso = log.last_stable_offset();
     let aborted = log.producers.aborted_between(offset, lso);
     (lso, AbortedFilter::new(&aborted))
 }

@@ -10,8 +10,11 @@
 //! check, and one that lands after it wakes the listener. Nothing is lost and no lock is held
 //! while waiting.
 //!
-//! Adding a watermark (the high watermark, once replication lands) is one [`Watermark`]
-//! variant, one [`Notifier`] in [`Progress`] and one `advance` call where the value moves.
+//! Adding a watermark is one [`Watermark`] variant, one [`Notifier`] in [`Progress`] and
+//! one `advance` call where the value moves. The high watermark's notifier holds the log's
+//! high watermark itself; it changes only through [`Progress::published`] (after each view
+//! is published) and [`Progress::raise_high_watermark`], under one small lock, so a raise
+//! racing with a truncation never leaves it above the log end.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,6 +34,12 @@ pub enum Watermark {
     /// The log end offset: the offset the next appended record gets. It reaches `n + 1` once
     /// the record at offset `n` is readable.
     LogEnd,
+    /// The high watermark (see [`Log::high_watermark`]): what consumers may read. It reaches
+    /// `n + 1` once the record at offset `n` is committed (replicated to the in-sync replicas,
+    /// or appended or flushed on a single replica, as
+    /// [`HighWatermarkPolicy`](crate::HighWatermarkPolicy) says). A long-poll fetch and an
+    /// `acks=all` produce wait on it.
+    HighWatermark,
 }
 
 /// One watermark: its latest value and the event that wakes its waiters.
@@ -68,13 +77,20 @@ impl Notifier {
 #[derive(Debug)]
 pub(crate) struct Progress {
     log_end: Notifier,
+    /// The high watermark's value is the log's high watermark (there is no other copy).
+    high_watermark: Notifier,
+    /// Serialises changes of the high watermark (the value is read without it): held only to
+    /// compare and store, innermost of the log's locks.
+    high_watermark_change: parking_lot::Mutex<()>,
     stopped: AtomicBool,
 }
 
 impl Progress {
-    pub(crate) fn new(log_end_offset: i64) -> Self {
+    pub(crate) fn new(log_end_offset: i64, high_watermark: i64) -> Self {
         Progress {
             log_end: Notifier::new(log_end_offset),
+            high_watermark: Notifier::new(high_watermark.min(log_end_offset)),
+            high_watermark_change: parking_lot::Mutex::new(()),
             stopped: AtomicBool::new(false),
         }
     }
@@ -82,6 +98,45 @@ impl Progress {
     pub(crate) fn notifier(&self, mark: Watermark) -> &Notifier {
         match mark {
             Watermark::LogEnd => &self.log_end,
+            Watermark::HighWatermark => &self.high_watermark,
+        }
+    }
+
+    /// The log now spans `[log_start, log_end)` (the view covering it is published): the log
+    /// end moves, and the high watermark follows it (`follow_end`) or is kept within the log
+    /// (a truncation lowers it, a deletion of a prefix raises it to the new start).
+    pub(crate) fn published(&self, log_start: i64, log_end: i64, follow_end: bool) {
+        self.log_end.advance(log_end);
+        if follow_end {
+            // Nothing else moves it under this policy (the writer lock serialises publishes).
+            self.high_watermark.advance(log_end);
+            return;
+        }
+        let _one = self.high_watermark_change.lock();
+        let hw = self.high_watermark.get();
+        let new = hw.max(log_start).min(log_end);
+        if new != hw {
+            self.high_watermark.advance(new);
+        }
+    }
+
+    /// Raises the high watermark to `offset` bounded by `[log_start, log_end]` of the log as
+    /// published now (`bounds`, read under the lock: a view published later is clamped again
+    /// by [`Progress::published`]); never lowers it. Returns the high watermark after.
+    pub(crate) fn raise_high_watermark(
+        &self,
+        offset: i64,
+        bounds: impl FnOnce() -> (i64, i64),
+    ) -> i64 {
+        let _one = self.high_watermark_change.lock();
+        let (log_start, log_end) = bounds();
+        let hw = self.high_watermark.get();
+        let new = offset.max(log_start).min(log_end);
+        if new > hw {
+            self.high_watermark.advance(new);
+            new
+        } else {
+            hw
         }
     }
 
@@ -89,6 +144,7 @@ impl Progress {
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::SeqCst);
         self.log_end.event.notify(usize::MAX);
+        self.high_watermark.event.notify(usize::MAX);
     }
 
     fn is_stopped(&self) -> bool {

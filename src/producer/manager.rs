@@ -377,15 +377,17 @@ impl ProducerStateManager {
         Ok(())
     }
 
+    /// Forgets the completed transactions whose marker is below the high watermark, which
+    /// has moved to `high_watermark` (they are stable for good).
+    pub(crate) fn on_high_watermark(&self, high_watermark: i64) {
+        self.state.lock().on_high_watermark(high_watermark);
+    }
+
     /// The last stable offset for `high_watermark` (already bounded by the log end
-    /// offset), never below `log_start_offset` (bounded by it too); forgets the completed
-    /// transactions below it when `advance`.
-    pub(crate) fn stable_offset(&self, high_watermark: i64, advance: bool, floor: i64) -> i64 {
+    /// offset), never below `floor` (the log start offset, bounded by it too). A pure query.
+    pub(crate) fn stable_offset(&self, high_watermark: i64, floor: i64) -> i64 {
         let hw = high_watermark;
-        let mut state = self.state.lock();
-        if advance {
-            state.on_high_watermark(hw);
-        }
+        let state = self.state.lock();
         let lso = state.first_unstable_offset(hw).map_or(hw, |f| f.min(hw));
         lso.max(floor)
     }

@@ -50,7 +50,7 @@ impl Summary {
         // Cleanable bytes as they will be once `min.compaction.lag.ms` has passed: nothing
         // changes them while the log is closed but time.
         let (clean_bytes, dirty_bytes) = if log.config().cleanup_policy.compacts() {
-            let info = log.cleanable(log.last_stable_offset(log.log_end_offset()), i64::MAX)?;
+            let info = log.cleanable(log.last_stable_offset(), i64::MAX)?;
             (info.clean_bytes, info.cleanable_bytes)
         } else {
             (0, 0)
@@ -192,7 +192,7 @@ impl MaintenanceReport {
         if !log.config().cleanup_policy.compacts() {
             return Ok(());
         }
-        let end = log.last_stable_offset(log.log_end_offset());
+        let end = log.last_stable_offset();
         if !log.cleanable(end, now_ms)?.should_clean() {
             return Ok(());
         }
@@ -270,6 +270,8 @@ impl Storage {
             });
             report.add(&name, p, r);
         }
+        // As Kafka's periodic high-watermark checkpoint does.
+        self.checkpoint_high_watermarks()?;
         Ok(report)
     }
 

@@ -53,6 +53,7 @@
 
 mod config;
 mod handles;
+mod high_watermark;
 mod maintenance;
 mod metadata;
 mod names;
@@ -98,6 +99,9 @@ pub struct Storage {
     inner: Mutex<Inner>,
     /// The data directory's exclusive lock, held from open to `close`.
     dir_lock: Mutex<Option<Box<dyn crate::io::FileLock>>>,
+    /// What the data directory's `replication-offset-checkpoint` holds (`None`: no file);
+    /// its lock serialises writes of the file and is taken before the table lock.
+    high_watermarks_written: Mutex<Option<Vec<high_watermark::Entry>>>,
     /// Notified whenever a partition stops being busy.
     settled: Condvar,
 }
@@ -125,6 +129,9 @@ struct Partition {
     cost: Cost,
     /// Taken at the last close; `None` while open or never opened.
     summary: Option<Summary>,
+    /// The high watermark as of the last close, or from the data directory's checkpoint
+    /// (`Replicated` partitions only); an open log holds the current one.
+    high_watermark: Option<i64>,
     /// Its log is being opened or closed outside the table lock: whoever else wants the
     /// partition waits for `Storage::settled` (the per-partition guard, so a partition is
     /// opened once and never while its previous log is still closing).
@@ -229,11 +236,21 @@ impl Storage {
                 part.summary = Some(summary);
             }
         }
+        let high_watermarks = high_watermark::read(&*fs, &dir)?;
+        for (topic, p, hw) in high_watermarks.iter().flatten() {
+            if let Some(part) = topics
+                .get_mut(topic)
+                .and_then(|t| t.partitions.get_mut(*p as usize))
+            {
+                part.high_watermark = Some(*hw);
+            }
+        }
         let budget = Budget::new(config.max_open_files, config.max_open_maps);
         Ok(Storage {
             dir,
             config,
             dir_lock: Mutex::new(Some(dir_lock)),
+            high_watermarks_written: Mutex::new(high_watermarks),
             inner: Mutex::new(Inner {
                 topics,
                 budget,

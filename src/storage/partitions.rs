@@ -119,7 +119,7 @@ impl Storage {
             return Err(closed.err().unwrap_or(e));
         }
         // Reserved: charged now, so concurrent opens see the budget as it will be.
-        let (dir, log_config) = {
+        let (dir, log_config, high_watermark) = {
             let Inner { topics, budget, .. } = &mut **inner;
             let t = get_topic_in(topics, topic)?;
             let log_config = t.settings.log.clone();
@@ -130,6 +130,7 @@ impl Storage {
             (
                 self.dir.join(partition_dir_name(topic, partition)),
                 log_config,
+                part.high_watermark,
             )
         };
         let closed = self.close_outside(inner, victims);
@@ -141,6 +142,7 @@ impl Storage {
                     .fs(Arc::clone(&self.config.fs))
                     .create(true)
                     .locked_by_parent()
+                    .high_watermark_from_parent(high_watermark)
                     .open(&dir)
                     .map(|(log, _)| Arc::new(log))
             }),
@@ -314,6 +316,7 @@ impl Storage {
     /// with [`Error::StorageClosed`]. Opens in progress finish first; the logs are closed
     /// with the table unlocked.
     pub fn close(&self) -> Result<()> {
+        let mut written = self.high_watermarks_written.lock();
         let mut inner = self.lock()?;
         while inner
             .topics
@@ -341,6 +344,10 @@ impl Storage {
             }
         }
         let mut first = self.close_outside(&mut inner, logs).err();
+        let high_watermarks = super::high_watermark::entries(&inner);
+        if let Err(e) = self.write_high_watermarks(&mut written, high_watermarks) {
+            first.get_or_insert(e);
+        }
         let summaries: Vec<(&str, u32, Summary)> = inner
             .topics
             .iter()
@@ -444,6 +451,9 @@ fn take_out(
     let log = part.log.take()?;
     budget.remove(part.tick, part.cost);
     part.cost = Cost::default();
+    if log.config().high_watermark_policy == crate::HighWatermarkPolicy::Replicated {
+        part.high_watermark = Some(log.high_watermark());
+    }
     part.busy = true;
     Some((topic.to_string(), partition, log))
 }

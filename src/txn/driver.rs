@@ -116,7 +116,7 @@ impl LocalTxnDriver {
                 .storage
                 .partition(TRANSACTION_STATE_TOPIC, partition)?;
             let (loader, epoch) = load_partition(&log, partition)?;
-            log.set_leader_epoch(epoch);
+            log.set_leader_epoch(epoch)?;
             driver.logs.insert(partition, log);
             driver.coordinator.begin_loading(partition, epoch);
             driver.coordinator.partition_loaded(loader);

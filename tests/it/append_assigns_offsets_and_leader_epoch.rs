@@ -20,7 +20,7 @@ fn offsets_come_from_the_log_end_and_epoch_from_the_log() {
         .unwrap();
     assert_eq!((first.first_offset, first.last_offset), (0, 2));
 
-    log.set_leader_epoch(7);
+    log.set_leader_epoch(7).unwrap();
     assert_eq!(log.leader_epoch(), 7);
     for codec in [Compression::None, Compression::Lz4, Compression::Gzip] {
         let opts = BatchOptions {
@@ -59,7 +59,7 @@ fn offsets_come_from_the_log_end_and_epoch_from_the_log() {
     }
 
     // A new epoch applies to later batches only.
-    log.set_leader_epoch(9);
+    log.set_leader_epoch(9).unwrap();
     let info = log
         .append_records(&records(1, 1, T0, 10), Compression::None)
         .unwrap();

@@ -17,7 +17,7 @@ fn offsets(log: &Log, from: i64) -> Vec<i64> {
 fn stores_the_leaders_bytes_as_sent() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
-    log.set_leader_epoch(9); // the follower's own epoch does not touch replicated batches
+    log.set_leader_epoch(9).unwrap(); // the follower's own epoch does not touch replicated batches
     let mut sent = replica_batch(0, 3, 4, T0);
     sent.extend(replica_batch(3, 2, 5, T0 + 1));
     let info = log.append_replicated(&sent).unwrap();

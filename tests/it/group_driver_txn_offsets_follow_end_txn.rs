@@ -177,7 +177,7 @@ fn txn_offset_commits_follow_end_txn_and_survive_reopen() {
     // read_committed readers of `out` see the two committed results, not the aborted one.
     let out = storage.partition("out", 0).unwrap();
     let leo = out.log_end_offset();
-    assert_eq!(out.last_stable_offset(leo), leo);
+    assert_eq!(out.last_stable_offset(), leo);
     let committed = crate::common::consumer::consume_committed(&out, leo, leo);
     assert_eq!(committed.len(), 2);
 }

@@ -52,7 +52,7 @@ fn offset_of(part: &OffsetsPartition, p: i32) -> Option<i64> {
 fn committed_view(part: &OffsetsPartition) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
     let log = part.log();
     let leo = log.log_end_offset();
-    let lso = log.last_stable_offset(leo);
+    let lso = log.last_stable_offset();
     let mut latest = std::collections::BTreeMap::new();
     for r in consume_committed(log, leo, lso) {
         latest.insert(r.key.unwrap(), r.value);
@@ -82,8 +82,7 @@ fn pending_until_commit_marker_then_visible() {
         .has_pending_transactional_offset(GROUP, "orders", 1));
     assert_eq!(part.state().pending_producers(), [7]);
     // read_committed readers stop at the undecided transaction.
-    let leo = part.log().log_end_offset();
-    assert_eq!(part.log().last_stable_offset(leo), txn_start);
+    assert_eq!(part.log().last_stable_offset(), txn_start);
 
     part.write_txn_marker(7, 0, TxnResult::Commit, 0).unwrap();
     assert_eq!(offset_of(&part, 0), Some(10));
@@ -92,7 +91,7 @@ fn pending_until_commit_marker_then_visible() {
         .state()
         .has_pending_transactional_offset(GROUP, "orders", 0));
     let leo = part.log().log_end_offset();
-    assert_eq!(part.log().last_stable_offset(leo), leo);
+    assert_eq!(part.log().last_stable_offset(), leo);
 
     // A second transaction of the same producer, a new epoch: sequences restart.
     part.commit_transactional_offsets(GROUP, 7, 1, &[commit(0, 20)], 4)
@@ -191,7 +190,7 @@ fn crash_between_offsets_batch_and_marker_reloads_the_same_state() {
         storage.flush().unwrap();
         let pending_state = part.state().snapshot();
         let pending_leo = part.log().log_end_offset();
-        let pending_lso = part.log().last_stable_offset(pending_leo);
+        let pending_lso = part.log().last_stable_offset();
         let pending_view = committed_view(&part);
         // The marker is written but not synced when the power goes.
         part.write_txn_marker(11, 0, result, 0).unwrap();
@@ -214,11 +213,7 @@ fn crash_between_offsets_batch_and_marker_reloads_the_same_state() {
         if leo == pending_leo {
             // The marker was lost: still pending, exactly as before, for readers too.
             assert_eq!(part.state().snapshot(), pending_state, "seed {seed}");
-            assert_eq!(
-                part.log().last_stable_offset(leo),
-                pending_lso,
-                "seed {seed}"
-            );
+            assert_eq!(part.log().last_stable_offset(), pending_lso, "seed {seed}");
             assert_eq!(committed_view(&part), pending_view, "seed {seed}");
             // The transaction coordinator writes the marker again.
             part.write_txn_marker(11, 0, result, 0).unwrap();
@@ -226,7 +221,7 @@ fn crash_between_offsets_batch_and_marker_reloads_the_same_state() {
         assert_eq!(part.state().snapshot(), decided_state, "seed {seed}");
         assert_eq!(committed_view(&part), decided_view, "seed {seed}");
         let leo = part.log().log_end_offset();
-        assert_eq!(part.log().last_stable_offset(leo), leo);
+        assert_eq!(part.log().last_stable_offset(), leo);
         let expected_p0 = if result == TxnResult::Commit { 10 } else { 1 };
         assert_eq!(offset_of(&part, 0), Some(expected_p0), "seed {seed}");
         // The plain commit of partition 3 came after the transactional record: it stays.

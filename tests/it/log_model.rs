@@ -535,7 +535,7 @@ impl Harness {
             }
             Op::AdvanceClock(ms) => self.clock.advance(*ms),
             Op::SetLeaderEpoch(epoch) => {
-                self.log().set_leader_epoch(*epoch);
+                self.log().set_leader_epoch(*epoch).unwrap();
                 self.model.leader_epoch = *epoch;
             }
         }
@@ -776,7 +776,16 @@ impl Harness {
         // hides no record, and matters only where the first segment was named after a
         // replica batch too far past the log start offset to index.
         self.model.log_start_offset = self.model.log_start_offset.max(first_base);
-        self.model.leader_epoch = 0;
+        // The epoch survives the reopen: the log stamps the newest it holds, its last batch's
+        // (0 when it holds none, or the batch was written without one).
+        let end = self.model.log_end_offset;
+        self.model.leader_epoch = match self.model.batches.last() {
+            Some(b) if end > self.model.log_start_offset && b.last == end - 1 => {
+                b.leader_epoch.max(0)
+            }
+            _ => 0,
+        };
+        assert_eq!(log.leader_epoch(), self.model.leader_epoch);
         self.log = Some(log);
     }
 

@@ -274,7 +274,7 @@ fn write_segments(name: &str, log_append_time: bool) {
     };
     for round in 0..2 {
         for (i, codec) in enabled_codecs().into_iter().enumerate() {
-            s.log.set_leader_epoch((round * 10 + i) as i32);
+            s.log.set_leader_epoch((round * 10 + i) as i32).unwrap();
             s.round(codec, round);
         }
     }

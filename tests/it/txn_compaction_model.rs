@@ -136,7 +136,7 @@ fn offsets(iter: impl Iterator<Item = streamlog::Result<streamlog::LogRecord>>) 
 /// What read_committed readers see now: (LSO, offsets), after checking it against the model.
 fn check(log: &Log, model: &Model) -> (i64, Vec<i64>) {
     let hw = log.log_end_offset();
-    let lso = log.last_stable_offset(hw);
+    let lso = log.last_stable_offset();
     let start = log.log_start_offset();
     let all = offsets(log.records_from(start));
     for o in &all {
@@ -145,7 +145,7 @@ fn check(log: &Log, model: &Model) -> (i64, Vec<i64>) {
             "read_uncommitted: {o} never written"
         );
     }
-    let committed = offsets(log.records_committed(start, hw));
+    let committed = offsets(log.records_committed(start));
     for o in &committed {
         let r = &model.records[o];
         assert!(*o < lso, "read_committed past the LSO {lso}: {o}");

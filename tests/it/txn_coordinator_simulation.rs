@@ -246,7 +246,7 @@ fn open_coordinator(fs: &SimFs, incarnation: i32, now: i64) -> Coordinator {
         let mut loader = TxnStateLoader::new(p, incarnation);
         let seen = loader.read_log(&log).unwrap();
         assert!(seen < incarnation, "leader epoch {seen} from the future");
-        log.set_leader_epoch(incarnation);
+        log.set_leader_epoch(incarnation).unwrap();
         c.begin_loading(p, incarnation);
         assert!(c.partition_loaded(loader));
         logs.push(log);
@@ -976,7 +976,7 @@ impl World {
         let mut visible: BTreeMap<String, HashSet<String>> = BTreeMap::new();
         for (tp, log) in &self.data {
             let hw = log.log_end_offset();
-            let lso = log.last_stable_offset(hw);
+            let lso = log.last_stable_offset();
             assert_eq!(
                 lso, hw,
                 "seed {seed}: {tp} LSO stuck at {lso}, log end {hw}"

@@ -76,7 +76,7 @@ fn prepared_commit_is_finished_after_a_crash() {
     );
     let log = s.partition("out", 0).unwrap();
     let hw = log.log_end_offset();
-    assert_eq!(log.last_stable_offset(hw), hw);
+    assert_eq!(log.last_stable_offset(), hw);
     let values: Vec<Vec<u8>> = consume_committed(&log, hw, hw)
         .into_iter()
         .map(|r| r.value.unwrap())

@@ -63,9 +63,9 @@ fn observe_with(dir: &Path) -> (Observed, i64, i64) {
     let observed = Observed {
         states: log.producer_states(),
         aborted: log.aborted_transactions(0, hw),
-        lso: log.last_stable_offset(hw),
+        lso: log.last_stable_offset(),
         committed: log
-            .records_committed(0, hw)
+            .records_committed(0)
             .map(|r| r.unwrap().value().unwrap().to_vec())
             .collect(),
     };

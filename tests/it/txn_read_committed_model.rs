@@ -276,7 +276,7 @@ fn values(iter: impl Iterator<Item = streamlog::Result<streamlog::LogRecord>>) -
 fn check(log: &Log, model: &Model) {
     let hw = log.log_end_offset();
     assert_eq!(hw, model.end());
-    let lso = log.last_stable_offset(hw);
+    let lso = log.last_stable_offset();
     let (low, high) = model.lso_bounds();
     assert!(
         (low..=high).contains(&lso),
@@ -287,7 +287,7 @@ fn check(log: &Log, model: &Model) {
     let start = model.start;
     assert_eq!(values(log.records_from(start)), all, "read_uncommitted");
     assert_eq!(
-        values(log.records_committed(start, hw)),
+        values(log.records_committed(start)),
         committed,
         "read_committed"
     );

@@ -173,8 +173,9 @@ impl Broker {
         }
     }
 
-    /// The high watermark of a single-node partition: everything appended is "replicated".
+    /// The partition's high watermark (on a single node, the log end offset: the log's
+    /// default `HighWatermarkPolicy::LogEnd`).
     pub fn high_watermark(log: &Log) -> i64 {
-        log.log_end_offset()
+        log.high_watermark()
     }
 }

@@ -410,7 +410,7 @@ impl Log {
     /// the last stable offset for `upper_bound` is cleaned: undecided transactions stay
     /// whole.
     pub fn compact(&self, upper_bound: i64, now_ms: i64) -> Result<CleanerStats> {
-        let upper_bound = self.stable_offset(upper_bound, false).min(upper_bound);
+        let upper_bound = self.stable_offset(upper_bound).min(upper_bound);
         let hooks = self.producer_compaction_hooks();
         let stats =
             Cleaner::new(CleanerConfig::default()).clean_with(self, upper_bound, now_ms, &hooks)?;

@@ -9,15 +9,17 @@ use std::collections::HashSet;
 use streamlog::{IsolationLevel, Log, OwnedRecord};
 
 /// The records a read_committed consumer gets from `log`, fetching from the log start
-/// offset up to `lso`; checks that every fetch reports `lso` and stops at or below it.
+/// offset up to `lso`; checks that the log's high watermark is `hw` and that every fetch
+/// reports `lso` and stops at or below it.
 pub fn consume_committed(log: &Log, hw: i64, lso: i64) -> Vec<OwnedRecord> {
+    assert_eq!(log.high_watermark(), hw);
     let mut out = Vec::new();
     let mut offset = log.log_start_offset();
     let mut aborted_producers = HashSet::new();
     let mut pending: Vec<streamlog::AbortedTransaction> = Vec::new();
     while offset < lso {
         let f = log
-            .fetch(offset, 200, hw, IsolationLevel::ReadCommitted)
+            .fetch(offset, 200, IsolationLevel::ReadCommitted)
             .unwrap();
         assert_eq!(f.last_stable_offset, Some(lso));
         let Some(slice) = &f.slice else { break };

@@ -144,7 +144,7 @@ fn read_partition(
         return out.with_error_code(e.code());
     }
     let hw = Broker::high_watermark(&log);
-    let lso = log.last_stable_offset(hw);
+    let lso = log.last_stable_offset();
     let out = out
         .with_high_watermark(hw)
         .with_last_stable_offset(lso)
@@ -152,7 +152,7 @@ fn read_partition(
     if max_bytes == 0 {
         return out;
     }
-    let data = match log.fetch(p.fetch_offset, max_bytes, hw, isolation) {
+    let data = match log.fetch(p.fetch_offset, max_bytes, isolation) {
         Ok(data) => data,
         Err(e) => return out.with_error_code(errors::code(&e)),
     };

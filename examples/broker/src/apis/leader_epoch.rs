@@ -152,10 +152,10 @@ mod tests {
         for _ in 0..5 {
             append(&log, 1);
         }
-        log.set_leader_epoch(2);
+        log.set_leader_epoch(2).unwrap();
         append(&log, 2);
         append(&log, 1);
-        log.set_leader_epoch(3);
+        log.set_leader_epoch(3).unwrap();
         append(&log, 2);
         assert!(log.segment_count() > 2, "{}", log.segment_count());
         assert_eq!(end_offset_for(&log, 3).unwrap(), (3, 10));
@@ -170,7 +170,7 @@ mod tests {
         log.delete_records_before(6).unwrap();
         assert_eq!(end_offset_for(&log, 0).unwrap(), (0, 6));
         // A new leader epoch with no batch yet ends at the log end.
-        log.set_leader_epoch(5);
+        log.set_leader_epoch(5).unwrap();
         assert_eq!(end_offset_for(&log, 5).unwrap(), (5, 10));
         assert_eq!(end_offset_for(&log, 3).unwrap(), (3, 10));
     }

@@ -40,7 +40,7 @@ pub fn list_offsets(broker: &Broker, req: ListOffsetsRequest, version: i16) -> L
                     };
                     let spec = match p.timestamp {
                         LATEST if read_committed => {
-                            let lso = log.last_stable_offset(Broker::high_watermark(&log));
+                            let lso = log.last_stable_offset();
                             return r.with_offset(lso).with_leader_epoch(epoch_of(&log));
                         }
                         LATEST => ListOffsetsSpec::Latest,
