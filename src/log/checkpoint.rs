@@ -58,25 +58,43 @@ pub(crate) fn write_entries(
     name: &str,
     entries: &[Entry],
 ) -> Result<()> {
-    let mut text = format!("0\n{}\n", entries.len());
-    for (topic, partition, offset) in entries {
-        text.push_str(&format!("{topic} {partition} {offset}\n"));
-    }
-    crate::io::write_file_atomic(fs, &dir.join(name), text.as_bytes())
+    let lines = entries
+        .iter()
+        .map(|(topic, partition, offset)| format!("{topic} {partition} {offset}"));
+    write_lines(fs, &dir.join(name), entries.len(), lines)
 }
 
-/// Every entry of the checkpoint file `name` in `dir`: `None` when it does not exist.
-pub(crate) fn read_entries(
+/// Writes Kafka's version-0 checkpoint text (`0`, the entry count, one entry a line) to
+/// `path`, atomically and durably.
+pub(crate) fn write_lines(
     fs: &dyn FileSystem,
-    dir: &Path,
-    name: &str,
-) -> Result<Option<Vec<Entry>>> {
-    let path = dir.join(name);
-    if !fs.exists(&path) {
+    path: &Path,
+    count: usize,
+    lines: impl Iterator<Item = String>,
+) -> Result<()> {
+    let mut text = format!("0\n{count}\n");
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    crate::io::write_file_atomic(fs, path, text.as_bytes())
+}
+
+/// Reads Kafka's version-0 checkpoint text at `path`, parsing each of its entries with
+/// `parse` (which answers `None` for a bad line): `None` when the file does not exist, and
+/// [`Error::CorruptCheckpoint`] for a wrong version, a missing or bad count or entry.
+pub(crate) fn read_lines<T>(
+    fs: &dyn FileSystem,
+    path: &Path,
+    mut parse: impl FnMut(&str, &[T]) -> Option<T>,
+) -> Result<Option<Vec<T>>> {
+    if !fs.exists(path) {
         return Ok(None);
     }
-    let bytes = crate::io::read_file(fs, &path)?;
-    let bad = || Error::CorruptCheckpoint { path: path.clone() };
+    let bytes = crate::io::read_file(fs, path)?;
+    let bad = || Error::CorruptCheckpoint {
+        path: path.to_path_buf(),
+    };
     let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
     let mut lines = text.lines();
     if lines.next() != Some("0") {
@@ -86,17 +104,29 @@ pub(crate) fn read_entries(
     let mut entries = Vec::new();
     for _ in 0..count {
         let line = lines.next().ok_or_else(bad)?;
+        let entry = parse(line, &entries).ok_or_else(bad)?;
+        entries.push(entry);
+    }
+    Ok(Some(entries))
+}
+
+/// Every entry of the checkpoint file `name` in `dir`: `None` when it does not exist.
+pub(crate) fn read_entries(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    name: &str,
+) -> Result<Option<Vec<Entry>>> {
+    read_lines(fs, &dir.join(name), |line, _| {
         let mut fields = line.split(' ');
         let (Some(topic), Some(partition), Some(value), None) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         else {
-            return Err(bad());
+            return None;
         };
-        let partition = partition.parse::<u32>().map_err(|_| bad())?;
-        let offset = value.parse::<i64>().map_err(|_| bad())?;
-        entries.push((topic.to_string(), partition, offset));
-    }
-    Ok(Some(entries))
+        let partition = partition.parse::<u32>().ok()?;
+        let offset = value.parse::<i64>().ok()?;
+        Some((topic.to_string(), partition, offset))
+    })
 }
 
 /// The topic and partition the checkpoint of the partition directory `dir` names.

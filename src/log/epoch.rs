@@ -142,50 +142,31 @@ impl LeaderEpochCache {
 
 /// Writes the cache to `dir`'s `leader-epoch-checkpoint`, atomically and durably.
 pub(crate) fn write(fs: &dyn FileSystem, dir: &Path, entries: &[EpochEntry]) -> Result<()> {
-    let mut text = format!("0\n{}\n", entries.len());
-    for e in entries {
-        text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
-    }
-    crate::io::write_file_atomic(fs, &dir.join(LEADER_EPOCH_CHECKPOINT), text.as_bytes())
+    let lines = entries
+        .iter()
+        .map(|e| format!("{} {}", e.epoch, e.start_offset));
+    super::checkpoint::write_lines(fs, &dir.join(LEADER_EPOCH_CHECKPOINT), entries.len(), lines)
 }
 
 /// Reads `dir`'s `leader-epoch-checkpoint`: `None` when it does not exist.
 /// A damaged file is [`Error::CorruptCheckpoint`]; the caller rebuilds from the batches.
 pub(crate) fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Vec<EpochEntry>>> {
-    let path = dir.join(LEADER_EPOCH_CHECKPOINT);
-    if !fs.exists(&path) {
-        return Ok(None);
-    }
-    let bytes = crate::io::read_file(fs, &path)?;
-    let bad = || Error::CorruptCheckpoint { path: path.clone() };
-    let text = std::str::from_utf8(&bytes).map_err(|_| bad())?;
-    let mut lines = text.lines();
-    if lines.next() != Some("0") {
-        return Err(bad());
-    }
-    let count: usize = lines.next().and_then(|l| l.parse().ok()).ok_or_else(bad)?;
-    let mut entries = Vec::new();
-    for _ in 0..count {
-        let line = lines.next().ok_or_else(bad)?;
+    super::checkpoint::read_lines(fs, &dir.join(LEADER_EPOCH_CHECKPOINT), |line, earlier| {
         let mut fields = line.split(' ');
         let (Some(epoch), Some(offset), None) = (fields.next(), fields.next(), fields.next())
         else {
-            return Err(bad());
+            return None;
         };
-        let epoch = epoch.parse::<i32>().map_err(|_| bad())?;
-        let start_offset = offset.parse::<i64>().map_err(|_| bad())?;
-        let ordered = entries
+        let epoch = epoch.parse::<i32>().ok()?;
+        let start_offset = offset.parse::<i64>().ok()?;
+        let ordered = earlier
             .last()
             .is_none_or(|l: &EpochEntry| l.epoch < epoch && l.start_offset < start_offset);
-        if epoch < 0 || start_offset < 0 || !ordered {
-            return Err(bad());
-        }
-        entries.push(EpochEntry {
+        (epoch >= 0 && start_offset >= 0 && ordered).then_some(EpochEntry {
             epoch,
             start_offset,
-        });
-    }
-    Ok(Some(entries))
+        })
+    })
 }
 
 /// Bytes read per step when rebuilding the cache from the batches.
