@@ -11,13 +11,20 @@
 //! later. There the leader's assignment never hands out a partition another member of the
 //! same rebalance still owns.
 //!
+//! In both, some members are static. As Kafka's consumer, a member refused with
+//! ILLEGAL_GENERATION keeps its member id (so its rejoin with new metadata rebalances) and
+//! one refused with UNKNOWN_MEMBER_ID drops it; a fenced one (FENCED_INSTANCE_ID) exits. A
+//! static member that missed a generation (its JoinGroup answer skips one) treats what it
+//! owned as lost, not revoked: no commit, since others may have consumed it meanwhile.
+//!
 //! One seed drives every choice. Chaos phases alternate with quiet phases; after every quiet
 //! phase each partition has exactly one owner among the live members, all in the
 //! coordinator's current generation. Throughout: no two members of one generation own the
-//! same partition, no member is handed a partition another current member still consumes, a committed offset never moves backwards, an OffsetFetch never answers
-//! below a commit the coordinator acknowledged (so a member that restarts, or takes a
-//! partition over, resumes from the last commit), and every request the coordinator
-//! received is answered within a bound.
+//! same partition, no member is handed a partition another current member still consumes,
+//! a committed offset never moves backwards, an OffsetFetch never answers below a commit
+//! the coordinator acknowledged (so a member that restarts, or takes a partition over,
+//! resumes from the last commit), and every request the coordinator received is answered
+//! within a bound.
 //!
 //! `STREAMLOG_SIM_SEEDS=N` runs N seeds (default 1000); `STREAMLOG_SIM_SEED=S` replays one
 //! seed and prints its trace. A failing seed is printed with its trace.
@@ -100,6 +107,8 @@ struct Client {
     /// The leader's assignment for a delayed SyncGroup.
     sync_assignments: Vec<SyncGroupAssignment>,
     partitioned_until: i64,
+    /// The last JoinGroup answer skipped a generation (see `on_join`).
+    missed_generation: bool,
     /// A stalled process (a long GC pause): it acts on nothing until then, and afterwards
     /// carries on from its stale state, a zombie of its old generation.
     paused_until: i64,
@@ -184,6 +193,8 @@ struct Stats {
     crashes: u64,
     fenced: u64,
     cooperative_seeds: u64,
+    /// Cooperative seeds with at least one static member.
+    cooperative_static_seeds: u64,
     revocations: u64,
 }
 
@@ -271,15 +282,11 @@ impl Sim {
         let members = rng.range(2, 6) as usize;
         let partitions = rng.range(3, 12) as i32;
         let cooperative = rng.chance(50);
-        // Cooperative seeds run dynamic members only. With static ones a restarted
-        // process's member inherits the stale claim of its old incarnation (which missed
-        // the join deadline): the leader holds those partitions back and nobody revokes
-        // them, so they stay unowned until some later rebalance (Kafka's coordinator and
-        // assignor behave alike); that case is left out until it is settled.
+        // Both protocols mix static and dynamic members.
         let clients = (0..members)
             .map(|i| Client {
                 name: format!("c{i}"),
-                instance_id: (!cooperative && rng.chance(40)).then(|| format!("instance-{i}")),
+                instance_id: rng.chance(40).then(|| format!("instance-{i}")),
                 phase: Phase::Down,
                 incarnation: 0,
                 member_id: String::new(),
@@ -296,6 +303,7 @@ impl Sim {
                 send_at: None,
                 sync_assignments: Vec::new(),
                 partitioned_until: 0,
+                missed_generation: false,
                 paused_until: 0,
                 restart_at: Some(rng.range(0, 2_000)),
                 wake_at: i64::MAX,
@@ -991,6 +999,19 @@ impl Sim {
         self.clients[c].generation = -1;
     }
 
+    /// As Kafka's consumer after a refused heartbeat, sync or commit: the generation is
+    /// gone (and with it the partitions); the member id too for UNKNOWN_MEMBER_ID, but not
+    /// for ILLEGAL_GENERATION, where it may still be valid. Rejoining with it, and new
+    /// metadata (it owns nothing now), makes the coordinator rebalance; a static member
+    /// that came back with a fresh member id instead would take its stale place silently.
+    fn reset_generation(&mut self, c: usize, code: KafkaCode) {
+        if code == KafkaCode::ILLEGAL_GENERATION {
+            self.clients[c].generation = -1;
+        } else {
+            self.reset_member_id(c);
+        }
+    }
+
     fn fenced(&mut self, c: usize) {
         // A fenced static member's process exits (Kafka raises a fatal error).
         self.stats.fenced += 1;
@@ -1068,8 +1089,8 @@ impl Sim {
                         self.on_assigned(c, generation, assignment);
                     }
                     KafkaCode::FENCED_INSTANCE_ID => self.fenced(c),
-                    KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::ILLEGAL_GENERATION => {
-                        self.reset_member_id(c);
+                    code @ (KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::ILLEGAL_GENERATION) => {
+                        self.reset_generation(c, code);
                         self.rejoin(c, 0);
                     }
                     _ => self.rejoin_member(c, 50),
@@ -1092,8 +1113,8 @@ impl Sim {
                         self.rejoin_member(c, 0);
                     }
                     KafkaCode::FENCED_INSTANCE_ID => self.fenced(c),
-                    KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::ILLEGAL_GENERATION => {
-                        self.reset_member_id(c);
+                    code @ (KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::ILLEGAL_GENERATION) => {
+                        self.reset_generation(c, code);
                         self.rejoin(c, 0);
                     }
                     _ => {}
@@ -1114,11 +1135,11 @@ impl Sim {
                     .find(|&e| e != KafkaCode::NONE);
                 match code {
                     Some(KafkaCode::FENCED_INSTANCE_ID) => self.fenced(c),
-                    Some(KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::ILLEGAL_GENERATION)
+                    Some(code @ (KafkaCode::UNKNOWN_MEMBER_ID | KafkaCode::ILLEGAL_GENERATION))
                         if self.clients[c].phase != Phase::Down =>
                     {
                         self.log(|| format!("{c}: commit fenced, partitions lost"));
-                        self.reset_member_id(c);
+                        self.reset_generation(c, code);
                         self.rejoin(c, 0);
                     }
                     _ => {}
@@ -1161,6 +1182,15 @@ impl Sim {
                 client.generation = r.generation_id;
                 client.phase = Phase::Syncing;
                 client.next_heartbeat = self.now + HEARTBEAT_MS;
+                // A generation went by without this member: it was a static member that
+                // missed the join deadline, kept in the group with its stale subscription,
+                // and the leader may have handed what it consumed to others meanwhile.
+                // What it owned is lost, not revoked: dropped without a commit (its
+                // positions may be behind the new owners' commits), fetched again if
+                // assigned back.
+                // It still rejoins at once if partitions it claimed are held back.
+                client.missed_generation =
+                    previous_generation >= 0 && r.generation_id > previous_generation + 1;
                 // A static member back from a restart, in a generation that already was.
                 if client.instance_id.is_some()
                     && previous_generation < 0
@@ -1238,7 +1268,10 @@ impl Sim {
         }
         // Cooperative: commit what is revoked, stop consuming it, go on with the rest,
         // fetch what was added, and rejoin at once if anything was revoked.
-        if !revoked.is_empty() {
+        if client.missed_generation {
+            client.positions.clear();
+            self.log(|| format!("{c}: missed a generation, partitions lost"));
+        } else if !revoked.is_empty() {
             client.commit = None;
             self.commit(c);
         }
@@ -1460,6 +1493,8 @@ fn group_coordinator_simulation() {
             let mut sim = Sim::new(seed, false);
             drive(&mut sim);
             sim.stats.cooperative_seeds = u64::from(sim.cooperative);
+            sim.stats.cooperative_static_seeds =
+                u64::from(sim.cooperative && sim.clients.iter().any(|c| c.instance_id.is_some()));
             sim.stats
         });
         match result {
@@ -1470,6 +1505,7 @@ fn group_coordinator_simulation() {
                 total.crashes += stats.crashes;
                 total.fenced += stats.fenced;
                 total.cooperative_seeds += stats.cooperative_seeds;
+                total.cooperative_static_seeds += stats.cooperative_static_seeds;
                 total.revocations += stats.revocations;
             }
             Err(cause) => {
@@ -1491,6 +1527,7 @@ fn group_coordinator_simulation() {
         assert!(total.fenced > 0);
         assert!(total.static_rejoins_without_rebalance > 0);
         assert!(total.cooperative_seeds > seeds.len() as u64 / 4);
+        assert!(total.cooperative_static_seeds > seeds.len() as u64 / 8);
         assert!(total.revocations > 0);
     }
 }

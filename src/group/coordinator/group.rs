@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::api::{JoinGroupProtocol, JoinGroupResponseMember, RequestId};
 use super::offsets::GroupOffsets;
-use crate::group::{ConsumerProtocolSubscription, CONSUMER_PROTOCOL_TYPE};
+use crate::group::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, CONSUMER_PROTOCOL_TYPE,
+};
 
 /// The state of a classic group, with Kafka's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -391,6 +393,40 @@ impl Group {
             topics.extend(subscription.topics);
         }
         Some(topics)
+    }
+
+    /// True when a consumer-protocol member's last subscription claims partitions its
+    /// current assignment no longer gives it (cooperative protocol): it owes the group a
+    /// revocation and a rejoin, and the partitions it claims stay unassigned until the next
+    /// rebalance. A member that missed the join deadline keeps such a stale claim.
+    pub(super) fn has_pending_revocation(&self, member_id: &str) -> bool {
+        let (Some(member), Some(protocol)) =
+            (self.members.get(member_id), self.protocol_name.as_deref())
+        else {
+            return false;
+        };
+        if !self.is_consumer_group() {
+            return false;
+        }
+        let Ok(subscription) = ConsumerProtocolSubscription::decode(member.metadata(protocol))
+        else {
+            return false;
+        };
+        let assigned = if member.assignment.is_empty() {
+            Vec::new()
+        } else {
+            match ConsumerProtocolAssignment::decode(&member.assignment) {
+                Ok(a) => a.assigned_partitions,
+                Err(_) => return false,
+            }
+        };
+        subscription.owned_partitions.iter().any(|owned| {
+            owned.partitions.iter().any(|p| {
+                !assigned
+                    .iter()
+                    .any(|a| a.topic == owned.topic && a.partitions.contains(p))
+            })
+        })
     }
 
     pub(super) fn is_subscribed_to_topic(&self, topic: &str) -> bool {

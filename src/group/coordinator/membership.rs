@@ -372,6 +372,8 @@ impl Core {
         new_id: String,
     ) {
         let previous_leader = group.leader.clone();
+        // Read before the new subscription replaces the old one.
+        let owes_revocation = group.has_pending_revocation(&old_id);
         let (fenced_join, fenced_sync) =
             group.replace_static_member(&instance_id, &old_id, &new_id);
         if let Some(r) = fenced_join {
@@ -402,7 +404,12 @@ impl Core {
         );
         match group.state {
             GroupState::Stable => {
-                if group.select_protocol() == group.protocol_name {
+                // Kafka rebalances here only when the selected protocol would change.
+                // This coordinator also rebalances when the old incarnation still owed a revocation (it
+                // missed the last join, so the leader held back partitions it claimed and
+                // counted on it to revoke and rejoin): the new process owns nothing and
+                // would never rejoin, so those partitions would stay without an owner.
+                if group.select_protocol() == group.protocol_name && !owes_revocation {
                     // Same protocol: the member takes its old place and assignment; only
                     // the new member id needs persisting.
                     let assignment: BTreeMap<String, Vec<u8>> = group

@@ -16,7 +16,10 @@
 //! `MEMBER_ID_REQUIRED` round trip, the delayed initial rebalance, removal of members that
 //! stop heartbeating or never send SyncGroup, static membership (KIP-345), and Kafka's error
 //! codes. A JoinGroup is answered when the rebalance completes; a leader's SyncGroup, and
-//! every OffsetCommit, when its record is appended.
+//! every OffsetCommit, when its record is appended. One departure: a restarted static member
+//! whose old incarnation owed a cooperative revocation (its stored subscription claims
+//! partitions its assignment lacks) rejoins through a rebalance, where Kafka would take it
+//! back silently and leave those partitions without an owner until a later rebalance.
 //!
 //! ```
 //! use streamlog::group::coordinator::*;

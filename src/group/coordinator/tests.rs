@@ -388,6 +388,61 @@ fn static_member_restart_gets_its_assignment_back_without_a_rebalance() {
     );
 }
 
+/// Kafka gives a restarted static member its old place without a rebalance; when the old
+/// incarnation still owed a revocation (its last subscription claims partitions its
+/// assignment does not give it, so the leader held them back), this coordinator
+/// rebalances instead, or those partitions would stay without an owner.
+#[test]
+fn static_member_owing_a_revocation_rebalances_when_it_restarts() {
+    let mut h = Harness::new();
+    let mut join = join_req("", Some("instance-a"));
+    if let Request::JoinGroup(j) = &mut join {
+        let mut claim = ConsumerProtocolSubscription::new(vec!["t".into()]);
+        claim.owned_partitions = vec![TopicPartitions::new("t", vec![0, 1])];
+        claim.generation_id = 7;
+        j.protocols[0].metadata = claim.encode().unwrap();
+    }
+    let j = h.send(join);
+    h.advance_to(3_000);
+    let r = h.join_response(j);
+    assert_eq!((r.error_code, r.generation_id), (KafkaCode::NONE, 1));
+    let old_id = r.member_id.clone();
+    // The leader keeps partition 1 back: the member claims it and must revoke it first.
+    let s = h.send(sync_req(
+        &old_id,
+        1,
+        vec![SyncGroupAssignment {
+            member_id: old_id.clone(),
+            assignment: assignment(vec![0]),
+        }],
+    ));
+    assert_eq!(h.sync_response(s).assignment, assignment(vec![0]));
+    assert_eq!(h.c.group_state("g"), Some(GroupState::Stable));
+
+    // The process restarts before it revoked and rejoined: a new generation starts.
+    let j = h.send(join_req("", Some("instance-a")));
+    let r = h.join_response(j);
+    assert_eq!((r.error_code, r.generation_id), (KafkaCode::NONE, 2));
+    assert_ne!(r.member_id, old_id);
+    assert!(!r.skip_assignment);
+    assert_eq!(r.leader, r.member_id);
+    assert_eq!(h.c.group_state("g"), Some(GroupState::CompletingRebalance));
+
+    // The old incarnation is fenced all the same.
+    let hb = h.send(Request::Heartbeat(HeartbeatRequest {
+        group_id: "g".into(),
+        generation_id: 1,
+        member_id: old_id,
+        group_instance_id: Some("instance-a".into()),
+    }));
+    assert_eq!(
+        h.take(hb),
+        Some(Response::Heartbeat(HeartbeatResponse {
+            error_code: KafkaCode::FENCED_INSTANCE_ID
+        }))
+    );
+}
+
 #[test]
 fn a_restarted_coordinator_resumes_the_group_from_its_records() {
     let mut h = Harness::new();
