@@ -18,10 +18,7 @@ use crate::kafka_code::KafkaCode;
 use crate::log::Log;
 use crate::producer::TxnResult;
 use crate::storage::Storage;
-
-/// What [`LocalTxnDriver::set_offsets_marker_hook`](crate::txn::LocalTxnDriver::set_offsets_marker_hook)
-/// takes: called with each marker the transaction coordinator writes to `__consumer_offsets`.
-type OffsetsMarkerHook = Box<dyn FnMut(&crate::txn::TopicPartition, i64, TxnResult) + Send>;
+use crate::txn::OffsetsMarkerHook;
 
 /// A transaction marker written to an offsets partition, waiting to be applied.
 type MarkerNote = (i32, i64, bool);

@@ -40,7 +40,7 @@ pub use api::{
     TransactionDescription, TxnLogAppend, TxnMarkerRequest,
 };
 pub use coordinator::{TransactionCoordinator, TxnCoordinatorConfig};
-pub use driver::LocalTxnDriver;
+pub use driver::{LocalTxnDriver, OffsetsMarkerHook};
 pub use loader::TxnStateLoader;
 pub use log_record::{
     partition_for, TopicPartition, TransactionLogKey, TransactionLogValue, TxnTopicPartitions,

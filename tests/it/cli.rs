@@ -3,9 +3,8 @@
 //! non-zero with a message instead of a panic.
 #![cfg(feature = "cli")]
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 use streamlog::{
@@ -13,20 +12,9 @@ use streamlog::{
     OwnedRecord,
 };
 
+/// A command that fails early may exit before reading its input (`child::run` allows it).
 fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_streamlog"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A command that fails early may exit before reading its input.
-    let written = child.stdin.take().unwrap().write_all(stdin);
-    if let Err(e) = written {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-    }
-    child.wait_with_output().unwrap()
+    crate::common::child::run(env!("CARGO_BIN_EXE_streamlog"), args, stdin)
 }
 
 fn stdout(o: &Output) -> String {

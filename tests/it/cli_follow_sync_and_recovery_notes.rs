@@ -5,9 +5,8 @@
 //! partition and `verify` of a directory without segments is not OK.
 #![cfg(feature = "cli")]
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use crate::common::child::CliChild;
 use streamlog::{Log, LogConfig};
@@ -15,18 +14,7 @@ use streamlog::{Log, LogConfig};
 const EXE: &str = env!("CARGO_BIN_EXE_streamlog");
 
 fn run(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(EXE)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let written = child.stdin.take().unwrap().write_all(stdin);
-    if let Err(e) = written {
-        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
-    }
-    child.wait_with_output().unwrap()
+    crate::common::child::run(EXE, args, stdin)
 }
 
 fn s(p: &Path) -> &str {

@@ -1,8 +1,6 @@
 //! `agent.toml` with a typo is refused with the key's name, by the library and by
 //! `streamlog ingest` (exit status 2, nothing started).
 
-use std::process::Command;
-
 use streamlog::ingest::AgentConfig;
 
 #[test]
@@ -31,10 +29,11 @@ fn cli_refuses_a_bad_config_before_starting() {
         format!("data_dir = \"{}\"\nlinger_mss = 5\n", data.display()),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_streamlog"))
-        .args(["ingest", "--config", config.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = crate::common::child::run(
+        env!("CARGO_BIN_EXE_streamlog"),
+        &["ingest", "--config", config.to_str().unwrap()],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -5,17 +5,14 @@
 use crate::common::producers;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use producers::batch;
 use serde_json::Value;
 use streamlog::{Log, LogConfig, TxnResult};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_streamlog"))
-        .args(args)
-        .output()
-        .unwrap()
+    crate::common::child::run(env!("CARGO_BIN_EXE_streamlog"), args, b"")
 }
 
 /// The newest file with extension `ext`.

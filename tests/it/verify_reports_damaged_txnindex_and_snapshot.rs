@@ -6,7 +6,6 @@
 use crate::common::producers;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use streamlog::log::{verify_partition, FindingKind};
 use streamlog::{Log, LogConfig, TxnResult};
@@ -88,10 +87,11 @@ fn damaged_producer_files_are_rebuildable_findings() {
     assert!(s.detail.contains("CRC"), "{}", s.detail);
 
     // The CLI says the same, and does not fail.
-    let out = Command::new(env!("CARGO_BIN_EXE_streamlog"))
-        .args(["verify", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = crate::common::child::run(
+        env!("CARGO_BIN_EXE_streamlog"),
+        &["verify", dir.path().to_str().unwrap()],
+        b"",
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     let txn_line = format!(
