@@ -54,7 +54,7 @@ pub mod storage;
 pub mod txn;
 
 pub use config::{
-    CleanupPolicy, Clock, HighWatermarkPolicy, LogConfig, LogConfigBuilder, ManualClock,
+    CleanupPolicy, Clock, CompressionType, HighWatermarkPolicy, LogConfig, LogConfigBuilder, ManualClock,
     SystemClock,
 };
 pub use error::{Error, Result};

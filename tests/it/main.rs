@@ -12,6 +12,7 @@ mod clean_reopen_loads_indexes_without_scanning;
 mod cli;
 mod cli_follow_sync_and_recovery_notes;
 mod compaction_concurrent_with_appends;
+mod compression_type_applied_on_append;
 mod compaction_crash_simfs;
 mod compaction_interop;
 mod compaction_model;
