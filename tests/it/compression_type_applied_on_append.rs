@@ -61,14 +61,25 @@ fn a_topic_codec_reencodes_producer_batches() {
         for source in enabled_codecs() {
             let dir = tempfile::tempdir().unwrap();
             let clock = Arc::new(ManualClock::new(T0 + 100));
-            let log = Log::open(dir.path(), log_config(CompressionType::Codec(target), &clock))
-                .unwrap();
+            let log = Log::open(
+                dir.path(),
+                log_config(CompressionType::Codec(target), &clock),
+            )
+            .unwrap();
             let first = build_batch(idempotent(source, 0), &records).unwrap();
             let second = build_batch(idempotent(source, 5), &records[..2]).unwrap();
             let a = log.append(&first).unwrap();
             let b = log.append(&second).unwrap();
-            assert_eq!((a.first_offset, a.last_offset), (0, 4), "{source:?}->{target:?}");
-            assert_eq!((b.first_offset, b.last_offset), (5, 6), "{source:?}->{target:?}");
+            assert_eq!(
+                (a.first_offset, a.last_offset),
+                (0, 4),
+                "{source:?}->{target:?}"
+            );
+            assert_eq!(
+                (b.first_offset, b.last_offset),
+                (5, 6),
+                "{source:?}->{target:?}"
+            );
             // A retry of the first batch is still known by its sequence.
             assert!(log.append(&first).unwrap().duplicate);
             assert_eq!(log.log_end_offset(), 7);
@@ -81,7 +92,11 @@ fn a_topic_codec_reencodes_producer_batches() {
                 (&records[..2], 5, b.size_in_bytes),
             ]) {
                 batch.validate().unwrap();
-                assert_eq!(batch.compression().unwrap(), target, "{source:?}->{target:?}");
+                assert_eq!(
+                    batch.compression().unwrap(),
+                    target,
+                    "{source:?}->{target:?}"
+                );
                 assert_eq!(batch.as_bytes().len() as u64, size);
                 let h = batch.header();
                 assert_eq!(
@@ -97,7 +112,14 @@ fn a_topic_codec_reencodes_producer_batches() {
                     .collect();
                 let want: Vec<_> = want
                     .iter()
-                    .map(|r| (r.timestamp, r.key.clone(), r.value.clone(), r.headers.clone()))
+                    .map(|r| {
+                        (
+                            r.timestamp,
+                            r.key.clone(),
+                            r.value.clone(),
+                            r.headers.clone(),
+                        )
+                    })
                     .collect();
                 assert_eq!(got, want, "{source:?}->{target:?}");
             }
@@ -207,15 +229,27 @@ fn a_storage_topic_override_applies_to_its_partitions() {
         .build()
         .unwrap();
     let storage = Storage::open(dir.path(), config).unwrap();
-    storage.create_topic("default", 1, TopicConfig::new()).unwrap();
+    storage
+        .create_topic("default", 1, TopicConfig::new())
+        .unwrap();
     let mut uncompressed = TopicConfig::new();
-    uncompressed.set("compression.type", "uncompressed").unwrap();
+    uncompressed
+        .set("compression.type", "uncompressed")
+        .unwrap();
     storage.create_topic("plain", 1, uncompressed).unwrap();
-    let gzip = build_batch(BatchOptions::compressed(Compression::Gzip), &sample_records()).unwrap();
+    let gzip = build_batch(
+        BatchOptions::compressed(Compression::Gzip),
+        &sample_records(),
+    )
+    .unwrap();
     for (topic, want) in [("default", Compression::Lz4), ("plain", Compression::None)] {
         let log = storage.partition(topic, 0).unwrap();
         log.append(&gzip).unwrap();
         let stored = log.read_bytes(0, 1, None).unwrap();
-        assert_eq!(Batch::new(&stored).unwrap().compression().unwrap(), want, "{topic}");
+        assert_eq!(
+            Batch::new(&stored).unwrap().compression().unwrap(),
+            want,
+            "{topic}"
+        );
     }
 }
