@@ -46,6 +46,7 @@ mod group_offsets_reload_rebuilds_state;
 mod group_txn_offsets_pending_until_marker;
 mod high_watermark_bounds_consumer_reads;
 mod index_files_parse_independently;
+mod index_load_serialised;
 mod index_rebuilt_when_corrupt;
 mod index_rebuilt_when_missing;
 #[cfg(feature = "ingest")]
