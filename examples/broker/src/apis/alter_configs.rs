@@ -199,7 +199,6 @@ fn fail(e: streamlog::Error) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BrokerConfig;
     use kafka_protocol::messages::alter_configs_request as legacy;
     use kafka_protocol::messages::incremental_alter_configs_request as inc;
     use kafka_protocol::protocol::StrBytes;

@@ -79,7 +79,6 @@ fn delete_one(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BrokerConfig;
     use kafka_protocol::messages::delete_records_request::{
         DeleteRecordsPartition, DeleteRecordsTopic,
     };

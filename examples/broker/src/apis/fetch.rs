@@ -177,7 +177,6 @@ fn read_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BrokerConfig;
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::protocol::StrBytes;

@@ -283,7 +283,6 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
 mod tests {
     use super::*;
     use crate::codec::{decode_request, encode_response, Decoded};
-    use crate::config::BrokerConfig;
     use bytes::BytesMut;
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::Encodable;
