@@ -49,13 +49,14 @@ pub mod producer;
 #[cfg(feature = "openraft")]
 pub mod raft;
 pub mod record;
+pub mod replication;
 pub(crate) mod segment;
 pub mod storage;
 pub mod txn;
 
 pub use config::{
-    CleanupPolicy, Clock, HighWatermarkPolicy, LogConfig, LogConfigBuilder, ManualClock,
-    SystemClock,
+    CleanupPolicy, Clock, CompressionType, HighWatermarkPolicy, LogConfig, LogConfigBuilder,
+    ManualClock, SystemClock,
 };
 pub use error::{Error, Result};
 pub use kafka_code::KafkaCode;
