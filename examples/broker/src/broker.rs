@@ -37,6 +37,8 @@ pub struct Broker {
     pub groups: Arc<Groups>,
     /// Salted, hashed SASL credentials (from the data directory), when SASL is on.
     pub sasl: Option<crate::sasl::Credentials>,
+    /// The ACLs (from the data directory) and `super.users`, when `[authorizer]` is set.
+    pub acls: Option<crate::acl::Authorizer>,
     /// Counters and histograms for the metrics endpoint.
     pub metrics: Metrics,
 }
@@ -97,6 +99,10 @@ impl Broker {
             Some(s) => Some(crate::sasl::Credentials::sync(&config.data_dir, &s.users)?),
             None => None,
         };
+        let acls = match &config.authorizer {
+            Some(a) => Some(crate::acl::Authorizer::open(&config.data_dir, a.clone())?),
+            None => None,
+        };
         let (advertised_host, advertised_port) = match &config.advertised_listener {
             Some(l) => {
                 let (h, p) = l
@@ -118,6 +124,7 @@ impl Broker {
             txn: Mutex::new(txn),
             groups: Arc::new(Groups::new(group_driver)),
             sasl,
+            acls,
             metrics: Metrics::default(),
         })
     }
@@ -178,4 +185,19 @@ impl Broker {
     pub fn high_watermark(log: &Log) -> i64 {
         log.high_watermark()
     }
+}
+
+/// A broker for unit tests, on `dir`: one partition for each internal topic, no initial
+/// rebalance delay, `tweak` applied to the config last.
+#[cfg(test)]
+pub fn test_broker(dir: &std::path::Path, tweak: impl FnOnce(&mut BrokerConfig)) -> Broker {
+    let mut config = BrokerConfig {
+        data_dir: dir.to_path_buf(),
+        transaction_state_log_num_partitions: 1,
+        offsets_topic_num_partitions: 1,
+        group_initial_rebalance_delay_ms: 0,
+        ..BrokerConfig::default()
+    };
+    tweak(&mut config);
+    Broker::open(config, SocketAddr::from(([127, 0, 0, 1], 9092))).expect("test broker")
 }

@@ -70,6 +70,8 @@ pub struct BrokerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// SASL on the listener (`[sasl]`): clients must authenticate first.
     pub sasl: Option<crate::sasl::SaslConfig>,
+    /// ACLs (`[authorizer]`): when present every request is authorized, deny by default.
+    pub authorizer: Option<crate::acl::AuthorizerConfig>,
     /// TLS for the listener (`[tls]`); plaintext when absent.
     pub tls: Option<crate::tls::TlsConfig>,
     /// Topic configs applied to topics without an override, under Kafka's names.
@@ -97,6 +99,7 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             metrics_listen: None,
             sasl: None,
+            authorizer: None,
             tls: None,
             topic_defaults: BTreeMap::new(),
         }

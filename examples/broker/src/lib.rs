@@ -12,6 +12,7 @@
 //! streamlog's `Storage` and `Log`. Record batches are never decoded by the broker: the log
 //! validates them once on append and fetches return the stored bytes.
 
+mod acl;
 mod apis;
 mod broker;
 mod codec;

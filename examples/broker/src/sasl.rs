@@ -447,6 +447,15 @@ impl Session {
         }
     }
 
+    /// The connection's Kafka principal: `User:NAME` once SASL authenticated, else
+    /// `User:ANONYMOUS`.
+    pub fn principal(&self) -> String {
+        match &self.principal {
+            Some(user) => format!("User:{user}"),
+            None => crate::acl::ANONYMOUS.to_string(),
+        }
+    }
+
     /// Whether requests other than ApiVersions and the SASL ones may be served.
     pub fn may_serve(&self) -> bool {
         !self.required || self.principal.is_some()

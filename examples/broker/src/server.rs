@@ -114,6 +114,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                         .map(|c| c.as_str().to_string())
                         .unwrap_or_default(),
                     client_host: peer.ip().to_string(),
+                    principal: session.principal(),
                 };
                 let outcome = match *body {
                     RequestKind::SaslHandshake(r) => {
@@ -264,6 +265,9 @@ fn api_name(api_key: kafka_protocol::messages::ApiKey) -> &'static str {
         K::AddOffsetsToTxn => "AddOffsetsToTxn",
         K::SaslHandshake => "SaslHandshake",
         K::SaslAuthenticate => "SaslAuthenticate",
+        K::DescribeAcls => "DescribeAcls",
+        K::CreateAcls => "CreateAcls",
+        K::DeleteAcls => "DeleteAcls",
         _ => "Other",
     }
 }

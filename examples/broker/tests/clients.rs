@@ -346,3 +346,17 @@ fn sasl_plain_and_scram_accept_the_right_password_only() {
     let stored = std::fs::read_to_string(broker.data_dir.join("sasl-credentials")).unwrap();
     assert!(stored.contains("alice") && !stored.contains("alice-secret"));
 }
+
+#[test]
+fn acls_deny_one_principal_and_serve_another() {
+    let work = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{CONFIG}[sasl]\nusers = {{ admin = \"admin-secret\", alice = \"alice-secret\", bob = \"bob-secret\" }}\n\
+         [authorizer]\nsuper_users = [\"User:admin\"]\n"
+    );
+    let broker = Broker::start(work.path(), &config);
+    broker.run("acl.py", &[], work.path());
+    // The ACLs left are in the data directory.
+    let stored = std::fs::read_to_string(broker.data_dir.join("acls.toml")).unwrap();
+    assert!(stored.contains("User:alice") && stored.contains("acl-orders"));
+}

@@ -199,7 +199,6 @@ fn fail(e: streamlog::Error) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BrokerConfig;
     use kafka_protocol::messages::alter_configs_request as legacy;
     use kafka_protocol::messages::incremental_alter_configs_request as inc;
     use kafka_protocol::protocol::StrBytes;
@@ -207,13 +206,7 @@ mod tests {
 
     fn broker() -> (tempfile::TempDir, Broker) {
         let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            transaction_state_log_num_partitions: 1,
-            offsets_topic_num_partitions: 1,
-            ..BrokerConfig::default()
-        };
-        let broker = Broker::open(config, "127.0.0.1:9092".parse().unwrap()).unwrap();
+        let broker = crate::broker::test_broker(dir.path(), |_| {});
         broker
             .storage
             .create_topic("t", 1, TopicConfig::new())

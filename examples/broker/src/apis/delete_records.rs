@@ -79,7 +79,6 @@ fn delete_one(broker: &Broker, topic: &str, partition: i32, offset: i64) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BrokerConfig;
     use kafka_protocol::messages::delete_records_request::{
         DeleteRecordsPartition, DeleteRecordsTopic,
     };
@@ -101,13 +100,7 @@ mod tests {
     #[test]
     fn moves_the_log_start_by_kafkas_rules() {
         let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            transaction_state_log_num_partitions: 1,
-            offsets_topic_num_partitions: 1,
-            ..BrokerConfig::default()
-        };
-        let broker = Broker::open(config, "127.0.0.1:9092".parse().unwrap()).unwrap();
+        let broker = crate::broker::test_broker(dir.path(), |_| {});
         broker
             .storage
             .create_topic("t", 1, TopicConfig::new())

@@ -177,7 +177,6 @@ fn read_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::BrokerConfig;
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::TopicName;
     use kafka_protocol::protocol::StrBytes;
@@ -231,13 +230,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn long_poll_is_answered_by_an_append_to_a_partition_it_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            transaction_state_log_num_partitions: 1,
-            offsets_topic_num_partitions: 1,
-            ..BrokerConfig::default()
-        };
-        let broker = Arc::new(Broker::open(config, "127.0.0.1:9092".parse().unwrap()).unwrap());
+        let broker = Arc::new(crate::broker::test_broker(dir.path(), |_| {}));
         broker
             .storage
             .create_topic("t", 2, TopicConfig::new())

@@ -5,8 +5,10 @@
 //! long-polls, and so do the group APIs, whose answers may wait for a rebalance. Adding an
 //! API is a row in [`versions`], an arm in [`handle`] and a handler.
 
+pub mod acls;
 pub mod admin;
 pub mod alter_configs;
+pub mod authz;
 pub mod delete_records;
 pub mod fetch;
 pub mod groups;
@@ -44,16 +46,49 @@ impl Outcome {
 }
 
 /// Who sent a request: what the coordinators record about a client.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Context {
     /// The request header's `client.id`.
     pub client_id: String,
     /// The client's address as this broker sees it.
     pub client_host: String,
+    /// Who the client is (`User:NAME`; `User:ANONYMOUS` when it did not authenticate): what
+    /// ACLs are checked against.
+    pub principal: String,
 }
 
-/// Handles one request of `version`.
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            client_id: String::new(),
+            client_host: String::new(),
+            principal: crate::acl::ANONYMOUS.to_string(),
+        }
+    }
+}
+
+/// Handles one request of `version`: authorizes it (`authz`), then runs its handler.
 pub async fn handle(
+    broker: &Arc<Broker>,
+    ctx: &Context,
+    api_key: ApiKey,
+    version: i16,
+    mut body: RequestKind,
+) -> Outcome {
+    let fixup = match authz::check(broker, ctx, version, &mut body) {
+        authz::Check::Answer(outcome) => return outcome,
+        authz::Check::Pass(fixup) => fixup,
+    };
+    match dispatch(broker, ctx, api_key, version, body).await {
+        Outcome::Respond(mut resp) => {
+            fixup.apply(broker, &mut resp);
+            Outcome::Respond(resp)
+        }
+        other => other,
+    }
+}
+
+async fn dispatch(
     broker: &Arc<Broker>,
     ctx: &Context,
     api_key: ApiKey,
@@ -80,8 +115,11 @@ pub async fn handle(
         Rq::OffsetDelete(r) => groups::offset_delete(broker, r).await,
         other => {
             let broker = Arc::clone(broker);
-            match tokio::task::spawn_blocking(move || handle_blocking(&broker, version, other))
-                .await
+            let ctx = ctx.clone();
+            match tokio::task::spawn_blocking(move || {
+                handle_blocking(&broker, &ctx, version, other)
+            })
+            .await
             {
                 Ok(outcome) => outcome,
                 Err(e) => Outcome::Close(format!("{api_key:?} handler failed: {e}")),
@@ -90,7 +128,7 @@ pub async fn handle(
     }
 }
 
-fn handle_blocking(broker: &Broker, version: i16, body: RequestKind) -> Outcome {
+fn handle_blocking(broker: &Broker, ctx: &Context, version: i16, body: RequestKind) -> Outcome {
     let respond = Outcome::respond;
     use RequestKind as Rq;
     use ResponseKind as Rs;
@@ -128,6 +166,9 @@ fn handle_blocking(broker: &Broker, version: i16, body: RequestKind) -> Outcome 
         Rq::ListOffsets(r) => respond(Rs::ListOffsets(list_offsets::list_offsets(
             broker, r, version,
         ))),
+        Rq::DescribeAcls(r) => respond(Rs::DescribeAcls(acls::describe_acls(broker, ctx, r))),
+        Rq::CreateAcls(r) => respond(Rs::CreateAcls(acls::create_acls(broker, ctx, r))),
+        Rq::DeleteAcls(r) => respond(Rs::DeleteAcls(acls::delete_acls(broker, ctx, r))),
         other => Outcome::Close(format!("no handler for {other:?}")),
     }
 }
@@ -226,6 +267,9 @@ pub fn error_code(resp: &ResponseKind) -> i16 {
         }
         ResponseKind::ApiVersions(r) => r.error_code,
         ResponseKind::DescribeCluster(r) => r.error_code,
+        ResponseKind::DescribeAcls(r) => r.error_code,
+        ResponseKind::CreateAcls(r) => first(r.results.iter().map(|a| a.error_code)),
+        ResponseKind::DeleteAcls(r) => first(r.filter_results.iter().map(|a| a.error_code)),
         _ => 0,
     }
 }
@@ -239,7 +283,6 @@ pub fn str_bytes(s: impl Into<String>) -> StrBytes {
 mod tests {
     use super::*;
     use crate::codec::{decode_request, encode_response, Decoded};
-    use crate::config::BrokerConfig;
     use bytes::BytesMut;
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::Encodable;
@@ -490,6 +533,34 @@ mod tests {
                     .with_transactional_id(TransactionalId(str("tx")))
                     .with_group_id(GroupId(str("simple"))),
             ),
+            ApiKey::DescribeAcls => RequestKind::DescribeAcls(
+                DescribeAclsRequest::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1),
+            ),
+            ApiKey::CreateAcls => {
+                RequestKind::CreateAcls(CreateAclsRequest::default().with_creations(
+                    vec![create_acls_request::AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(str("t"))
+                    .with_resource_pattern_type(3)
+                    .with_principal(str("User:alice"))
+                    .with_host(str("*"))
+                    .with_operation(3)
+                    .with_permission_type(3)],
+                ))
+            }
+            ApiKey::DeleteAcls => {
+                RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(
+                    vec![delete_acls_request::DeleteAclsFilter::default()
+                    .with_resource_type_filter(1)
+                    .with_pattern_type_filter(1)
+                    .with_operation(1)
+                    .with_permission_type(1)],
+                ))
+            }
             other => panic!("no test request for {other:?}"),
         }
     }
@@ -499,14 +570,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_api_at_every_version_answers() {
         let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig {
-            data_dir: dir.path().to_path_buf(),
-            transaction_state_log_num_partitions: 1,
-            offsets_topic_num_partitions: 1,
-            group_initial_rebalance_delay_ms: 0,
-            ..BrokerConfig::default()
-        };
-        let broker = Arc::new(Broker::open(config, "127.0.0.1:9092".parse().unwrap()).unwrap());
+        let broker = Arc::new(crate::broker::test_broker(dir.path(), |_| {}));
         broker
             .storage
             .create_topic("t", 1, streamlog::storage::TopicConfig::new())
