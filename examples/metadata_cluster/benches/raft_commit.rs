@@ -93,9 +93,7 @@ async fn cluster(root: &Path, n: u64) -> (Vec<Arc<Node>>, Vec<String>) {
     for id in 1..=n {
         let addr = addrs[(id - 1) as usize].clone();
         let listener = tokio::net::TcpListener::bind(&addr).await.unwrap();
-        let mut options = NodeOptions::new(id);
-        options.commit_inline = std::env::var_os("RAFT_INLINE").is_some();
-        let node = Node::open(&root.join(format!("node{id}")), options, Tcp)
+        let node = Node::open(&root.join(format!("node{id}")), NodeOptions::new(id), Tcp)
             .await
             .unwrap();
         tokio::spawn({
