@@ -299,7 +299,12 @@ impl Metadata {
 impl Metadata {
     /// Applies the request at `position` in the entry at `log_id`: executes it once per
     /// client sequence number, answering a retry of the last one with its first answer.
-    pub fn apply_request(&mut self, log_id: &LogId<u64>, position: usize, request: &Request) -> Response {
+    pub fn apply_request(
+        &mut self,
+        log_id: &LogId<u64>,
+        position: usize,
+        request: &Request,
+    ) -> Response {
         if let Some((seq, response)) = self.sessions.get(&request.client) {
             if request.seq == *seq {
                 return response.clone(); // a retry of the last request: answered already
