@@ -49,6 +49,7 @@ pub mod producer;
 #[cfg(feature = "openraft")]
 pub mod raft;
 pub mod record;
+pub mod replication;
 pub(crate) mod segment;
 pub mod storage;
 pub mod txn;
