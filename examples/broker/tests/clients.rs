@@ -234,8 +234,10 @@ fn transactions_committed_and_aborted_seen_per_isolation_level() {
     broker.run("transactions.py", &[], work.path());
 }
 
-#[test]
-fn bad_inputs_leave_the_broker_serving() {
+/// One kind of bad input on a raw socket (`bad_inputs.py CASE`), on a broker of its own:
+/// Kafka's error or a closed connection, then the messages stored before are intact and
+/// clients still work.
+fn bad_input(case: &str) {
     let work = tempfile::tempdir().unwrap();
     let max_connections = 12;
     let broker = Broker::start(
@@ -244,9 +246,39 @@ fn bad_inputs_leave_the_broker_serving() {
     );
     broker.run(
         "bad_inputs.py",
-        &[&max_connections.to_string()],
+        &[case, &max_connections.to_string()],
         work.path(),
     );
+}
+
+#[test]
+fn bad_input_oversized_length_prefix_closes_the_connection() {
+    bad_input("oversized");
+}
+
+#[test]
+fn bad_input_garbage_closes_the_connection() {
+    bad_input("garbage");
+}
+
+#[test]
+fn bad_input_truncated_or_stalled_request_closes_at_the_deadline() {
+    bad_input("truncated");
+}
+
+#[test]
+fn bad_input_unknown_api_key_or_version_gets_kafkas_answer() {
+    bad_input("unknown_api");
+}
+
+#[test]
+fn bad_input_corrupt_record_batch_is_corrupt_message_and_not_stored() {
+    bad_input("bad_batch");
+}
+
+#[test]
+fn bad_input_connection_flood_is_capped_at_max_connections() {
+    bad_input("flood");
 }
 
 #[test]
