@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::record::{DecodeLimits, TimestampType};
+use crate::record::{Compression, DecodeLimits, TimestampType};
 
 /// Milliseconds since the Unix epoch, from a source the log can be given.
 pub trait Clock: Send + Sync {
@@ -151,6 +151,55 @@ pub struct LogConfig {
     /// replication decides). Default [`HighWatermarkPolicy::LogEnd`], a partition that is its
     /// own only replica.
     pub high_watermark_policy: HighWatermarkPolicy,
+    /// `compression.type`: [`CompressionType::Producer`] (default) stores each producer
+    /// batch in the codec it came in; a codec re-encodes every producer batch in another
+    /// codec before the writer lock is taken, keeping its records, offsets, timestamps and
+    /// producer fields (as Kafka's `LogValidator` does). Replicated appends are stored as
+    /// the leader wrote them.
+    pub compression_type: CompressionType,
+}
+
+/// `compression.type` of a topic: keep what the producer sent, or store batches in one codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CompressionType {
+    /// `producer`: batches are stored as the producer compressed them (Kafka's default).
+    #[default]
+    Producer,
+    /// `uncompressed`, or one of Kafka's codecs by name.
+    Codec(Compression),
+}
+
+impl CompressionType {
+    /// Kafka's spelling (`uncompressed` for no codec).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Producer => "producer",
+            Self::Codec(Compression::None) => "uncompressed",
+            Self::Codec(c) => c.name(),
+        }
+    }
+
+    /// The setting of Kafka's spelling, `None` for a name Kafka does not know.
+    pub(crate) fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "producer" => Self::Producer,
+            "uncompressed" => Self::Codec(Compression::None),
+            "gzip" => Self::Codec(Compression::Gzip),
+            "snappy" => Self::Codec(Compression::Snappy),
+            "lz4" => Self::Codec(Compression::Lz4),
+            "zstd" => Self::Codec(Compression::Zstd),
+            _ => return None,
+        })
+    }
+
+    /// The codec a batch arriving in `source` is stored in (Kafka's
+    /// `BrokerCompressionType.targetCompression`).
+    pub fn target(self, source: Compression) -> Compression {
+        match self {
+            Self::Producer => source,
+            Self::Codec(c) => c,
+        }
+    }
 }
 
 /// What moves a log's high watermark, the offset below which consumers may read
@@ -296,6 +345,7 @@ impl Default for LogConfig {
             high_watermark_policy: HighWatermarkPolicy::LogEnd,
             direct_io: false,
             direct_io_write_bytes: DEFAULT_DIRECT_IO_WRITE_BYTES,
+            compression_type: CompressionType::Producer,
         }
     }
 }
@@ -335,6 +385,7 @@ impl fmt::Debug for LogConfig {
             .field("high_watermark_policy", &self.high_watermark_policy)
             .field("direct_io", &self.direct_io)
             .field("direct_io_write_bytes", &self.direct_io_write_bytes)
+            .field("compression_type", &self.compression_type)
             .finish_non_exhaustive()
     }
 }
@@ -631,6 +682,8 @@ impl LogConfigBuilder {
         direct_io: bool;
         /// The size of each direct-I/O write (see [`LogConfig::direct_io_write_bytes`]).
         direct_io_write_bytes: u32;
+        /// `compression.type` (see [`LogConfig::compression_type`]).
+        compression_type: CompressionType;
     }
 
     optional_setters! {

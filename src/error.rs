@@ -573,6 +573,16 @@ pub enum Error {
         coordinator_partition: u32,
     },
 
+    /// A coordinator driven in process finished a request without answering it (or with
+    /// the answer to another request): a bug in the coordinator, not in the caller.
+    #[error("the {coordinator} coordinator left a {request} request unanswered")]
+    CoordinatorUnanswered {
+        /// Which coordinator (`transaction`).
+        coordinator: &'static str,
+        /// The request, by its Kafka API name.
+        request: &'static str,
+    },
+
     /// A caller passed something the format cannot represent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

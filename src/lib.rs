@@ -55,8 +55,8 @@ pub mod storage;
 pub mod txn;
 
 pub use config::{
-    CleanupPolicy, Clock, HighWatermarkPolicy, LogConfig, LogConfigBuilder, ManualClock,
-    SystemClock,
+    CleanupPolicy, Clock, CompressionType, HighWatermarkPolicy, LogConfig, LogConfigBuilder,
+    ManualClock, SystemClock,
 };
 pub use error::{Error, Result};
 pub use kafka_code::KafkaCode;

@@ -37,8 +37,17 @@ impl Log {
     /// Appends one producer batch: validates it (frame, CRC, every record), assigns offsets
     /// from the log end offset, stamps the leader epoch and, under LogAppendTime, the append
     /// time. The caller's bytes are written as they are apart from those header fields.
+    ///
+    /// Under a `compression.type` codec other than the batch's, the batch is re-encoded in
+    /// that codec first (before the writer lock is taken) and the re-encoded bytes are what
+    /// is stored and counted in [`AppendInfo::size_in_bytes`].
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
         let b = self.check_producer_batch(batch)?;
+        let recompressed = self.recompress(&b)?;
+        let (batch, b) = match &recompressed {
+            Some(bytes) => (bytes.as_slice(), Batch::new(bytes)?),
+            None => (batch, b),
+        };
         loop {
             let mut w = self.lock_open()?;
             let now = self.config().clock.now_ms();
@@ -221,6 +230,44 @@ impl Log {
             size_in_bytes: batches.len() as u64,
             duplicate: false,
         })
+    }
+
+    /// The batch re-encoded in the codec `compression.type` names, or `None` when it is
+    /// stored as it came (Kafka's `LogValidator`: records, offset deltas, timestamps,
+    /// headers and the producer fields are kept; only the codec changes).
+    fn recompress(&self, b: &Batch<'_>) -> Result<Option<Vec<u8>>> {
+        let source = b.compression()?;
+        let target = self.config().compression_type.target(source);
+        if target == source {
+            return Ok(None);
+        }
+        let h = b.header();
+        let mut builder = BatchBuilder::new(BatchOptions {
+            compression: target,
+            timestamp_type: b.timestamp_type(),
+            log_append_time: h.max_timestamp,
+            base_offset: h.base_offset,
+            partition_leader_epoch: h.partition_leader_epoch,
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch,
+            base_sequence: h.base_sequence,
+            transactional: b.is_transactional(),
+            delete_horizon: None,
+        });
+        let mut scratch = Vec::new();
+        for r in &b.records_in(&mut scratch, &self.config().decode_limits)? {
+            builder.append_record(&r?)?;
+        }
+        let bytes = builder.build()?;
+        // Kafka checks the size again after a re-encoding changed it.
+        let limit = u64::from(self.config().max_message_bytes).min(self.config().segment_bytes);
+        if bytes.len() as u64 > limit {
+            return Err(Error::MessageTooLarge {
+                size: bytes.len() as u64,
+                limit,
+            });
+        }
+        Ok(Some(bytes))
     }
 
     /// The max timestamp a producer batch is stored with at clock time `now`.

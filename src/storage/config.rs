@@ -7,10 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+pub use crate::config::CompressionType;
 use crate::config::{CleanupPolicy, LogConfig};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, RealFs};
-use crate::record::{Compression, TimestampType};
+use crate::record::TimestampType;
 
 /// `retention.ms`.
 pub const RETENTION_MS: &str = "retention.ms";
@@ -55,39 +56,6 @@ pub const TOPIC_CONFIG_KEYS: [&str; 13] = [
     MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
     MESSAGE_TIMESTAMP_AFTER_MAX_MS,
 ];
-
-/// `compression.type` of a topic: keep what the producer sent, or store batches in one codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum CompressionType {
-    /// `producer`: batches are stored as the producer compressed them (Kafka's default).
-    #[default]
-    Producer,
-    /// `uncompressed`, or one of Kafka's codecs by name.
-    Codec(Compression),
-}
-
-impl CompressionType {
-    /// Kafka's spelling (`uncompressed` for no codec).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Producer => "producer",
-            Self::Codec(Compression::None) => "uncompressed",
-            Self::Codec(c) => c.name(),
-        }
-    }
-
-    fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "producer" => Self::Producer,
-            "uncompressed" => Self::Codec(Compression::None),
-            "gzip" => Self::Codec(Compression::Gzip),
-            "snappy" => Self::Codec(Compression::Snappy),
-            "lz4" => Self::Codec(Compression::Lz4),
-            "zstd" => Self::Codec(Compression::Zstd),
-            _ => return None,
-        })
-    }
-}
 
 fn timestamp_type_name(t: TimestampType) -> &'static str {
     match t {
@@ -331,9 +299,11 @@ impl TopicConfig {
         if let Some(v) = self.message_timestamp_after_max_ms {
             log.message_timestamp_after_max_ms = v;
         }
+        let compression_type = self.compression_type.unwrap_or(defaults.compression_type);
+        log.compression_type = compression_type;
         TopicSettings {
             log,
-            compression_type: self.compression_type.unwrap_or(defaults.compression_type),
+            compression_type,
         }
     }
 
@@ -355,10 +325,12 @@ impl TopicConfig {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TopicSettings {
-    /// The partition log's config, with the overrides of every key but compression.type
-    /// applied; in the defaults, the template for every log.
+    /// The partition log's config, with the topic's overrides applied (its
+    /// `compression_type` is the field beside it); in the defaults, the template for every
+    /// log, whose `compression_type` the resolved settings replace with the field beside it.
     pub log: LogConfig,
-    /// `compression.type` (Kafka: producer).
+    /// `compression.type` (Kafka: producer); resolved settings copy it into
+    /// `log.compression_type`, which a partition's appends apply.
     pub compression_type: CompressionType,
 }
 

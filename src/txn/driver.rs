@@ -142,9 +142,9 @@ impl LocalTxnDriver {
     ) -> Result<InitProducerIdResponse> {
         let id = self.request_id();
         self.coordinator.init_producer_id(id, req);
-        match self.finish(id)? {
+        match self.finish(id, "InitProducerId")? {
             Response::InitProducerId(r) => Ok(r),
-            _ => Err(unanswered()),
+            _ => Err(unanswered("InitProducerId")),
         }
     }
 
@@ -167,9 +167,11 @@ impl LocalTxnDriver {
                 partitions,
             }],
         );
-        match self.finish(id)? {
-            Response::AddPartitionsToTxn(mut r) if r.len() == 1 => r.pop().ok_or_else(unanswered),
-            _ => Err(unanswered()),
+        match self.finish(id, "AddPartitionsToTxn")? {
+            Response::AddPartitionsToTxn(mut r) if r.len() == 1 => {
+                r.pop().ok_or_else(|| unanswered("AddPartitionsToTxn"))
+            }
+            _ => Err(unanswered("AddPartitionsToTxn")),
         }
     }
 
@@ -177,9 +179,9 @@ impl LocalTxnDriver {
     pub fn add_offsets_to_txn(&mut self, req: AddOffsetsToTxnRequest) -> Result<KafkaCode> {
         let id = self.request_id();
         self.coordinator.add_offsets_to_txn(id, req);
-        match self.finish(id)? {
+        match self.finish(id, "AddOffsetsToTxn")? {
             Response::AddOffsetsToTxn(e) => Ok(e),
-            _ => Err(unanswered()),
+            _ => Err(unanswered("AddOffsetsToTxn")),
         }
     }
 
@@ -201,9 +203,9 @@ impl LocalTxnDriver {
                 committed,
             },
         );
-        match self.finish(id)? {
+        match self.finish(id, "EndTxn")? {
             Response::EndTxn(e) => Ok(e),
-            _ => Err(unanswered()),
+            _ => Err(unanswered("EndTxn")),
         }
     }
 
@@ -221,9 +223,11 @@ impl LocalTxnDriver {
         self.next_request
     }
 
-    fn finish(&mut self, id: u64) -> Result<Response> {
+    fn finish(&mut self, id: u64, request: &'static str) -> Result<Response> {
         self.run();
-        self.responses.remove(&id).ok_or_else(unanswered)
+        self.responses
+            .remove(&id)
+            .ok_or_else(|| unanswered(request))
     }
 
     /// Carries out outputs until there are none.
@@ -315,8 +319,11 @@ impl LocalTxnDriver {
     }
 }
 
-fn unanswered() -> Error {
-    Error::InvalidArgument("the transaction coordinator left the request unanswered".into())
+fn unanswered(request: &'static str) -> Error {
+    Error::CoordinatorUnanswered {
+        coordinator: "transaction",
+        request,
+    }
 }
 
 /// Reads a `__transaction_state` partition into a loader; returns it with the coordinator

@@ -447,12 +447,13 @@ impl Session {
         }
     }
 
-    /// The connection's Kafka principal: `User:NAME` once SASL authenticated, else
-    /// `User:ANONYMOUS`.
-    pub fn principal(&self) -> String {
-        match &self.principal {
-            Some(user) => format!("User:{user}"),
-            None => crate::acl::ANONYMOUS.to_string(),
+    /// The connection's Kafka principal: `User:NAME` once SASL authenticated (over TLS too,
+    /// as Kafka's SASL_SSL), else `otherwise` (a client certificate's), else `User:ANONYMOUS`.
+    pub fn principal(&self, otherwise: Option<&str>) -> String {
+        match (&self.principal, otherwise) {
+            (Some(user), _) => format!("User:{user}"),
+            (None, Some(p)) => p.to_string(),
+            (None, None) => crate::acl::ANONYMOUS.to_string(),
         }
     }
 

@@ -59,13 +59,16 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
                 broker.metrics.connections.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);
                 let served = match tls {
-                    None => connection(stream, peer, &broker).await,
+                    None => connection(stream, peer, &broker, None).await,
                     // The handshake is bounded like a request's read.
                     Some(tls) => {
                         match timeout(broker.config.request_read_timeout(), tls.accept(stream))
                             .await
                         {
-                            Ok(Ok(stream)) => connection(stream, peer, &broker).await,
+                            Ok(Ok(stream)) => {
+                                let principal = crate::tls::client_principal(stream.get_ref().1);
+                                connection(stream, peer, &broker, principal).await
+                            }
                             Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
                             Err(_) => Err("TLS handshake not completed in time".into()),
                         }
@@ -88,6 +91,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     broker: &Arc<Broker>,
+    tls_principal: Option<String>,
 ) -> Result<(), String> {
     let mut session = sasl::Session::new(broker.config.sasl.is_some());
     loop {
@@ -114,7 +118,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                         .map(|c| c.as_str().to_string())
                         .unwrap_or_default(),
                     client_host: peer.ip().to_string(),
-                    principal: session.principal(),
+                    principal: session.principal(tls_principal.as_deref()),
                 };
                 let outcome = match *body {
                     RequestKind::SaslHandshake(r) => {

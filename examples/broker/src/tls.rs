@@ -1,5 +1,7 @@
 //! TLS listeners: rustls (ring provider) from PEM files, with optional client-certificate
-//! authentication against a CA bundle (Kafka's `ssl.client.auth=required`).
+//! authentication against a CA bundle (Kafka's `ssl.client.auth=required`). A verified client
+//! certificate names the connection's principal as Kafka's default `ssl.principal.mapping.rules`
+//! do: `User:` and the certificate subject's RFC 4514 (RFC 2253) name, e.g. `User:CN=alice,O=acme`.
 //!
 //! ```toml
 //! [tls]
@@ -73,5 +75,24 @@ impl TlsConfig {
             .with_single_cert(chain, key)
             .context("the certificate and its key do not match")?;
         Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+/// The principal a verified client certificate names (`User:` + its subject), when the
+/// client presented one; `None` for a certificate that does not parse (then the
+/// connection stays `User:ANONYMOUS`, as without a certificate).
+pub fn client_principal(conn: &rustls::ServerConnection) -> Option<String> {
+    use x509_cert::der::Decode;
+    let leaf = conn.peer_certificates()?.first()?;
+    match x509_cert::Certificate::from_der(leaf.as_ref()) {
+        Ok(cert) => {
+            let principal = format!("User:{}", cert.tbs_certificate().subject());
+            tracing::info!(%principal, "client certificate verified");
+            Some(principal)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "client certificate subject unreadable");
+            None
+        }
     }
 }

@@ -234,8 +234,10 @@ fn transactions_committed_and_aborted_seen_per_isolation_level() {
     broker.run("transactions.py", &[], work.path());
 }
 
-#[test]
-fn bad_inputs_leave_the_broker_serving() {
+/// One kind of bad input on a raw socket (`bad_inputs.py CASE`), on a broker of its own:
+/// Kafka's error or a closed connection, then the messages stored before are intact and
+/// clients still work.
+fn bad_input(case: &str) {
     let work = tempfile::tempdir().unwrap();
     let max_connections = 12;
     let broker = Broker::start(
@@ -244,9 +246,39 @@ fn bad_inputs_leave_the_broker_serving() {
     );
     broker.run(
         "bad_inputs.py",
-        &[&max_connections.to_string()],
+        &[case, &max_connections.to_string()],
         work.path(),
     );
+}
+
+#[test]
+fn bad_input_oversized_length_prefix_closes_the_connection() {
+    bad_input("oversized");
+}
+
+#[test]
+fn bad_input_garbage_closes_the_connection() {
+    bad_input("garbage");
+}
+
+#[test]
+fn bad_input_truncated_or_stalled_request_closes_at_the_deadline() {
+    bad_input("truncated");
+}
+
+#[test]
+fn bad_input_unknown_api_key_or_version_gets_kafkas_answer() {
+    bad_input("unknown_api");
+}
+
+#[test]
+fn bad_input_corrupt_record_batch_is_corrupt_message_and_not_stored() {
+    bad_input("bad_batch");
+}
+
+#[test]
+fn bad_input_connection_flood_is_capped_at_max_connections() {
+    bad_input("flood");
 }
 
 #[test]
@@ -284,54 +316,144 @@ fn exactly_once_consume_transform_produce() {
     broker.run("exactly_once.py", &[], work.path());
 }
 
-/// Test-only certificates, made fresh for each run: a CA, a server certificate it signs for
-/// 127.0.0.1 and localhost, and a second CA that signed nothing the broker has. Returns the
-/// paths of (server chain, server key, good CA, wrong CA).
-fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let ca = |name: &str| {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        (cert, key)
-    };
-    let (good, good_key) = ca("streamlog test CA");
-    let (wrong, _) = ca("another test CA");
-    let mut params =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "streamlog test broker");
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &good, &good_key).unwrap();
-    let write = |name: &str, pem: String| {
-        let path = dir.join(name);
+/// Test-only certificates, made fresh for each run (no key is kept in the repository): a CA,
+/// and a second CA that signed nothing the broker trusts; certificates they sign are
+/// written as PEM files into `dir`.
+struct Pki {
+    dir: PathBuf,
+    ca: (rcgen::Certificate, rcgen::KeyPair),
+    wrong: (rcgen::Certificate, rcgen::KeyPair),
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        let ca = |name: &str| {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            let key = KeyPair::generate().unwrap();
+            let cert = params.self_signed(&key).unwrap();
+            (cert, key)
+        };
+        let pki = Pki {
+            dir: dir.to_path_buf(),
+            ca: ca("streamlog test CA"),
+            wrong: ca("another test CA"),
+        };
+        pki.write("ca.pem", pki.ca.0.pem());
+        pki.write("wrong-ca.pem", pki.wrong.0.pem());
+        pki
+    }
+
+    fn write(&self, name: &str, pem: String) -> PathBuf {
+        let path = self.dir.join(name);
         std::fs::write(&path, pem).unwrap();
         path
-    };
-    (
-        write("server.pem", cert.pem()),
-        write("server-key.pem", key.serialize_pem()),
-        write("ca.pem", good.pem()),
-        write("wrong-ca.pem", wrong.pem()),
-    )
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A leaf certificate and key named `NAME.pem`, `NAME-key.pem`: for 127.0.0.1 and
+    /// localhost (a server), or for client authentication (subject `CN=cn`); signed by the
+    /// good CA or the wrong one.
+    fn leaf(&self, name: &str, client_cn: Option<&str>, by_wrong_ca: bool) -> (PathBuf, PathBuf) {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+        let mut params = match client_cn {
+            None => {
+                let mut p =
+                    CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                        .unwrap();
+                p.distinguished_name
+                    .push(DnType::CommonName, "streamlog test broker");
+                p
+            }
+            Some(cn) => {
+                let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+                p.distinguished_name.push(DnType::CommonName, cn);
+                p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+                p
+            }
+        };
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().unwrap();
+        let (issuer, issuer_key) = if by_wrong_ca { &self.wrong } else { &self.ca };
+        let cert = params.signed_by(&key, issuer, issuer_key).unwrap();
+        (
+            self.write(&format!("{name}.pem"), cert.pem()),
+            self.write(&format!("{name}-key.pem"), key.serialize_pem()),
+        )
+    }
+
+    /// The `[tls]` section for a broker with the server certificate, requiring client
+    /// certificates of the good CA when `mtls`.
+    fn tls_section(&self, mtls: bool) -> String {
+        let (cert, key) = self.leaf("server", None, false);
+        let mut section = format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        );
+        if mtls {
+            section += &format!(
+                "client_ca = {:?}\n",
+                self.path("ca.pem").display().to_string()
+            );
+        }
+        section
+    }
 }
 
 #[test]
 fn tls_listener_serves_clients_of_its_ca_and_refuses_others() {
     let work = tempfile::tempdir().unwrap();
-    let (cert, key, ca, wrong_ca) = test_certificates(work.path());
-    let config = format!(
-        "{CONFIG}[tls]\ncert = {cert:?}\nkey = {key:?}\n",
-        cert = cert.display().to_string(),
-        key = key.display().to_string()
-    );
+    let pki = Pki::new(work.path());
+    let config = format!("{CONFIG}{}", pki.tls_section(false));
     let broker = Broker::start(work.path(), &config);
     broker.run(
         "tls.py",
-        &[ca.to_str().unwrap(), wrong_ca.to_str().unwrap()],
+        &[
+            pki.path("ca.pem").to_str().unwrap(),
+            pki.path("wrong-ca.pem").to_str().unwrap(),
+        ],
+        work.path(),
+    );
+}
+
+#[test]
+fn mtls_client_certificate_is_the_principal_acls_check() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = Pki::new(work.path());
+    for (name, cn, wrong) in [
+        ("admin", "admin", false),
+        ("alice", "alice", false),
+        ("bob", "bob", false),
+        ("mallory", "alice", true),
+    ] {
+        pki.leaf(name, Some(cn), wrong);
+    }
+    let config = format!(
+        "{CONFIG}[authorizer]\nsuper_users = [\"User:CN=admin\"]\n{}",
+        pki.tls_section(true)
+    );
+    let broker = Broker::start(work.path(), &config);
+    broker.run("mtls.py", &[work.path().to_str().unwrap()], work.path());
+}
+
+#[test]
+fn sasl_ssl_authenticates_over_tls() {
+    let work = tempfile::tempdir().unwrap();
+    let pki = Pki::new(work.path());
+    let config = format!(
+        "{CONFIG}[sasl]\nusers = {{ alice = \"alice-secret\" }}\n{}",
+        pki.tls_section(false)
+    );
+    let broker = Broker::start(work.path(), &config);
+    broker.run(
+        "sasl_ssl.py",
+        &[pki.path("ca.pem").to_str().unwrap()],
         work.path(),
     );
 }

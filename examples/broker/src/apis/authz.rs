@@ -143,6 +143,7 @@ pub fn check(broker: &Broker, ctx: &Context, version: i16, body: &mut RequestKin
             let txn_ok = r
                 .transactional_id
                 .as_ref()
+                .filter(|t| !t.0.is_empty())
                 .is_none_or(|id| can(Op::Write, Rt::TransactionalId, id.0.as_str()));
             let parts = |t: &wire::produce_request::TopicProduceData| {
                 t.partition_data.iter().map(|p| p.index).collect()
@@ -485,7 +486,8 @@ pub fn check(broker: &Broker, ctx: &Context, version: i16, body: &mut RequestKin
             );
         }
         Rq::InitProducerId(r) => {
-            let code = match &r.transactional_id {
+            // An empty transactional id is an idempotent producer's, as the handler reads it.
+            let code = match r.transactional_id.as_ref().filter(|t| !t.0.is_empty()) {
                 Some(id) if !can(Op::Write, Rt::TransactionalId, id.0.as_str()) => {
                     Some(TXN_ID_DENIED)
                 }

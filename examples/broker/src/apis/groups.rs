@@ -476,11 +476,15 @@ pub async fn offset_fetch(
 }
 
 /// DescribeGroups.
-pub async fn describe_groups(broker: &Arc<Broker>, req: wire::DescribeGroupsRequest) -> Outcome {
+pub async fn describe_groups(
+    broker: &Arc<Broker>,
+    req: wire::DescribeGroupsRequest,
+    version: i16,
+) -> Outcome {
     let request = gc::Request::DescribeGroups(gc::DescribeGroupsRequest {
         groups: req.groups.iter().map(|g| s(g)).collect(),
-        // Served up to v5 (versions.rs); v6 would set this (GROUP_ID_NOT_FOUND).
-        report_unknown_groups: false,
+        // v6 (KIP-1043): a group the coordinator does not hold is GROUP_ID_NOT_FOUND.
+        report_unknown_groups: version >= 6,
     });
     let Some(gc::Response::DescribeGroups(r)) = broker.groups.call(request).await else {
         return unavailable();
@@ -491,6 +495,12 @@ pub async fn describe_groups(broker: &Arc<Broker>, req: wire::DescribeGroupsRequ
         .map(|g| {
             wire::describe_groups_response::DescribedGroup::default()
                 .with_error_code(g.error_code.code())
+                // The message field exists from v6.
+                .with_error_message(if version >= 6 {
+                    ostr(g.error_message)
+                } else {
+                    None
+                })
                 .with_group_id(GroupId(str_bytes(g.group_id)))
                 .with_group_state(str_bytes(g.group_state))
                 .with_protocol_type(str_bytes(g.protocol_type))
@@ -519,11 +529,15 @@ pub async fn describe_groups(broker: &Arc<Broker>, req: wire::DescribeGroupsRequ
 }
 
 /// ListGroups.
-pub async fn list_groups(broker: &Arc<Broker>, req: wire::ListGroupsRequest) -> Outcome {
+pub async fn list_groups(
+    broker: &Arc<Broker>,
+    req: wire::ListGroupsRequest,
+    version: i16,
+) -> Outcome {
     let request = gc::Request::ListGroups(gc::ListGroupsRequest {
         states_filter: req.states_filter.iter().map(s).collect(),
-        // Served up to v4 (versions.rs); v5 carries a types filter.
-        types_filter: Vec::new(),
+        // v5 (KIP-848) filters by group type; every group here is `classic`.
+        types_filter: req.types_filter.iter().map(s).collect(),
     });
     let Some(gc::Response::ListGroups(r)) = broker.groups.call(request).await else {
         return unavailable();
@@ -536,6 +550,11 @@ pub async fn list_groups(broker: &Arc<Broker>, req: wire::ListGroupsRequest) -> 
                 .with_group_id(GroupId(str_bytes(g.group_id)))
                 .with_protocol_type(str_bytes(g.protocol_type))
                 .with_group_state(str_bytes(g.group_state))
+                .with_group_type(if version >= 5 {
+                    str_bytes(g.group_type)
+                } else {
+                    StrBytes::default()
+                })
         })
         .collect();
     Outcome::respond(ResponseKind::ListGroups(

@@ -82,6 +82,7 @@ pub async fn handle(
     match dispatch(broker, ctx, api_key, version, body).await {
         Outcome::Respond(mut resp) => {
             fixup.apply(broker, &mut resp);
+            producer_fenced_for_old_clients(version, &mut resp);
             Outcome::Respond(resp)
         }
         other => other,
@@ -109,8 +110,8 @@ async fn dispatch(
         Rq::OffsetCommit(r) => groups::offset_commit(broker, r, version).await,
         Rq::OffsetFetch(r) => groups::offset_fetch(broker, r, version).await,
         Rq::TxnOffsetCommit(r) => groups::txn_offset_commit(broker, r, version).await,
-        Rq::DescribeGroups(r) => groups::describe_groups(broker, r).await,
-        Rq::ListGroups(r) => groups::list_groups(broker, r).await,
+        Rq::DescribeGroups(r) => groups::describe_groups(broker, r, version).await,
+        Rq::ListGroups(r) => groups::list_groups(broker, r, version).await,
         Rq::DeleteGroups(r) => groups::delete_groups(broker, r).await,
         Rq::OffsetDelete(r) => groups::offset_delete(broker, r).await,
         other => {
@@ -170,6 +171,39 @@ fn handle_blocking(broker: &Broker, ctx: &Context, version: i16, body: RequestKi
         Rq::CreateAcls(r) => respond(Rs::CreateAcls(acls::create_acls(broker, ctx, r))),
         Rq::DeleteAcls(r) => respond(Rs::DeleteAcls(acls::delete_acls(broker, ctx, r))),
         other => Outcome::Close(format!("no handler for {other:?}")),
+    }
+}
+
+/// PRODUCER_FENCED (KIP-588) is answered only to request versions that know it: InitProducerId
+/// v4+, AddPartitionsToTxn, AddOffsetsToTxn and EndTxn v2+, TxnOffsetCommit v3+. Older ones get
+/// INVALID_PRODUCER_EPOCH, as Kafka translates it.
+fn producer_fenced_for_old_clients(version: i16, resp: &mut ResponseKind) {
+    const PRODUCER_FENCED: i16 = 90;
+    const INVALID_PRODUCER_EPOCH: i16 = 47;
+    let fix = |code: &mut i16, first_knowing: i16| {
+        if *code == PRODUCER_FENCED && version < first_knowing {
+            *code = INVALID_PRODUCER_EPOCH;
+        }
+    };
+    match resp {
+        ResponseKind::InitProducerId(r) => fix(&mut r.error_code, 4),
+        ResponseKind::EndTxn(r) => fix(&mut r.error_code, 2),
+        ResponseKind::AddOffsetsToTxn(r) => fix(&mut r.error_code, 2),
+        ResponseKind::AddPartitionsToTxn(r) => {
+            for t in &mut r.results_by_topic_v3_and_below {
+                for p in &mut t.results_by_partition {
+                    fix(&mut p.partition_error_code, 2);
+                }
+            }
+        }
+        ResponseKind::TxnOffsetCommit(r) => {
+            for t in &mut r.topics {
+                for p in &mut t.partitions {
+                    fix(&mut p.error_code, 3);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -563,6 +597,23 @@ mod tests {
             }
             other => panic!("no test request for {other:?}"),
         }
+    }
+
+    #[test]
+    fn producer_fenced_is_invalid_producer_epoch_for_versions_before_kip_588() {
+        let end = |v| {
+            let mut r = ResponseKind::EndTxn(EndTxnResponse::default().with_error_code(90));
+            producer_fenced_for_old_clients(v, &mut r);
+            error_code(&r)
+        };
+        assert_eq!((end(1), end(2)), (47, 90));
+        let init = |v| {
+            let mut r =
+                ResponseKind::InitProducerId(InitProducerIdResponse::default().with_error_code(90));
+            producer_fenced_for_old_clients(v, &mut r);
+            error_code(&r)
+        };
+        assert_eq!((init(3), init(4)), (47, 90));
     }
 
     /// Every served API at every served version: the request decodes, the handler answers,
