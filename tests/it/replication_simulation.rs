@@ -234,7 +234,14 @@ impl Sim {
         node.incarnation += 1;
         let log = match open(&node.fs) {
             Ok(log) => log,
-            Err(e) => panic!("seed {}: replica {i} does not reopen: {e}", self.seed),
+            // An injected fault fired during recovery: the replica stays down a while more
+            // (the fault is cleared; the next open tries again).
+            Err(e) => {
+                node.fs.clear_faults();
+                node.restart_at = self.now + 50;
+                self.event(format!("reopen of {i} failed: {e}"));
+                return;
+            }
         };
         let config = repl_config(self.durability);
         node.replica = Some(Replica::new(i, node.incarnation, log, config, self.now).unwrap());
