@@ -57,6 +57,10 @@ pub struct AgentConfig {
     /// Seconds between status lines on stderr (0: none).
     #[serde(default = "status_interval_s")]
     pub status_interval_s: u64,
+    /// Seconds between maintenance passes of `streamlog ingest` (retention, and compaction
+    /// of `__ingest_positions`, which keeps only each position's latest value); 0: none.
+    #[serde(default = "maintenance_interval_s")]
+    pub maintenance_interval_s: u64,
     /// The sources.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
@@ -138,6 +142,9 @@ fn batch_size() -> usize {
 }
 fn max_transaction_bytes() -> usize {
     ProducerSettings::default().max_transaction_bytes
+}
+fn maintenance_interval_s() -> u64 {
+    30
 }
 fn status_interval_s() -> u64 {
     10

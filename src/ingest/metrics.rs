@@ -21,13 +21,16 @@ pub struct SourceMetrics {
     pub lines_split: AtomicU64,
     /// Partial last lines emitted after the idle timeout.
     pub partial_lines: AtomicU64,
-    /// Files seen truncated (copytruncate), or whose first bytes changed under the same inode.
+    /// Files seen truncated (copytruncate): while followed, or while the agent was down
+    /// (on restart the inode is shorter than the position or holds other first bytes, and a
+    /// plain copy holding the rest is found).
     pub truncations: AtomicU64,
     /// Truncated or vanished files whose rest was found in a copy (plain or gzip).
     pub copies_followed: AtomicU64,
     /// Gzip files read to finish a file whose plain copy was gone.
     pub gzip_reads: AtomicU64,
-    /// Inodes found holding another file than the position recorded (inode reuse).
+    /// Inodes found holding another file than the position recorded, with no plain copy
+    /// of it (inode reuse, or a rotation whose rest is only in a gzip file or gone).
     pub identity_changes: AtomicU64,
     /// Files given up: unreadable, or vanished before being read to the end and never found
     /// again within the detach timeout.

@@ -30,6 +30,9 @@ pub(crate) fn ensure_topic(storage: &Storage) -> Result<()> {
     if !storage.topics().iter().any(|t| t == POSITIONS_TOPIC) {
         let mut config = TopicConfig::new();
         config.set("cleanup.policy", "compact")?;
+        // Compaction leaves the active segment alone: small segments let it drop old
+        // positions soon (a source writes one record per changed file per commit).
+        config.set("segment.bytes", "1048576")?;
         storage.create_topic(POSITIONS_TOPIC, 1, config)?;
     }
     Ok(())

@@ -7,8 +7,8 @@ use crate::record::header::{
     MAX_TIMESTAMP as MAX_TIMESTAMP_AT, PARTITION_LEADER_EPOCH as LEADER_EPOCH_AT,
 };
 use crate::record::{
-    Batch, BatchBuilder, BatchOptions, Batches, Compression, OwnedRecord, TimestampType,
-    BATCH_HEADER_SIZE,
+    walk_producer_records, Batch, BatchBuilder, BatchOptions, Batches, Compression, OwnedRecord,
+    TimestampType, BATCH_HEADER_SIZE,
 };
 use crate::segment::BatchPos;
 
@@ -315,8 +315,7 @@ impl Log {
         if b.last_offset_delta() != b.record_count() - 1 {
             return Err(invalid("producer batch offsets are not contiguous"));
         }
-        // Decode every record: a corrupt record must never reach the log. Offset deltas are
-        // checked to run 0, 1, 2, ... (the iterator checks they increase up to the last).
+        // Every record must be well-formed: a corrupt record must never reach the log.
         let mut scratch = Vec::new();
         let records = b.records_in(&mut scratch, &self.config().decode_limits)?;
         // Kafka refuses records without a key on compacted topics: the cleaner could only
@@ -327,23 +326,41 @@ impl Log {
         let (min, max) = self
             .config()
             .accepted_timestamps(self.config().clock.now_ms());
-        for (index, r) in records.iter().enumerate() {
-            let r = r?;
-            let index = || u32::try_from(index).unwrap_or(u32::MAX);
-            if r.key.is_none() && compacted {
-                return Err(Error::RecordWithoutKey {
-                    base_offset,
-                    index: index(),
-                });
+        let log_append_time =
+            (b.timestamp_type() == TimestampType::LogAppendTime).then(|| b.max_timestamp());
+        let base_timestamp = b.base_timestamp();
+        let check = |index: u32, timestamp: i64, key_is_null: bool| {
+            if key_is_null && compacted {
+                return Err(Error::RecordWithoutKey { base_offset, index });
             }
-            if r.timestamp != crate::record::NO_TIMESTAMP && !(min..=max).contains(&r.timestamp) {
+            if timestamp != crate::record::NO_TIMESTAMP && !(min..=max).contains(&timestamp) {
                 return Err(Error::InvalidTimestamp {
                     base_offset,
-                    index: index(),
-                    timestamp: r.timestamp,
+                    index,
+                    timestamp,
                     min,
                     max,
                 });
+            }
+            Ok(())
+        };
+        // The fast walk over the records' framing (no record decoded into fields) accepts
+        // only what the full iterator accepts; on anything else the iterator below names
+        // what is wrong. Offset deltas must run 0, 1, 2, ... (the last is count - 1).
+        let count = u32::try_from(b.record_count()).unwrap_or(0);
+        let walked = walk_producer_records(records.as_bytes(), count, |index, frame| {
+            let timestamp =
+                log_append_time.unwrap_or(base_timestamp.wrapping_add(frame.timestamp_delta));
+            check(index, timestamp, frame.key_is_null)
+        })?;
+        if !walked {
+            for (index, r) in records.iter().enumerate() {
+                let r = r?;
+                check(
+                    u32::try_from(index).unwrap_or(u32::MAX),
+                    r.timestamp,
+                    r.key.is_none(),
+                )?;
             }
         }
         Ok(b)

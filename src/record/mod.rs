@@ -26,6 +26,7 @@ pub use header::{
     Attributes, BatchHeader, TimestampType, BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2,
     NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
 };
+pub(crate) use record::walk_producer_records;
 pub use record::{Header, Headers, OwnedRecord, Record};
 pub(crate) use records::RecordCursor;
 pub use records::{RecordIter, Records};

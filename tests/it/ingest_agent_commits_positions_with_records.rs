@@ -11,7 +11,7 @@ use std::time::Duration;
 use streamlog::ingest::{
     load_committed, Agent, AgentSettings, FileSourceConfig, KeyMode, POSITIONS_TOPIC,
 };
-use streamlog::storage::{Storage, StorageConfig};
+use streamlog::storage::{Storage, StorageConfig, TopicConfig};
 
 fn append(path: &Path, from: usize, to: usize) {
     let mut f = OpenOptions::new()
@@ -92,5 +92,43 @@ fn agent_restart_resumes_from_committed_positions() {
     // Positions were written transactionally: nothing in the positions topic is undecided.
     let pos = storage.partition(POSITIONS_TOPIC, 0).unwrap();
     assert_eq!(pos.last_stable_offset(), pos.log_end_offset());
+    storage.close().unwrap();
+}
+
+#[test]
+fn positions_topic_compacts_to_each_files_latest_position() {
+    let logs = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let app = logs.path().join("app.log");
+    let storage = Arc::new(Storage::open(data.path(), StorageConfig::default()).unwrap());
+    // The agent keeps an existing positions topic: tiny segments, so every commit's
+    // positions land in a segment of their own that compaction can clean.
+    let mut config = TopicConfig::new();
+    config.set("cleanup.policy", "compact").unwrap();
+    config.set("segment.bytes", "600").unwrap();
+    storage.create_topic(POSITIONS_TOPIC, 1, config).unwrap();
+    for round in 0..8 {
+        append(&app, round * 10, round * 10 + 10);
+        run_agent(&storage, logs.path(), 10);
+    }
+    let positions = load_committed(&storage).unwrap();
+    let records = |storage: &Storage| {
+        let log = storage.partition(POSITIONS_TOPIC, 0).unwrap();
+        log.records_committed(log.log_start_offset()).count()
+    };
+    let before = records(&storage);
+    let report = storage.maintain(i64::MAX / 2).unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let after = records(&storage);
+    assert!(
+        after < before,
+        "compaction kept {after} of {before} positions"
+    );
+    assert_eq!(load_committed(&storage).unwrap(), positions);
+    // A restart after compaction resumes where it stood: nothing again, then only new lines.
+    append(&app, 80, 90);
+    run_agent(&storage, logs.path(), 10);
+    let expected: Vec<String> = (0..90).map(|i| format!("line {i:06}")).collect();
+    assert_eq!(committed_lines(&storage, "app-logs"), expected);
     storage.close().unwrap();
 }

@@ -27,10 +27,10 @@ pub mod node;
 pub mod rpc;
 
 openraft::declare_raft_types!(
-    /// The cluster's openraft types: metadata requests on u64 node ids reached at an address.
+    /// The cluster's openraft types: batches of metadata requests on u64 node ids reached at an address.
     pub TypeConfig:
-        D = metadata::Request,
-        R = metadata::Response,
+        D = metadata::Proposal,
+        R = Vec<metadata::Response>,
         NodeId = u64,
         Node = BasicNode,
         Entry = Entry<TypeConfig>,

@@ -129,6 +129,19 @@ pub struct Request {
     pub command: Command,
 }
 
+/// What one Raft entry carries: the requests the leader gathered while its previous entry
+/// was being made durable, applied in order, each answered on its own.
+///
+/// Why entries carry batches: openraft 0.9's core appends one entry per `client_write` and
+/// waits for that append's flush before it takes the next request, so one entry per
+/// request would cost one fsync per request however many clients wait (see
+/// [`crate::node::Node::write`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// The requests, in the order they are applied.
+    pub requests: Vec<Request>,
+}
+
 /// What applying a request answered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
@@ -153,7 +166,8 @@ impl Metadata {
             .collect()
     }
 
-    fn execute(&mut self, log_id: &LogId<u64>, command: &Command) -> Response {
+    /// Executes the request at `position` in the entry at `log_id`.
+    fn execute(&mut self, log_id: &LogId<u64>, position: usize, command: &Command) -> Response {
         let ok = Response::Ok { topic_id: None };
         let error = |name: &str| Response::Error(name.to_string());
         match command {
@@ -222,7 +236,11 @@ impl Metadata {
                 if *partitions == 0 {
                     return error("INVALID_PARTITIONS");
                 }
-                let id = format!("{:016x}{:016x}", log_id.leader_id.term, log_id.index);
+                // 128 bits like Kafka's topic ids: term, entry index, place in the entry.
+                let id = format!(
+                    "{:016x}{:012x}{:04x}",
+                    log_id.leader_id.term, log_id.index, position
+                );
                 let partitions = (0..*partitions as usize)
                     .map(|p| {
                         let replicas: Vec<i32> = (0..rf)
@@ -278,8 +296,15 @@ impl Metadata {
     }
 }
 
-impl StateMachineData<TypeConfig> for Metadata {
-    fn apply(&mut self, log_id: &LogId<u64>, request: &Request) -> Response {
+impl Metadata {
+    /// Applies the request at `position` in the entry at `log_id`: executes it once per
+    /// client sequence number, answering a retry of the last one with its first answer.
+    pub fn apply_request(
+        &mut self,
+        log_id: &LogId<u64>,
+        position: usize,
+        request: &Request,
+    ) -> Response {
         if let Some((seq, response)) = self.sessions.get(&request.client) {
             if request.seq == *seq {
                 return response.clone(); // a retry of the last request: answered already
@@ -288,10 +313,21 @@ impl StateMachineData<TypeConfig> for Metadata {
                 return Response::Error("OUT_OF_ORDER_SEQUENCE_NUMBER".into());
             }
         }
-        let response = self.execute(log_id, &request.command);
+        let response = self.execute(log_id, position, &request.command);
         self.sessions
             .insert(request.client, (request.seq, response.clone()));
         response
+    }
+}
+
+impl StateMachineData<TypeConfig> for Metadata {
+    fn apply(&mut self, log_id: &LogId<u64>, proposal: &Proposal) -> Vec<Response> {
+        proposal
+            .requests
+            .iter()
+            .enumerate()
+            .map(|(position, request)| self.apply_request(log_id, position, request))
+            .collect()
     }
 }
 
@@ -325,7 +361,7 @@ mod tests {
     fn topics_are_assigned_and_fencing_moves_leaders() {
         let mut m = Metadata::default();
         for (i, id) in [1, 2, 3].into_iter().enumerate() {
-            m.apply(&at(i as u64), &req(1, i as u64, register(id)));
+            m.apply_request(&at(i as u64), 0, &req(1, i as u64, register(id)));
         }
         let create = Command::CreateTopic {
             name: "t".into(),
@@ -333,24 +369,24 @@ mod tests {
             replication_factor: 2,
             configs: BTreeMap::new(),
         };
-        let r = m.apply(&at(5), &req(1, 3, create.clone()));
+        let r = m.apply_request(&at(5), 0, &req(1, 3, create.clone()));
         assert_eq!(
             r,
             Response::Ok {
-                topic_id: Some(format!("{:016x}{:016x}", 1, 5))
+                topic_id: Some(format!("{:016x}{:012x}{:04x}", 1, 5, 0))
             }
         );
         let t = &m.topics["t"];
         let replicas: Vec<_> = t.partitions.iter().map(|p| p.replicas.clone()).collect();
         assert_eq!(replicas, [vec![1, 2], vec![2, 3], vec![3, 1]]);
         // A retry answers the same and changes nothing; a new request with the name fails.
-        assert_eq!(m.apply(&at(6), &req(1, 3, create.clone())), r);
+        assert_eq!(m.apply_request(&at(6), 0, &req(1, 3, create.clone())), r);
         assert_eq!(m.topics["t"].created_at, 5);
         assert_eq!(
-            m.apply(&at(7), &req(1, 4, create)),
+            m.apply_request(&at(7), 0, &req(1, 4, create)),
             Response::Error("TOPIC_ALREADY_EXISTS".into())
         );
-        m.apply(&at(8), &req(2, 0, Command::FenceBroker { id: 2 }));
+        m.apply_request(&at(8), 0, &req(2, 0, Command::FenceBroker { id: 2 }));
         let p: Vec<_> = m.topics["t"]
             .partitions
             .iter()
@@ -358,9 +394,45 @@ mod tests {
             .collect();
         assert_eq!(p, [(1, 0, vec![1]), (3, 1, vec![3]), (3, 0, vec![3, 1])]);
         assert_eq!(
-            m.apply(&at(9), &req(2, 0, Command::UnfenceBroker { id: 2 })),
+            m.apply_request(&at(9), 0, &req(2, 0, Command::UnfenceBroker { id: 2 })),
             Response::Ok { topic_id: None },
             "seq 0 again: the retry's answer"
         );
+    }
+
+    #[test]
+    fn a_proposal_applies_its_requests_in_order_each_answered() {
+        let mut m = Metadata::default();
+        let create = |name: &str| Command::CreateTopic {
+            name: name.into(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        };
+        let proposal = Proposal {
+            requests: vec![
+                req(1, 0, register(1)),
+                req(2, 0, create("a")),
+                req(3, 0, create("b")),
+                req(2, 0, create("a")), // a retry in the same entry
+                req(4, 0, create("a")),
+            ],
+        };
+        let answers = m.apply(&at(7), &proposal);
+        let id = |pos: u16| Response::Ok {
+            topic_id: Some(format!("{:016x}{:012x}{pos:04x}", 1, 7)),
+        };
+        assert_eq!(
+            answers,
+            [
+                Response::Ok { topic_id: None },
+                id(1),
+                id(2),
+                id(1),
+                Response::Error("TOPIC_ALREADY_EXISTS".into()),
+            ]
+        );
+        assert_eq!(m.topics["a"].created_at, 7);
+        assert_ne!(m.topics["a"].id, m.topics["b"].id);
     }
 }

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
-use openraft::{BasicNode, Config, Raft, RaftLogReader};
+use openraft::{BasicNode, Config, LogId, Raft, RaftLogReader};
 use streamlog::io::{FileSystem, RealFs};
 use streamlog::raft::{LogStore, LogStoreReader, StateMachineStore, StateReader};
 use streamlog::LogConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::metadata::Metadata;
+use crate::metadata::{Metadata, Proposal, Request, Response};
 use crate::network::Network;
 use crate::rpc::{read_frame, write_frame, Call, ClientError, Reply, Status};
 use crate::{Transport, TypeConfig};
@@ -59,12 +60,23 @@ impl NodeOptions {
     }
 }
 
+/// The most requests one Raft entry carries.
+pub const MAX_PROPOSAL: usize = 1024;
+
+/// What a write answers: the log id of the entry that carried it and its answer.
+pub type WriteResult = Result<(LogId<u64>, Response), ClientError>;
+
+/// A request waiting for the proposer, and where its answer goes.
+type Pending = (Request, oneshot::Sender<WriteResult>);
+
 /// A running node.
 pub struct Node {
     id: u64,
     raft: Raft<TypeConfig>,
     state: StateReader<TypeConfig, Metadata>,
     log: tokio::sync::Mutex<LogStoreReader<TypeConfig>>,
+    /// To the proposer task (see [`Node::write`]).
+    proposals: mpsc::Sender<Pending>,
 }
 
 impl Node {
@@ -96,11 +108,14 @@ impl Node {
         let raft = Raft::new(id, config, Network::new(transport), store, machine)
             .await
             .context("starting openraft")?;
+        let (proposals, waiting) = mpsc::channel(MAX_PROPOSAL);
+        tokio::spawn(propose(raft.clone(), waiting));
         Ok(Arc::new(Node {
             id,
             raft,
             state,
             log,
+            proposals,
         }))
     }
 
@@ -112,6 +127,26 @@ impl Node {
     /// openraft's handle.
     pub fn raft(&self) -> &Raft<TypeConfig> {
         &self.raft
+    }
+
+    /// Writes `request` through Raft (this node must lead): the log id of the entry that
+    /// carried it, once committed and applied, and the state machine's answer.
+    ///
+    /// Requests are proposed in batches, one Raft entry each ([`Proposal`]): a proposer task
+    /// hands openraft everything that arrived while the previous entry was being made
+    /// durable and applied, up to [`MAX_PROPOSAL`]. openraft 0.9's core appends one entry
+    /// per `client_write` and waits for that append's flush before it reads the next
+    /// request, so concurrent writers share an fsync only when they share an entry; this is
+    /// the group commit on the Raft path. Every request is answered only after its entry
+    /// is durable (on a quorum) and applied, as with `client_write` itself.
+    pub async fn write(&self, request: Request) -> WriteResult {
+        let (answer, answered) = oneshot::channel();
+        let stopped = || ClientError::Other("the node is shutting down".into());
+        self.proposals
+            .send((request, answer))
+            .await
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
     }
 
     /// The node's status.
@@ -148,13 +183,7 @@ impl Node {
             Call::InstallSnapshot(rpc) => {
                 Reply::InstallSnapshot(self.raft.install_snapshot(rpc).await)
             }
-            Call::Write(request) => Reply::Write(match self.raft.client_write(request).await {
-                Ok(r) => Ok((r.log_id, r.data)),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                    Err(not_leader(f))
-                }
-                Err(e) => Err(ClientError::Other(e.to_string())),
-            }),
+            Call::Write(request) => Reply::Write(self.write(request).await),
             Call::Read { linearizable } => {
                 if linearizable {
                     match self.raft.ensure_linearizable().await {
@@ -203,6 +232,32 @@ impl Node {
     /// Stops openraft (the stores close when the last handle goes).
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// The proposer: one `client_write` at a time, of every request waiting (see
+/// [`Node::write`]). Ends when the node is dropped.
+async fn propose(raft: Raft<TypeConfig>, mut waiting: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_PROPOSAL);
+    while waiting.recv_many(&mut batch, MAX_PROPOSAL).await > 0 {
+        let (requests, answers): (Vec<Request>, Vec<_>) = batch.drain(..).unzip();
+        match raft.client_write(Proposal { requests }).await {
+            // One answer per request, in order (`Metadata::apply`).
+            Ok(r) => {
+                for (answer, response) in answers.into_iter().zip(r.data) {
+                    let _ = answer.send(Ok((r.log_id, response)));
+                }
+            }
+            Err(e) => {
+                let e = match e {
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(f),
+                    e => ClientError::Other(e.to_string()),
+                };
+                for answer in answers {
+                    let _ = answer.send(Err(e.clone()));
+                }
+            }
+        }
     }
 }
 

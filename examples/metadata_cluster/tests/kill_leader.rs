@@ -297,11 +297,12 @@ async fn scenario(cluster: &mut Cluster) {
     let first_create: BTreeMap<String, u64> = logs[0]
         .iter()
         .rev()
-        .filter_map(|e| match &e.payload {
-            EntryPayload::Normal(r) => match &r.command {
-                Command::CreateTopic { name, .. } => Some((name.clone(), e.log_id.index)),
-                _ => None,
-            },
+        .flat_map(|e| match &e.payload {
+            EntryPayload::Normal(p) => p.requests.iter().map(|r| (r, e.log_id.index)).collect(),
+            _ => Vec::new(),
+        })
+        .filter_map(|(r, index)| match &r.command {
+            Command::CreateTopic { name, .. } => Some((name.clone(), index)),
             _ => None,
         })
         .collect();

@@ -374,12 +374,14 @@ fn check(w: &World) -> Result<(), String> {
                     }
                 }
             }
-            if let EntryPayload::Normal(r) = &entry.payload {
-                if let Command::CreateTopic { name, .. } = &r.command {
-                    let at = first_create
-                        .entry(name.clone())
-                        .or_insert(entry.log_id.index);
-                    *at = (*at).min(entry.log_id.index);
+            if let EntryPayload::Normal(p) = &entry.payload {
+                for r in &p.requests {
+                    if let Command::CreateTopic { name, .. } = &r.command {
+                        let at = first_create
+                            .entry(name.clone())
+                            .or_insert(entry.log_id.index);
+                        *at = (*at).min(entry.log_id.index);
+                    }
                 }
             }
         }

@@ -33,6 +33,12 @@ pub(crate) fn ingest(args: &IngestArgs) -> Result<Outcome, BoxError> {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
     let storage = Arc::new(Storage::open(&config.data_dir, StorageConfig::default())?);
+    let maintenance = (config.maintenance_interval_s > 0).then(|| {
+        Storage::spawn_maintenance(
+            Arc::clone(&storage),
+            Duration::from_secs(config.maintenance_interval_s),
+        )
+    });
     let mut agent = Agent::new(Arc::clone(&storage), settings)?;
     agent.add_sources(&config)?;
     let running = agent.start()?;
@@ -55,6 +61,9 @@ pub(crate) fn ingest(args: &IngestArgs) -> Result<Outcome, BoxError> {
     }
     let status = running.status_line();
     running.shutdown()?;
+    if let Some(m) = maintenance {
+        m.stop()?;
+    }
     storage.close()?;
     eprintln!("streamlog ingest: stopped; {status}");
     Ok(Outcome::Clean)

@@ -10,13 +10,22 @@
 //! 2. files whose rest must be found elsewhere (truncated, or gone while the agent was
 //!    down): a plain file starting with their fingerprint (copytruncate's copy) or a gzip
 //!    file whose decompressed start is their fingerprint;
-//! 3. new files, oldest modification first, from their start. A new file whose first bytes
-//!    are those of a followed file is taken for a copy in progress and left alone until the
-//!    original is truncated or gone.
+//! 3. new files (plain, and gzip files no followed file accounts for), oldest modification
+//!    first (`gzip` keeps the original's time; in one clock tick the longer name first, as
+//!    the file being written has the shortest), from their start. A new file whose first
+//!    bytes are those of a followed file is taken for a copy in progress and left alone
+//!    until the original is truncated or gone.
 //!
 //! Reading up to the listed sizes, older files first, keeps a writer's lines in order across
 //! a rotation: any byte of the new file the listing saw was written after the old file's
-//! last byte.
+//! last byte. So a poll never reads a later file before an earlier one is done with:
+//! - it stops at the deadline (the agent's next commit) rather than skip to later files;
+//! - after a truncation it ends, and the next poll lists again (the copy's listing is newer
+//!   than the other files' sizes);
+//! - a new file gone, replaced or truncated since the listing ends the poll (a file being
+//!   compressed is in the listing under neither name, or under a time it is about to lose);
+//! - while a file whose rest is unknown (gone or truncated while the agent was down) has
+//!   not been looked for in two listings, no new file is started.
 //!
 //! **Copytruncate's window.** `copytruncate` copies the file and then truncates it; lines
 //! written between the copy and the truncation are in neither, unless the agent read them
@@ -84,7 +93,15 @@ struct Stream {
     size_seen: u64,
     /// The committed position, to know whether it changed.
     stored: Option<(u64, u32, String, u64, u64)>,
+    /// Detached with its rest unknown: how many more listings must look for the rest
+    /// before new files are read. A listing is not atomic (a file renamed or compressed
+    /// while it runs may be in it under neither name), and a newer file read before this
+    /// one's rest would put a writer's lines out of order.
+    searches_left: u8,
 }
+
+/// Listings that look for a detached file's rest before new files are read.
+const SEARCHES_BEFORE_NEW_FILES: u8 = 2;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -175,6 +192,18 @@ impl FileSource {
         )
     }
 
+    /// Turns `path`'s framed pieces into records for `sink`.
+    fn emitter<'a>(&'a self, sink: &'a mut dyn RecordSink, path: &'a str) -> Emitter<'a> {
+        Emitter {
+            sink,
+            cfg: &self.cfg,
+            key_regex: self.key_regex.as_ref(),
+            host: &self.host,
+            path,
+            metrics: &self.metrics,
+        }
+    }
+
     /// Lists the files the globs match now.
     fn list(&mut self) -> Vec<Entry> {
         let mut seen = HashSet::new();
@@ -243,23 +272,32 @@ impl FileSource {
         buf
     }
 
-    fn new_stream(&mut self, e: &Entry, file: File, fingerprint: Vec<u8>) -> u64 {
+    /// Starts following `e` from its start, in `state`; returns the stream's id.
+    fn new_stream(
+        &mut self,
+        e: &Entry,
+        file: Option<File>,
+        fingerprint: Vec<u8>,
+        state: State,
+    ) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let framer = self.framer_at(0, 0);
+        let size_seen = if file.is_some() { e.size } else { 0 };
         self.streams.insert(
             id,
             Stream {
                 dev: e.dev,
                 ino: e.ino,
                 path: e.path.clone(),
-                file: Some(file),
+                file,
                 fingerprint,
                 framer,
-                state: State::Active,
+                state,
                 last_growth: Instant::now(),
-                size_seen: e.size,
+                size_seen,
                 stored: None,
+                searches_left: 0,
             },
         );
         id
@@ -328,14 +366,7 @@ impl FileSource {
                 s.fingerprint
                     .extend_from_slice(data.get(..take).unwrap_or_default());
             }
-            let mut emitter = Emitter {
-                sink: &mut *sink,
-                cfg: &self.cfg,
-                key_regex: self.key_regex.as_ref(),
-                host: &self.host,
-                path: &path_str,
-                metrics: &self.metrics,
-            };
+            let mut emitter = self.emitter(&mut *sink, &path_str);
             s.framer.feed(data, &mut |p| emitter.emit(p))?;
             if Instant::now() >= deadline {
                 reached_end = false;
@@ -348,14 +379,7 @@ impl FileSource {
         let idle = s.framer.holds()
             && s.last_growth.elapsed() >= Duration::from_millis(self.cfg.idle_timeout_ms);
         if reached_end && (finish || idle) && s.framer.holds() {
-            let mut emitter = Emitter {
-                sink,
-                cfg: &self.cfg,
-                key_regex: self.key_regex.as_ref(),
-                host: &self.host,
-                path: &path_str,
-                metrics: &self.metrics,
-            };
+            let mut emitter = self.emitter(sink, &path_str);
             s.framer.flush(&mut |p| emitter.emit(p))?;
             any = true;
         }
@@ -481,14 +505,7 @@ impl FileSource {
         let mut skip = offset.saturating_sub(head.len() as u64);
         if offset < head.len() as u64 {
             skip = 0;
-            let mut emitter = Emitter {
-                sink: &mut *sink,
-                cfg: &self.cfg,
-                key_regex: self.key_regex.as_ref(),
-                host: &self.host,
-                path: &path_str,
-                metrics: &self.metrics,
-            };
+            let mut emitter = self.emitter(&mut *sink, &path_str);
             let r = framer.feed(head.get(offset as usize..).unwrap_or_default(), &mut |p| {
                 emitter.emit(p)
             });
@@ -507,14 +524,7 @@ impl FileSource {
             match decoder.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let mut emitter = Emitter {
-                        sink: &mut *sink,
-                        cfg: &self.cfg,
-                        key_regex: self.key_regex.as_ref(),
-                        host: &self.host,
-                        path: &path_str,
-                        metrics: &self.metrics,
-                    };
+                    let mut emitter = self.emitter(&mut *sink, &path_str);
                     let data = self.buf.get(..n).unwrap_or_default();
                     if let Err(err) = framer.feed(data, &mut |p| emitter.emit(p)) {
                         s.framer = framer;
@@ -528,14 +538,7 @@ impl FileSource {
             }
         }
         if outcome == GzipOutcome::Read {
-            let mut emitter = Emitter {
-                sink,
-                cfg: &self.cfg,
-                key_regex: self.key_regex.as_ref(),
-                host: &self.host,
-                path: &path_str,
-                metrics: &self.metrics,
-            };
+            let mut emitter = self.emitter(sink, &path_str);
             framer.flush(&mut |p| emitter.emit(p))?;
         }
         // Held bytes are re-read from the resume point next time.
@@ -586,24 +589,12 @@ impl FileSource {
         if of_followed {
             return Ok(false);
         }
-        let id = self.next_id;
-        self.next_id += 1;
-        let framer = self.framer_at(0, 0);
-        self.streams.insert(
-            id,
-            Stream {
-                dev: e.dev,
-                ino: e.ino,
-                path: e.path.clone(),
-                file: None,
-                fingerprint: head.clone(),
-                framer,
-                state: State::Detached {
-                    since: Instant::now(),
-                },
-                last_growth: Instant::now(),
-                size_seen: 0,
-                stored: None,
+        let id = self.new_stream(
+            e,
+            None,
+            head.clone(),
+            State::Detached {
+                since: Instant::now(),
             },
         );
         let outcome = self.read_gzip(id, e, &head, sink)?;
@@ -641,8 +632,28 @@ impl FileSource {
         true
     }
 
-    fn detach(&mut self, id: u64) {
+    /// The end of a poll: the open-files gauge, and what the poll found.
+    fn polled(&self, progress: bool) -> Poll {
+        self.metrics.files_open.store(
+            self.streams.values().filter(|s| s.file.is_some()).count() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        if progress {
+            Poll::Progress
+        } else {
+            Poll::Idle
+        }
+    }
+
+    /// Stream `id` lost its file; `rest_known` when it was read to its end through its
+    /// descriptor (nothing more can come), else its rest is looked for.
+    fn detach(&mut self, id: u64, rest_known: bool) {
         if let Some(s) = self.streams.get_mut(&id) {
+            s.searches_left = if rest_known {
+                0
+            } else {
+                SEARCHES_BEFORE_NEW_FILES
+            };
             s.file = None;
             s.state = State::Detached {
                 since: Instant::now(),
@@ -774,6 +785,11 @@ impl Source for FileSource {
                         stored.dev,
                         stored.ino,
                     )),
+                    searches_left: if stored.state == "detached" {
+                        SEARCHES_BEFORE_NEW_FILES
+                    } else {
+                        0
+                    },
                 },
             );
             self.next_id = self.next_id.max(id + 1);
@@ -783,10 +799,15 @@ impl Source for FileSource {
 
     fn poll(&mut self, sink: &mut dyn RecordSink, deadline: Instant) -> Result<Poll> {
         let mut progress = false;
-        let mut entries = self.list();
+        let entries = self.list();
         let ids: Vec<u64> = self.streams.keys().copied().collect();
         // 1. Files already followed, oldest first.
         for id in ids {
+            if Instant::now() >= deadline {
+                // A later file read before an earlier one's rest would put a writer's lines
+                // out of order: the rest waits for the next poll.
+                return Ok(self.polled(true));
+            }
             let Some(s) = self.streams.get(&id) else {
                 continue;
             };
@@ -812,18 +833,27 @@ impl Source for FileSource {
                     progress |= self.read(id, None, true, sink, deadline)?;
                     let done = self.streams.get(&id).is_some_and(|s| !s.framer.holds());
                     if done {
-                        self.detach(id);
+                        self.detach(id, true);
                     }
                 }
-                None => self.detach(id),
+                None => self.detach(id, false),
                 Some(e) => {
                     if !has_file && !self.reattach(id, &e) {
                         // The inode holds another file, or this one was truncated while
-                        // the agent was down.
-                        SourceMetrics::add(&self.metrics.identity_changes, 1);
-                        self.detach(id);
+                        // the agent was down: a plain copy holding its rest tells which.
+                        self.detach(id, false);
                         let tracked = self.tracked();
                         progress |= self.find_rest(id, &entries, &tracked, sink, deadline)?;
+                        let copied = self
+                            .streams
+                            .get(&id)
+                            .is_some_and(|s| s.state == State::Sealed);
+                        let counter = if copied {
+                            &self.metrics.truncations
+                        } else {
+                            &self.metrics.identity_changes
+                        };
+                        SourceMetrics::add(counter, 1);
                         continue;
                     }
                     let truncated = state == State::Active
@@ -835,11 +865,14 @@ impl Source for FileSource {
                         // copytruncate: the copy was made before the truncation, so a
                         // listing taken now shows it.
                         SourceMetrics::add(&self.metrics.truncations, 1);
-                        self.detach(id);
-                        entries = self.list();
+                        self.detach(id, false);
+                        let now = self.list();
                         let tracked = self.tracked();
-                        progress |= self.find_rest(id, &entries, &tracked, sink, deadline)?;
-                        continue;
+                        self.find_rest(id, &now, &tracked, sink, deadline)?;
+                        // The files after this one must be read only up to sizes listed
+                        // after this new listing's, or a writer's later lines could come
+                        // before its earlier ones: the next poll lists again.
+                        return Ok(self.polled(true));
                     }
                     if let Some(s) = self.streams.get_mut(&id) {
                         s.path = e.path.clone();
@@ -863,6 +896,12 @@ impl Source for FileSource {
             let tracked = self.tracked();
             if self.find_rest(id, &entries, &tracked, sink, deadline)? {
                 progress = true;
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.searches_left = 0;
+                }
+            } else if let Some(s) = self.streams.get_mut(&id).filter(|s| s.searches_left > 0) {
+                s.searches_left -= 1;
+                progress = true; // list again soon
             } else if since.elapsed() >= Duration::from_millis(self.cfg.detached_timeout_ms) {
                 let lost = self
                     .streams
@@ -875,35 +914,52 @@ impl Source for FileSource {
                 self.forget(id);
             }
         }
-        // 3. New files, oldest first (gzip files no followed file accounts for, then plain).
-        let tracked = self.tracked();
-        let mut gzips: Vec<Entry> = entries
-            .iter()
-            .filter(|e| e.gz && !tracked.contains(&(e.dev, e.ino)))
-            .cloned()
-            .collect();
-        gzips.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
-        for e in gzips {
-            if self.read_new_gzip(&e, sink)? {
-                progress = true;
-            }
+        // 3. New files (gzip files no followed file accounts for, and plain files), oldest
+        // modification first: `gzip` keeps the original's modification time, so a rotated
+        // file compressed later still sorts before the files written after it.
+        let searching = self
+            .streams
+            .values()
+            .any(|s| matches!(s.state, State::Detached { .. }) && s.searches_left > 0);
+        if searching {
+            return Ok(self.polled(true));
         }
         let tracked = self.tracked();
-        let mut fresh: Vec<&Entry> = entries
-            .iter()
-            .filter(|e| !e.gz && e.size > 0 && !tracked.contains(&(e.dev, e.ino)))
+        let mut fresh: Vec<Entry> = entries
+            .into_iter()
+            .filter(|e| (e.gz || e.size > 0) && !tracked.contains(&(e.dev, e.ino)))
             .collect();
-        fresh.sort_by(|a, b| (a.mtime, &a.path).cmp(&(b.mtime, &b.path)));
-        let fresh: Vec<Entry> = fresh.into_iter().cloned().collect();
+        fresh.sort_by(|a, b| {
+            let key = |e: &Entry| (e.mtime, std::cmp::Reverse(e.path.as_os_str().len()));
+            key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
+        });
         for e in fresh {
-            let Some(file) = self.open(&e.path) else {
+            if Instant::now() >= deadline {
+                return Ok(self.polled(true));
+            }
+            if e.gz {
+                progress |= self.read_new_gzip(&e, sink)?;
                 continue;
+            }
+            // Taken by a gzip file or a copy read above.
+            if self.tracked().contains(&(e.dev, e.ino)) {
+                continue;
+            }
+            // Gone, replaced or truncated since the listing (compressed, rotated,
+            // copytruncated): the files after it in this listing may hold later lines than
+            // its successor (a gzip file sorts by its final time only once complete), so
+            // the rest waits for the next poll's listing.
+            let Some(file) = self.open(&e.path) else {
+                break;
             };
-            let Ok(meta) = file.metadata() else { continue };
+            let Ok(meta) = file.metadata() else { break };
             if (meta.dev(), meta.ino()) != (e.dev, e.ino) {
-                continue; // replaced since the listing: the next poll sees it
+                break;
             }
             let head = Self::prefix(&file, FINGERPRINT_BYTES.min(e.size as usize));
+            if file.metadata().map_or(true, |m| m.size() < e.size) {
+                break;
+            }
             let copy_of_followed = self.streams.values().any(|s| {
                 matches!(s.state, State::Active | State::Sealed)
                     && (s.dev, s.ino) != (e.dev, e.ino)
@@ -912,14 +968,10 @@ impl Source for FileSource {
             if copy_of_followed {
                 continue;
             }
-            let id = self.new_stream(&e, file, Vec::new());
+            let id = self.new_stream(&e, Some(file), Vec::new(), State::Active);
             progress |= self.read(id, Some(e.size), false, sink, deadline)?;
         }
-        self.metrics.files_open.store(
-            self.streams.values().filter(|s| s.file.is_some()).count() as u64,
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        Ok(if progress { Poll::Progress } else { Poll::Idle })
+        Ok(self.polled(progress))
     }
 
     fn take_positions(&mut self) -> Vec<PositionUpdate> {

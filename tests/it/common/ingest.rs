@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use streamlog::ingest::{FileSource, FileSourceConfig, RecordSink, Source, SourceMetrics};
+use streamlog::ingest::{FileSource, FileSourceConfig, Poll, RecordSink, Source, SourceMetrics};
 use streamlog::Header;
 
 /// A record as the source sent it.
@@ -75,10 +75,10 @@ impl Harness {
     }
 
     /// One poll with a far deadline.
-    pub fn poll(&mut self) {
+    pub fn poll(&mut self) -> Poll {
         self.source
             .poll(&mut self.pending, Instant::now() + Duration::from_secs(600))
-            .unwrap();
+            .unwrap()
     }
 
     /// The transaction commits: positions and records become durable together.
@@ -99,8 +99,14 @@ impl Harness {
         self.source.restore(&self.committed).unwrap();
     }
 
+    /// Polls until a poll finds nothing new (a source may end a poll early, e.g. to list
+    /// the files again after a truncation), then commits.
     pub fn poll_commit(&mut self) {
-        self.poll();
+        for _ in 0..10 {
+            if self.poll() == Poll::Idle {
+                break;
+            }
+        }
         self.commit();
     }
 
@@ -111,4 +117,22 @@ impl Harness {
     pub fn count(&self, m: fn(&SourceMetrics) -> &std::sync::atomic::AtomicU64) -> u64 {
         SourceMetrics::get(m(&self.metrics))
     }
+}
+
+/// Compresses `plain` into `plain.gz` and removes it, as `gzip` does: the compressed file
+/// appears first, keeps the original's modification time, and the original goes last.
+pub fn gzip(plain: &std::path::Path) {
+    use std::io::Write;
+    let data = std::fs::read(plain).unwrap();
+    let gz = std::path::PathBuf::from(format!("{}.gz", plain.display()));
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(&data).unwrap();
+    let file = enc.finish().unwrap();
+    file.set_modified(std::fs::metadata(plain).unwrap().modified().unwrap())
+        .unwrap();
+    drop(file);
+    std::fs::remove_file(plain).unwrap();
 }

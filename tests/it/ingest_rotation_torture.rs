@@ -5,8 +5,13 @@
 //! was written (nothing split or merged), and the lines copytruncate's window lost are
 //! counted and reported.
 //!
+//! Each of the ten kill rounds starts the agent, waits (at most 60 s) until it has appended
+//! positions, lets it run a random 0-400 ms more and kills it; every round must get that
+//! far, so each kill hits an agent that is reading and committing.
+//!
 //! One seed drives the rotator's choices and the kill times (printed; replay with
-//! `STREAMLOG_SIM_SEED=N`). Bounded: every agent run is killed or waited for with a
+//! `STREAMLOG_SIM_SEED=N`; the threads' interleaving is the machine's, so a replay repeats
+//! the choices, not every race). Bounded: every agent run is killed or waited for with a
 //! deadline.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use streamlog::storage::{Storage, StorageConfig};
 
+use crate::common::ingest::gzip;
 use crate::common::rng::Rng;
 
 const EXE: &str = env!("CARGO_BIN_EXE_streamlog");
@@ -85,16 +91,6 @@ struct RotationCounts {
     renames: u64,
     copytruncates: u64,
     gzips: u64,
-}
-
-fn gzip(plain: &Path) {
-    let data = fs::read(plain).unwrap();
-    let gz = PathBuf::from(format!("{}.gz", plain.display()));
-    let mut enc =
-        flate2::write::GzEncoder::new(fs::File::create(&gz).unwrap(), flate2::Compression::fast());
-    enc.write_all(&data).unwrap();
-    enc.finish().unwrap();
-    fs::remove_file(plain).unwrap();
 }
 
 fn rotator(shared: &Shared, logs: &Path, seed: u64, counts: &Mutex<RotationCounts>) {
@@ -209,6 +205,7 @@ data_dir = "{}"
 linger_ms = 30
 compression = "lz4"
 status_interval_s = 0
+maintenance_interval_s = 1
 
 [[source]]
 type = "file"
@@ -246,17 +243,45 @@ idle_timeout_ms = 600000
         std::thread::spawn(move || rotator(&shared, &logs, seed, &counts))
     };
 
-    // Kill rounds: the agent runs for a random while, then SIGKILL.
+    // Kill rounds: once the agent has appended positions in this round (it is past its
+    // start and committing), it runs a random while more, then SIGKILL.
+    // The bytes of the positions topic's segments (they only change when positions are
+    // appended, or compacted).
+    let positions_dir = data.join("__ingest_positions-0");
+    let positions_len = || -> u64 {
+        fs::read_dir(&positions_dir).map_or(0, |entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+    };
+    let mut rounds_committing = 0;
     for round in 0..KILL_ROUNDS {
+        let before = positions_len();
         let mut agent = spawn_agent(
             &config,
             &root.path().join(format!("agent-{round}.err")),
             false,
         );
-        std::thread::sleep(Duration::from_millis(rng.range(100, 900) as u64));
+        let started = Instant::now();
+        while positions_len() == before && started.elapsed() < Duration::from_secs(60) {
+            if agent.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5)); // polling a file, bounded
+        }
+        if positions_len() != before {
+            rounds_committing += 1;
+        }
+        std::thread::sleep(Duration::from_millis(rng.range(0, 400) as u64));
         agent.kill().unwrap(); // SIGKILL
         agent.wait().unwrap();
     }
+    // Every round got as far as appending positions: the kills hit a working agent.
+    assert_eq!(rounds_committing, KILL_ROUNDS, "seed {seed}");
     shared.stop_writers.store(true, Ordering::SeqCst);
     for w in writers {
         w.join().unwrap();
@@ -288,6 +313,8 @@ idle_timeout_ms = 600000
     // The topic, read_committed.
     let storage = Storage::open(&data, StorageConfig::default()).unwrap();
     let mut got: Vec<Vec<u64>> = vec![Vec::new(); WRITERS];
+    // (path, offset) header of each of `got`'s records, to explain a failure.
+    let mut origin: Vec<Vec<String>> = vec![Vec::new(); WRITERS];
     let mut pieces = 0u64;
     for p in 0..storage.partition_count(TOPIC).unwrap() {
         let log = storage.partition(TOPIC, p).unwrap();
@@ -305,6 +332,13 @@ idle_timeout_ms = 600000
             let (w, seq) =
                 parse(&text).unwrap_or_else(|| panic!("record is not a written line: {text:?}"));
             got[w].push(seq);
+            let header = |k: &[u8]| {
+                r.headers()
+                    .find(|h| h.key == k)
+                    .map(|h| String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())
+                    .unwrap_or_default()
+            };
+            origin[w].push(format!("{}@{}", header(b"path"), header(b"offset")));
         }
     }
     storage.close().unwrap();
@@ -320,9 +354,12 @@ idle_timeout_ms = 600000
             if std::env::var("STREAMLOG_KEEP_DIR").is_ok() {
                 println!("kept {}", root.keep().display());
             }
+            let around = i.saturating_sub(3)..(i + 4).min(seqs.len());
+            let context: Vec<String> = around
+                .map(|j| format!("{} from {}", seqs[j], origin[w][j]))
+                .collect();
             panic!(
-                "writer {w}: lines out of order or duplicated at {i}: {:?} (seed {seed})",
-                &seqs[i.saturating_sub(3)..(i + 4).min(seqs.len())]
+                "writer {w}: lines out of order or duplicated at {i}: {context:#?} (seed {seed})"
             );
         }
         let in_topic: BTreeSet<u64> = seqs.iter().copied().collect();
@@ -341,7 +378,7 @@ idle_timeout_ms = 600000
     }
     let counts = counts.lock().unwrap();
     println!(
-        "rotation torture: seed {seed}, {KILL_ROUNDS} kill rounds, {counts:?}, lines (written, in topic) {report:?}, \
+        "rotation torture: seed {seed}, {KILL_ROUNDS} kill rounds (each after the agent appended positions), {counts:?}, lines (written, in topic) {report:?}, \
          copytruncate window: {window_lost} lines lost, {window_kept} read before the truncation, \
          {pieces} partial pieces; final agent: {}",
         stderr.lines().last().unwrap_or_default()
