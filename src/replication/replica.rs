@@ -116,6 +116,11 @@ impl Replica {
         &self.log
     }
 
+    /// Gives back its log (to close it, or to abandon it as a crash would in a test).
+    pub fn into_log(self) -> Arc<Log> {
+        self.log
+    }
+
     /// Its settings.
     pub fn config(&self) -> &ReplicationConfig {
         &self.config
