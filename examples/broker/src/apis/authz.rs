@@ -95,6 +95,23 @@ fn split<T>(
     denied
 }
 
+/// Keeps the items `refusal` has nothing against; each refused one is recorded in `denied` as
+/// (name, resource type, error code) for the answer: `split`'s counterpart for requests that
+/// name whole resources rather than partitions.
+fn keep<T>(
+    items: &mut Vec<T>,
+    denied: &mut Vec<(StrBytes, i8, i16)>,
+    mut refusal: impl FnMut(&T) -> Option<(StrBytes, i8, i16)>,
+) {
+    items.retain(|item| match refusal(item) {
+        None => true,
+        Some(d) => {
+            denied.push(d);
+            false
+        }
+    });
+}
+
 /// Authorizes `body` for the connection's principal; narrows it to what is allowed.
 pub fn check(broker: &Broker, ctx: &Context, version: i16, body: &mut RequestKind) -> Check {
     if broker.acls.is_none() {
@@ -214,34 +231,24 @@ pub fn check(broker: &Broker, ctx: &Context, version: i16, body: &mut RequestKin
         }
         Rq::CreateTopics(r) => {
             let create_all = gate.cluster(broker, Op::Create);
-            r.topics.retain(|t| {
-                let ok = create_all || can(Op::Create, Rt::Topic, t.name.0.as_str());
-                if !ok {
-                    fix.names.push((t.name.0.clone(), 2, TOPIC_DENIED));
-                }
-                ok
+            keep(&mut r.topics, &mut fix.names, |t| {
+                (!create_all && !can(Op::Create, Rt::Topic, t.name.0.as_str()))
+                    .then(|| (t.name.0.clone(), 2, TOPIC_DENIED))
             });
         }
         Rq::DeleteTopics(r) => {
-            r.topic_names.retain(|t| {
-                let ok = can(Op::Delete, Rt::Topic, t.0.as_str());
-                if !ok {
-                    fix.names.push((t.0.clone(), 2, TOPIC_DENIED));
-                }
-                ok
+            keep(&mut r.topic_names, &mut fix.names, |t| {
+                (!can(Op::Delete, Rt::Topic, t.0.as_str())).then(|| (t.0.clone(), 2, TOPIC_DENIED))
             });
         }
         Rq::CreatePartitions(r) => {
-            r.topics.retain(|t| {
-                let ok = can(Op::Alter, Rt::Topic, t.name.0.as_str());
-                if !ok {
-                    fix.names.push((t.name.0.clone(), 2, TOPIC_DENIED));
-                }
-                ok
+            keep(&mut r.topics, &mut fix.names, |t| {
+                (!can(Op::Alter, Rt::Topic, t.name.0.as_str()))
+                    .then(|| (t.name.0.clone(), 2, TOPIC_DENIED))
             });
         }
         Rq::DescribeConfigs(r) => {
-            r.resources.retain(|c| {
+            keep(&mut r.resources, &mut fix.names, |c| {
                 let (ok, code) = config_allowed(
                     &gate,
                     broker,
@@ -249,15 +256,11 @@ pub fn check(broker: &Broker, ctx: &Context, version: i16, body: &mut RequestKin
                     c.resource_type,
                     &c.resource_name,
                 );
-                if !ok {
-                    fix.names
-                        .push((c.resource_name.clone(), c.resource_type, code));
-                }
-                ok
+                (!ok).then(|| (c.resource_name.clone(), c.resource_type, code))
             });
         }
         Rq::AlterConfigs(r) => {
-            r.resources.retain(|c| {
+            keep(&mut r.resources, &mut fix.names, |c| {
                 let (ok, code) = config_allowed(
                     &gate,
                     broker,
@@ -265,15 +268,11 @@ pub fn check(broker: &Broker, ctx: &Context, version: i16, body: &mut RequestKin
                     c.resource_type,
                     &c.resource_name,
                 );
-                if !ok {
-                    fix.names
-                        .push((c.resource_name.clone(), c.resource_type, code));
-                }
-                ok
+                (!ok).then(|| (c.resource_name.clone(), c.resource_type, code))
             });
         }
         Rq::IncrementalAlterConfigs(r) => {
-            r.resources.retain(|c| {
+            keep(&mut r.resources, &mut fix.names, |c| {
                 let (ok, code) = config_allowed(
                     &gate,
                     broker,
@@ -281,11 +280,7 @@ pub fn check(broker: &Broker, ctx: &Context, version: i16, body: &mut RequestKin
                     c.resource_type,
                     &c.resource_name,
                 );
-                if !ok {
-                    fix.names
-                        .push((c.resource_name.clone(), c.resource_type, code));
-                }
-                ok
+                (!ok).then(|| (c.resource_name.clone(), c.resource_type, code))
             });
         }
         Rq::FindCoordinator(r) => {
@@ -304,12 +299,8 @@ pub fn check(broker: &Broker, ctx: &Context, version: i16, body: &mut RequestKin
                     ));
                 }
             } else {
-                r.coordinator_keys.retain(|k| {
-                    let ok = can(Op::Describe, rt, k.as_str());
-                    if !ok {
-                        fix.names.push((k.clone(), 0, code));
-                    }
-                    ok
+                keep(&mut r.coordinator_keys, &mut fix.names, |k| {
+                    (!can(Op::Describe, rt, k.as_str())).then(|| (k.clone(), 0, code))
                 });
             }
         }
@@ -451,24 +442,17 @@ pub fn check(broker: &Broker, ctx: &Context, version: i16, body: &mut RequestKin
             );
         }
         Rq::DescribeGroups(r) => {
-            r.groups.retain(|g| {
-                let ok = can(Op::Describe, Rt::Group, g.0.as_str());
-                if !ok {
-                    fix.names.push((g.0.clone(), 3, GROUP_DENIED));
-                }
-                ok
+            keep(&mut r.groups, &mut fix.names, |g| {
+                (!can(Op::Describe, Rt::Group, g.0.as_str()))
+                    .then(|| (g.0.clone(), 3, GROUP_DENIED))
             });
         }
         Rq::ListGroups(_) => {
             fix.describable_groups = !gate.cluster(broker, Op::Describe);
         }
         Rq::DeleteGroups(r) => {
-            r.groups_names.retain(|g| {
-                let ok = can(Op::Delete, Rt::Group, g.0.as_str());
-                if !ok {
-                    fix.names.push((g.0.clone(), 3, GROUP_DENIED));
-                }
-                ok
+            keep(&mut r.groups_names, &mut fix.names, |g| {
+                (!can(Op::Delete, Rt::Group, g.0.as_str())).then(|| (g.0.clone(), 3, GROUP_DENIED))
             });
         }
         Rq::OffsetDelete(r) => {
