@@ -130,6 +130,58 @@ fn copytruncate_window_lines_read_before_the_truncation_are_kept_once() {
     assert_eq!(h.count(|m| &m.copies_followed), 1);
 }
 
+/// The copy of a copytruncated file is compressed (and the plain copy removed) and the
+/// original deleted before the agent looks again: reading the original through its
+/// descriptor finds it shorter than the position, so its rest is unknown, and no new file
+/// is read until the compressed copy is complete. (Reading the descriptor to its end and
+/// calling the file finished let the new file's lines come before the copy's.)
+#[test]
+fn truncated_file_gone_waits_for_its_rest_before_new_files() {
+    use std::io::Write as _;
+    let (dir, log, mut h) = setup(|_| {});
+    append(&log, &["old 1 of the first generation", "old 2 of the first generation"]);
+    h.poll_commit();
+    append(&log, &["old 3 (only in the copy)", "old 4 (only in the copy)"]);
+    let copy = dir.path().join("app.log.1");
+    fs::copy(&log, &copy).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &["lost"]); // shorter than the position; deleted with the file below
+    // gzip of the copy, half written so far; the plain copy and the original are gone.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&fs::read(&copy).unwrap()).unwrap();
+    let gz_bytes = enc.finish().unwrap();
+    let gz = dir.path().join("app.log.1.gz");
+    fs::write(&gz, &gz_bytes[..gz_bytes.len() / 2]).unwrap();
+    fs::remove_file(&copy).unwrap();
+    fs::remove_file(&log).unwrap();
+    append(&log, &["new 1 of a later file"]);
+    h.poll();
+    h.poll();
+    assert!(
+        h.pending.0.is_empty(),
+        "nothing may come before the copy's rest: {:?}",
+        h.pending.0
+    );
+    fs::write(&gz, &gz_bytes).unwrap();
+    h.poll_commit();
+    assert_eq!(
+        h.texts(),
+        [
+            "old 1 of the first generation",
+            "old 2 of the first generation",
+            "old 3 (only in the copy)",
+            "old 4 (only in the copy)",
+            "new 1 of a later file"
+        ]
+    );
+    assert_eq!(h.count(|m| &m.truncations), 1);
+}
+
 #[test]
 fn gzip_of_a_rotated_file_finishes_it_after_a_restart() {
     let (dir, log, mut h) = setup(|_| {});

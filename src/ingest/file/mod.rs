@@ -1,7 +1,11 @@
 //! The file source: Flume's TAILDIR, with positions committed in the records' transaction.
 //!
-//! Every poll lists the files matching the globs (stat: device, inode, size), then reads in
-//! this order, each file only up to the size the listing saw:
+//! Every poll lists the files matching the globs (stat: device, inode, size) until two
+//! listings in a row agree on every path's inode (a directory read and its `stat`s are not
+//! one moment: a file copied, renamed or compressed meanwhile could be missing under both
+//! names), then reads in this order, each file only up to a size measured before the files
+//! read ahead of it measured theirs (followed files are measured newest first after the
+//! listing):
 //!
 //! 1. the files already followed, oldest first, through the descriptor kept open for each
 //!    (a renamed file is the same inode and is finished where it now is; one that left the
@@ -24,6 +28,12 @@
 //!   than the other files' sizes);
 //! - a new file gone, replaced or truncated since the listing ends the poll (a file being
 //!   compressed is in the listing under neither name, or under a time it is about to lose);
+//! - new plain files are started only if the files are still as listed once their first
+//!   bytes are read: one truncated (copytruncate) in between has its older lines in a copy
+//!   the listing did not show;
+//! - every read checks afterwards that the file still starts with its fingerprint: bytes
+//!   read from a file truncated and written again under the read are not framed, and the
+//!   file is handled as truncated (also when the read finds the file shorter, or gone);
 //! - while a file whose rest is unknown (gone or truncated while the agent was down) has
 //!   not been looked for in two listings, no new file is started.
 //!
@@ -98,10 +108,16 @@ struct Stream {
     /// while it runs may be in it under neither name), and a newer file read before this
     /// one's rest would put a writer's lines out of order.
     searches_left: u8,
+    /// The file no longer started with the fingerprint after a read: truncated (and written
+    /// again) under it. The bytes of that read were not framed.
+    cut: bool,
 }
 
 /// Listings that look for a detached file's rest before new files are read.
 const SEARCHES_BEFORE_NEW_FILES: u8 = 2;
+
+/// Listings a poll takes at most to find two in a row that agree.
+const LISTING_TRIES: usize = 5;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -204,7 +220,31 @@ impl FileSource {
         }
     }
 
-    /// Lists the files the globs match now.
+    /// Lists the files the globs match, as they stood at one moment: two listings in a row
+    /// that agree on every path's device and inode (sizes aside). A listing alone is not a
+    /// snapshot: its directory read and its `stat`s happen one after the other, so a file
+    /// copied, renamed or compressed meanwhile can be missing under both names, or a file
+    /// can be seen truncated while its copy is not seen at all; a writer's newer lines would
+    /// then be read before its older ones. Returns the first of the two (its sizes are the
+    /// earlier), or None while the files keep changing ([`LISTING_TRIES`] listings).
+    fn list_stable(&mut self) -> Option<Vec<Entry>> {
+        let mut first = self.list();
+        for _ in 1..LISTING_TRIES {
+            let second = self.list();
+            let same = first.len() == second.len()
+                && first
+                    .iter()
+                    .zip(&second)
+                    .all(|(a, b)| (&a.path, a.dev, a.ino) == (&b.path, b.dev, b.ino));
+            if same {
+                return Some(first);
+            }
+            first = second;
+        }
+        None
+    }
+
+    /// Lists the files the globs match now (one pass; see [`Self::list_stable`]).
     fn list(&mut self) -> Vec<Entry> {
         let mut seen = HashSet::new();
         let mut out = Vec::new();
@@ -298,6 +338,7 @@ impl FileSource {
                 size_seen,
                 stored: None,
                 searches_left: 0,
+                cut: false,
             },
         );
         id
@@ -340,6 +381,7 @@ impl FileSource {
         let Some(file) = s.file.as_ref() else {
             return Ok(false);
         };
+        s.cut = false;
         let mut any = false;
         let path_str = s.path.to_string_lossy().into_owned();
         let mut reached_end = true;
@@ -357,15 +399,24 @@ impl FileSource {
                 source: e,
             })?;
             if n == 0 {
+                // The end, or a truncation below the position (its rest then is in a copy).
+                let shorter = file.metadata().is_ok_and(|m| m.size() < at);
+                if shorter || !Self::still_starts_with(file, &s.fingerprint, at, &[]) {
+                    s.cut = true;
+                    reached_end = false;
+                }
+                break;
+            }
+            let data = self.buf.get(..n).unwrap_or_default();
+            // Truncated and written again under the read (copytruncate), the bytes may be
+            // the new generation's while the old one's rest is in a copy: not framed.
+            if !Self::still_starts_with(file, &s.fingerprint, at, data) {
+                s.cut = true;
+                reached_end = false;
                 break;
             }
             any = true;
-            let data = self.buf.get(..n).unwrap_or_default();
-            if (at as usize) < FINGERPRINT_BYTES && s.fingerprint.len() as u64 == at {
-                let take = (FINGERPRINT_BYTES - at as usize).min(n);
-                s.fingerprint
-                    .extend_from_slice(data.get(..take).unwrap_or_default());
-            }
+            Self::extend_fingerprint(&mut s.fingerprint, at, data);
             let mut emitter = self.emitter(&mut *sink, &path_str);
             s.framer.feed(data, &mut |p| emitter.emit(p))?;
             if Instant::now() >= deadline {
@@ -387,6 +438,58 @@ impl FileSource {
         SourceMetrics::add(&self.metrics.lines_split, counts.lines_split);
         SourceMetrics::add(&self.metrics.partial_lines, counts.partial_flushes);
         Ok(any)
+    }
+
+    /// Whether `file`, from which `data` was just read at `at`, still starts with
+    /// `fingerprint`: the bytes of `data` it covers agree, and so does the file's start read
+    /// after `data` (so `data` was read before any truncation).
+    fn still_starts_with(file: &File, fingerprint: &[u8], at: u64, data: &[u8]) -> bool {
+        if fingerprint.is_empty() {
+            return true;
+        }
+        let overlap_agrees = match usize::try_from(at).ok().and_then(|a| fingerprint.get(a..)) {
+            Some(rest) => {
+                let n = rest.len().min(data.len());
+                rest.get(..n) == data.get(..n)
+            }
+            None => true,
+        };
+        overlap_agrees && Self::prefix(file, fingerprint.len()) == fingerprint
+    }
+
+    /// Grows a fingerprint shorter than [`FINGERPRINT_BYTES`] with the bytes `data` read at
+    /// `at` holds past its end.
+    fn extend_fingerprint(fingerprint: &mut Vec<u8>, at: u64, data: &[u8]) {
+        let have = fingerprint.len() as u64;
+        if have >= FINGERPRINT_BYTES as u64 || at > have {
+            return;
+        }
+        let from = (have - at) as usize;
+        let to = (FINGERPRINT_BYTES as u64 - at).min(data.len() as u64) as usize;
+        fingerprint.extend_from_slice(data.get(from..to).unwrap_or_default());
+    }
+
+    /// Stream `id`'s file was truncated (copytruncate): its rest is looked for in the copy,
+    /// listed now (the copy was made before the truncation). The poll ends there: files
+    /// after this one must be read only up to sizes listed after this listing, or a
+    /// writer's later lines could come before its earlier ones.
+    fn truncation(
+        &mut self,
+        id: u64,
+        sink: &mut dyn RecordSink,
+        deadline: Instant,
+    ) -> Result<Poll> {
+        SourceMetrics::add(&self.metrics.truncations, 1);
+        self.detach(id, false);
+        if let Some(now) = self.list_stable() {
+            let tracked = self.tracked();
+            self.find_rest(id, &now, &tracked, sink, deadline)?;
+        }
+        Ok(self.polled(true))
+    }
+
+    fn was_cut(&self, id: u64) -> bool {
+        self.streams.get(&id).is_some_and(|s| s.cut)
     }
 
     /// Whether a followed file no longer holds what was read from it: shorter than what was
@@ -655,6 +758,7 @@ impl FileSource {
                 SEARCHES_BEFORE_NEW_FILES
             };
             s.file = None;
+            s.cut = false;
             s.state = State::Detached {
                 since: Instant::now(),
             };
@@ -677,6 +781,9 @@ impl FileSource {
             .collect()
     }
 }
+
+/// A new plain file opened, with its first bytes.
+type Opened = (File, Vec<u8>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GzipOutcome {
@@ -790,6 +897,7 @@ impl Source for FileSource {
                     } else {
                         0
                     },
+                    cut: false,
                 },
             );
             self.next_id = self.next_id.max(id + 1);
@@ -799,7 +907,38 @@ impl Source for FileSource {
 
     fn poll(&mut self, sink: &mut dyn RecordSink, deadline: Instant) -> Result<Poll> {
         let mut progress = false;
-        let entries = self.list();
+        let Some(entries) = self.list_stable() else {
+            // The files changed under every listing: try again soon.
+            return Ok(self.polled(true));
+        };
+        // Restored streams take their descriptors first, so their limits are measured below
+        // with the others (one that cannot is dealt with in step 1).
+        let unattached: Vec<(u64, Entry)> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.file.is_none() && matches!(s.state, State::Active | State::Sealed))
+            .filter_map(|(id, s)| {
+                let e = entries.iter().find(|e| (e.dev, e.ino) == (s.dev, s.ino))?;
+                Some((*id, e.clone()))
+            })
+            .collect();
+        for (id, e) in unattached {
+            self.reattach(id, &e);
+        }
+        // How far each followed file is read, measured newest first (the reverse of the
+        // reading order, after the listing's sizes of new files): every byte a later file
+        // holds within its limit was written before an earlier file's limit was measured,
+        // so a writer's lines written before it are within that limit. (Sizes taken in the
+        // listing's own order would depend on the names' alphabetical order.)
+        let limits: BTreeMap<u64, u64> = self
+            .streams
+            .iter()
+            .rev()
+            .filter_map(|(id, s)| {
+                let size = s.file.as_ref()?.metadata().ok()?.size();
+                Some((*id, size))
+            })
+            .collect();
         let ids: Vec<u64> = self.streams.keys().copied().collect();
         // 1. Files already followed, oldest first.
         for id in ids {
@@ -831,6 +970,9 @@ impl Source for FileSource {
                     // Gone from the listing: what the descriptor still holds is the rest.
                     // Kept detached a while, so a gzip copy of it is known for what it is.
                     progress |= self.read(id, None, true, sink, deadline)?;
+                    if self.was_cut(id) {
+                        return self.truncation(id, sink, deadline);
+                    }
                     let done = self.streams.get(&id).is_some_and(|s| !s.framer.holds());
                     if done {
                         self.detach(id, true);
@@ -862,24 +1004,18 @@ impl Source for FileSource {
                             .get(&id)
                             .is_some_and(|s| Self::truncated(s, &e));
                     if truncated {
-                        // copytruncate: the copy was made before the truncation, so a
-                        // listing taken now shows it.
-                        SourceMetrics::add(&self.metrics.truncations, 1);
-                        self.detach(id, false);
-                        let now = self.list();
-                        let tracked = self.tracked();
-                        self.find_rest(id, &now, &tracked, sink, deadline)?;
-                        // The files after this one must be read only up to sizes listed
-                        // after this new listing's, or a writer's later lines could come
-                        // before its earlier ones: the next poll lists again.
-                        return Ok(self.polled(true));
+                        return self.truncation(id, sink, deadline);
                     }
                     if let Some(s) = self.streams.get_mut(&id) {
                         s.path = e.path.clone();
                         s.size_seen = e.size;
                     }
+                    let limit = limits.get(&id).copied().unwrap_or(e.size);
                     progress |=
-                        self.read(id, Some(e.size), state == State::Sealed, sink, deadline)?;
+                        self.read(id, Some(limit), state == State::Sealed, sink, deadline)?;
+                    if self.was_cut(id) {
+                        return self.truncation(id, sink, deadline);
+                    }
                 }
             }
         }
@@ -925,6 +1061,10 @@ impl Source for FileSource {
             return Ok(self.polled(true));
         }
         let tracked = self.tracked();
+        let listed: Vec<(PathBuf, u64, u64)> = entries
+            .iter()
+            .map(|e| (e.path.clone(), e.dev, e.ino))
+            .collect();
         let mut fresh: Vec<Entry> = entries
             .into_iter()
             .filter(|e| (e.gz || e.size > 0) && !tracked.contains(&(e.dev, e.ino)))
@@ -933,22 +1073,17 @@ impl Source for FileSource {
             let key = |e: &Entry| (e.mtime, std::cmp::Reverse(e.path.as_os_str().len()));
             key(a).cmp(&key(b)).then_with(|| a.path.cmp(&b.path))
         });
+        // First each new plain file is opened and its first bytes read (None: a gzip file).
+        let mut starts: Vec<(Entry, Option<Opened>)> = Vec::new();
         for e in fresh {
-            if Instant::now() >= deadline {
-                return Ok(self.polled(true));
-            }
             if e.gz {
-                progress |= self.read_new_gzip(&e, sink)?;
-                continue;
-            }
-            // Taken by a gzip file or a copy read above.
-            if self.tracked().contains(&(e.dev, e.ino)) {
+                starts.push((e, None));
                 continue;
             }
             // Gone, replaced or truncated since the listing (compressed, rotated,
             // copytruncated): the files after it in this listing may hold later lines than
             // its successor (a gzip file sorts by its final time only once complete), so
-            // the rest waits for the next poll's listing.
+            // they wait for the next poll's listing.
             let Some(file) = self.open(&e.path) else {
                 break;
             };
@@ -960,16 +1095,52 @@ impl Source for FileSource {
             if file.metadata().map_or(true, |m| m.size() < e.size) {
                 break;
             }
-            let copy_of_followed = self.streams.values().any(|s| {
+            // A copy in progress of a followed file (or of a new file before it) is left
+            // alone until the original is truncated or gone.
+            let copy = self.streams.values().any(|s| {
                 matches!(s.state, State::Active | State::Sealed)
-                    && (s.dev, s.ino) != (e.dev, e.ino)
                     && prefixes_agree(&s.fingerprint, &head)
-            });
-            if copy_of_followed {
+            }) || starts
+                .iter()
+                .any(|(_, st)| st.as_ref().is_some_and(|(_, h)| prefixes_agree(h, &head)));
+            if copy {
                 continue;
             }
-            let id = self.new_stream(&e, Some(file), Vec::new(), State::Active);
+            starts.push((e, Some((file, head))));
+        }
+        // Then the files are listed again: a new file truncated (copytruncate) between the
+        // listing and the read of its first bytes has its older lines in a copy the listing
+        // did not see, and they must come first. A copy made after this listing holds lines
+        // newer than those first bytes, and a truncation after them is seen by the reads.
+        if starts.iter().any(|(_, st)| st.is_some()) {
+            let same = self.list_stable().is_some_and(|now| {
+                now.len() == listed.len()
+                    && now
+                        .iter()
+                        .zip(&listed)
+                        .all(|(a, (path, dev, ino))| (&a.path, a.dev, a.ino) == (path, *dev, *ino))
+            });
+            if !same {
+                return Ok(self.polled(true));
+            }
+        }
+        for (e, start) in starts {
+            if Instant::now() >= deadline {
+                return Ok(self.polled(true));
+            }
+            let Some((file, head)) = start else {
+                progress |= self.read_new_gzip(&e, sink)?;
+                continue;
+            };
+            // Taken by a gzip file or a copy read above.
+            if self.tracked().contains(&(e.dev, e.ino)) {
+                continue;
+            }
+            let id = self.new_stream(&e, Some(file), head, State::Active);
             progress |= self.read(id, Some(e.size), false, sink, deadline)?;
+            if self.was_cut(id) {
+                return self.truncation(id, sink, deadline);
+            }
         }
         Ok(self.polled(progress))
     }
