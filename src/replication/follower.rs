@@ -135,6 +135,17 @@ impl Replica {
                 self.truncate_for_leader(resp.log_end_offset)?;
                 return self.send_fetch(now);
             }
+            if resp.error == KafkaCode::OFFSET_OUT_OF_RANGE
+                && resp.log_start_offset > self.log.log_end_offset()
+            {
+                // Behind the leader's log start (it deleted what this replica still lacks,
+                // by retention or DeleteRecords): start over where the leader's log starts,
+                // as Kafka's fetcher does (`truncateFullyAndStartAt`). Nothing committed is
+                // given up: this replica's high watermark is at most its log end.
+                self.log
+                    .truncate_fully_and_start_at(resp.log_start_offset)?;
+                return self.send_fetch(now);
+            }
             self.backoff(now);
             return Ok(());
         }
