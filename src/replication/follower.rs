@@ -173,6 +173,14 @@ impl Replica {
         if hw > self.log.high_watermark() {
             self.log.maybe_advance_high_watermark(hw)?;
         }
+        // The log starts where the leader's does (Kafka's `maybeIncrementLogStartOffset`):
+        // what the leader deleted goes here too. It matters beyond disk space: a batch this
+        // replica holds below the leader's log start may be one the leader never had (from a
+        // leader of an earlier epoch), and no divergence check can find it any more.
+        let start = resp.log_start_offset.min(self.log.high_watermark());
+        if start > self.log.log_start_offset() {
+            self.log.delete_records_before(start)?;
+        }
         self.send_fetch(now)
     }
 
