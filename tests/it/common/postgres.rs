@@ -191,7 +191,7 @@ impl PgServer {
         let options = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c wal_level=logical \
              -c max_replication_slots=8 -c max_wal_senders=8 -c max_connections=40 \
-             -c fsync=off -c full_page_writes=off -c synchronous_commit=off",
+             -c fsync=off -c full_page_writes=off",
             self.port,
             self.dir.path().display()
         );
