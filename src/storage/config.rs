@@ -59,20 +59,15 @@ pub const TOPIC_CONFIG_KEYS: [&str; 13] = [
 
 /// Kafka topic configs a [`TopicConfig`] accepts, validates as Kafka does and keeps (so they
 /// persist and can be described) but that change nothing in a single-node storage: they
-/// concern replication, the on-disk index or flush policies streamlog decides itself, or
-/// a message format it no longer writes (`message.format.version`, ignored by Kafka 3.x).
-pub const TOPIC_CONFIGS_WITHOUT_EFFECT: [&str; 13] = [
+/// concern replication, a message format streamlog no longer writes (`message.format.version`,
+/// which Kafka 3.x also ignores), or file handling streamlog decides itself.
+pub const TOPIC_CONFIGS_WITHOUT_EFFECT: [&str; 8] = [
     "message.format.version",
     "message.downconversion.enable",
     "unclean.leader.election.enable",
     "preallocate",
-    "index.interval.bytes",
-    "segment.index.bytes",
     "segment.jitter.ms",
-    "flush.messages",
-    "flush.ms",
     "file.delete.delay.ms",
-    "max.compaction.lag.ms",
     "leader.replication.throttled.replicas",
     "follower.replication.throttled.replicas",
 ];
@@ -86,7 +81,8 @@ fn check_without_effect(key: &str, value: &str) -> Result<()> {
     match key {
         "message.format.version" => {
             // Kafka's version strings: `0.10.0`, `2.8`, `3.0-IV1`.
-            let (version, iv) = value.split_once("-IV").unwrap_or((value, "0"));
+            let v = value.trim();
+            let (version, iv) = v.split_once("-IV").unwrap_or((v, "0"));
             let parts: Vec<&str> = version.split('.').collect();
             let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
             if !(2..=4).contains(&parts.len()) || !parts.iter().all(|p| numeric(p)) || !numeric(iv)
@@ -105,17 +101,8 @@ fn check_without_effect(key: &str, value: &str) -> Result<()> {
         {
             return Err(invalid(key, value, "expected true or false"));
         }
-        "index.interval.bytes" => {
-            parse_int(key, value, 0)?;
-        }
-        "segment.index.bytes" => {
-            parse_int(key, value, 4)?;
-        }
-        "segment.jitter.ms" | "flush.ms" | "file.delete.delay.ms" => {
+        "segment.jitter.ms" | "file.delete.delay.ms" => {
             parse_long(key, value, 0)?;
-        }
-        "flush.messages" | "max.compaction.lag.ms" => {
-            parse_long(key, value, 1)?;
         }
         // Lists of `partition:broker` pairs or `*`; nothing here reads them.
         _ => {}
@@ -658,8 +645,7 @@ mod tests {
             ("message.format.version", "latest"),
             ("message.format.version", "3"),
             ("preallocate", "yes"),
-            ("segment.index.bytes", "2"),
-            ("flush.messages", "0"),
+            ("segment.jitter.ms", "-1"),
             (
                 "follower.replication.throttled.replicas",
                 "a\nretention.ms=1",
