@@ -139,9 +139,18 @@ fn copytruncate_window_lines_read_before_the_truncation_are_kept_once() {
 fn truncated_file_gone_waits_for_its_rest_before_new_files() {
     use std::io::Write as _;
     let (dir, log, mut h) = setup(|_| {});
-    append(&log, &["old 1 of the first generation", "old 2 of the first generation"]);
+    append(
+        &log,
+        &[
+            "old 1 of the first generation",
+            "old 2 of the first generation",
+        ],
+    );
     h.poll_commit();
-    append(&log, &["old 3 (only in the copy)", "old 4 (only in the copy)"]);
+    append(
+        &log,
+        &["old 3 (only in the copy)", "old 4 (only in the copy)"],
+    );
     let copy = dir.path().join("app.log.1");
     fs::copy(&log, &copy).unwrap();
     OpenOptions::new()
@@ -150,7 +159,8 @@ fn truncated_file_gone_waits_for_its_rest_before_new_files() {
         .unwrap()
         .set_len(0)
         .unwrap();
-    append(&log, &["lost"]); // shorter than the position; deleted with the file below
+    // Shorter than the position; deleted with the file below.
+    append(&log, &["lost"]);
     // gzip of the copy, half written so far; the plain copy and the original are gone.
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     enc.write_all(&fs::read(&copy).unwrap()).unwrap();
