@@ -73,6 +73,9 @@ pub struct AgentConfig {
 pub enum SourceConfig {
     /// `type = "file"`.
     File(FileSourceConfig),
+    /// `type = "postgres"` (feature `ingest-postgres`).
+    #[cfg(feature = "ingest-postgres")]
+    Postgres(super::postgres::PostgresSourceConfig),
 }
 
 impl AgentConfig {

@@ -45,6 +45,16 @@ pub enum IngestError {
         /// Why it could not be decoded.
         reason: String,
     },
+    /// A PostgreSQL source failed (feature `ingest-postgres`).
+    #[cfg(feature = "ingest-postgres")]
+    #[error("source {source_name}: {error}")]
+    Postgres {
+        /// The source.
+        source_name: String,
+        /// What failed.
+        #[source]
+        error: super::postgres::PostgresError,
+    },
     /// A source failed in a way of its own.
     #[error("source {source_name}: {reason}")]
     Source {

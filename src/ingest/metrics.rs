@@ -39,6 +39,9 @@ pub struct SourceMetrics {
     pub bytes_lost: AtomicU64,
     /// Files currently followed.
     pub files_open: AtomicU64,
+    /// A PostgreSQL source's replication slot lag: bytes of WAL between the server's
+    /// current LSN and the position last committed (what the server must keep for it).
+    pub slot_lag_bytes: AtomicU64,
     /// Milliseconds since the epoch of the last commit.
     pub last_commit_ms: AtomicU64,
     /// Polls in a row that found nothing new with nothing left uncommitted (0 while

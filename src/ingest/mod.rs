@@ -20,7 +20,8 @@
 //!   rebuilds the source from its committed positions.
 //!
 //! The file source ([`FileSource`]) follows files through rename, create, copytruncate and
-//! gzip rotations; `streamlog ingest --config agent.toml` runs an agent from an
+//! gzip rotations; [`postgres`] (feature `ingest-postgres`) captures a PostgreSQL
+//! database's changes; `streamlog ingest --config agent.toml` runs an agent from an
 //! [`AgentConfig`].
 
 mod agent;
@@ -29,6 +30,8 @@ mod error;
 pub mod file;
 mod metrics;
 mod positions;
+#[cfg(feature = "ingest-postgres")]
+pub mod postgres;
 mod producer;
 mod source;
 
@@ -58,6 +61,8 @@ impl Agent {
         for source in &config.sources {
             match source {
                 SourceConfig::File(f) => self.add_file_source(f.clone())?,
+                #[cfg(feature = "ingest-postgres")]
+                SourceConfig::Postgres(p) => self.add_postgres_source(p.clone())?,
             }
         }
         Ok(())

@@ -55,6 +55,10 @@ mod ingest_agent_commits_positions_with_records;
 mod ingest_config_refuses_unknown_keys;
 #[cfg(feature = "ingest")]
 mod ingest_file_source_follows_rotations;
+#[cfg(feature = "ingest-postgres")]
+mod ingest_postgres_cdc_mirrors_table;
+#[cfg(all(feature = "ingest-postgres", feature = "cli"))]
+mod ingest_postgres_exactly_once_under_sigkill;
 #[cfg(feature = "cli")]
 mod ingest_rotation_torture;
 mod interop_codecs;

@@ -17,6 +17,8 @@ pub mod group_decode;
 #[cfg(feature = "ingest")]
 pub mod ingest;
 pub mod logs;
+#[cfg(feature = "ingest-postgres")]
+pub mod postgres;
 pub mod producers;
 #[cfg(feature = "openraft")]
 pub mod raft;

@@ -1,0 +1,215 @@
+//! The PostgreSQL source (feature `ingest-postgres`): changes of chosen tables as JSON
+//! records keyed by primary key, exactly once.
+//!
+//! [`PostgresCdcSource`] reads the server's logical decoding (a replication slot with the
+//! built-in `pgoutput` plugin and a publication of the tables) through the SQL interface
+//! (`pg_logical_slot_peek_binary_changes`, `pg_replication_slot_advance`), no streaming
+//! replication connection needed. Inserts and updates become records whose value is the
+//! new row as a JSON object; deletes become tombstones (null value), so a compacted topic
+//! mirrors the table. The slot's LSN is the source's position: committed with the records,
+//! and the slot advanced only after that commit.
+//!
+//! The server needs `wal_level = logical`; the user needs the `REPLICATION` attribute (or
+//! to be a superuser) and to own the tables (to create the publication) — or create the
+//! publication beforehand. Changes made before the slot exists are not read (there is no
+//! initial snapshot).
+//!
+//! The client is the synchronous [`postgres`] crate: each source runs on a thread of its
+//! own, so a blocking client is the simplest fit (it drives tokio-postgres on a private
+//! current-thread runtime).
+
+mod cdc;
+mod error;
+pub mod pgoutput;
+mod value;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use cdc::PostgresCdcSource;
+pub use error::PostgresError;
+
+use super::error::{IngestError, Result};
+
+/// A `[[source]]` with `type = "postgres"`.
+///
+/// ```
+/// use streamlog::ingest::{AgentConfig, SourceConfig};
+///
+/// let config = AgentConfig::from_toml(r#"
+///     data_dir = "/var/lib/streamlog"
+///
+///     [[source]]
+///     type = "postgres"
+///     name = "shop"
+///     topic = "shop-orders"
+///     conninfo = "host=127.0.0.1 port=5432 user=streamlog dbname=shop"
+///     tables = ["public.orders"]
+/// "#)?;
+/// let SourceConfig::Postgres(pg) = &config.sources[0] else { unreachable!() };
+/// assert_eq!(pg.slot_name(), "streamlog_shop");
+/// # Ok::<(), streamlog::ingest::IngestError>(())
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PostgresSourceConfig {
+    /// The source's name (unique in the agent).
+    pub name: String,
+    /// The topic the changes go to.
+    pub topic: String,
+    /// Partitions of the topic when the agent creates it.
+    #[serde(default = "one")]
+    pub partitions: u32,
+    /// libpq-style connection string (`host=… port=… user=… dbname=… password=…`) or URL.
+    pub conninfo: String,
+    /// The tables, `schema.table` or `table` (schema `public`). With more than one, a
+    /// record's key is `{"table": "schema.table", "key": {…}}` instead of the bare key.
+    pub tables: Vec<String>,
+    /// The replication slot (default `streamlog_<name>`); created if missing.
+    #[serde(default)]
+    pub slot: Option<String>,
+    /// The publication (default `streamlog_<name>`); created for `tables` if missing.
+    #[serde(default)]
+    pub publication: Option<String>,
+    /// Changes read at most per peek (whole transactions are always read).
+    #[serde(default = "max_changes_per_poll")]
+    pub max_changes_per_poll: u32,
+    /// Warn (on stderr, at most once a minute) when the slot holds more WAL than this.
+    #[serde(default = "lag_warn_bytes")]
+    pub lag_warn_bytes: u64,
+    /// Seconds a connection attempt may take.
+    #[serde(default = "connect_timeout_s")]
+    pub connect_timeout_s: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+fn max_changes_per_poll() -> u32 {
+    20_000
+}
+fn lag_warn_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn connect_timeout_s() -> u64 {
+    10
+}
+
+impl PostgresSourceConfig {
+    /// A config with the defaults.
+    pub fn new(name: &str, topic: &str, conninfo: &str, tables: &[&str]) -> Self {
+        PostgresSourceConfig {
+            name: name.to_string(),
+            topic: topic.to_string(),
+            partitions: one(),
+            conninfo: conninfo.to_string(),
+            tables: tables.iter().map(|t| t.to_string()).collect(),
+            slot: None,
+            publication: None,
+            max_changes_per_poll: max_changes_per_poll(),
+            lag_warn_bytes: lag_warn_bytes(),
+            connect_timeout_s: connect_timeout_s(),
+        }
+    }
+
+    /// The replication slot's name.
+    pub fn slot_name(&self) -> String {
+        self.slot
+            .clone()
+            .unwrap_or_else(|| default_name(&self.name))
+    }
+
+    /// The publication's name.
+    pub fn publication_name(&self) -> String {
+        self.publication
+            .clone()
+            .unwrap_or_else(|| default_name(&self.name))
+    }
+
+    pub(crate) fn quoted_tables(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .map(|t| match t.split_once('.') {
+                Some((schema, table)) => format!("{}.{}", quote_ident(schema), quote_ident(table)),
+                None => format!("public.{}", quote_ident(t)),
+            })
+            .collect()
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(IngestError::Config(format!("source {}: {m}", self.name)));
+        if self.tables.is_empty() {
+            return bad("no tables".into());
+        }
+        let slot = self.slot_name();
+        if slot.is_empty()
+            || slot.len() > 63
+            || !slot
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return bad(format!(
+                "slot name {slot:?}: lower-case letters, digits and _ only, at most 63"
+            ));
+        }
+        if self.max_changes_per_poll == 0 {
+            return bad("max_changes_per_poll is 0".into());
+        }
+        postgres::Config::from_str(&self.conninfo)
+            .map(|_| ())
+            .or_else(|e| bad(format!("conninfo: {e}")))
+    }
+}
+
+fn default_name(source: &str) -> String {
+    let mut s: String = format!("streamlog_{source}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.truncate(63);
+    s
+}
+
+/// `ident` quoted for SQL (`"a""b"`).
+pub(crate) fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Connects with `config`'s conninfo, bounding the connection attempt and every statement.
+pub(crate) fn connect(
+    config: &PostgresSourceConfig,
+) -> std::result::Result<postgres::Client, PostgresError> {
+    let c = PostgresError::client;
+    let mut pg = postgres::Config::from_str(&config.conninfo).map_err(c("parse conninfo"))?;
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(Duration::from_secs(config.connect_timeout_s.max(1)));
+    }
+    pg.application_name(&format!("streamlog-ingest {}", config.name));
+    let mut client = pg.connect(postgres::NoTls).map_err(c("connect"))?;
+    client
+        .batch_execute("SET statement_timeout = '120s'")
+        .map_err(c("set statement_timeout"))?;
+    Ok(client)
+}
+
+impl super::Agent {
+    /// Adds a PostgreSQL source (its topic created with `config.partitions` partitions if
+    /// missing). It connects when it starts; a server that is down is retried.
+    pub fn add_postgres_source(&mut self, config: PostgresSourceConfig) -> Result<()> {
+        config.validate()?;
+        let partitions = config.partitions;
+        self.add_source(
+            partitions,
+            Box::new(move |metrics| Ok(Box::new(PostgresCdcSource::new(config.clone(), metrics)?))),
+        )
+    }
+}
