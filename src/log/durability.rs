@@ -272,6 +272,15 @@ impl Durability {
         Ok(())
     }
 
+    /// The log was emptied and restarts at `offset` (a full truncation): nothing below it
+    /// is left to flush, so the recovery point is `offset`, on disk too.
+    pub(crate) fn restart_at(&self, offset: i64) -> Result<()> {
+        self.state.lock().recovery_point = offset;
+        self.write_recovery_point(offset)?;
+        self.done.notify_all();
+        Ok(())
+    }
+
     /// Lowers the recovery point after a truncation below it, on disk too, so recovery never
     /// expects offsets the log no longer has.
     pub(crate) fn clamp_recovery_point(&self, log_end_offset: i64) -> Result<()> {

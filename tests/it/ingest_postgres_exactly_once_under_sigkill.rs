@@ -4,6 +4,12 @@
 //! restarted. At the end every committed change is in the topic exactly once, in commit
 //! order per key, none missed.
 //!
+//! The same for the query modes, which see row states rather than changes: `incrementing`
+//! (inserts only; some transactions hold their new ids open while later ids commit, Kafka
+//! Connect's gap) must deliver every committed row exactly once; `timestamp+incrementing`
+//! (inserts and updates stamped with `clock_timestamp()`) must deliver each key's versions
+//! in commit order, none twice, ending with the row's final state.
+//!
 //! The truth is an audit table filled by a trigger in the same transactions (not published):
 //! writes to one key are serialised by its row lock, so the audit's sequence orders each
 //! key's changes as they committed. Each kill round waits (at most 60 s) until the agent has
@@ -59,6 +65,19 @@ fn slot_lsn(db: &mut postgres::Client) -> Option<String> {
     .map(|r| r.get(0))
 }
 
+/// The bytes of the positions topic's segments (they change only when positions are
+/// appended: the agent is committing).
+fn positions_len(data: &Path) -> u64 {
+    std::fs::read_dir(data.join("__ingest_positions-0")).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "log"))
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    })
+}
+
 fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> bool {
     let end = Instant::now() + PATIENCE;
     while !done() {
@@ -71,9 +90,25 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> bool {
     true
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// Upserts and deletes of ids 0..KEYS (CDC).
+    Changes,
+    /// Inserts with ids from the table's sequence (`incrementing`).
+    Inserts,
+    /// Inserts, and updates that restamp `ts` (`timestamp+incrementing`).
+    InsertsAndUpdates,
+}
+
 /// Runs transactions until `stop` (or the cap): each changes 1-4 keys in key order (no
 /// deadlocks), sometimes holds the transaction open a moment, and commits or rolls back.
-fn writer(server_conninfo: String, seed: u64, stop: Arc<AtomicBool>, txns: Arc<AtomicU64>) {
+fn writer(
+    server_conninfo: String,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    txns: Arc<AtomicU64>,
+    workload: Workload,
+) {
     let mut db = postgres::Client::connect(&server_conninfo, postgres::NoTls).unwrap();
     let mut rng = Rng(seed);
     for _ in 0..MAX_TXNS_PER_WRITER {
@@ -86,7 +121,34 @@ fn writer(server_conninfo: String, seed: u64, stop: Arc<AtomicBool>, txns: Arc<A
         keys.sort();
         keys.dedup();
         let mut t = db.transaction().unwrap();
+        if workload != Workload::Changes {
+            for id in keys {
+                if workload == Workload::Inserts || rng.chance(50) {
+                    t.execute("INSERT INTO accounts (v) VALUES (nextval('vals'))", &[])
+                        .unwrap();
+                } else {
+                    let id = i64::from(id) + 1;
+                    t.execute(
+                        "UPDATE accounts SET v = nextval('vals'), ts = clock_timestamp() WHERE id = $1",
+                        &[&id],
+                    )
+                    .unwrap();
+                }
+            }
+            // Now and then a transaction holds its ids across the agent's next polls.
+            if rng.chance(5) {
+                t.batch_execute("SELECT pg_sleep(0.3)").unwrap();
+            }
+            if rng.chance(15) {
+                t.rollback().unwrap();
+            } else {
+                t.commit().unwrap();
+                txns.fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
+        }
         for id in keys {
+            let id = i64::from(id);
             if rng.chance(25) {
                 t.execute("DELETE FROM accounts WHERE id = $1", &[&id])
                     .unwrap();
@@ -147,15 +209,15 @@ fn audit_changes(db: &mut postgres::Client) -> BTreeMap<i64, Vec<Change>> {
         .query("SELECT id, op, v FROM audit ORDER BY seq", &[])
         .unwrap()
     {
-        let id: i32 = row.get(0);
+        let id: i64 = row.get(0);
         let op: String = row.get(1);
         let v: Option<i64> = row.get(2);
-        out.entry(i64::from(id)).or_default().push((op, v));
+        out.entry(id).or_default().push((op, v));
     }
     out
 }
 
-pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str) {
+pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str, workload: Workload) {
     let Some(server) = PgServer::start_or_skip(test) else {
         return;
     };
@@ -174,8 +236,10 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str) {
     let mut db = server.client();
     db.batch_execute(
         "CREATE SEQUENCE vals;
-         CREATE TABLE accounts (id int PRIMARY KEY, v bigint NOT NULL);
-         CREATE TABLE audit (seq bigserial PRIMARY KEY, id int NOT NULL, op text NOT NULL, v bigint);
+         CREATE SEQUENCE ids;
+         CREATE TABLE accounts (id bigint PRIMARY KEY DEFAULT nextval('ids'), v bigint NOT NULL,
+                                ts timestamptz NOT NULL DEFAULT clock_timestamp());
+         CREATE TABLE audit (seq bigserial PRIMARY KEY, id bigint NOT NULL, op text NOT NULL, v bigint);
          CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN
            IF TG_OP = 'DELETE' THEN
@@ -208,7 +272,8 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str) {
     // The first agent creates the slot; the writers start once it exists.
     let log = root.join("agent-0.log");
     let mut agent = spawn_agent(&config, &log, false);
-    let created = wait_until("the replication slot", || slot_lsn(&mut db).is_some());
+    let created = workload != Workload::Changes
+        || wait_until("the replication slot", || slot_lsn(&mut db).is_some());
     if !created {
         agent.kill().unwrap();
         agent.wait().unwrap();
@@ -223,7 +288,9 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str) {
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
             let (conninfo, stop, txns) = (server.conninfo(), Arc::clone(&stop), Arc::clone(&txns));
-            std::thread::spawn(move || writer(conninfo, seed ^ ((w + 1) * 0x9e37), stop, txns))
+            std::thread::spawn(move || {
+                writer(conninfo, seed ^ ((w + 1) * 0x9e37), stop, txns, workload)
+            })
         })
         .collect();
 
@@ -232,10 +299,17 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str) {
         if round > 0 {
             agent = spawn_agent(&config, &root.join(format!("agent-{round}.log")), false);
         }
-        let start_lsn = slot_lsn(&mut db);
-        // The slot moves only after the agent committed records and positions.
-        if wait_until("the agent to commit and advance the slot", || {
-            slot_lsn(&mut db) != start_lsn || agent.try_wait().unwrap().is_some()
+        // The slot moves only after the agent committed records and positions; the query
+        // modes' progress shows as positions appended.
+        let progress = |db: &mut postgres::Client| (slot_lsn(db), positions_len(&data));
+        let start = progress(&mut db);
+        if wait_until("the agent to commit", || {
+            let now = progress(&mut db);
+            let moved = match workload {
+                Workload::Changes => now.0 != start.0,
+                _ => now.1 != start.1,
+            };
+            moved || agent.try_wait().unwrap().is_some()
         }) && agent.try_wait().unwrap().is_none()
         {
             rounds_committing += 1;
@@ -287,10 +361,36 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str) {
     assert!(total > 0 && committed_txns > 0);
     for (id, want) in &expected {
         let have = got.get(id).cloned().unwrap_or_default();
-        assert_eq!(
-            &have, want,
-            "seed {seed}: key {id}: topic changes differ from the committed ones"
-        );
+        match workload {
+            Workload::Changes => assert_eq!(
+                &have, want,
+                "seed {seed}: key {id}: topic changes differ from the committed ones"
+            ),
+            Workload::Inserts => {
+                let want: Vec<Change> = want.iter().map(|(_, v)| ("upsert".into(), *v)).collect();
+                assert_eq!(
+                    have, want,
+                    "seed {seed}: key {id}: committed row missing or repeated"
+                );
+            }
+            Workload::InsertsAndUpdates => {
+                // Row states: a subsequence of the committed versions, ending with the last.
+                let versions: Vec<Option<i64>> = want.iter().map(|(_, v)| *v).collect();
+                let mut rest = versions.iter();
+                for (op, v) in &have {
+                    assert_eq!(op, "upsert");
+                    assert!(
+                        rest.any(|w| w == v),
+                        "seed {seed}: key {id}: {have:?} is not in commit order within {versions:?} (or repeats)"
+                    );
+                }
+                assert_eq!(
+                    have.last().map(|(_, v)| *v),
+                    versions.last().copied(),
+                    "seed {seed}: key {id}: the final state is missing"
+                );
+            }
+        }
     }
     assert_eq!(
         got.len(),
@@ -304,5 +404,27 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str) {
 
 #[test]
 fn postgres_cdc_exactly_once_under_sigkill() {
-    exactly_once_under_sigkill("", "postgres_cdc_exactly_once_under_sigkill");
+    exactly_once_under_sigkill(
+        "",
+        "postgres_cdc_exactly_once_under_sigkill",
+        Workload::Changes,
+    );
+}
+
+#[test]
+fn postgres_incrementing_query_misses_no_late_commit_under_sigkill() {
+    exactly_once_under_sigkill(
+        "mode = \"incrementing\"",
+        "postgres_incrementing_query_misses_no_late_commit_under_sigkill",
+        Workload::Inserts,
+    );
+}
+
+#[test]
+fn postgres_timestamp_query_keeps_commit_order_under_sigkill() {
+    exactly_once_under_sigkill(
+        "mode = \"timestamp+incrementing\"\ntimestamp_column = \"ts\"",
+        "postgres_timestamp_query_keeps_commit_order_under_sigkill",
+        Workload::InsertsAndUpdates,
+    );
 }

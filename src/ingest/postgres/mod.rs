@@ -14,6 +14,10 @@
 //! publication beforehand. Changes made before the slot exists are not read (there is no
 //! initial snapshot).
 //!
+//! [`PostgresQuerySource`] polls a table instead (Kafka Connect JDBC's `incrementing` and
+//! `timestamp+incrementing` modes) without missing rows whose transactions commit out of
+//! order: see its docs for how.
+//!
 //! The client is the synchronous [`postgres`] crate: each source runs on a thread of its
 //! own, so a blocking client is the simplest fit (it drives tokio-postgres on a private
 //! current-thread runtime).
@@ -21,6 +25,7 @@
 mod cdc;
 mod error;
 pub mod pgoutput;
+mod query;
 mod value;
 
 use std::str::FromStr;
@@ -30,6 +35,7 @@ use serde::Deserialize;
 
 pub use cdc::PostgresCdcSource;
 pub use error::PostgresError;
+pub use query::PostgresQuerySource;
 
 use super::error::{IngestError, Result};
 
@@ -68,6 +74,18 @@ pub struct PostgresSourceConfig {
     /// The tables, `schema.table` or `table` (schema `public`). With more than one, a
     /// record's key is `{"table": "schema.table", "key": {…}}` instead of the bare key.
     pub tables: Vec<String>,
+    /// `cdc` (logical decoding, the default), or a query mode for tables without it:
+    /// `incrementing` (new rows by a sequence-fed id column) or `timestamp+incrementing`
+    /// (new and updated rows by a timestamp column, then the id); see
+    /// [`PostgresQuerySource`].
+    #[serde(default = "mode")]
+    pub mode: String,
+    /// The id column of the query modes (an integer fed by a sequence).
+    #[serde(default = "incrementing_column")]
+    pub incrementing_column: String,
+    /// The timestamp column of `timestamp+incrementing` (written by the server's clock).
+    #[serde(default)]
+    pub timestamp_column: Option<String>,
     /// The replication slot (default `streamlog_<name>`); created if missing.
     #[serde(default)]
     pub slot: Option<String>,
@@ -85,6 +103,12 @@ pub struct PostgresSourceConfig {
     pub connect_timeout_s: u64,
 }
 
+fn mode() -> String {
+    "cdc".into()
+}
+fn incrementing_column() -> String {
+    "id".into()
+}
 fn one() -> u32 {
     1
 }
@@ -107,6 +131,9 @@ impl PostgresSourceConfig {
             partitions: one(),
             conninfo: conninfo.to_string(),
             tables: tables.iter().map(|t| t.to_string()).collect(),
+            mode: mode(),
+            incrementing_column: incrementing_column(),
+            timestamp_column: None,
             slot: None,
             publication: None,
             max_changes_per_poll: max_changes_per_poll(),
@@ -155,6 +182,18 @@ impl PostgresSourceConfig {
                 "slot name {slot:?}: lower-case letters, digits and _ only, at most 63"
             ));
         }
+        match self.mode.as_str() {
+            "cdc" => {}
+            "incrementing" | "timestamp+incrementing" if self.tables.len() == 1 => {}
+            "incrementing" | "timestamp+incrementing" => {
+                return bad("the query modes read one table".into())
+            }
+            other => {
+                return bad(format!(
+                    "mode {other:?}: expected cdc, incrementing or timestamp+incrementing"
+                ))
+            }
+        }
         if self.max_changes_per_poll == 0 {
             return bad("max_changes_per_poll is 0".into());
         }
@@ -196,7 +235,7 @@ pub(crate) fn connect(
     pg.application_name(&format!("streamlog-ingest {}", config.name));
     let mut client = pg.connect(postgres::NoTls).map_err(c("connect"))?;
     client
-        .batch_execute("SET statement_timeout = '120s'")
+        .batch_execute("SET statement_timeout = '120s'; SET TimeZone = 'UTC'")
         .map_err(c("set statement_timeout"))?;
     Ok(client)
 }
@@ -207,9 +246,20 @@ impl super::Agent {
     pub fn add_postgres_source(&mut self, config: PostgresSourceConfig) -> Result<()> {
         config.validate()?;
         let partitions = config.partitions;
+        if config.mode == "cdc" {
+            return self.add_source(
+                partitions,
+                Box::new(move |metrics| {
+                    Ok(Box::new(PostgresCdcSource::new(config.clone(), metrics)?))
+                }),
+            );
+        }
+        PostgresQuerySource::new(config.clone(), std::sync::Arc::default())?;
         self.add_source(
             partitions,
-            Box::new(move |metrics| Ok(Box::new(PostgresCdcSource::new(config.clone(), metrics)?))),
+            Box::new(move |metrics| {
+                Ok(Box::new(PostgresQuerySource::new(config.clone(), metrics)?))
+            }),
         )
     }
 }
