@@ -93,7 +93,9 @@ use std::sync::Arc;
 
 pub use append::AppendInfo;
 pub(crate) use background::BackgroundThread;
-pub use checkpoint::{RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT};
+pub use checkpoint::{
+    RECOVERY_POINT_CHECKPOINT, RECOVERY_POINT_POSITION, REPLICATION_OFFSET_CHECKPOINT,
+};
 pub use cleaner::{
     BatchRetention, CleanableInfo, Cleaner, CleanerConfig, CleanerStats, CompactionHooks,
     DefaultCompactionHooks, CLEANER_OFFSET_CHECKPOINT,
