@@ -23,6 +23,77 @@ pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// own keeps one in its partition directory, listing that partition.
 pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 
+/// Where inside its segment the recovery point lies (streamlog's own file; Kafka has none):
+/// written beside [`RECOVERY_POINT_CHECKPOINT`] each time that is, so that recovery after a
+/// crash scans only what follows the recovery point in its segment instead of the whole
+/// segment. Trusted only when it names the same recovery point as the checkpoint and the
+/// batch it records is found there (see ARCHITECTURE.md).
+pub const RECOVERY_POINT_POSITION: &str = "recovery-point-position";
+
+/// The contents of [`RECOVERY_POINT_POSITION`]: the recovery point, the base offset of the
+/// segment it lies in, and where it lies there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecoveryPosition {
+    pub recovery_point: i64,
+    pub segment_base: i64,
+    pub at: crate::segment::ResumePosition,
+}
+
+/// Writes `p` to [`RECOVERY_POINT_POSITION`] in `dir`, atomically and durably.
+///
+/// ```text
+/// 0                     version
+/// <recovery point> <segment base offset> <batch position> <batch base offset> <batch CRC>
+///     <position after the batch> <offset-index entries> <time-index entries>
+/// ```
+pub(crate) fn write_position(fs: &dyn FileSystem, dir: &Path, p: &RecoveryPosition) -> Result<()> {
+    let a = &p.at;
+    let text = format!(
+        "0\n{} {} {} {} {} {} {} {}\n",
+        p.recovery_point,
+        p.segment_base,
+        a.batch_position,
+        a.batch_base_offset,
+        a.batch_crc,
+        a.position,
+        a.offset_entries,
+        a.time_entries
+    );
+    crate::io::write_file_atomic(fs, &dir.join(RECOVERY_POINT_POSITION), text.as_bytes())
+}
+
+/// Reads [`RECOVERY_POINT_POSITION`] in `dir`: `None` when it is missing or unreadable
+/// (it only saves work: recovery then scans the whole segment).
+pub(crate) fn read_position(fs: &dyn FileSystem, dir: &Path) -> Option<RecoveryPosition> {
+    let path = dir.join(RECOVERY_POINT_POSITION);
+    if !fs.exists(&path) {
+        return None;
+    }
+    let bytes = crate::io::read_file(fs, &path).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let mut lines = text.lines();
+    if lines.next() != Some("0") {
+        return None;
+    }
+    let mut f = lines.next()?.split(' ');
+    let mut int = || f.next()?.parse::<i64>().ok();
+    let (rp, base, batch_position, batch_base) = (int()?, int()?, int()?, int()?);
+    let (crc, position, offset_entries, time_entries) = (int()?, int()?, int()?, int()?);
+    Some(RecoveryPosition {
+        recovery_point: rp,
+        segment_base: base,
+        at: crate::segment::ResumePosition {
+            batch_position: u64::try_from(batch_position).ok()?,
+            batch_base_offset: batch_base,
+            batch_crc: u32::try_from(crc).ok()?,
+            position: u64::try_from(position).ok()?,
+            next_offset: rp,
+            offset_entries: usize::try_from(offset_entries).ok()?,
+            time_entries: usize::try_from(time_entries).ok()?,
+        },
+    })
+}
+
 /// The topic and partition a directory named `<topic>-<partition>` holds.
 fn topic_partition(dir: &Path) -> (String, u32) {
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("log");

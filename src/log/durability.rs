@@ -272,6 +272,15 @@ impl Durability {
         Ok(())
     }
 
+    /// The log was emptied and restarts at `offset` (a full truncation): nothing below it
+    /// is left to flush, so the recovery point is `offset`, on disk too.
+    pub(crate) fn restart_at(&self, offset: i64) -> Result<()> {
+        self.state.lock().recovery_point = offset;
+        self.write_recovery_point(offset)?;
+        self.done.notify_all();
+        Ok(())
+    }
+
     /// Lowers the recovery point after a truncation below it, on disk too, so recovery never
     /// expects offsets the log no longer has.
     pub(crate) fn clamp_recovery_point(&self, log_end_offset: i64) -> Result<()> {
@@ -383,8 +392,59 @@ impl Log {
         self.finish_deferred(false)?;
         if let Some(rp) = self.durability.unchecked_recovery_point() {
             self.durability.write_recovery_point(rp)?;
+            // Then where the recovery point lies in its segment: recovery trusts it only
+            // beside a checkpoint naming the same recovery point and only if the batch it
+            // records is found there, so a crash between the two files, or a failed write
+            // of this one, costs a full scan of that segment and nothing else (which is why
+            // its errors are not the log's). Without it (the point starts its segment, or
+            // the segment went meanwhile) recovery scans that segment whole, as before.
+            if let Some(p) = self.recovery_position(rp) {
+                let _ = checkpoint::write_position(&*self.local.fs, &self.local.dir, &p);
+            }
         }
         self.checkpoint_high_watermark()
+    }
+
+    /// Where the durable recovery point `rp` lies inside its segment: the batch ending just
+    /// before it, and the index entries for the bytes before it, which are made durable here
+    /// (an active segment's index maps are otherwise synced only when it rolls or closes).
+    /// `None` when `rp` starts its segment or the segment is gone.
+    fn recovery_position(&self, rp: i64) -> Option<checkpoint::RecoveryPosition> {
+        let view = self.local.view();
+        let seg = view.segments.get(view.segment_index(rp - 1)?)?;
+        let base = seg.base_offset();
+        let b = seg.find_batch(rp - 1, seg.size()).ok()??;
+        if b.last_offset != rp - 1 || base >= rp {
+            return None;
+        }
+        let mut header = [0u8; crate::record::BATCH_HEADER_SIZE];
+        seg.read_exact(&mut header, b.position).ok()?;
+        let at = crate::record::header::CRC;
+        let crc = u32::from_be_bytes(header.get(at..at + 4)?.try_into().ok()?);
+        let position = b.position + b.size;
+        let ix = seg.indexes().ok()?;
+        let offset_entries = (0..ix.offset.len())
+            .take_while(|&i| u64::from(ix.offset.offset_entry(i).position) < position)
+            .count();
+        let time_entries = (0..ix.time.len())
+            .take_while(|&i| base + i64::from(ix.time.time_entry(i).relative_offset) < rp)
+            .count();
+        // Counted first, then synced: every entry counted is in what the sync covers.
+        ix.offset.flush().ok()?;
+        ix.time.flush().ok()?;
+        Some(checkpoint::RecoveryPosition {
+            recovery_point: rp,
+            segment_base: base,
+            at: crate::segment::ResumePosition {
+                batch_position: b.position,
+                batch_base_offset: b.base_offset,
+                batch_crc: crc,
+                position,
+                next_offset: rp,
+                offset_entries,
+                time_entries,
+            },
+        })
     }
 
     /// Starts a thread that calls [`Log::tick`] every `interval` until the returned handle

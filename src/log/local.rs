@@ -539,7 +539,12 @@ impl LocalLog {
         Ok(new_leo)
     }
 
-    fn truncate_fully(&self, w: &mut Writer, offset: i64, durability: &Durability) -> Result<i64> {
+    pub(crate) fn truncate_fully(
+        &self,
+        w: &mut Writer,
+        offset: i64,
+        durability: &Durability,
+    ) -> Result<i64> {
         // Newest first: a crash keeps some of these removals, in order, and whatever they
         // leave must be a prefix of the log, never its tail with a hole before it.
         for seg in w.segments.drain(..).rev() {

@@ -93,7 +93,9 @@ use std::sync::Arc;
 
 pub use append::AppendInfo;
 pub(crate) use background::BackgroundThread;
-pub use checkpoint::{RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT};
+pub use checkpoint::{
+    RECOVERY_POINT_CHECKPOINT, RECOVERY_POINT_POSITION, REPLICATION_OFFSET_CHECKPOINT,
+};
 pub use cleaner::{
     BatchRetention, CleanableInfo, Cleaner, CleanerConfig, CleanerStats, CompactionHooks,
     DefaultCompactionHooks, CLEANER_OFFSET_CHECKPOINT,
@@ -450,6 +452,53 @@ impl Log {
         let reloaded = self.load_producer_state(&w, ScannedRange::default());
         self.forget_replicated_transactions();
         cut.and(reloaded.map(|_| ()))
+    }
+
+    /// Empties the log and restarts it at `offset` (Kafka's `truncateFullyAndStartAt`): every
+    /// segment goes, the log start and end offsets, the recovery point and (under
+    /// `HighWatermarkPolicy::Replicated`) the high watermark become `offset`, the leader-epoch
+    /// cache and the producer state are cleared. What a replication follower does when the
+    /// leader's log start offset has passed its log end offset (the leader deleted the records
+    /// the follower still needs). A negative `offset` is [`Error::InvalidArgument`].
+    ///
+    /// ```
+    /// use streamlog::{Log, LogConfig, OwnedRecord, Compression};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), LogConfig::default())?;
+    /// log.append_records(&[OwnedRecord::new(0, None, Some(b"v"))], Compression::None)?;
+    /// log.truncate_fully_and_start_at(100)?;
+    /// assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
+        if offset < 0 {
+            return Err(Error::InvalidArgument(format!(
+                "a log cannot start at the negative offset {offset}"
+            )));
+        }
+        let (_files, mut w) = self.lock_files()?;
+        // As in `truncate_to`: the checkpoint on disk never vouches for more than the log
+        // holds while the segments go.
+        let cut = self
+            .durability
+            .lower_checkpoint(offset.min(w.log_start_offset))
+            .and_then(|()| self.local.truncate_fully(&mut w, offset, &self.durability))
+            .and_then(|new_leo| {
+                self.clamp_cleaner_checkpoint(new_leo)?;
+                // Nothing is left of any epoch (a log cut to end at 0 keeps none).
+                if self.truncate_epochs_from_end(0) {
+                    self.write_leader_epochs()?;
+                }
+                self.durability.restart_at(new_leo)
+            });
+        let reloaded = self.load_producer_state(&w, ScannedRange::default());
+        drop(w);
+        cut?;
+        reloaded?;
+        self.maybe_advance_high_watermark(offset)?;
+        self.forget_replicated_transactions();
+        Ok(())
     }
 
     /// Advances the log start offset to `offset` (Kafka's DeleteRecords) and deletes the

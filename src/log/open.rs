@@ -32,6 +32,10 @@ pub struct RecoveryInfo {
     /// it started from, or the log start offset when no usable snapshot (or `.txnindex`)
     /// was found. Equal to the log end offset when nothing needed replaying.
     pub producer_state_replayed_from: i64,
+    /// Bytes of `.log` files the recovery scan read (validated and indexed): on an unclean
+    /// open, from the recovery point's position inside its segment when that position was
+    /// recorded and checks out, else from that segment's first byte.
+    pub bytes_scanned: u64,
     /// Time the open took.
     pub duration: Duration,
     /// What the recovery scan saw of producer batches.
@@ -181,12 +185,16 @@ impl Log {
             }
             Some(_) => {
                 let recovery_point = checkpoints.recovery_point.unwrap_or(0);
+                // Where inside its segment the recovery point lies, if recorded with it.
+                let resume = super::checkpoint::read_position(&*fs, dir)
+                    .filter(|p| checkpoints.recovery_point == Some(p.recovery_point));
                 let log_end_offset = recover_segments(
                     &fs,
                     dir,
                     &config,
                     &bases,
                     recovery_point,
+                    resume,
                     &mut segments,
                     &mut info,
                     on_batch,
@@ -318,6 +326,7 @@ fn recover_segments(
     config: &LogConfig,
     bases: &[i64],
     recovery_point: i64,
+    resume: Option<super::checkpoint::RecoveryPosition>,
     segments: &mut Vec<Arc<Segment>>,
     info: &mut RecoveryInfo,
     on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
@@ -355,8 +364,7 @@ fn recover_segments(
             .log_file()
             .len()
             .map_err(|e| Error::io(seg.log_path(), e))?;
-        info.scan.scanned_from.get_or_insert(base);
-        let rec = seg.recover(&mut |b| {
+        let mut scan_batch = |b: &Batch<'_>| {
             if b.producer_id() >= 0 {
                 first_producer_batch.get_or_insert(b.base_offset());
             }
@@ -364,8 +372,25 @@ fn recover_segments(
                 return Ok(());
             }
             on_batch(b)
-        })?;
+        };
+        // The segment holding the recovery point is durable up to it: when where it lies
+        // was recorded and checks out, scan only what follows.
+        let resumed = match resume.filter(|p| i == first_unsafe && p.segment_base == base) {
+            Some(p) => seg.recover_from(&p.at, &mut scan_batch)?,
+            None => None,
+        };
+        let rec = match resumed {
+            Some(rec) => {
+                info.scan.scanned_from.get_or_insert(recovery_point);
+                rec
+            }
+            None => {
+                info.scan.scanned_from.get_or_insert(base);
+                seg.recover(&mut scan_batch)?
+            }
+        };
         info.segments_recovered += 1;
+        info.bytes_scanned += rec.scanned_bytes;
         if rec.truncated_bytes > 0 {
             let damaged_at = rec.next_offset.unwrap_or(base);
             check_damage(

@@ -36,7 +36,8 @@ pub(crate) type Replay<'a> =
 /// a replay need not read again what holds no producer batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct ScannedRange {
-    /// Base offset of the first segment scanned (every later segment was scanned too).
+    /// The offset the recovery scan started at: a segment's base offset, or the recovery
+    /// point inside it (everything after was scanned too).
     pub scanned_from: Option<i64>,
     /// Base offset of the first valid batch with a producer id among those scanned.
     pub first_producer_batch: Option<i64>,

@@ -135,6 +135,17 @@ impl Replica {
                 self.truncate_for_leader(resp.log_end_offset)?;
                 return self.send_fetch(now);
             }
+            if resp.error == KafkaCode::OFFSET_OUT_OF_RANGE
+                && resp.log_start_offset > self.log.log_end_offset()
+            {
+                // Behind the leader's log start (it deleted what this replica still lacks,
+                // by retention or DeleteRecords): start over where the leader's log starts,
+                // as Kafka's fetcher does (`truncateFullyAndStartAt`). Nothing committed is
+                // given up: this replica's high watermark is at most its log end.
+                self.log
+                    .truncate_fully_and_start_at(resp.log_start_offset)?;
+                return self.send_fetch(now);
+            }
             self.backoff(now);
             return Ok(());
         }
@@ -161,6 +172,14 @@ impl Replica {
         let hw = resp.high_watermark.min(own);
         if hw > self.log.high_watermark() {
             self.log.maybe_advance_high_watermark(hw)?;
+        }
+        // The log starts where the leader's does (Kafka's `maybeIncrementLogStartOffset`):
+        // what the leader deleted goes here too. It matters beyond disk space: a batch this
+        // replica holds below the leader's log start may be one the leader never had (from a
+        // leader of an earlier epoch), and no divergence check can find it any more.
+        let start = resp.log_start_offset.min(self.log.high_watermark());
+        if start > self.log.log_start_offset() {
+            self.log.delete_records_before(start)?;
         }
         self.send_fetch(now)
     }

@@ -405,3 +405,45 @@ fn replica_needs_a_replicated_log() {
         .unwrap();
     assert!(Replica::new(0, 1, Arc::new(log), ReplicationConfig::default(), 0).is_err());
 }
+
+#[test]
+fn follower_behind_the_leaders_log_start_starts_over_there() {
+    let mut c = Cluster::new(3, config(1));
+    c.settle();
+    c.replicas[0].append(&batch(b"a"), Acks::All, 0).unwrap();
+    c.settle();
+    assert_eq!(c.leos(), vec![1, 1, 1]);
+    // Replica 2 falls behind, leaves the ISR, and the leader deletes what it lacks.
+    c.network.set_link(0, 2, false);
+    for v in [b"b", b"c", b"d", b"e"] {
+        c.replicas[0]
+            .append(&batch(v), Acks::Leader, c.now)
+            .unwrap();
+    }
+    c.advance(30_001);
+    assert_eq!(c.controller.state().isr, vec![0, 1]);
+    assert_eq!(c.replicas[0].log().high_watermark(), 5);
+    c.replicas[0].log().delete_records_before(4).unwrap();
+    assert_eq!(c.replicas[0].log().log_start_offset(), 4);
+    assert_eq!(c.leos(), vec![5, 5, 1]);
+    // Its fetch from offset 1 is out of range: it empties its log, restarts at the
+    // leader's log start, catches up and rejoins the ISR.
+    c.network.heal();
+    c.advance(31_000);
+    let follower = c.replicas[2].log();
+    assert_eq!(
+        (follower.log_start_offset(), follower.log_end_offset()),
+        (4, 5)
+    );
+    assert_eq!(follower.high_watermark(), 5);
+    let values: Vec<Vec<u8>> = follower
+        .records_from(4)
+        .map(|r| r.unwrap().value().unwrap().to_vec())
+        .collect();
+    assert_eq!(values, vec![b"e".to_vec()]);
+    assert_eq!(c.controller.state().isr, vec![0, 1, 2]);
+    assert!(c
+        .reports
+        .iter()
+        .all(|r| !matches!(r, Output::UncleanTruncation { .. })));
+}

@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use parking_lot::Mutex;
 
 pub(crate) use index::{IndexFile, IndexKind, OffsetEntry, TimeEntry};
-pub(crate) use scan::BatchPos;
+pub(crate) use scan::{BatchPos, ResumePosition};
 
 use crate::error::{Error, Result};
 use crate::io::{File, FileSystem, OpenMode};

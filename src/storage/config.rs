@@ -57,6 +57,59 @@ pub const TOPIC_CONFIG_KEYS: [&str; 13] = [
     MESSAGE_TIMESTAMP_AFTER_MAX_MS,
 ];
 
+/// Kafka topic configs a [`TopicConfig`] accepts, validates as Kafka does and keeps (so they
+/// persist and can be described) but that change nothing in a single-node storage: they
+/// concern replication, a message format streamlog no longer writes (`message.format.version`,
+/// which Kafka 3.x also ignores), or file handling streamlog decides itself.
+pub const TOPIC_CONFIGS_WITHOUT_EFFECT: [&str; 8] = [
+    "message.format.version",
+    "message.downconversion.enable",
+    "unclean.leader.election.enable",
+    "preallocate",
+    "segment.jitter.ms",
+    "file.delete.delay.ms",
+    "leader.replication.throttled.replicas",
+    "follower.replication.throttled.replicas",
+];
+
+/// Checks a value of one of [`TOPIC_CONFIGS_WITHOUT_EFFECT`] with Kafka's type and bounds.
+fn check_without_effect(key: &str, value: &str) -> Result<()> {
+    // Stored one `key=value` line each.
+    if value.chars().any(char::is_control) {
+        return Err(invalid(key, value, "control characters"));
+    }
+    match key {
+        "message.format.version" => {
+            // Kafka's version strings: `0.10.0`, `2.8`, `3.0-IV1`.
+            let v = value.trim();
+            let (version, iv) = v.split_once("-IV").unwrap_or((v, "0"));
+            let parts: Vec<&str> = version.split('.').collect();
+            let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if !(2..=4).contains(&parts.len()) || !parts.iter().all(|p| numeric(p)) || !numeric(iv)
+            {
+                return Err(invalid(
+                    key,
+                    value,
+                    "not a Kafka version (e.g. 2.8 or 3.0-IV1)",
+                ));
+            }
+        }
+        "message.downconversion.enable" | "unclean.leader.election.enable" | "preallocate"
+            if !["true", "false"]
+                .iter()
+                .any(|b| value.trim().eq_ignore_ascii_case(b)) =>
+        {
+            return Err(invalid(key, value, "expected true or false"));
+        }
+        "segment.jitter.ms" | "file.delete.delay.ms" => {
+            parse_long(key, value, 0)?;
+        }
+        // Lists of `partition:broker` pairs or `*`; nothing here reads them.
+        _ => {}
+    }
+    Ok(())
+}
+
 fn timestamp_type_name(t: TimestampType) -> &'static str {
     match t {
         TimestampType::CreateTime => "CreateTime",
@@ -110,6 +163,8 @@ pub struct TopicConfig {
     pub message_timestamp_before_max_ms: Option<i64>,
     /// `message.timestamp.after.max.ms`.
     pub message_timestamp_after_max_ms: Option<i64>,
+    /// Keys of [`TOPIC_CONFIGS_WITHOUT_EFFECT`] that are set, with their values as given.
+    pub without_effect: BTreeMap<String, String>,
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> Error {
@@ -194,6 +249,11 @@ impl TopicConfig {
             MESSAGE_TIMESTAMP_AFTER_MAX_MS => {
                 self.message_timestamp_after_max_ms = Some(parse_long(key, value, 0)?)
             }
+            _ if TOPIC_CONFIGS_WITHOUT_EFFECT.contains(&key) => {
+                check_without_effect(key, value)?;
+                self.without_effect
+                    .insert(key.to_string(), value.trim().to_string());
+            }
             _ => return Err(invalid(key, value, "unknown topic config")),
         }
         Ok(self)
@@ -257,6 +317,9 @@ impl TopicConfig {
             MESSAGE_TIMESTAMP_AFTER_MAX_MS,
             self.message_timestamp_after_max_ms.map(|v| v.to_string()),
         );
+        for (k, v) in &self.without_effect {
+            m.insert(k.clone(), v.clone());
+        }
         m
     }
 
@@ -556,5 +619,41 @@ mod tests {
             TopicConfig::from_map(&parse_properties(&text).unwrap()).unwrap(),
             config
         );
+    }
+
+    /// Kafka's configs without effect here are accepted and kept when Kafka would accept
+    /// them, refused (INVALID_CONFIG) when Kafka would not.
+    #[test]
+    fn configs_without_effect_are_validated_and_kept() {
+        let mut config = TopicConfig::new();
+        config.set("message.format.version", "0.10.0.0").unwrap();
+        config
+            .set("unclean.leader.election.enable", "true")
+            .unwrap();
+        config
+            .set("leader.replication.throttled.replicas", "0:1,1:1")
+            .unwrap();
+        let map = config.to_map();
+        assert_eq!(map["message.format.version"], "0.10.0.0");
+        assert_eq!(map.len(), 3);
+        let text = config.to_properties();
+        assert_eq!(
+            TopicConfig::from_map(&parse_properties(&text).unwrap()).unwrap(),
+            config
+        );
+        for (k, v) in [
+            ("message.format.version", "latest"),
+            ("message.format.version", "3"),
+            ("preallocate", "yes"),
+            ("segment.jitter.ms", "-1"),
+            (
+                "follower.replication.throttled.replicas",
+                "a\nretention.ms=1",
+            ),
+        ] {
+            let mut c = config.clone();
+            assert!(c.set(k, v).is_err(), "{k}={v}");
+            assert_eq!(c, config);
+        }
     }
 }

@@ -96,6 +96,7 @@ mod readers_see_whole_batches_during_appends;
 mod readers_wait_for_appends;
 mod record_fast_paths_agree;
 mod record_round_trip;
+mod recovery_resumes_at_checkpointed_position;
 mod replication_simulation;
 mod retention_crash_mid_deletion_reopens;
 mod retention_deletes_old_prefix;

@@ -7,6 +7,7 @@
 //! data_dir = "./streamlog-data"
 //! node_id = 1
 //! socket_request_max_bytes = 104857600
+//! queued_max_request_bytes = 536870912
 //! max_connections = 1000
 //!
 //! [topic_defaults]
@@ -39,6 +40,11 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// `socket.request.max.bytes`: a larger length prefix closes the connection.
     pub socket_request_max_bytes: u32,
+    /// `queued.max.request.bytes`: bytes of requests being read or handled, across all
+    /// connections. A connection whose request would go over waits (its socket unread) until
+    /// memory frees, as Kafka mutes it; the read deadline still runs. At least
+    /// `socket_request_max_bytes`.
+    pub queued_max_request_bytes: u64,
     /// `max.connections`: connections over the limit are closed as soon as accepted.
     pub max_connections: usize,
     /// `connections.max.idle.ms`: a connection that sends nothing for this long is closed.
@@ -86,6 +92,7 @@ impl Default for BrokerConfig {
             data_dir: PathBuf::from("./streamlog-data"),
             node_id: 1,
             socket_request_max_bytes: 104_857_600,
+            queued_max_request_bytes: 512 * 1024 * 1024,
             max_connections: 1000,
             connections_max_idle_ms: 600_000,
             request_read_timeout_ms: 30_000,
@@ -124,6 +131,9 @@ impl BrokerConfig {
     fn check(&self) -> anyhow::Result<()> {
         if self.socket_request_max_bytes < 8 {
             bail!("socket_request_max_bytes must be at least 8");
+        }
+        if self.queued_max_request_bytes < u64::from(self.socket_request_max_bytes) {
+            bail!("queued_max_request_bytes must be at least socket_request_max_bytes");
         }
         if self.num_partitions == 0
             || self.transaction_state_log_num_partitions == 0

@@ -32,6 +32,7 @@ pub fn kafka_error(e: &Error) -> ResponseError {
             K::UnsupportedForMessageFormat
         }
         Error::RecordWithoutKey { .. } => K::InvalidRecord,
+        Error::InvalidTimestamp { .. } => K::InvalidTimestamp,
         Error::OutOfOrderSequence { .. } => K::OutOfOrderSequenceNumber,
         Error::InvalidProducerEpoch { .. } => K::InvalidProducerEpoch,
         Error::InvalidTxnState { .. } => K::InvalidTxnState,

@@ -23,6 +23,7 @@ mod groups;
 mod meta;
 mod metrics;
 mod metrics_http;
+mod request_memory;
 mod sasl;
 mod server;
 mod tls;

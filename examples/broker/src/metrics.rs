@@ -30,6 +30,10 @@ pub struct Metrics {
     pub connections: AtomicU64,
     /// Connections closed for exceeding `max_connections`.
     pub connections_refused: AtomicU64,
+    /// Bytes of requests being read or handled now (`queued_max_request_bytes` bounds it).
+    pub queued_request_bytes: AtomicU64,
+    /// The most `queued_request_bytes` has been.
+    pub queued_request_bytes_peak: AtomicU64,
     /// Produce latency.
     pub produce: Histogram,
     /// Fetch latency (long-poll waits included).
@@ -139,6 +143,18 @@ impl Metrics {
             "streamlog_broker_connections_refused_total",
             &self.connections_refused,
             "counter",
+        );
+        counter(
+            &mut out,
+            "streamlog_broker_queued_request_bytes",
+            &self.queued_request_bytes,
+            "gauge",
+        );
+        counter(
+            &mut out,
+            "streamlog_broker_queued_request_bytes_peak",
+            &self.queued_request_bytes_peak,
+            "gauge",
         );
         let _ = writeln!(out, "# TYPE streamlog_broker_partitions gauge");
         let _ = writeln!(out, "streamlog_broker_partitions {partitions}");

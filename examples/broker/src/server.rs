@@ -17,6 +17,7 @@ use tracing::Instrument;
 use crate::apis::{self, Outcome};
 use crate::broker::Broker;
 use crate::codec::{self, Decoded};
+use crate::request_memory::{Lease, RequestMemory};
 use crate::sasl;
 use kafka_protocol::messages::{
     RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
@@ -33,6 +34,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
         }
     };
     let slots = Arc::new(Semaphore::new(broker.config.max_connections));
+    let memory = RequestMemory::new(Arc::clone(&broker));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(conn) => conn,
@@ -53,13 +55,14 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
             continue;
         };
         let broker = Arc::clone(&broker);
+        let memory = Arc::clone(&memory);
         let tls = tls.clone();
         tokio::spawn(
             async move {
                 broker.metrics.connections.fetch_add(1, Ordering::Relaxed);
                 let _ = stream.set_nodelay(true);
                 let served = match tls {
-                    None => connection(stream, peer, &broker, None).await,
+                    None => connection(stream, peer, &broker, &memory, None).await,
                     // The handshake is bounded like a request's read.
                     Some(tls) => {
                         match timeout(broker.config.request_read_timeout(), tls.accept(stream))
@@ -67,7 +70,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
                         {
                             Ok(Ok(stream)) => {
                                 let principal = crate::tls::client_principal(stream.get_ref().1);
-                                connection(stream, peer, &broker, principal).await
+                                connection(stream, peer, &broker, &memory, principal).await
                             }
                             Ok(Err(e)) => Err(format!("TLS handshake failed: {e}")),
                             Err(_) => Err("TLS handshake not completed in time".into()),
@@ -91,12 +94,14 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     peer: SocketAddr,
     broker: &Arc<Broker>,
+    memory: &Arc<RequestMemory>,
     tls_principal: Option<String>,
 ) -> Result<(), String> {
     let mut session = sasl::Session::new(broker.config.sasl.is_some());
     loop {
         let mut close_after: Option<String> = None;
-        let Some(frame) = read_frame(&mut stream, broker).await? else {
+        // The lease holds the request's bytes in the pool until its response is written.
+        let Some((frame, _lease)) = read_frame(&mut stream, broker, memory).await? else {
             return Ok(());
         };
         broker
@@ -196,11 +201,16 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Reads one request frame: `Ok(None)` on a clean end of stream between requests.
+/// The first piece of a request's buffer, and the least it grows by.
+const FIRST_CHUNK: usize = 16 * 1024;
+
+/// Reads one request frame and the pool bytes its buffer holds: `Ok(None)` on a clean end
+/// of stream between requests.
 async fn read_frame<S: AsyncRead + Unpin>(
     stream: &mut S,
     broker: &Broker,
-) -> Result<Option<Bytes>, String> {
+    memory: &Arc<RequestMemory>,
+) -> Result<Option<(Bytes, Lease)>, String> {
     let config = &broker.config;
     let mut len = [0u8; 4];
     // Idle between requests: connections.max.idle.ms.
@@ -224,16 +234,37 @@ async fn read_frame<S: AsyncRead + Unpin>(
             config.socket_request_max_bytes
         ));
     }
-    // Grown as bytes arrive, not allocated from the prefix: a client that announces a large
-    // request and sends little costs little memory.
-    let mut buf = Vec::new();
-    let mut body = (&mut *stream).take(size as u64);
-    match timeout_at(deadline, body.read_to_end(&mut buf)).await {
-        Err(_) => Err("request not received in time".into()),
-        Ok(Err(e)) => Err(format!("read failed: {e}")),
-        Ok(Ok(n)) if n < size as usize => Err(format!("request truncated at {n} of {size} bytes")),
-        Ok(Ok(_)) => Ok(Some(Bytes::from(buf))),
+    let size = size as usize;
+    // Grown as bytes arrive, not allocated from the prefix, each growth taken from the pool
+    // first: a client that announces a large request and sends little holds little.
+    let mut lease = memory.lease();
+    let mut buf: Vec<u8> = Vec::new();
+    while buf.len() < size {
+        if buf.len() == buf.capacity() {
+            let target = (buf.capacity() * 2).max(FIRST_CHUNK).min(size);
+            let more = target - lease.bytes();
+            match timeout_at(deadline, lease.grow(more)).await {
+                Err(_) => return Err("request not received in time (waiting for memory)".into()),
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(())) => {}
+            }
+            buf.reserve_exact(target - buf.len());
+        }
+        let room = buf.capacity().min(size) - buf.len();
+        let mut chunk = (&mut *stream).take(room as u64);
+        match timeout_at(deadline, chunk.read_buf(&mut buf)).await {
+            Err(_) => return Err("request not received in time".into()),
+            Ok(Err(e)) => return Err(format!("read failed: {e}")),
+            Ok(Ok(0)) => {
+                return Err(format!(
+                    "request truncated at {} of {size} bytes",
+                    buf.len()
+                ))
+            }
+            Ok(Ok(_)) => {}
+        }
     }
+    Ok(Some((Bytes::from(buf), lease)))
 }
 
 fn api_name(api_key: kafka_protocol::messages::ApiKey) -> &'static str {
@@ -273,5 +304,106 @@ fn api_name(api_key: kafka_protocol::messages::ApiKey) -> &'static str {
         K::CreateAcls => "CreateAcls",
         K::DeleteAcls => "DeleteAcls",
         _ => "Other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::net::TcpStream;
+
+    const CAP: u64 = 1024 * 1024;
+
+    /// Waits (bounded) until `cond` holds, re-checking as the broker makes progress.
+    async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+        let check = async {
+            while !cond() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(60), check)
+            .await
+            .is_err()
+        {
+            panic!("timed out waiting until {what}");
+        }
+    }
+
+    /// ApiVersions v0 from a fresh connection; the broker answers it.
+    async fn well_behaved(addr: SocketAddr) {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // key 18, version 0, correlation id 7, null client id.
+        let req = [0u8, 18, 0, 0, 0, 0, 0, 7, 0xff, 0xff];
+        s.write_all(&(req.len() as i32).to_be_bytes())
+            .await
+            .unwrap();
+        s.write_all(&req).await.unwrap();
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size).await.unwrap();
+        let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
+        s.read_exact(&mut body).await.unwrap();
+        assert_eq!(&body[..4], &7i32.to_be_bytes(), "correlation id");
+    }
+
+    /// `queued_max_request_bytes` holds across connections: clients announcing the largest
+    /// request and trickling bytes hold only what they sent and do not stop a well-behaved
+    /// client; clients sending more than the pool wait for it, never past it, and their
+    /// read deadline gives the memory back. Asserted on the broker's own accounting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn request_memory_is_bounded_across_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Arc::new(crate::broker::test_broker(dir.path(), |c| {
+            c.socket_request_max_bytes = CAP as u32;
+            c.queued_max_request_bytes = CAP;
+            c.request_read_timeout_ms = 5_000;
+        }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, Arc::clone(&broker)));
+        let m = &broker.metrics;
+        let queued = || m.queued_request_bytes.load(Ordering::Relaxed);
+        let peak = || m.queued_request_bytes_peak.load(Ordering::Relaxed);
+
+        // Trickling: 16 connections announce 1 MiB each and send 1 KiB.
+        let mut trickling = Vec::new();
+        for _ in 0..16 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(&(CAP as i32).to_be_bytes()).await.unwrap();
+            s.write_all(&[0u8; 1024]).await.unwrap();
+            trickling.push(s);
+        }
+        let first = 16 * FIRST_CHUNK as u64;
+        until("the trickling requests are being read", || {
+            queued() == first
+        })
+        .await;
+        well_behaved(addr).await;
+        assert!(peak() <= first + 64, "peak {} for 16 KiB sent", peak());
+
+        // Flooding: 4 connections send almost all of 1 MiB each; together with the trickling
+        // ones that is far over the pool, so some wait for memory.
+        let mut flooding = Vec::new();
+        for _ in 0..4 {
+            flooding.push(tokio::spawn(async move {
+                let mut s = TcpStream::connect(addr).await.unwrap();
+                let _ = s.write_all(&(CAP as i32).to_be_bytes()).await;
+                let _ = s.write_all(&vec![0u8; CAP as usize - 1024]).await;
+                s
+            }));
+        }
+        // Stuck: whatever the next growth waits for (at most half a request) is not there.
+        until("the pool is exhausted", || queued() > CAP - CAP / 2).await;
+        assert!(peak() <= CAP, "peak {} over the pool {CAP}", peak());
+
+        // The read deadline closes the slow connections and gives their bytes back.
+        until("the slow requests' memory is returned", || queued() == 0).await;
+        well_behaved(addr).await;
+        assert!(peak() <= CAP, "peak {} over the pool {CAP}", peak());
+        for f in flooding {
+            drop(f.await.unwrap());
+        }
+        drop(trickling);
+        server.abort();
     }
 }

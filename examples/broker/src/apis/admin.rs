@@ -270,6 +270,13 @@ fn topic_configs(overrides: &TopicConfig, settings: &TopicSettings) -> Vec<(Stri
             };
             (k.to_string(), effective(settings, k), source)
         })
+        // Kafka's configs that change nothing here, as they were set.
+        .chain(
+            overrides
+                .without_effect
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone(), SOURCE_DYNAMIC_TOPIC)),
+        )
         .collect()
 }
 

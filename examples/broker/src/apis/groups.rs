@@ -209,24 +209,49 @@ pub async fn leave_group(
     Outcome::respond(ResponseKind::LeaveGroup(resp))
 }
 
+/// The partitions of a commit, split into those that exist (for the coordinator) and
+/// those that do not: Kafka answers UNKNOWN_TOPIC_OR_PARTITION for a topic it does not know
+/// or a partition past its count, and commits the rest.
 fn commit_partitions<'a>(
+    broker: &Broker,
     topics: impl Iterator<Item = (&'a TopicName, Vec<(i32, i64, i32, Option<String>)>)>,
-) -> Vec<gc::OffsetCommitPartition> {
-    topics
-        .flat_map(|(name, parts)| {
-            parts
-                .into_iter()
-                .map(
-                    move |(partition, offset, epoch, metadata)| gc::OffsetCommitPartition {
-                        topic: name.as_str().to_string(),
-                        partition,
-                        committed_offset: offset,
-                        committed_leader_epoch: epoch,
-                        committed_metadata: metadata,
-                    },
-                )
-        })
-        .collect()
+) -> (Vec<gc::OffsetCommitPartition>, Vec<(String, i32)>) {
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for (name, parts) in topics {
+        let topic = name.as_str();
+        let count = broker.storage.partition_count(topic).ok();
+        for (partition, offset, epoch, metadata) in parts {
+            let exists = count.is_some_and(|n| u32::try_from(partition).is_ok_and(|p| p < n));
+            if exists {
+                known.push(gc::OffsetCommitPartition {
+                    topic: topic.to_string(),
+                    partition,
+                    committed_offset: offset,
+                    committed_leader_epoch: epoch,
+                    committed_metadata: metadata,
+                });
+            } else {
+                unknown.push((topic.to_string(), partition));
+            }
+        }
+    }
+    (known, unknown)
+}
+
+/// The coordinator's per-partition answers followed by UNKNOWN_TOPIC_OR_PARTITION for the
+/// partitions it was not asked about, grouped by topic.
+fn commit_results(
+    answered: Vec<gc::PartitionResult>,
+    unknown: Vec<(String, i32)>,
+) -> Vec<(String, Vec<(i32, i16)>)> {
+    let unknown_code = ResponseError::UnknownTopicOrPartition.code();
+    by_topic(
+        answered
+            .into_iter()
+            .map(|p| (p.topic, (p.partition, p.error_code.code())))
+            .chain(unknown.into_iter().map(|(t, p)| (t, (p, unknown_code)))),
+    )
 }
 
 /// OffsetCommit.
@@ -235,26 +260,31 @@ pub async fn offset_commit(
     req: wire::OffsetCommitRequest,
     version: i16,
 ) -> Outcome {
-    let partitions = commit_partitions(req.topics.iter().map(|t| {
-        (
-            &t.name,
-            t.partitions
-                .iter()
-                .map(|p| {
-                    (
-                        p.partition_index,
-                        p.committed_offset,
-                        if version >= 6 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        opt(&p.committed_metadata),
-                    )
-                })
-                .collect(),
-        )
-    }));
+    let (partitions, unknown) = commit_partitions(
+        broker,
+        req.topics.iter().map(|t| {
+            (
+                &t.name,
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.partition_index,
+                            p.committed_offset,
+                            if version >= 6 {
+                                p.committed_leader_epoch
+                            } else {
+                                -1
+                            },
+                            opt(&p.committed_metadata),
+                        )
+                    })
+                    .collect(),
+            )
+        }),
+    );
+    // Only unknown partitions: answered without the coordinator, as Kafka does.
+    let only_unknown = partitions.is_empty() && !unknown.is_empty();
     let request = gc::Request::OffsetCommit(gc::OffsetCommitRequest {
         group_id: s(&req.group_id),
         generation_id: req.generation_id_or_member_epoch,
@@ -267,24 +297,31 @@ pub async fn offset_commit(
         },
         partitions,
     });
-    let Some(gc::Response::OffsetCommit(r)) = broker.groups.call(request).await else {
-        return unavailable();
+    let answered = if only_unknown {
+        Vec::new()
+    } else {
+        let Some(gc::Response::OffsetCommit(r)) = broker.groups.call(request).await else {
+            return unavailable();
+        };
+        r.partitions
     };
-    let topics = by_topic(r.partitions.into_iter().map(|p| {
-        (
-            p.topic,
-            wire::offset_commit_response::OffsetCommitResponsePartition::default()
-                .with_partition_index(p.partition)
-                .with_error_code(p.error_code.code()),
-        )
-    }))
-    .into_iter()
-    .map(|(t, parts)| {
-        wire::offset_commit_response::OffsetCommitResponseTopic::default()
-            .with_name(TopicName(str_bytes(t)))
-            .with_partitions(parts)
-    })
-    .collect();
+    let topics = commit_results(answered, unknown)
+        .into_iter()
+        .map(|(t, parts)| {
+            wire::offset_commit_response::OffsetCommitResponseTopic::default()
+                .with_name(TopicName(str_bytes(t)))
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, code)| {
+                            wire::offset_commit_response::OffsetCommitResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
     Outcome::respond(ResponseKind::OffsetCommit(
         wire::OffsetCommitResponse::default().with_topics(topics),
     ))
@@ -296,26 +333,31 @@ pub async fn txn_offset_commit(
     req: wire::TxnOffsetCommitRequest,
     version: i16,
 ) -> Outcome {
-    let partitions = commit_partitions(req.topics.iter().map(|t| {
-        (
-            &t.name,
-            t.partitions
-                .iter()
-                .map(|p| {
-                    (
-                        p.partition_index,
-                        p.committed_offset,
-                        if version >= 2 {
-                            p.committed_leader_epoch
-                        } else {
-                            -1
-                        },
-                        opt(&p.committed_metadata),
-                    )
-                })
-                .collect(),
-        )
-    }));
+    let (partitions, unknown) = commit_partitions(
+        broker,
+        req.topics.iter().map(|t| {
+            (
+                &t.name,
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.partition_index,
+                            p.committed_offset,
+                            if version >= 2 {
+                                p.committed_leader_epoch
+                            } else {
+                                -1
+                            },
+                            opt(&p.committed_metadata),
+                        )
+                    })
+                    .collect(),
+            )
+        }),
+    );
+    // Only unknown partitions: answered without the coordinator, as Kafka does.
+    let only_unknown = partitions.is_empty() && !unknown.is_empty();
     let v3 = version >= 3;
     let request = gc::Request::TxnOffsetCommit(gc::TxnOffsetCommitRequest {
         transactional_id: s(&req.transactional_id),
@@ -331,24 +373,31 @@ pub async fn txn_offset_commit(
         },
         partitions,
     });
-    let Some(gc::Response::TxnOffsetCommit(r)) = broker.groups.call(request).await else {
-        return unavailable();
+    let answered = if only_unknown {
+        Vec::new()
+    } else {
+        let Some(gc::Response::TxnOffsetCommit(r)) = broker.groups.call(request).await else {
+            return unavailable();
+        };
+        r.partitions
     };
-    let topics = by_topic(r.partitions.into_iter().map(|p| {
-        (
-            p.topic,
-            wire::txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
-                .with_partition_index(p.partition)
-                .with_error_code(p.error_code.code()),
-        )
-    }))
-    .into_iter()
-    .map(|(t, parts)| {
-        wire::txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
-            .with_name(TopicName(str_bytes(t)))
-            .with_partitions(parts)
-    })
-    .collect();
+    let topics = commit_results(answered, unknown)
+        .into_iter()
+        .map(|(t, parts)| {
+            wire::txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
+                .with_name(TopicName(str_bytes(t)))
+                .with_partitions(
+                    parts
+                        .into_iter()
+                        .map(|(p, code)| {
+                            wire::txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
     Outcome::respond(ResponseKind::TxnOffsetCommit(
         wire::TxnOffsetCommitResponse::default().with_topics(topics),
     ))

@@ -16,8 +16,9 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-/// ListOffsets; `isolation_level` 1 (read_committed) answers "latest" with the last stable
-/// offset.
+/// ListOffsets. As Kafka's `fetchOffsetForTimestamp`: "latest" is the last offset a consumer
+/// may fetch, the high watermark (read_uncommitted) or the last stable offset
+/// (`isolation_level` 1, read_committed), and a lookup by time finds only offsets below it.
 pub fn list_offsets(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let read_committed = req.isolation_level == 1;
     // The leader epoch is in responses from v4 on.
@@ -38,23 +39,26 @@ pub fn list_offsets(broker: &Broker, req: ListOffsetsRequest, version: i16) -> L
                         Ok(log) => log,
                         Err(e) => return r.with_error_code(errors::code(&e)),
                     };
+                    let fetchable = if read_committed {
+                        log.last_stable_offset()
+                    } else {
+                        log.high_watermark()
+                    };
                     let spec = match p.timestamp {
-                        LATEST if read_committed => {
-                            let lso = log.last_stable_offset();
-                            return r.with_offset(lso).with_leader_epoch(epoch_of(&log));
+                        LATEST => {
+                            return r.with_offset(fetchable).with_leader_epoch(epoch_of(&log))
                         }
-                        LATEST => ListOffsetsSpec::Latest,
                         EARLIEST => ListOffsetsSpec::Earliest,
                         MAX_TIMESTAMP => ListOffsetsSpec::MaxTimestamp,
                         t if t >= 0 => ListOffsetsSpec::Timestamp(t),
                         _ => return r.with_error_code(ResponseError::InvalidRequest.code()),
                     };
                     match log.list_offsets(spec) {
-                        Ok(Some(found)) => r
+                        Ok(Some(found)) if found.offset < fetchable || p.timestamp == EARLIEST => r
                             .with_offset(found.offset)
                             .with_timestamp(found.timestamp)
                             .with_leader_epoch(epoch_of(&log)),
-                        Ok(None) => r,
+                        Ok(_) => r,
                         Err(e) => r.with_error_code(errors::code(&e)),
                     }
                 })

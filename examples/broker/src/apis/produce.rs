@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
-use streamlog::{AppendInfo, Batch, Log};
+use streamlog::{AppendInfo, Batch, Error, Log};
 
 use super::{str_bytes, Outcome};
 use crate::broker::Broker;
@@ -50,11 +52,16 @@ pub fn produce(broker: &Broker, req: ProduceRequest) -> Outcome {
                         }
                         r
                     }
-                    Err((code, message)) => {
+                    Err(Refused {
+                        code,
+                        message,
+                        record_errors,
+                    }) => {
                         tracing::debug!(topic = name, partition = p.index, code, %message, "produce refused");
                         result
                             .with_error_code(code)
                             .with_error_message(Some(str_bytes(message)))
+                            .with_record_errors(record_errors)
                     }
                 }
             };
@@ -104,34 +111,97 @@ pub fn produce(broker: &Broker, req: ProduceRequest) -> Outcome {
     ))
 }
 
+/// Why a partition's batch was not appended.
+struct Refused {
+    code: i16,
+    message: String,
+    /// Produce v8+: the records (by index in the batch) that made the log refuse it; the
+    /// client fails those with the error and the rest of the batch with
+    /// `_INVALID_DIFFERENT_RECORD` (it may send them again).
+    record_errors: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl Refused {
+    fn new(code: i16, message: String) -> Self {
+        Refused {
+            code,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
+
+    fn from_log(e: &Error, records: &[u8]) -> Self {
+        let mut refused = Refused::new(errors::code(e), e.to_string());
+        refused.record_errors = record_errors(e, records);
+        refused
+    }
+}
+
 fn append(
     broker: &Broker,
     topic: &str,
     partition: i32,
     records: Option<Bytes>,
     transactional: bool,
-) -> Result<(Arc<Log>, AppendInfo), (i16, String)> {
+) -> Result<(Arc<Log>, AppendInfo), Refused> {
     let log = broker
         .log(topic, partition)
-        .map_err(|e| (errors::code(&e), e.to_string()))?;
+        .map_err(|e| Refused::new(errors::code(&e), e.to_string()))?;
     let records = records.unwrap_or_default();
     // A transactional batch needs its producer's transactional id on the request (the
     // coordinator knows the transaction); the log checks the producer's epoch and sequence.
     let txn_batch = Batch::new(&records).is_ok_and(|b| b.is_transactional());
     if txn_batch && !transactional {
-        return Err((
+        return Err(Refused::new(
             ResponseError::InvalidTxnState.code(),
             "transactional batch without a transactional id".into(),
         ));
     }
     let info = log
         .append(&records)
-        .map_err(|e| (errors::code(&e), e.to_string()))?;
+        .map_err(|e| Refused::from_log(&e, &records))?;
     broker
         .metrics
         .bytes_appended
         .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
     Ok((log, info))
+}
+
+/// The records a refused batch is refused for, as Kafka lists them (`record_errors`).
+///
+/// The log stops at the first bad record; on this error path only, the broker decodes the
+/// batch to name every record the same rule refuses (all keyless records for a compacted
+/// topic), so the client fails exactly those and can resend the others.
+fn record_errors(e: &Error, records: &[u8]) -> Vec<BatchIndexAndErrorMessage> {
+    let entry = |index: u32, message: String| {
+        BatchIndexAndErrorMessage::default()
+            .with_batch_index(i32::try_from(index).unwrap_or(i32::MAX))
+            .with_batch_index_error_message(Some(str_bytes(message)))
+    };
+    match e {
+        Error::RecordWithoutKey { index, .. } => {
+            let message = "compacted topic cannot accept a record without a key";
+            let keyless: Option<Vec<u32>> = Batch::new(records).ok().and_then(|b| {
+                let decoded = b.records().ok()?;
+                let mut keyless = Vec::new();
+                for (i, r) in decoded.iter().enumerate() {
+                    let r = r.ok()?;
+                    if r.key.is_none() {
+                        keyless.push(u32::try_from(i).ok()?);
+                    }
+                }
+                Some(keyless)
+            });
+            keyless
+                .filter(|k| !k.is_empty())
+                .unwrap_or_else(|| vec![*index])
+                .into_iter()
+                .map(|i| entry(i, message.to_string()))
+                .collect()
+        }
+        Error::InvalidTimestamp { index, .. } => vec![entry(*index, e.to_string())],
+        _ => Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +234,52 @@ mod tests {
         let p = &resp.responses[0].partition_responses[0];
         assert_eq!(p.error_code, 0);
         p.base_offset
+    }
+
+    /// librdkafka's 0011: a batch with keyless records for a compacted topic is refused
+    /// with INVALID_RECORD, naming every keyless record (Produce v8+ `record_errors`) so the
+    /// client fails those and resends the others; nothing of the batch is stored.
+    #[test]
+    fn keyless_records_on_a_compacted_topic_are_each_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::broker::test_broker(dir.path(), |_| {});
+        let mut config = TopicConfig::new();
+        config.set("cleanup.policy", "compact").unwrap();
+        broker.storage.create_topic("t", 1, config).unwrap();
+        let mut b = BatchBuilder::new(BatchOptions::default());
+        for i in 0..10i64 {
+            let key = (i % 4 != 1).then_some(&b"k"[..]);
+            b.append(i, key, Some(b"v"), &[]).unwrap();
+        }
+        let req = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(b.build().unwrap())))]),
+        ]);
+        let Outcome::Respond(resp) = produce(&broker, req) else {
+            panic!("no response")
+        };
+        let ResponseKind::Produce(resp) = *resp else {
+            panic!("not a produce response")
+        };
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, ResponseError::InvalidRecord.code());
+        let named: Vec<i32> = p.record_errors.iter().map(|e| e.batch_index).collect();
+        assert_eq!(named, vec![1, 5, 9]);
+        assert!(p.record_errors[0].batch_index_error_message.is_some());
+        assert_eq!(broker.log("t", 0).unwrap().log_end_offset(), 0);
+        // The same batch encodes at v8 (where the list is sent) and v7 (where it is not).
+        for version in [7, 8, 9] {
+            crate::codec::encode_response(
+                kafka_protocol::messages::ApiKey::Produce,
+                version,
+                1,
+                &ResponseKind::Produce(resp.clone()),
+            )
+            .unwrap();
+        }
     }
 
     /// acks=all is answered only once the batch is durable: after a simulated power cut

@@ -56,8 +56,20 @@ bad = ConfigResource(ResourceType.TOPIC, "alpha", incremental_configs=[
     ConfigEntry("segment.bytes", "lots", incremental_operation=AlterConfigOpType.SET),
 ])
 check(error_of(admin.incremental_alter_configs([bad])[bad]) == KafkaError.INVALID_CONFIG, "bad value refused")
+# Kafka's configs without effect on this broker (librdkafka's 0092 sets message.format.version)
+# are accepted, kept and described; a value Kafka would refuse is refused.
+old_format = ConfigResource(ResourceType.TOPIC, "alpha", incremental_configs=[
+    ConfigEntry("message.format.version", "0.10.0.0", incremental_operation=AlterConfigOpType.SET),
+])
+check(error_of(admin.incremental_alter_configs([old_format])[old_format]) is None, "message.format.version accepted")
+bad_format = ConfigResource(ResourceType.TOPIC, "alpha", incremental_configs=[
+    ConfigEntry("message.format.version", "nonsense", incremental_operation=AlterConfigOpType.SET),
+])
+check(error_of(admin.incremental_alter_configs([bad_format])[bad_format]) == KafkaError.INVALID_CONFIG,
+      "bad message.format.version refused")
 res_alpha = ConfigResource(ResourceType.TOPIC, "alpha")
 configs = admin.describe_configs([res_alpha])[res_alpha].result(30)
+check(configs["message.format.version"].value == "0.10.0.0", f"alpha format: {configs['message.format.version']}")
 check(configs["retention.ms"].value == "3600000", f"alpha retention.ms: {configs['retention.ms']}")
 check(set(configs["cleanup.policy"].value.split(",")) == {"compact", "delete"}, f"alpha policy: {configs['cleanup.policy']}")
 
@@ -79,6 +91,36 @@ check(got == ["6", "7", "8", "9"], f"after DeleteRecords: {got}")
 lo, hi = consumer.get_watermark_offsets(TopicPartition("alpha", 0), timeout=30)
 check((lo, hi) == (6, 10), f"watermarks {lo} {hi}")
 consumer.close()
+
+# librdkafka's 0011: one batch with keyless records for compacted alpha. The keyless ones fail
+# with INVALID_RECORD (Produce v8+ record_errors names them), the rest of the batch with
+# _INVALID_DIFFERENT_RECORD; nothing of it is stored.
+batcher = Producer({"bootstrap.servers": b, "linger.ms": 2000, "batch.num.messages": 10})
+results = []
+for i in range(10):
+    batcher.produce("alpha", key=None if i % 5 == 0 else b"k", value=b"v", partition=0,
+                    on_delivery=lambda err, msg: results.append(err))
+check(batcher.flush(30) == 0 and len(results) == 10, f"batch delivered: {results}")
+invalid = [e for e in results if e is not None and e.code() == KafkaError.INVALID_RECORD]
+check(len(invalid) == 2 and all(e is not None for e in results), f"per-record errors: {results}")
+watcher = confluent_consumer(b, "alpha", 1)
+lo, hi = watcher.get_watermark_offsets(TopicPartition("alpha", 0), timeout=30)
+watcher.close()
+check(hi == 10, f"refused batch not stored: high watermark {hi}")
+
+# librdkafka's 0030: OffsetCommit to a topic that does not exist answers
+# UNKNOWN_TOPIC_OR_PARTITION for each of its partitions.
+from confluent_kafka import Consumer
+committer = Consumer({"bootstrap.servers": b, "group.id": "commit-unknown"})
+try:
+    committed = committer.commit(offsets=[TopicPartition("no-such-topic", 0, 123),
+                                          TopicPartition("no-such-topic", 1, 456)], asynchronous=False)
+    codes = [tp.error.code() if tp.error else None for tp in committed]
+except KafkaException as e:
+    codes = [e.args[0].code()]
+check(codes and all(c == KafkaError.UNKNOWN_TOPIC_OR_PART for c in codes), f"commit to unknown topic: {codes}")
+committer.close()
+check("no-such-topic" not in admin.list_topics(timeout=30).topics, "commit created no topic")
 
 cluster = admin.describe_cluster(request_timeout=30).result(30)
 check(len(cluster.nodes) == 1 and cluster.controller.id == 1 and len(cluster.cluster_id) == 22, f"cluster: {cluster}")
