@@ -1,10 +1,14 @@
 //! Group commit of Raft appends: one thread fsyncs for every append waiting.
 //!
-//! `append` writes the entries into the log (the page cache) and queues openraft's
-//! callback here; the committer thread takes every callback queued, calls [`Log::flush`]
-//! once for all of them, and completes them. Appends that arrive during an fsync share
-//! the next one, so N pipelined appends cost about two fsyncs, not N. A callback is
-//! completed only after a flush that began after its entries were written.
+//! An append writes the entries into the log (the page cache) and hands its callback here.
+//! `append_with_callback` queues it: the committer thread takes every callback queued,
+//! calls [`Log::flush`] once for all of them, and completes them. Appends that arrive
+//! during an fsync share the next one, so N pipelined appends cost about two fsyncs, not N.
+//! openraft's `append` runs the round in its caller instead when nothing is queued or being
+//! flushed: openraft 0.9's core awaits each append's callback before it makes the next
+//! append, so the thread would never find two callbacks to group, and handing it the flush
+//! would only add two thread switches to every commit. Either way a callback is completed
+//! only after a flush that began after its entries were written.
 //!
 //! The committed log id is written here too, in a round, after its flush and before its
 //! callbacks: the file then never names an entry the log has not made durable. Rounds are
@@ -27,7 +31,7 @@ use crate::io::FileSystem;
 use crate::Log;
 
 /// The default of [`super::LogStore::set_committed_every`].
-pub(crate) const DEFAULT_COMMITTED_EVERY: u32 = 64;
+pub(crate) const DEFAULT_COMMITTED_EVERY: u32 = 1024;
 
 /// Called once the entries written before it was queued are durable, or with the error
 /// that keeps them from being so.
@@ -102,18 +106,34 @@ impl<C: RaftTypeConfig> GroupCommit<C> {
     }
 
     /// Queues `callback`, completed once everything written before this call is durable.
-    pub(crate) fn submit(&self, callback: OnDurable) -> Result<(), RaftStoreError> {
+    ///
+    /// With `inline_when_idle`, when no earlier callback is queued or being flushed for, the
+    /// round runs here, in the caller, and `callback` is completed before this returns: for
+    /// a caller that awaits every callback before its next append (openraft 0.9's core), the
+    /// thread could group nothing and would only add two thread switches per append.
+    pub(crate) fn submit(
+        &self,
+        callback: OnDurable,
+        inline_when_idle: bool,
+    ) -> Result<(), RaftStoreError> {
         let mut q = self.shared.queue.lock();
         if let Some(reason) = &q.failed {
             return Err(RaftStoreError::Background(reason.clone()));
         }
-        if self.thread.is_none() {
-            // No thread (stopped by `commit_inline`, or none could be started): a round
-            // here, one fsync per call.
+        let idle = q.waiting.is_empty() && !q.in_flight;
+        if self.thread.is_none() || (inline_when_idle && idle) {
+            // No thread (stopped by `commit_inline`, or none could be started), or nothing
+            // for it to group with: a round here, one fsync for this call. `in_flight` keeps
+            // `drain` waiting and the thread off the log until the round is done.
+            q.in_flight = true;
             drop(q);
-            if let Some(reason) = round(&self.shared, vec![callback], false) {
-                self.shared.queue.lock().failed.get_or_insert(reason);
+            let failure = round(&self.shared, vec![callback], false);
+            let mut q = self.shared.queue.lock();
+            q.in_flight = false;
+            if let Some(reason) = failure {
+                q.failed.get_or_insert(reason);
             }
+            self.shared.idle.notify_all();
             return Ok(());
         }
         q.waiting.push(callback);

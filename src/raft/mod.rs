@@ -3,8 +3,10 @@
 //!
 //! - [`LogStore`] is openraft's `RaftLogStorage`: one Raft entry per record batch at offset
 //!   = index, the term in the batch's partition leader epoch, the leader's node id in a record
-//!   header (the full log id comes back from the log alone); appends are made durable by a
-//!   group-commit thread on [`Log::flush`](crate::Log::flush); truncation is
+//!   header (the full log id comes back from the log alone); appends are made durable by
+//!   [`Log::flush`](crate::Log::flush), in openraft's task (openraft 0.9 awaits each
+//!   append's flush, so there is nothing to group) or, for callers that pipeline appends, by
+//!   a group-commit thread, one fsync for every append waiting; truncation is
 //!   [`Log::truncate_to`](crate::Log::truncate_to), purge is
 //!   [`Log::delete_records_before`](crate::Log::delete_records_before); vote, committed and
 //!   last purged log ids are small files replaced atomically.

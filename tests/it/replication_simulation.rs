@@ -296,14 +296,6 @@ impl Sim {
             "state leader={} epoch={} pe={} isr={:?} elr={:?}",
             state.leader, state.leader_epoch, state.partition_epoch, state.isr, state.elr
         ));
-        let prev = std::mem::replace(&mut self.last_state, state.clone());
-        if state.leader != NO_LEADER
-            && state.leader_epoch > prev.leader_epoch
-            && !prev.isr.contains(&state.leader)
-            && !prev.elr.contains(&state.leader)
-        {
-            self.unclean_election(state.leader);
-        }
         for i in 0..REPLICAS {
             let now = self.now;
             let node = &mut self.nodes[i as usize];
@@ -318,6 +310,20 @@ impl Sim {
                 }
                 self.charge_disk(i);
             }
+        }
+    }
+
+    /// After every controller call that may elect: a new leader from outside the ISR and
+    /// ELR of the state before is an unclean election.
+    fn note_election(&mut self) {
+        let state = self.controller.state().clone();
+        let prev = std::mem::replace(&mut self.last_state, state.clone());
+        if state.leader != NO_LEADER
+            && state.leader_epoch > prev.leader_epoch
+            && !prev.isr.contains(&state.leader)
+            && !prev.elr.contains(&state.leader)
+        {
+            self.unclean_election(state.leader);
         }
     }
 
@@ -376,6 +382,7 @@ impl Sim {
         self.event(format!("crash {i} ({why})"));
         let alive = self.alive();
         let state = self.controller.fence_replica(i, |r| alive.contains(&r));
+        self.note_election();
         self.broadcast(state);
     }
 
@@ -404,6 +411,7 @@ impl Sim {
             if let Ok(s) = self.controller.elect_leader(|r| alive.contains(&r)) {
                 state = s;
             }
+            self.note_election();
         }
         // The restarted replica learns the state (others already know it).
         self.event(format!("tell {i} leader={}", state.leader));
@@ -609,6 +617,7 @@ impl Sim {
 
     fn controller_step(&mut self) {
         let states = self.controller.apply_pending();
+        self.note_election(); // ISR changes only; keeps the state compared with current
         for (leader, error) in self.controller.take_rejections() {
             self.event(format!("alter partition of {leader} refused {error:?}"));
             let now = self.now;
@@ -703,6 +712,7 @@ impl Sim {
             self.event(format!("session of {i} expires"));
             let alive = self.alive();
             let state = self.controller.fence_replica(i, |r| alive.contains(&r));
+            self.note_election();
             self.broadcast(state);
         }
     }
@@ -741,7 +751,9 @@ impl Sim {
             }
             if fenced && self.controller.state().leader == NO_LEADER {
                 let alive = self.alive();
-                if let Ok(state) = self.controller.elect_leader(|r| alive.contains(&r)) {
+                let elected = self.controller.elect_leader(|r| alive.contains(&r));
+                self.note_election();
+                if let Ok(state) = elected {
                     self.broadcast(state);
                 }
             }
