@@ -296,14 +296,6 @@ impl Sim {
             "state leader={} epoch={} pe={} isr={:?} elr={:?}",
             state.leader, state.leader_epoch, state.partition_epoch, state.isr, state.elr
         ));
-        let prev = std::mem::replace(&mut self.last_state, state.clone());
-        if state.leader != NO_LEADER
-            && state.leader_epoch > prev.leader_epoch
-            && !prev.isr.contains(&state.leader)
-            && !prev.elr.contains(&state.leader)
-        {
-            self.unclean_election(state.leader);
-        }
         for i in 0..REPLICAS {
             let now = self.now;
             let node = &mut self.nodes[i as usize];
@@ -321,6 +313,20 @@ impl Sim {
         }
     }
 
+    /// After every controller call that may elect: a new leader from outside the ISR and
+    /// ELR of the state before is an unclean election.
+    fn note_election(&mut self) {
+        let state = self.controller.state().clone();
+        let prev = std::mem::replace(&mut self.last_state, state.clone());
+        if state.leader != NO_LEADER
+            && state.leader_epoch > prev.leader_epoch
+            && !prev.isr.contains(&state.leader)
+            && !prev.elr.contains(&state.leader)
+        {
+            self.unclean_election(state.leader);
+        }
+    }
+
     /// A leader from outside the ISR and ELR (only with the opt-in): the acknowledged and
     /// consumed records at and above its high watermark are given up.
     fn unclean_election(&mut self, leader: ReplicaId) {
@@ -333,7 +339,10 @@ impl Sim {
             .replica
             .as_ref()
             .map_or(0, |r| r.log().high_watermark());
-        self.given_up_from = self.given_up_from.min(hw);
+        // Below its high watermark its log is a committed history, but after an earlier
+        // unclean election perhaps one given up then (seed 416 of the unclean run).
+        let hw = hw.min(self.given_up_from);
+        self.given_up_from = hw;
         let lost = self.acked.split_off(&hw);
         self.consumed.split_off(&hw);
         self.event(format!(
@@ -376,6 +385,7 @@ impl Sim {
         self.event(format!("crash {i} ({why})"));
         let alive = self.alive();
         let state = self.controller.fence_replica(i, |r| alive.contains(&r));
+        self.note_election();
         self.broadcast(state);
     }
 
@@ -404,6 +414,7 @@ impl Sim {
             if let Ok(s) = self.controller.elect_leader(|r| alive.contains(&r)) {
                 state = s;
             }
+            self.note_election();
         }
         // The restarted replica learns the state (others already know it).
         self.event(format!("tell {i} leader={}", state.leader));
@@ -609,6 +620,7 @@ impl Sim {
 
     fn controller_step(&mut self) {
         let states = self.controller.apply_pending();
+        self.note_election(); // ISR changes only; keeps the state compared with current
         for (leader, error) in self.controller.take_rejections() {
             self.event(format!("alter partition of {leader} refused {error:?}"));
             let now = self.now;
@@ -703,6 +715,7 @@ impl Sim {
             self.event(format!("session of {i} expires"));
             let alive = self.alive();
             let state = self.controller.fence_replica(i, |r| alive.contains(&r));
+            self.note_election();
             self.broadcast(state);
         }
     }
@@ -741,7 +754,9 @@ impl Sim {
             }
             if fenced && self.controller.state().leader == NO_LEADER {
                 let alive = self.alive();
-                if let Ok(state) = self.controller.elect_leader(|r| alive.contains(&r)) {
+                let elected = self.controller.elect_leader(|r| alive.contains(&r));
+                self.note_election();
+                if let Ok(state) = elected {
                     self.broadcast(state);
                 }
             }
