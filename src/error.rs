@@ -583,6 +583,57 @@ pub enum Error {
         request: &'static str,
     },
 
+    /// A value too long for the Kafka schema it is encoded in: a string above 32,767
+    /// bytes, an array, bytes field or tagged field whose length its prefix cannot hold.
+    #[error("{what} of {len} is too long for Kafka's schema")]
+    FieldTooLong {
+        /// What was being encoded.
+        what: &'static str,
+        /// Its length (bytes, or entries for an array).
+        len: usize,
+    },
+
+    /// A configuration key the component does not have.
+    #[error("unknown config {key}")]
+    UnknownConfig {
+        /// The key given.
+        key: String,
+    },
+
+    /// The same member id twice in a partition assignor's input.
+    #[error("member id {member_id:?} appears twice in the assignor's input")]
+    DuplicateMemberId {
+        /// The repeated id.
+        member_id: String,
+    },
+
+    /// Records built for one offsets partition handed to another's store.
+    #[error("append for offsets partition {append_partition} given to partition {partition}")]
+    WrongOffsetsPartition {
+        /// The partition the records were built for.
+        append_partition: i32,
+        /// The partition of the store they were handed to.
+        partition: u32,
+    },
+
+    /// A negative partition number where a partition is named.
+    #[error("partition {partition} of {topic} is negative")]
+    NegativePartition {
+        /// The topic.
+        topic: String,
+        /// The partition given.
+        partition: i32,
+    },
+
+    /// A producer id that cannot be one (negative where a transaction needs a real one).
+    #[error("invalid producer id {producer_id} for {what}")]
+    InvalidProducerId {
+        /// The id given.
+        producer_id: i64,
+        /// What needed it.
+        what: &'static str,
+    },
+
     /// A caller passed something the format cannot represent.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -121,8 +121,10 @@ impl LocalGroupDriver {
             markers: Arc::new(Mutex::new(Vec::new())),
         };
         for partition in 0..partitions {
-            let partition = i32::try_from(partition).map_err(|_| {
-                Error::InvalidArgument(format!("offsets partition {partition} out of range"))
+            let partition = i32::try_from(partition).map_err(|_| Error::InvalidConfig {
+                key: "offsets.topic.num.partitions",
+                value: partitions.to_string(),
+                reason: "above i32::MAX",
             })?;
             driver.load_partition(now, partition)?;
         }
@@ -173,7 +175,10 @@ impl LocalGroupDriver {
     pub fn load_partition(&mut self, now: i64, partition: i32) -> Result<()> {
         self.coordinator.begin_loading(partition);
         let loaded = u32::try_from(partition)
-            .map_err(|_| Error::InvalidArgument(format!("offsets partition {partition}")))
+            .map_err(|_| Error::NegativePartition {
+                topic: OFFSETS_TOPIC.to_string(),
+                partition,
+            })
             .and_then(|p| self.storage.partition(OFFSETS_TOPIC, p))
             .and_then(|log| {
                 // Streamed a chunk at a time: the coordinator's tables are the only copy.

@@ -18,7 +18,7 @@ pub fn java_string_hash_code(s: &str) -> i32 {
 /// The `__consumer_offsets` partition that holds `group` when the topic has
 /// `num_partitions` partitions (Kafka's `partitionFor`).
 ///
-/// Fails with [`Error::InvalidArgument`] when `num_partitions` is 0.
+/// Fails with [`Error::InvalidConfig`] when `num_partitions` is 0.
 ///
 /// Which partition of `__consumer_offsets` holds a group: Kafka's
 /// `abs(groupId.hashCode()) % offsets.topic.num.partitions`, with Java's `String.hashCode`
@@ -38,9 +38,11 @@ pub fn java_string_hash_code(s: &str) -> i32 {
 /// ```
 pub fn partition_for_group(group: &str, num_partitions: u32) -> Result<u32> {
     if num_partitions == 0 {
-        return Err(Error::InvalidArgument(
-            "offsets.topic.num.partitions is 0: the offsets topic needs a partition".to_string(),
-        ));
+        return Err(Error::InvalidConfig {
+            key: "offsets.topic.num.partitions",
+            value: "0".to_string(),
+            reason: "the offsets topic needs a partition",
+        });
     }
     // Utils.abs: i32::MIN has no positive counterpart, Kafka maps it to 0.
     let hash = java_string_hash_code(group);

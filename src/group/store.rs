@@ -52,7 +52,8 @@ impl Default for OffsetsTopicConfig {
 
 impl OffsetsTopicConfig {
     /// Sets one setting from its Kafka name and string value; an unknown name or a bad
-    /// value is [`Error::InvalidArgument`] and changes nothing.
+    /// value is [`Error::InvalidConfig`] (an unknown key [`Error::UnknownConfig`]) and changes
+    /// nothing.
     ///
     /// ```
     /// use streamlog::group::OffsetsTopicConfig;
@@ -64,19 +65,29 @@ impl OffsetsTopicConfig {
     /// # Ok::<(), streamlog::Error>(())
     /// ```
     pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
-        let bad = || Error::InvalidArgument(format!("invalid {key}={value:?}"));
+        let bad = |key: &'static str, reason: &'static str| Error::InvalidConfig {
+            key,
+            value: value.to_string(),
+            reason,
+        };
         match key {
             OFFSETS_TOPIC_NUM_PARTITIONS => {
-                let n: u32 = value.parse().map_err(|_| bad())?;
+                let reason = "a partition count from 1 to the storage's limit";
+                let n: u32 = value
+                    .parse()
+                    .map_err(|_| bad(OFFSETS_TOPIC_NUM_PARTITIONS, reason))?;
                 if n == 0 || n > crate::storage::MAX_PARTITIONS {
-                    return Err(bad());
+                    return Err(bad(OFFSETS_TOPIC_NUM_PARTITIONS, reason));
                 }
                 self.num_partitions = n;
             }
             OFFSETS_TOPIC_SEGMENT_BYTES => {
-                let n: u32 = value.parse().map_err(|_| bad())?;
+                let reason = "from 14 to i32::MAX bytes";
+                let n: u32 = value
+                    .parse()
+                    .map_err(|_| bad(OFFSETS_TOPIC_SEGMENT_BYTES, reason))?;
                 if n < 14 || n > i32::MAX as u32 {
-                    return Err(bad());
+                    return Err(bad(OFFSETS_TOPIC_SEGMENT_BYTES, reason));
                 }
                 self.segment_bytes = n;
             }
@@ -87,16 +98,23 @@ impl OffsetsTopicConfig {
                     "snappy" | "2" => Compression::Snappy,
                     "lz4" | "3" => Compression::Lz4,
                     "zstd" | "4" => Compression::Zstd,
-                    _ => return Err(bad()),
+                    _ => {
+                        return Err(bad(
+                            OFFSETS_TOPIC_COMPRESSION_CODEC,
+                            "none, gzip, snappy, lz4 or zstd (or 0-4)",
+                        ))
+                    }
                 };
             }
             OFFSET_METADATA_MAX_BYTES => {
-                self.offset_metadata_max_bytes = value.parse().map_err(|_| bad())?;
+                self.offset_metadata_max_bytes = value
+                    .parse()
+                    .map_err(|_| bad(OFFSET_METADATA_MAX_BYTES, "a byte count"))?;
             }
             _ => {
-                return Err(Error::InvalidArgument(format!(
-                    "unknown offsets topic setting {key}"
-                )))
+                return Err(Error::UnknownConfig {
+                    key: key.to_string(),
+                })
             }
         }
         Ok(self)
@@ -308,9 +326,10 @@ impl OffsetsPartition {
         timestamp: i64,
     ) -> Result<Vec<KafkaCode>> {
         if producer_id < 0 {
-            return Err(Error::InvalidArgument(format!(
-                "transactional offset commit with producer id {producer_id}"
-            )));
+            return Err(Error::InvalidProducerId {
+                producer_id,
+                what: "a transactional offset commit",
+            });
         }
         self.commit(
             group,
@@ -465,10 +484,10 @@ impl OffsetsPartition {
         timestamp: i64,
     ) -> Result<AppendInfo> {
         if i64::from(append.partition) != i64::from(self.partition) {
-            return Err(Error::InvalidArgument(format!(
-                "append for offsets partition {} given to partition {}",
-                append.partition, self.partition
-            )));
+            return Err(Error::WrongOffsetsPartition {
+                append_partition: append.partition,
+                partition: self.partition,
+            });
         }
         let producer = append.producer.map(|p| (p.producer_id, p.producer_epoch));
         self.append(&append.records, producer, timestamp)

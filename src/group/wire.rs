@@ -176,10 +176,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn too_long(what: &str, len: usize) -> Error {
-    Error::InvalidArgument(format!(
-        "{what} of {len} bytes is too long for Kafka's schema"
-    ))
+fn too_long(what: &'static str, len: usize) -> Error {
+    Error::FieldTooLong { what, len }
 }
 
 pub(crate) fn put_i16(out: &mut Vec<u8>, v: i16) {
@@ -208,7 +206,7 @@ fn put_length(
     len: Option<usize>,
     flexible: bool,
     wide: bool,
-    what: &str,
+    what: &'static str,
 ) -> Result<()> {
     match (len, flexible) {
         (None, true) => put_uvarint(out, 0),

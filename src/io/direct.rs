@@ -336,16 +336,12 @@ mod tests {
     use super::*;
     use crate::io::{FileSystem, OpenMode, SimFs};
 
-    /// splitmix64, seeded: the same run every time.
-    struct Rng(u64);
+    /// The simulation's splitmix64, seeded: the same run every time.
+    struct Rng(crate::io::SimRng);
 
     impl Rng {
         fn below(&mut self, n: u64) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) % n.max(1)
+            self.0.below(usize::try_from(n).unwrap()) as u64
         }
     }
 
@@ -373,7 +369,7 @@ mod tests {
     #[test]
     fn matches_a_model_and_a_crash_keeps_a_synced_prefix() {
         for seed in 0..200u64 {
-            let mut rng = Rng(seed);
+            let mut rng = Rng(crate::io::SimRng::new(seed));
             let direct = seed % 4 != 3;
             let chunk = [4096, 8192, 16384][rng.below(3) as usize];
             let fs = SimFs::new(seed);

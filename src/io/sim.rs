@@ -24,7 +24,7 @@
 //!   [`SimFs::set_space_limit`] make chosen operations fail with `EIO` or `ENOSPC`.
 
 mod file;
-mod rng;
+pub(crate) mod rng;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

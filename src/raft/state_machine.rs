@@ -107,8 +107,10 @@ fn encode_file<C: RaftTypeConfig>(meta: &Meta<C>, data: &[u8]) -> Result<Vec<u8>
         what: "snapshot metadata",
         source,
     })?;
-    let meta_len = u32::try_from(meta.len())
-        .map_err(|_| Error::InvalidArgument("snapshot metadata above 4 GiB".into()))?;
+    let meta_len = u32::try_from(meta.len()).map_err(|_| Error::FieldTooLong {
+        what: "snapshot metadata",
+        len: meta.len(),
+    })?;
     let mut out = Vec::with_capacity(META_AT + meta.len() + data.len() + CRC_LEN);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&meta_len.to_be_bytes());

@@ -173,9 +173,10 @@ impl TransactionLogValue {
             0 => false,
             1 => true,
             v => {
-                return Err(Error::InvalidArgument(format!(
-                    "TransactionLogValue version {v}"
-                )))
+                return Err(Error::UnsupportedSchemaVersion {
+                    schema: "TransactionLogValue",
+                    version: v,
+                })
             }
         };
         let mut out = Vec::with_capacity(64);
@@ -338,8 +339,10 @@ fn fixed<const N: usize>(data: &[u8]) -> Result<[u8; N]> {
 }
 
 fn put_string(out: &mut Vec<u8>, s: &str) -> Result<()> {
-    let len = i16::try_from(s.len())
-        .map_err(|_| Error::InvalidArgument(format!("string of {} bytes", s.len())))?;
+    let len = i16::try_from(s.len()).map_err(|_| Error::FieldTooLong {
+        what: "string",
+        len: s.len(),
+    })?;
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(s.as_bytes());
     Ok(())
@@ -347,10 +350,10 @@ fn put_string(out: &mut Vec<u8>, s: &str) -> Result<()> {
 
 fn put_compact_string(out: &mut Vec<u8>, s: &str) -> Result<()> {
     if s.len() > i16::MAX as usize {
-        return Err(Error::InvalidArgument(format!(
-            "string of {} bytes",
-            s.len()
-        )));
+        return Err(Error::FieldTooLong {
+            what: "string",
+            len: s.len(),
+        });
     }
     put_len_raw(out, s.len() + 1)?;
     out.extend_from_slice(s.as_bytes());
@@ -362,15 +365,17 @@ fn put_len(out: &mut Vec<u8>, len: usize, flexible: bool) -> Result<()> {
     if flexible {
         put_len_raw(out, len + 1)
     } else {
-        let n = i32::try_from(len)
-            .map_err(|_| Error::InvalidArgument(format!("array of {len} entries")))?;
+        let n = i32::try_from(len).map_err(|_| Error::FieldTooLong { what: "array", len })?;
         out.extend_from_slice(&n.to_be_bytes());
         Ok(())
     }
 }
 
 fn put_len_raw(out: &mut Vec<u8>, len: usize) -> Result<()> {
-    let n = u32::try_from(len).map_err(|_| Error::InvalidArgument(format!("length {len}")))?;
+    let n = u32::try_from(len).map_err(|_| Error::FieldTooLong {
+        what: "compact length",
+        len,
+    })?;
     put_uvarint(out, n);
     Ok(())
 }

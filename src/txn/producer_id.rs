@@ -99,9 +99,11 @@ impl ProducerIdManager {
     /// [`open`](Self::open) with another block size (at least 1).
     pub fn with_block_size(fs: Arc<dyn FileSystem>, dir: &Path, block_size: i64) -> Result<Self> {
         if block_size < 1 {
-            return Err(Error::InvalidArgument(format!(
-                "producer id block size {block_size}"
-            )));
+            return Err(Error::InvalidConfig {
+                key: "producer id block size",
+                value: block_size.to_string(),
+                reason: "at least 1",
+            });
         }
         let path = dir.join(PRODUCER_ID_BLOCK_FILE);
         let next_block_start = if fs.exists(&path) {

@@ -12,6 +12,11 @@ use crate::common::rng;
 use rng::Rng;
 
 use std::io::{BufRead, BufReader};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long the test waits for a line from its child before it fails.
+const PATIENCE: Duration = Duration::from_secs(60);
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -208,21 +213,47 @@ fn kill_rounds(direct: bool) {
         }
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
+        // Read on a thread of its own so every wait is bounded: a child that hangs fails
+        // the test (after it is killed) instead of stalling CI.
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
         let wait_for = rng.below(25);
         let mut seen = 0;
         while seen < wait_for {
-            let Some(Ok(line)) = lines.next() else { break };
+            let line = match lines.recv_timeout(PATIENCE) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("seed {seed}, round {round}: no line from the child in {PATIENCE:?}");
+                }
+            };
             if let Some(v) = line.strip_prefix("durable ") {
                 acked = acked.max(v.trim().parse().unwrap());
                 seen += 1;
             }
         }
         child.kill().unwrap();
-        // Lines already in the pipe were acknowledged before the kill: count them too.
-        for line in lines.map_while(Result::ok) {
-            if let Some(v) = line.strip_prefix("durable ") {
-                acked = acked.max(v.trim().parse().unwrap());
+        // Lines already in the pipe were acknowledged before the kill: count them too. The
+        // pipe closes when the killed child is gone, which ends the reader thread.
+        loop {
+            match lines.recv_timeout(PATIENCE) {
+                Ok(line) => {
+                    if let Some(v) = line.strip_prefix("durable ") {
+                        acked = acked.max(v.trim().parse().unwrap());
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("seed {seed}, round {round}: the killed child's output never closed")
+                }
             }
         }
         child.wait().unwrap();

@@ -41,7 +41,11 @@ pub fn kafka_error(e: &Error) -> ResponseError {
             K::KafkaStorageError
         }
         Error::LogClosed { .. } | Error::StorageClosed { .. } => K::NotLeaderOrFollower,
-        Error::InvalidArgument(_) => K::InvalidRequest,
+        Error::InvalidArgument(_)
+        | Error::FieldTooLong { .. }
+        | Error::DuplicateMemberId { .. }
+        | Error::InvalidProducerId { .. }
+        | Error::NegativePartition { .. } => K::InvalidRequest,
         _ => K::UnknownServerError,
     }
 }

@@ -131,7 +131,7 @@ impl Assignor {
     /// holds each topic's partition count; subscribed topics missing from it are skipped (as
     /// Kafka's clients skip topics without metadata).
     ///
-    /// Fails with [`Error::InvalidArgument`] when two members share a member id.
+    /// Fails with [`Error::DuplicateMemberId`] when two members share a member id.
     pub fn assign(
         self,
         partition_counts: &BTreeMap<String, u32>,
@@ -191,10 +191,9 @@ impl<'a> Problem<'a> {
         let mut seen = BTreeSet::new();
         for m in &sorted {
             if !seen.insert(m.member_id.as_str()) {
-                return Err(Error::InvalidArgument(format!(
-                    "member id {:?} appears twice in the assignor's input",
-                    m.member_id
-                )));
+                return Err(Error::DuplicateMemberId {
+                    member_id: m.member_id.clone(),
+                });
             }
         }
         let mut names: Vec<&str> = sorted

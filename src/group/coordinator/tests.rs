@@ -966,22 +966,8 @@ fn describe_list_delete_and_offset_delete() {
     assert_eq!(h.c.group_state("g"), None);
 }
 
-/// splitmix64, for the random-request test.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+/// The simulation's splitmix64, for the random-request test.
+use crate::io::SimRng as Rng;
 
 /// Random requests, many of them nonsense (unknown groups and members, wild generations,
 /// hundreds of protocols, oversized metadata), with appends failing now and then: the
@@ -989,7 +975,7 @@ impl Rng {
 #[test]
 fn random_requests_never_panic_and_all_get_answers() {
     for seed in 0..20 {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut h = Harness::new();
         let mut issued: Vec<String> = vec![String::new()];
         let mut sent = Vec::new();
@@ -1011,7 +997,7 @@ fn random_requests_never_panic_and_all_get_answers() {
             let partitions = vec![OffsetCommitPartition {
                 topic: "t".into(),
                 partition: rng.below(4) as i32 - 1,
-                committed_offset: rng.next() as i64,
+                committed_offset: rng.next_u64() as i64,
                 committed_leader_epoch: -1,
                 committed_metadata: Some("m".repeat([0, 10, 5000][rng.below(3)])),
             }];
@@ -1106,7 +1092,7 @@ fn random_requests_never_panic_and_all_get_answers() {
                 h.advance_to(to);
             }
             if rng.below(100) == 0 {
-                h.restart(rng.next());
+                h.restart(rng.next_u64());
                 // A restart drops the connections: what was pending is not answered.
                 sent.retain(|_| false);
             }

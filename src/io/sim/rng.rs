@@ -3,14 +3,14 @@
 /// A splitmix64 generator (Steele, Lea and Flood): tiny, fast, and every seed (zero
 /// included) gives a full-period stream.
 #[derive(Debug, Clone)]
-pub(super) struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub(super) fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Rng(seed)
     }
 
-    pub(super) fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -19,7 +19,7 @@ impl Rng {
     }
 
     /// Uniform in `0..n` (0 when `n` is 0), by multiply-shift rather than modulo.
-    pub(super) fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             return 0;
         }
@@ -27,7 +27,7 @@ impl Rng {
     }
 
     /// Uniform in `0..=n`; draws nothing when `n` is 0, so empty choices leave the stream be.
-    pub(super) fn up_to(&mut self, n: usize) -> usize {
+    pub(crate) fn up_to(&mut self, n: usize) -> usize {
         match n.checked_add(1) {
             _ if n == 0 => 0,
             Some(m) => self.below(m),

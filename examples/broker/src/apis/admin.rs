@@ -18,8 +18,9 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use streamlog::storage::{
     TopicConfig, TopicSettings, CLEANUP_POLICY, COMPRESSION_TYPE, DELETE_RETENTION_MS,
-    MAX_MESSAGE_BYTES, MESSAGE_TIMESTAMP_TYPE, MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS,
-    RETENTION_BYTES, RETENTION_MS, SEGMENT_BYTES, SEGMENT_MS, TOPIC_CONFIG_KEYS,
+    MAX_MESSAGE_BYTES, MESSAGE_TIMESTAMP_AFTER_MAX_MS, MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
+    MESSAGE_TIMESTAMP_TYPE, MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS, RETENTION_BYTES,
+    RETENTION_MS, SEGMENT_BYTES, SEGMENT_MS, TOPIC_CONFIG_KEYS,
 };
 use streamlog::TimestampType;
 
@@ -298,6 +299,8 @@ fn effective(s: &TopicSettings, key: &str) -> String {
             _ => "CreateTime".into(),
         },
         COMPRESSION_TYPE => s.compression_type.name().to_string(),
+        MESSAGE_TIMESTAMP_BEFORE_MAX_MS => log.message_timestamp_before_max_ms.to_string(),
+        MESSAGE_TIMESTAMP_AFTER_MAX_MS => log.message_timestamp_after_max_ms.to_string(),
         _ => String::new(),
     }
 }

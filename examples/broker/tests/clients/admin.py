@@ -70,6 +70,8 @@ check(error_of(admin.incremental_alter_configs([bad_format])[bad_format]) == Kaf
 res_alpha = ConfigResource(ResourceType.TOPIC, "alpha")
 configs = admin.describe_configs([res_alpha])[res_alpha].result(30)
 check(configs["message.format.version"].value == "0.10.0.0", f"alpha format: {configs['message.format.version']}")
+# Every described value is a valid value (librdkafka's 0092 sends them back with AlterConfigs).
+check(all(c.value not in (None, "") for c in configs.values()), f"empty described values: {configs}")
 check(configs["retention.ms"].value == "3600000", f"alpha retention.ms: {configs['retention.ms']}")
 check(set(configs["cleanup.policy"].value.split(",")) == {"compact", "delete"}, f"alpha policy: {configs['cleanup.policy']}")
 

@@ -78,7 +78,7 @@ fi
 
 log="$dir/tests/streamlog-suite.log"
 set +e
-(cd "$dir/tests" && TESTS="$tests" RDKAFKA_TEST_CONF="$work/test.conf" \
+(cd "$dir/tests" && LD_LIBRARY_PATH=../src:../src-cpp TESTS="$tests" RDKAFKA_TEST_CONF="$work/test.conf" \
     timeout --kill-after=30 "$limit" ./test-runner -L -Q -E -K -p"$parallel" -V "${BROKER_VERSION:-3.9.0}") >"$log" 2>&1
 status=$?
 set -e
