@@ -49,9 +49,11 @@ pub const FLUSH_MESSAGES: &str = "flush.messages";
 pub const FLUSH_MS: &str = "flush.ms";
 /// `max.compaction.lag.ms`.
 pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
+/// `min.insync.replicas`.
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
 /// Every topic config key a [`TopicConfig`] accepts.
-pub const TOPIC_CONFIG_KEYS: [&str; 18] = [
+pub const TOPIC_CONFIG_KEYS: [&str; 19] = [
     RETENTION_MS,
     RETENTION_BYTES,
     SEGMENT_BYTES,
@@ -70,6 +72,7 @@ pub const TOPIC_CONFIG_KEYS: [&str; 18] = [
     FLUSH_MESSAGES,
     FLUSH_MS,
     MAX_COMPACTION_LAG_MS,
+    MIN_INSYNC_REPLICAS,
 ];
 
 /// Kafka topic configs a [`TopicConfig`] accepts, validates as Kafka does and keeps (so they
@@ -196,6 +199,9 @@ pub struct TopicConfig {
     /// `max.compaction.lag.ms`: a compacted log whose oldest uncleaned record is older than
     /// this is compacted whatever its dirty ratio (`i64::MAX`: never forced).
     pub max_compaction_lag_ms: Option<i64>,
+    /// `min.insync.replicas`: replicas that must hold a record before an `acks=all`
+    /// produce of it is answered (not a log setting: see [`TopicSettings`]).
+    pub min_insync_replicas: Option<u32>,
     /// Keys of [`TOPIC_CONFIGS_WITHOUT_EFFECT`] that are set, with their values as given.
     pub without_effect: BTreeMap<String, String>,
 }
@@ -288,6 +294,7 @@ impl TopicConfig {
             FLUSH_MESSAGES => self.flush_messages = Some(parse_long(key, value, 1)?),
             FLUSH_MS => self.flush_ms = Some(parse_long(key, value, 0)?),
             MAX_COMPACTION_LAG_MS => self.max_compaction_lag_ms = Some(parse_long(key, value, 1)?),
+            MIN_INSYNC_REPLICAS => self.min_insync_replicas = Some(parse_int(key, value, 1)?),
             _ if TOPIC_CONFIGS_WITHOUT_EFFECT.contains(&key) => {
                 check_without_effect(key, value)?;
                 self.without_effect
@@ -370,6 +377,10 @@ impl TopicConfig {
             MAX_COMPACTION_LAG_MS,
             self.max_compaction_lag_ms.map(|v| v.to_string()),
         );
+        put(
+            MIN_INSYNC_REPLICAS,
+            self.min_insync_replicas.map(|v| v.to_string()),
+        );
         for (k, v) in &self.without_effect {
             m.insert(k.clone(), v.clone());
         }
@@ -437,6 +448,9 @@ impl TopicConfig {
         TopicSettings {
             log,
             compression_type,
+            min_insync_replicas: self
+                .min_insync_replicas
+                .unwrap_or(defaults.min_insync_replicas),
         }
     }
 
@@ -490,6 +504,11 @@ pub struct TopicSettings {
     /// `compression.type` (Kafka: producer); resolved settings copy it into
     /// `log.compression_type`, which a partition's appends apply.
     pub compression_type: CompressionType,
+    /// `min.insync.replicas` (Kafka's default 1): what a broker checks before appending an
+    /// `acks=all` produce. A storage has no replication of its own, so each of its partitions
+    /// is one replica: above 1, a broker answers such produces NOT_ENOUGH_REPLICAS, as Kafka
+    /// does when the in-sync replicas are fewer.
+    pub min_insync_replicas: u32,
 }
 
 impl Default for TopicSettings {
@@ -497,6 +516,7 @@ impl Default for TopicSettings {
         TopicSettings {
             log: LogConfig::default(),
             compression_type: CompressionType::Producer,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -706,6 +726,7 @@ mod tests {
             (FLUSH_MESSAGES, "1"),
             (FLUSH_MS, "9223372036854775807"),
             (MAX_COMPACTION_LAG_MS, "60000"),
+            (MIN_INSYNC_REPLICAS, "2"),
         ];
         let map: BTreeMap<String, String> = values
             .iter()

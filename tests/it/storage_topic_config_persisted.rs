@@ -38,6 +38,7 @@ fn overrides_survive_reopen_and_reach_the_logs() {
         ("flush.messages", "10"),
         ("flush.ms", "5000"),
         ("max.compaction.lag.ms", "600000"),
+        ("min.insync.replicas", "2"),
     ]);
     assert_eq!(all.len(), TOPIC_CONFIG_KEYS.len());
     {
@@ -117,9 +118,10 @@ fn bad_values_are_typed_errors_naming_the_key() {
         ("flush.messages", "0"),
         ("flush.ms", "-1"),
         ("max.compaction.lag.ms", "0"),
+        ("min.insync.replicas", "0"),
         // Kafka keys that would change behaviour here and are not served are refused; one
         // without effect is checked as Kafka checks it.
-        ("min.insync.replicas", "2"),
+        ("leader.imbalance.per.broker.percentage", "10"),
         ("message.format.version", "latest"),
     ];
     for (key, value) in bad {

@@ -20,8 +20,8 @@ use streamlog::storage::{
     TopicConfig, TopicSettings, CLEANUP_POLICY, COMPRESSION_TYPE, DELETE_RETENTION_MS,
     FLUSH_MESSAGES, FLUSH_MS, INDEX_INTERVAL_BYTES, MAX_COMPACTION_LAG_MS, MAX_MESSAGE_BYTES,
     MESSAGE_TIMESTAMP_AFTER_MAX_MS, MESSAGE_TIMESTAMP_BEFORE_MAX_MS, MESSAGE_TIMESTAMP_TYPE,
-    MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS, RETENTION_BYTES, RETENTION_MS, SEGMENT_BYTES,
-    SEGMENT_INDEX_BYTES, SEGMENT_MS, TOPIC_CONFIG_KEYS,
+    MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS, MIN_INSYNC_REPLICAS, RETENTION_BYTES,
+    RETENTION_MS, SEGMENT_BYTES, SEGMENT_INDEX_BYTES, SEGMENT_MS, TOPIC_CONFIG_KEYS,
 };
 use streamlog::TimestampType;
 
@@ -315,6 +315,7 @@ fn effective(s: &TopicSettings, key: &str) -> String {
             .to_string(),
         FLUSH_MS => log.flush_ms.unwrap_or(i64::MAX).to_string(),
         MAX_COMPACTION_LAG_MS => log.max_compaction_lag_ms.unwrap_or(i64::MAX).to_string(),
+        MIN_INSYNC_REPLICAS => s.min_insync_replicas.to_string(),
         _ => String::new(),
     }
 }

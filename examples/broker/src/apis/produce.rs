@@ -37,10 +37,10 @@ pub fn produce(broker: &Broker, req: ProduceRequest) -> Outcome {
             } else {
                 match append(
                     broker,
-                    name,
-                    p.index,
+                    (name, p.index),
                     p.records,
                     req.transactional_id.is_some(),
+                    acks,
                 ) {
                     Ok((log, info)) => {
                         let r = result
@@ -139,14 +139,28 @@ impl Refused {
 
 fn append(
     broker: &Broker,
-    topic: &str,
-    partition: i32,
+    (topic, partition): (&str, i32),
     records: Option<Bytes>,
     transactional: bool,
+    acks: i16,
 ) -> Result<(Arc<Log>, AppendInfo), Refused> {
     let log = broker
         .log(topic, partition)
         .map_err(|e| Refused::new(errors::code(&e), e.to_string()))?;
+    // One node: the partition's only in-sync replica is this one. Kafka refuses an acks=all
+    // produce before appending when the in-sync replicas are fewer than min.insync.replicas.
+    if acks == -1 {
+        let min_isr = broker
+            .storage
+            .topic_settings(topic)
+            .map_or(1, |s| s.min_insync_replicas);
+        if min_isr > 1 {
+            return Err(Refused::new(
+                ResponseError::NotEnoughReplicas.code(),
+                format!("min.insync.replicas is {min_isr}; this partition has 1 in-sync replica"),
+            ));
+        }
+    }
     let records = records.unwrap_or_default();
     // A transactional batch needs its producer's transactional id on the request (the
     // coordinator knows the transaction); the log checks the producer's epoch and sequence.
@@ -280,6 +294,44 @@ mod tests {
             )
             .unwrap();
         }
+    }
+
+    /// `min.insync.replicas` above 1 on a one-node broker: acks=all is refused with
+    /// NOT_ENOUGH_REPLICAS before anything is appended (Kafka's answer when the in-sync
+    /// replicas are fewer); acks=1 and acks=0 do not wait for replicas and are appended.
+    #[test]
+    fn min_insync_replicas_above_one_refuses_acks_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = crate::broker::test_broker(dir.path(), |_| {});
+        let mut config = TopicConfig::new();
+        config.set("min.insync.replicas", "2").unwrap();
+        broker.storage.create_topic("t", 1, config).unwrap();
+        let mut b = BatchBuilder::new(BatchOptions::default());
+        b.append(1, Some(b"k"), Some(b"v"), &[]).unwrap();
+        let batch = Bytes::from(b.build().unwrap());
+        let req = ProduceRequest::default()
+            .with_acks(-1)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch))])]);
+        let Outcome::Respond(resp) = produce(&broker, req) else {
+            panic!("no response")
+        };
+        let ResponseKind::Produce(resp) = *resp else {
+            panic!("not a produce response")
+        };
+        let p = &resp.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, ResponseError::NotEnoughReplicas.code());
+        assert_eq!(broker.log("t", 0).unwrap().log_end_offset(), 0);
+        assert_eq!(produce_one(&broker, 1, b"one"), 0);
+        // Back to 1 (Kafka's default): acks=all is served again.
+        broker
+            .storage
+            .alter_topic_config("t", TopicConfig::new())
+            .unwrap();
+        assert_eq!(produce_one(&broker, -1, b"all"), 1);
     }
 
     /// acks=all is answered only once the batch is durable: after a simulated power cut
