@@ -144,7 +144,8 @@ impl Tail {
     }
 }
 
-/// What the appender and the writer thread share.
+/// What the appender and the writer thread share. Lock order: the appender's `writer`
+/// lock, then `done`, then `tail`; the writer thread takes `tail` and `done` one at a time.
 struct Shared {
     /// The ordinary handle: reads, the partial block at a sync, cuts, fsync.
     file: Arc<dyn File>,
@@ -407,10 +408,9 @@ impl DirectFile {
         };
         let mut t = self.shared.tail.write();
         t.in_file = end;
+        let mut freed = None;
         if release {
-            if let Some(buf) = t.buf.take() {
-                self.shared.done.lock().free.push(buf);
-            }
+            freed = t.buf.take();
             t.start = end;
             t.len = 0;
         } else if whole > 0 {
@@ -421,7 +421,17 @@ impl DirectFile {
             t.start += whole as u64;
             t.len -= whole;
         }
+        drop(t);
+        self.free(freed);
         Ok(())
+    }
+
+    /// Keeps `buf` for the next chunk (never with the tail lock held: the lock order is
+    /// the done lock, then the tail lock).
+    fn free(&self, buf: Option<AlignedBuf>) {
+        if let Some(buf) = buf {
+            self.shared.done.lock().free.push(buf);
+        }
     }
 
     /// Writes everything back, frees every buffer and ends the writer thread (a sealed
@@ -544,17 +554,18 @@ impl File for DirectFile {
         if self.shared.file.len()? > len {
             self.shared.file.set_len(len)?;
         }
+        let mut freed = None;
         if len >= t.start {
             t.len = (len - t.start) as usize;
         } else {
             // Below the buffer: drop it; the next append reads the partial block back.
-            if let Some(buf) = t.buf.take() {
-                self.shared.done.lock().free.push(buf);
-            }
+            freed = t.buf.take();
             t.start = len;
             t.len = 0;
         }
         t.in_file = t.in_file.min(len);
+        drop(t);
+        self.free(freed);
         Ok(())
     }
 
