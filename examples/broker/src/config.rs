@@ -59,6 +59,10 @@ pub struct BrokerConfig {
     pub num_partitions: u32,
     /// `fetch.max.bytes` upper bound the broker applies to any fetch (Kafka's 55 MiB).
     pub fetch_max_bytes: u32,
+    /// On plaintext listeners, Fetch sends record batches from the segment files with
+    /// `sendfile(2)` (Linux), never through the broker's memory. `false` copies them as TLS
+    /// listeners must (to measure what `sendfile` saves). Kafka has no such setting.
+    pub fetch_sendfile: bool,
     /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`, fixed
     /// when the topic is first created.
     pub transaction_state_log_num_partitions: u32,
@@ -99,6 +103,7 @@ impl Default for BrokerConfig {
             auto_create_topics_enable: true,
             num_partitions: 1,
             fetch_max_bytes: 55 * 1024 * 1024,
+            fetch_sendfile: true,
             transaction_state_log_num_partitions: 50,
             offsets_topic_num_partitions: 50,
             group_initial_rebalance_delay_ms: 3_000,

@@ -28,6 +28,7 @@ mod sasl;
 mod server;
 mod tls;
 mod wait;
+mod zero_copy;
 
 use std::io::Write;
 use std::net::SocketAddr;
