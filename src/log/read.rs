@@ -13,6 +13,9 @@ pub struct FileSlice {
     file: Arc<dyn File>,
     position: u64,
     len: u64,
+    /// The log's truncation generation when the slice was read (see
+    /// [`Log::slice_is_current`]).
+    generation: u64,
 }
 
 impl FileSlice {
@@ -80,6 +83,35 @@ pub struct FetchData {
 }
 
 impl Log {
+    /// Whether `slice` (read from this log) still covers the batches it was read as: no
+    /// truncation of the log has begun since. A truncation shows readers the shorter log
+    /// before it cuts or rewrites any file, so a check made *after* the slice's bytes were
+    /// read or sent answers for every one of them: `true` means they were the batches,
+    /// `false` that some may have been cut or overwritten, and the read must be dropped or
+    /// made again. (Appends, retention, DeleteRecords and compaction never change bytes a
+    /// slice covers: they write past the end, or remove or replace whole files, which an
+    /// open handle keeps reading as they were.)
+    ///
+    /// ```
+    /// use streamlog::{Compression, Log, LogConfig, OwnedRecord};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), LogConfig::default())?;
+    /// for v in [b"a", b"b"] {
+    ///     log.append_records(&[OwnedRecord::new(0, None, Some(v))], Compression::None)?;
+    /// }
+    /// let slice = log.read(0, 1 << 20, None)?.slice.expect("two batches");
+    /// let bytes = slice.to_vec()?; // or sent with sendfile
+    /// assert!(log.slice_is_current(&slice)); // `bytes` are the two batches
+    /// log.truncate_to(1)?;
+    /// assert!(!log.slice_is_current(&slice)); // what the slice covers may have changed
+    /// # drop(bytes);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn slice_is_current(&self, slice: &FileSlice) -> bool {
+        self.local.view.read().generation == slice.generation
+    }
+
     /// Whole batches starting with the one that holds `offset`, from a single segment, up
     /// to `max_bytes` (but always at least one batch, even a larger one, as Kafka does), and
     /// only batches whose last offset is below `upper_bound` (a high watermark or last
@@ -192,6 +224,7 @@ pub(crate) fn read_in(
                 file: Arc::clone(seg.log_file()),
                 position: first.position,
                 len,
+                generation: view.generation,
             }),
             first_batch_offset: Some(first.base_offset),
             next_offset: next,

@@ -17,21 +17,21 @@
 //! every kill hits an agent that is reading and committing. One seed drives the writers'
 //! choices and the kill times (printed; replay with `STREAMLOG_SIM_SEED=N`; the interleaving
 //! of the threads is the machine's). Bounded: every agent run is killed or waited for with a
-//! deadline, and the server is stopped when the test ends.
+//! deadline (and killed if the test fails midway), and the server is stopped when the test
+//! ends.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use streamlog::storage::{Storage, StorageConfig};
 
+use crate::common::ingest::spawn_agent;
 use crate::common::postgres::PgServer;
 use crate::common::rng::Rng;
 
-const EXE: &str = env!("CARGO_BIN_EXE_streamlog");
 const TOPIC: &str = "accounts";
 const KEYS: u64 = 40;
 const WRITERS: u64 = 4;
@@ -41,20 +41,6 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// One change of one key: the op and the new value (`None` for a delete).
 type Change = (String, Option<i64>);
-
-fn spawn_agent(config: &Path, log: &Path, until_idle: bool) -> Child {
-    let mut args = vec!["ingest", "--config", config.to_str().unwrap()];
-    if until_idle {
-        args.push("--until-idle");
-    }
-    Command::new(EXE)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
-}
 
 fn slot_lsn(db: &mut postgres::Client) -> Option<String> {
     db.query_opt(
@@ -275,8 +261,7 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str, workload: Worklo
     let created = workload != Workload::Changes
         || wait_until("the replication slot", || slot_lsn(&mut db).is_some());
     if !created {
-        agent.kill().unwrap();
-        agent.wait().unwrap();
+        agent.kill_now();
         panic!(
             "no slot: {}",
             std::fs::read_to_string(&log).unwrap_or_default()
@@ -315,8 +300,7 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str, workload: Worklo
             rounds_committing += 1;
         }
         std::thread::sleep(Duration::from_millis(rng.below(150)));
-        agent.kill().unwrap(); // SIGKILL
-        agent.wait().unwrap();
+        agent.kill_now(); // SIGKILL
     }
     stop.store(true, Ordering::SeqCst);
     for w in writers {
@@ -334,20 +318,11 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str, workload: Worklo
     // The last agent catches up and stops by itself.
     let log = root.join("agent-final.log");
     let mut agent = spawn_agent(&config, &log, true);
-    let end = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = agent.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= end {
-            agent.kill().unwrap();
-            agent.wait().unwrap();
-            panic!(
-                "the final agent did not finish: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = agent.wait_until(Instant::now() + Duration::from_secs(120)) else {
+        panic!(
+            "the final agent did not finish: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     };
     assert!(
         status.success(),

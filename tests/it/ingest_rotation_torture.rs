@@ -12,23 +12,21 @@
 //! One seed drives the rotator's choices and the kill times (printed; seed 1 unless
 //! `STREAMLOG_SIM_SEED=N` picks another; the threads' interleaving is the machine's, so a
 //! replay repeats the choices, not every race). Bounded: every agent run is killed or
-//! waited for with a deadline.
+//! waited for with a deadline (and killed if the test fails midway).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use streamlog::storage::{Storage, StorageConfig};
 
-use crate::common::ingest::gzip;
+use crate::common::ingest::{gzip, spawn_agent};
 use crate::common::rng::Rng;
 
-const EXE: &str = env!("CARGO_BIN_EXE_streamlog");
 const WRITERS: usize = 3;
 const KILL_ROUNDS: usize = 10;
 /// The seed CI runs (the rotator's choices and kill times); `STREAMLOG_SIM_SEED=N` runs
@@ -138,20 +136,6 @@ fn rotator(shared: &Shared, logs: &Path, seed: u64, counts: &Mutex<RotationCount
             }
         }
     }
-}
-
-fn spawn_agent(config: &Path, log: &Path, until_idle: bool) -> Child {
-    let mut args = vec!["ingest", "--config", config.to_str().unwrap()];
-    if until_idle {
-        args.push("--until-idle");
-    }
-    Command::new(EXE)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap()
 }
 
 /// Lines on disk now, per writer (plain and gzip files; a partial last line left out).
@@ -274,8 +258,7 @@ idle_timeout_ms = 600000
             rounds_committing += 1;
         }
         std::thread::sleep(Duration::from_millis(rng.range(0, 400) as u64));
-        agent.kill().unwrap(); // SIGKILL
-        agent.wait().unwrap();
+        agent.kill_now(); // SIGKILL
     }
     // Every round got as far as appending positions: the kills hit a working agent.
     assert_eq!(rounds_committing, KILL_ROUNDS, "seed {seed}");
@@ -289,20 +272,11 @@ idle_timeout_ms = 600000
     // The last run catches up and stops by itself (bounded).
     let err_log = root.path().join("agent-final.err");
     let mut agent = spawn_agent(&config, &err_log, true);
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(status) = agent.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            agent.kill().unwrap();
-            agent.wait().unwrap();
-            panic!(
-                "the final agent did not catch up within 180 s: {}",
-                fs::read_to_string(&err_log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let Some(status) = agent.wait_until(Instant::now() + Duration::from_secs(180)) else {
+        panic!(
+            "the final agent did not catch up within 180 s: {}",
+            fs::read_to_string(&err_log).unwrap_or_default()
+        );
     };
     let stderr = fs::read_to_string(&err_log).unwrap_or_default();
     assert!(status.success(), "final agent failed: {stderr}");

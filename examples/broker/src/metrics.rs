@@ -26,6 +26,12 @@ pub struct Metrics {
     pub bytes_appended: AtomicU64,
     /// Record-batch bytes sent to consumers.
     pub bytes_fetched: AtomicU64,
+    /// Of those, the bytes sent from segment files by `sendfile` (plaintext listeners; the
+    /// last byte of a response that ends with records is read and written, see `zero_copy`).
+    pub fetch_sendfile_bytes: AtomicU64,
+    /// Of those, the bytes read into the broker's memory and written from there (TLS, or
+    /// `fetch_sendfile = false`).
+    pub fetch_copied_bytes: AtomicU64,
     /// Connections open now.
     pub connections: AtomicU64,
     /// Connections closed for exceeding `max_connections`.
@@ -130,6 +136,18 @@ impl Metrics {
             &mut out,
             "streamlog_broker_fetched_bytes_total",
             &self.bytes_fetched,
+            "counter",
+        );
+        counter(
+            &mut out,
+            "streamlog_broker_fetch_sendfile_bytes_total",
+            &self.fetch_sendfile_bytes,
+            "counter",
+        );
+        counter(
+            &mut out,
+            "streamlog_broker_fetch_copied_bytes_total",
+            &self.fetch_copied_bytes,
             "counter",
         );
         counter(

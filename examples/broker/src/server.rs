@@ -1,7 +1,9 @@
 //! The Kafka listener: accepts connections up to `max_connections`, reads length-prefixed
 //! requests under a size limit and deadlines, answers them in order, one at a time per
 //! connection (as Kafka does: a connection's next request is read after the previous
-//! response is written, so a client cannot queue unbounded work).
+//! response is written, so a client cannot queue unbounded work). A response must be written
+//! within `connections.max.idle.ms`. On a plaintext connection Fetch records go from the
+//! segment files to the socket with `sendfile` (`zero_copy.rs`).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{timeout, timeout_at, Instant};
 use tracing::Instrument;
@@ -19,6 +21,7 @@ use crate::broker::Broker;
 use crate::codec::{self, Decoded};
 use crate::request_memory::{Lease, RequestMemory};
 use crate::sasl;
+use crate::zero_copy;
 use kafka_protocol::messages::{
     RequestKind, ResponseKind, SaslAuthenticateResponse, SaslHandshakeResponse,
 };
@@ -89,8 +92,31 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
     }
 }
 
+/// A connection's byte stream: plaintext TCP, whose socket `sendfile` can write to, or TLS.
+trait Stream: AsyncRead + AsyncWrite + Unpin {
+    /// The socket, when bytes written to it reach the client as they are.
+    fn plain_tcp(&mut self) -> Option<&mut TcpStream> {
+        None
+    }
+}
+
+impl Stream for TcpStream {
+    fn plain_tcp(&mut self) -> Option<&mut TcpStream> {
+        Some(self)
+    }
+}
+
+impl Stream for tokio_rustls::server::TlsStream<TcpStream> {}
+
+/// A response ready to write.
+enum Reply {
+    Bytes(Bytes),
+    /// A Fetch response with records still in segment files.
+    Frame(zero_copy::Frame),
+}
+
 /// Serves one connection; `Err` says why it was closed early.
-async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+async fn connection<S: Stream>(
     mut stream: S,
     peer: SocketAddr,
     broker: &Arc<Broker>,
@@ -98,6 +124,8 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     tls_principal: Option<String>,
 ) -> Result<(), String> {
     let mut session = sasl::Session::new(broker.config.sasl.is_some());
+    let zero_copy =
+        cfg!(target_os = "linux") && broker.config.fetch_sendfile && stream.plain_tcp().is_some();
     loop {
         let mut close_after: Option<String> = None;
         // The lease holds the request's bytes in the pool until its response is written.
@@ -124,6 +152,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                         .unwrap_or_default(),
                     client_host: peer.ip().to_string(),
                     principal: session.principal(tls_principal.as_deref()),
+                    zero_copy,
                 };
                 let outcome = match *body {
                     RequestKind::SaslHandshake(r) => {
@@ -163,8 +192,38 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                         let code = apis::error_code(&body);
                         tracing::debug!(api = name, version, code, "answered");
                         broker.metrics.request(name, code);
-                        codec::encode_response(api_key, version, header.correlation_id, &body)
-                            .map_err(|e| format!("{name} v{version}: encoding failed: {e}"))?
+                        Reply::Bytes(
+                            codec::encode_response(api_key, version, header.correlation_id, &body)
+                                .map_err(|e| format!("{name} v{version}: encoding failed: {e}"))?,
+                        )
+                    }
+                    Outcome::RespondWithFiles(mut body, files) => {
+                        let code = apis::error_code(&body);
+                        tracing::debug!(api = name, version, code, "answered from files");
+                        broker.metrics.request(name, code);
+                        match zero_copy::encode(header.correlation_id, version, &body, &files) {
+                            Ok(frame) => Reply::Frame(frame),
+                            Err(e) => {
+                                // Not expected (every Fetch version served is framed): copy.
+                                tracing::warn!(error = %e, "cannot frame a fetch from files; copying");
+                                let copied = tokio::task::spawn_blocking(move || {
+                                    zero_copy::materialise(&mut body, files).map(|()| body)
+                                })
+                                .await
+                                .map_err(|e| format!("fetch read failed: {e}"))??;
+                                Reply::Bytes(
+                                    codec::encode_response(
+                                        api_key,
+                                        version,
+                                        header.correlation_id,
+                                        &copied,
+                                    )
+                                    .map_err(|e| {
+                                        format!("{name} v{version}: encoding failed: {e}")
+                                    })?,
+                                )
+                            }
+                        }
                     }
                     Outcome::NoResponse => {
                         broker.metrics.request(name, 0);
@@ -178,27 +237,56 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Decoded::ApiVersionsFallback { correlation_id } => {
                 broker.metrics.request("ApiVersions", 35);
-                codec::api_versions_fallback(correlation_id).map_err(|e| e.to_string())?
+                Reply::Bytes(
+                    codec::api_versions_fallback(correlation_id).map_err(|e| e.to_string())?,
+                )
             }
             Decoded::Reject { reason } => return Err(reason),
         };
-        broker
-            .metrics
-            .bytes_out
-            .fetch_add(response.len() as u64, Ordering::Relaxed);
-        stream
-            .write_all(&response)
-            .await
-            .map_err(|e| format!("write failed: {e}"))?;
-        // A TLS stream holds the encrypted record until flushed.
-        stream
-            .flush()
-            .await
-            .map_err(|e| format!("write failed: {e}"))?;
+        // A client that stops reading its responses is closed as an idle one would be.
+        timeout(
+            broker.config.idle_timeout(),
+            write_reply(&mut stream, response, broker),
+        )
+        .await
+        .map_err(|_| "response not taken in time".to_string())??;
         if let Some(reason) = close_after {
             return Err(reason);
         }
     }
+}
+
+/// Writes one response: bytes as they are, a frame from files by `sendfile` (only plaintext
+/// TCP connections are handed frames).
+async fn write_reply<S: Stream>(
+    stream: &mut S,
+    reply: Reply,
+    broker: &Broker,
+) -> Result<(), String> {
+    let metrics = &broker.metrics;
+    match reply {
+        Reply::Bytes(bytes) => {
+            metrics
+                .bytes_out
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            stream
+                .write_all(&bytes)
+                .await
+                .map_err(|e| format!("write failed: {e}"))?;
+        }
+        Reply::Frame(frame) => {
+            let Some(tcp) = stream.plain_tcp() else {
+                return Err("a sendfile frame for a stream that is not plain TCP".into());
+            };
+            metrics.bytes_out.fetch_add(frame.len(), Ordering::Relaxed);
+            zero_copy::send(tcp, frame, &metrics.fetch_sendfile_bytes).await?;
+        }
+    }
+    // A TLS stream holds the encrypted record until flushed.
+    stream
+        .flush()
+        .await
+        .map_err(|e| format!("write failed: {e}"))
 }
 
 /// The first piece of a request's buffer, and the least it grows by.

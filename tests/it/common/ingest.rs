@@ -136,3 +136,77 @@ pub fn gzip(plain: &std::path::Path) {
     drop(file);
     std::fs::remove_file(plain).unwrap();
 }
+
+/// A `streamlog ingest` process started by [`spawn_agent`]: killed (SIGKILL) and reaped when
+/// dropped, so an agent never outlives a test that fails between its start and its end.
+/// Derefs to the [`std::process::Child`] for `kill`, `wait` and `try_wait`.
+#[cfg(feature = "cli")]
+pub struct Agent(std::process::Child);
+
+#[cfg(feature = "cli")]
+impl Agent {
+    /// SIGKILLs the agent and reaps it.
+    pub fn kill_now(&mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+
+    /// Waits until the agent exits by itself, at most until `deadline`; `None` (the agent
+    /// killed and reaped) if it was still running then.
+    pub fn wait_until(&mut self, deadline: Instant) -> Option<std::process::ExitStatus> {
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                self.kill_now();
+                return None;
+            }
+            // Polling the child's exit (there is no portable wait with a timeout), bounded.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+#[cfg(feature = "cli")]
+impl std::ops::Deref for Agent {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+#[cfg(feature = "cli")]
+impl std::ops::DerefMut for Agent {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+#[cfg(feature = "cli")]
+impl Drop for Agent {
+    fn drop(&mut self) {
+        // Already exited and reaped: both fail harmlessly.
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `streamlog ingest --config CONFIG` (with `--until-idle` when asked: it stops by
+/// itself once its sources are caught up), standard error to the file `log`.
+#[cfg(feature = "cli")]
+pub fn spawn_agent(config: &std::path::Path, log: &std::path::Path, until_idle: bool) -> Agent {
+    let mut args = vec!["ingest", "--config", config.to_str().unwrap()];
+    if until_idle {
+        args.push("--until-idle");
+    }
+    Agent(
+        std::process::Command::new(env!("CARGO_BIN_EXE_streamlog"))
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}

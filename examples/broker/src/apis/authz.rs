@@ -963,6 +963,7 @@ mod tests {
             client_id: "test".into(),
             client_host: "127.0.0.1".into(),
             principal: format!("User:{name}"),
+            zero_copy: false,
         }
     }
 

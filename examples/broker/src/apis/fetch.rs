@@ -4,7 +4,14 @@
 //!
 //! Fetch sessions (KIP-227) are declined: every response carries session id 0, which tells
 //! clients to keep sending full fetch requests.
+//!
+//! On a connection that takes records by `sendfile` (`Context::zero_copy`), partitions read
+//! from a segment file answer with the file slice (`zero_copy.rs` frames and sends it);
+//! otherwise the batches are read here. Either way bytes read under a truncation are never
+//! answered with (`Log::slice_is_current`): a copied read is made again, a sent one closes
+//! the connection.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,18 +21,25 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind};
 use kafka_protocol::ResponseError;
-use streamlog::IsolationLevel;
+use streamlog::{FileSlice, IsolationLevel, Log};
 
 use super::Outcome;
 use crate::broker::Broker;
 use crate::errors;
 use crate::wait::{self, Seen};
+use crate::zero_copy::FileRecords;
 
 /// The longest a fetch may park, whatever the client asks.
 const MAX_WAIT_CAP: Duration = Duration::from_secs(30);
 
-/// Fetch at `version`.
-pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Outcome {
+/// Fetch at `version`; with `zero_copy`, records in segment files stay there (see the
+/// module's docs).
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: FetchRequest,
+    version: i16,
+    zero_copy: bool,
+) -> Outcome {
     let start = Instant::now();
     if version >= 7 && req.session_id != 0 {
         // This broker never hands out a session id, so one that is not 0 is not ours.
@@ -39,7 +53,7 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Ou
     let req = Arc::new(req);
     loop {
         let (b, r) = (Arc::clone(broker), Arc::clone(&req));
-        let read = match tokio::task::spawn_blocking(move || read_all(&b, &r)).await {
+        let read = match tokio::task::spawn_blocking(move || read_all(&b, &r, zero_copy)).await {
             Ok(read) => read,
             Err(e) => return Outcome::Close(format!("fetch failed: {e}")),
         };
@@ -47,11 +61,16 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Ou
             read.bytes >= min_bytes || read.errors || tokio::time::Instant::now() >= deadline;
         if done {
             broker.metrics.fetch.observe(start.elapsed());
-            broker
-                .metrics
-                .bytes_fetched
-                .fetch_add(read.bytes as u64, std::sync::atomic::Ordering::Relaxed);
-            return Outcome::respond(ResponseKind::Fetch(read.response));
+            let m = &broker.metrics;
+            m.bytes_fetched
+                .fetch_add(read.bytes as u64, Ordering::Relaxed);
+            m.fetch_copied_bytes
+                .fetch_add(read.copied as u64, Ordering::Relaxed);
+            let response = Box::new(ResponseKind::Fetch(read.response));
+            if read.files.is_empty() {
+                return Outcome::Respond(response);
+            }
+            return Outcome::RespondWithFiles(response, read.files);
         }
         wait::until_any_grows(&read.seen, deadline).await;
     }
@@ -59,14 +78,19 @@ pub async fn handle(broker: &Arc<Broker>, req: FetchRequest, version: i16) -> Ou
 
 struct Read {
     response: FetchResponse,
+    /// Partitions whose records are left in their files (`records` is `None` in `response`).
+    files: Vec<FileRecords>,
+    /// Record bytes, read or in files.
     bytes: usize,
+    /// Record bytes read into the response.
+    copied: usize,
     errors: bool,
     /// The partitions read, with their log end offsets before the read: what a long poll
     /// waits on.
     seen: Vec<Seen>,
 }
 
-fn read_all(broker: &Broker, req: &FetchRequest) -> Read {
+fn read_all(broker: &Broker, req: &FetchRequest, zero_copy: bool) -> Read {
     let isolation = if req.isolation_level == 1 {
         IsolationLevel::ReadCommitted
     } else {
@@ -76,16 +100,20 @@ fn read_all(broker: &Broker, req: &FetchRequest) -> Read {
         .unwrap_or(0)
         .min(broker.config.fetch_max_bytes as usize);
     let mut bytes = 0usize;
+    let mut copied = 0usize;
     let mut errors = false;
     let mut seen = Vec::new();
+    let mut files = Vec::new();
     let topics = req
         .topics
         .iter()
-        .map(|t| {
+        .enumerate()
+        .map(|(ti, t)| {
             let partitions = t
                 .partitions
                 .iter()
-                .map(|p| {
+                .enumerate()
+                .map(|(pi, p)| {
                     // Past the response limit, later partitions get no records (Kafka's
                     // fetch.max.bytes); the first one with data always gets one whole batch.
                     let room = if bytes == 0 {
@@ -96,9 +124,27 @@ fn read_all(broker: &Broker, req: &FetchRequest) -> Read {
                     let max = usize::try_from(p.partition_max_bytes)
                         .unwrap_or(0)
                         .min(room);
-                    let data =
-                        read_partition(broker, t.topic.as_str(), p, max, isolation, &mut seen);
-                    bytes += data.records.as_ref().map_or(0, Bytes::len);
+                    let (data, file) = read_partition(
+                        broker,
+                        t.topic.as_str(),
+                        p,
+                        max,
+                        isolation,
+                        zero_copy,
+                        &mut seen,
+                    );
+                    let read = data.records.as_ref().map_or(0, Bytes::len);
+                    copied += read;
+                    bytes += read;
+                    if let Some((log, slice)) = file {
+                        bytes += slice.len() as usize;
+                        files.push(FileRecords {
+                            topic: ti,
+                            partition: pi,
+                            log,
+                            slice,
+                        });
+                    }
                     errors |= data.error_code != 0;
                     data
                 })
@@ -110,20 +156,26 @@ fn read_all(broker: &Broker, req: &FetchRequest) -> Read {
         .collect();
     Read {
         response: FetchResponse::default().with_responses(topics),
+        files,
         bytes,
+        copied,
         errors,
         seen,
     }
 }
 
+/// One partition's answer; with `zero_copy`, records in an OS file are returned as its slice
+/// (and the answer's `records` is `None`) instead of being read.
+#[allow(clippy::too_many_arguments)]
 fn read_partition(
     broker: &Broker,
     topic: &str,
     p: &kafka_protocol::messages::fetch_request::FetchPartition,
     max_bytes: usize,
     isolation: IsolationLevel,
+    zero_copy: bool,
     seen: &mut Vec<Seen>,
-) -> PartitionData {
+) -> (PartitionData, Option<(Arc<Log>, FileSlice)>) {
     let out = PartitionData::default()
         .with_partition_index(p.partition)
         .with_high_watermark(-1)
@@ -131,7 +183,7 @@ fn read_partition(
         .with_records(Some(Bytes::new()));
     let log = match broker.log(topic, p.partition) {
         Ok(log) => log,
-        Err(e) => return out.with_error_code(errors::code(&e)),
+        Err(e) => return (out.with_error_code(errors::code(&e)), None),
     };
     seen.push(Seen::before_reading(Arc::clone(&log)));
     let epoch = log.leader_epoch();
@@ -141,7 +193,7 @@ fn read_partition(
         } else {
             ResponseError::UnknownLeaderEpoch
         };
-        return out.with_error_code(e.code());
+        return (out.with_error_code(e.code()), None);
     }
     let hw = Broker::high_watermark(&log);
     let lso = log.last_stable_offset();
@@ -150,15 +202,27 @@ fn read_partition(
         .with_last_stable_offset(lso)
         .with_log_start_offset(log.log_start_offset());
     if max_bytes == 0 {
-        return out;
+        return (out, None);
     }
-    let data = match log.fetch(p.fetch_offset, max_bytes, isolation) {
-        Ok(data) => data,
-        Err(e) => return out.with_error_code(errors::code(&e)),
-    };
-    let records = match data.slice.as_ref().map(|s| s.to_vec()).transpose() {
-        Ok(records) => Bytes::from(records.unwrap_or_default()),
-        Err(e) => return out.with_error_code(errors::code(&e)),
+    // A read whose bytes a truncation may have changed is made again (`slice_is_current`).
+    let (data, records) = loop {
+        let data = match log.fetch(p.fetch_offset, max_bytes, isolation) {
+            Ok(data) => data,
+            Err(e) => return (out.with_error_code(errors::code(&e)), None),
+        };
+        let Some(slice) = &data.slice else {
+            break (data, Records::Bytes(Bytes::new()));
+        };
+        if zero_copy && slice.std_file().is_some() {
+            let slice = slice.clone();
+            break (data, Records::File(slice));
+        }
+        match slice.to_vec() {
+            Ok(bytes) if log.slice_is_current(slice) => break (data, Records::Bytes(bytes.into())),
+            Ok(_) => continue,
+            Err(_) if !log.slice_is_current(slice) => continue,
+            Err(e) => return (out.with_error_code(errors::code(&e)), None),
+        }
     };
     let aborted = data.aborted_transactions.map(|list| {
         list.into_iter()
@@ -169,9 +233,19 @@ fn read_partition(
             })
             .collect()
     });
-    out.with_aborted_transactions(aborted)
-        .with_last_stable_offset(data.last_stable_offset.unwrap_or(lso))
-        .with_records(Some(records))
+    let out = out
+        .with_aborted_transactions(aborted)
+        .with_last_stable_offset(data.last_stable_offset.unwrap_or(lso));
+    match records {
+        Records::Bytes(bytes) => (out.with_records(Some(bytes)), None),
+        Records::File(slice) => (out.with_records(None), Some((log, slice))),
+    }
+}
+
+/// A partition's records: read, or left in their file.
+enum Records {
+    Bytes(Bytes),
+    File(FileSlice),
 }
 
 #[cfg(test)]
@@ -237,7 +311,7 @@ mod tests {
             .unwrap();
         let req = fetch_request(&[("t", 0, 0), ("t", 1, 0)], 30_000);
         let b = Arc::clone(&broker);
-        let fetch = tokio::spawn(async move { handle(&b, req, 12).await });
+        let fetch = tokio::spawn(async move { handle(&b, req, 12, false).await });
         let log = broker.log("t", 1).unwrap();
         tokio::task::spawn_blocking(move || {
             log.append_records(&[OwnedRecord::new(0, None, Some(b"v"))], Compression::None)

@@ -31,6 +31,9 @@ use crate::broker::Broker;
 pub enum Outcome {
     /// A response (boxed: response bodies are large, the other outcomes small).
     Respond(Box<ResponseKind>),
+    /// A Fetch response some of whose partitions' records are still in segment files, to be
+    /// sent from there (`zero_copy.rs`); only for a connection whose `Context::zero_copy` is on.
+    RespondWithFiles(Box<ResponseKind>, Vec<crate::zero_copy::FileRecords>),
     /// Nothing: a Produce with acks=0 that succeeded.
     NoResponse,
     /// The connection is closed (Kafka's answer to an acks=0 produce that failed, and to
@@ -55,6 +58,9 @@ pub struct Context {
     /// Who the client is (`User:NAME`; `User:ANONYMOUS` when it did not authenticate): what
     /// ACLs are checked against.
     pub principal: String,
+    /// Whether Fetch may leave records in their segment files for the server to send with
+    /// `sendfile`: a plaintext connection with `fetch_sendfile` on.
+    pub zero_copy: bool,
 }
 
 impl Default for Context {
@@ -63,6 +69,7 @@ impl Default for Context {
             client_id: String::new(),
             client_host: String::new(),
             principal: crate::acl::ANONYMOUS.to_string(),
+            zero_copy: false,
         }
     }
 }
@@ -85,6 +92,11 @@ pub async fn handle(
             producer_fenced_for_old_clients(version, &mut resp);
             Outcome::Respond(resp)
         }
+        Outcome::RespondWithFiles(mut resp, files) => {
+            // Denied partitions are appended after the ones read: the files' indexes hold.
+            fixup.apply(broker, &mut resp);
+            Outcome::RespondWithFiles(resp, files)
+        }
         other => other,
     }
 }
@@ -101,7 +113,7 @@ async fn dispatch(
         Rq::ApiVersions(_) => Outcome::respond(ResponseKind::ApiVersions(
             ApiVersionsResponse::default().with_api_keys(versions::api_versions()),
         )),
-        Rq::Fetch(req) => fetch::handle(broker, req, version).await,
+        Rq::Fetch(req) => fetch::handle(broker, req, version, ctx.zero_copy).await,
         // The group APIs wait on the group coordinator (a JoinGroup for its rebalance).
         Rq::JoinGroup(r) => groups::join_group(broker, ctx, r, version).await,
         Rq::SyncGroup(r) => groups::sync_group(broker, r).await,
