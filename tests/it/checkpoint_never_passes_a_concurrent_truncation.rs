@@ -84,7 +84,11 @@ fn with_truncation_held<T>(
             fs.wait_for_stalled(1, Duration::from_secs(60)),
             "seed {seed}: the truncation never reached its sync"
         );
-        assert_eq!(checkpoint_on(fs), Some(0), "seed {seed}: lowered before the cut");
+        assert_eq!(
+            checkpoint_on(fs),
+            Some(0),
+            "seed {seed}: lowered before the cut"
+        );
         // The periodic checkpoint, in the middle of the truncation.
         log.checkpoint().unwrap();
         let after = checkpoint_on(fs);
