@@ -38,9 +38,12 @@ fn checkpointed(bytes: Option<Vec<u8>>) -> Option<i64> {
 const BATCH: usize = 5;
 const LEN: usize = 30;
 
+/// `(tag, first offset, records, value length)` of an appended batch.
+type Batch = (u64, i64, usize, usize);
+
 /// A log of two segments, 0..50 and 50..100, all flushed, the checkpoint at 50; and the
 /// batches appended.
-fn two_flushed_segments(fs: &SimFs, seed: u64) -> (Arc<Log>, Vec<(u64, i64, usize, usize)>) {
+fn two_flushed_segments(fs: &SimFs, seed: u64) -> (Arc<Log>, Vec<Batch>) {
     let (log, _) = sim_log::open(fs, &small_indexes(), "first open");
     let mut batches = Vec::new();
     let mut next = 0;
