@@ -354,7 +354,7 @@ impl BatchBuilder {
         put(&mut out, PRODUCER_EPOCH, &opts.producer_epoch.to_be_bytes());
         put(&mut out, BASE_SEQUENCE, &opts.base_sequence.to_be_bytes());
         put(&mut out, RECORD_COUNT, &count.to_be_bytes());
-        let crc = crc32c::crc32c(out.get(ATTRIBUTES..).unwrap_or_default());
+        let crc = crate::record::crc::crc32c(out.get(ATTRIBUTES..).unwrap_or_default());
         put(&mut out, CRC, &crc.to_be_bytes());
         Ok(out)
     }
