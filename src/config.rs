@@ -147,6 +147,14 @@ pub struct LogConfig {
     /// The size of each direct-I/O write and of the buffer behind it: a multiple of 4096
     /// from 4096 to 64 MiB (default 1 MiB).
     pub direct_io_write_bytes: u32,
+    /// Not a Kafka setting: how many full direct-I/O writes may be in flight while appends
+    /// go on, 0 to 8 (default 1). From 1, a writer thread of the active segment writes each
+    /// full buffer while the appender validates and gathers the next batches in another, so
+    /// the device and the CPU work at once; an appender that fills a buffer with this many
+    /// writes still in flight waits for the oldest. The segment then holds up to this many
+    /// more buffers of `direct_io_write_bytes`. 0 writes each full buffer in the appending
+    /// thread, and no thread is started.
+    pub direct_io_writes_in_flight: u32,
     /// What moves the high watermark (not a Kafka topic config: in Kafka the partition's
     /// replication decides). Default [`HighWatermarkPolicy::LogEnd`], a partition that is its
     /// own only replica.
@@ -345,6 +353,7 @@ impl Default for LogConfig {
             high_watermark_policy: HighWatermarkPolicy::LogEnd,
             direct_io: false,
             direct_io_write_bytes: DEFAULT_DIRECT_IO_WRITE_BYTES,
+            direct_io_writes_in_flight: DEFAULT_DIRECT_IO_WRITES_IN_FLIGHT,
             compression_type: CompressionType::Producer,
         }
     }
@@ -385,6 +394,10 @@ impl fmt::Debug for LogConfig {
             .field("high_watermark_policy", &self.high_watermark_policy)
             .field("direct_io", &self.direct_io)
             .field("direct_io_write_bytes", &self.direct_io_write_bytes)
+            .field(
+                "direct_io_writes_in_flight",
+                &self.direct_io_writes_in_flight,
+            )
             .field("compression_type", &self.compression_type)
             .finish_non_exhaustive()
     }
@@ -395,6 +408,13 @@ pub const DEFAULT_MESSAGE_TIMESTAMP_AFTER_MAX_MS: i64 = 60 * 60 * 1000;
 
 /// The default size of a direct-I/O write (see [`LogConfig::direct_io_write_bytes`]).
 pub const DEFAULT_DIRECT_IO_WRITE_BYTES: u32 = 1 << 20;
+
+/// The default number of direct-I/O writes in flight (see
+/// [`LogConfig::direct_io_writes_in_flight`]).
+pub const DEFAULT_DIRECT_IO_WRITES_IN_FLIGHT: u32 = 1;
+
+/// The most direct-I/O writes in flight (see [`LogConfig::direct_io_writes_in_flight`]).
+const MAX_DIRECT_IO_WRITES_IN_FLIGHT: u32 = 8;
 
 /// The largest `segment.bytes` and `segment.index.bytes`: Kafka's `int` configs, and the
 /// byte positions an offset-index entry can hold.
@@ -477,6 +497,13 @@ impl LogConfig {
                 "direct_io_write_bytes",
                 direct,
                 "must be a multiple of 4096 in [4096, 67108864]",
+            ));
+        }
+        if self.direct_io_writes_in_flight > MAX_DIRECT_IO_WRITES_IN_FLIGHT {
+            return Err(invalid_config(
+                "direct_io_writes_in_flight",
+                self.direct_io_writes_in_flight,
+                "must be in [0, 8]",
             ));
         }
         if !(MIN_SEGMENT_BYTES..=MAX_INT_CONFIG).contains(&self.segment_bytes) {
@@ -682,6 +709,8 @@ impl LogConfigBuilder {
         direct_io: bool;
         /// The size of each direct-I/O write (see [`LogConfig::direct_io_write_bytes`]).
         direct_io_write_bytes: u32;
+        /// Direct-I/O writes in flight (see [`LogConfig::direct_io_writes_in_flight`]).
+        direct_io_writes_in_flight: u32;
         /// `compression.type` (see [`LogConfig::compression_type`]).
         compression_type: CompressionType;
     }

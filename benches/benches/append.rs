@@ -13,11 +13,13 @@
 //!
 //! Direct I/O (issue 11), beside its own bound:
 //!
-//! - `streamlog_direct`: `Log::append` with `LogConfig::direct_io` (batches gathered in
-//!   memory, written in 1 MiB `O_DIRECT` chunks); the same validation as `streamlog`.
-//! - `dd_direct`: the device's bound, as `dd oflag=direct bs=1M` measures it: the same
-//!   batch bytes copied into a 1 MiB aligned buffer and written with `O_DIRECT`, 1 MiB a
-//!   call. (The passes also run the real `dd if=/dev/zero oflag=direct bs=1M` once.)
+//! - `streamlog_direct`: the `streamlog` writer with `LogConfig::direct_io` (batches gathered
+//!   in memory, written in 1 MiB `O_DIRECT` chunks); the same validation. Its clock stops
+//!   after a `Log::flush`, when every appended byte is on the device.
+//! - `dd_direct`: the device's bound, as `dd oflag=direct bs=1M conv=fdatasync` measures
+//!   it: the same batch bytes copied into a 1 MiB aligned buffer and written with
+//!   `O_DIRECT`, 1 MiB a call, then one `fdatasync`. (The passes also run the real
+//!   `dd if=/dev/zero oflag=direct bs=1M` once.)
 //!
 //! Throughput is records/s for the 100 B case and bytes/s of streamlog's batch bytes for the
 //! 1 KiB case (commitlog's on-disk bytes differ a little: 20 B of header a message).
@@ -36,8 +38,17 @@
 //! - cold (skip with `STREAMLOG_BENCH_COLD=0`): 3 rounds of 256 MiB a writer, each after
 //!   3 s idle, so the VM has taken the freed memory back and every page is faulted in anew.
 //!
+//! Each writer's line also gives its median **thread CPU time** (user and system time of the
+//! appending thread: the kernel's copy into the page cache counts, waiting for a core or for
+//! the device does not) and the ratio of those to the bare write's: on a machine shared with
+//! other work that ratio is the readable one for the buffered writers.
+//!
 //! Run: `cargo bench --bench append -- --warm-up-time 1 --measurement-time 5`
 //! (`STREAMLOG_BENCH_CRITERION=0` runs only the alternating passes).
+//!
+//! For a profile (`valgrind --tool=callgrind`, which counts instructions exactly on a busy
+//! machine), narrow the passes: `STREAMLOG_BENCH_WRITERS=streamlog,bare_write` (names as
+//! printed), `STREAMLOG_BENCH_ROUNDS=2` (warm rounds), `STREAMLOG_BENCH_RECORD_SIZES=100`.
 
 use std::fs::File;
 use std::hint::black_box;
@@ -196,43 +207,42 @@ impl Writer {
         }
     }
 
-    fn run(self, root: &Path, w: &mut Workload) -> Duration {
+    fn run(self, root: &Path, w: &mut Workload) -> Timing {
         let dir = Scratch::new(root, self.name());
         match self {
-            Writer::Streamlog => {
-                let log = Log::open(&dir.0, log_config()).expect("open");
-                let start = Instant::now();
+            Writer::Streamlog | Writer::StreamlogDirect => {
+                let config = if self == Writer::StreamlogDirect {
+                    direct_config()
+                } else {
+                    log_config()
+                };
+                let log = Log::open(&dir.0, config).expect("open");
+                let start = Stopwatch::start();
                 for b in &w.batches {
                     black_box(log.append(b).expect("append"));
                 }
-                let t = start.elapsed();
+                if self == Writer::StreamlogDirect {
+                    // Every appended byte on the device before the clock stops (chunks may
+                    // still be in flight or in memory), as `dd_direct` ends.
+                    log.flush().expect("flush");
+                }
+                let t = start.stop();
                 assert_eq!(log.log_end_offset() as u64, w.records);
                 drop(log);
                 t
             }
             Writer::BareWrite => {
                 let mut f = File::create(dir.0.join("bare.log")).expect("create");
-                let start = Instant::now();
+                let start = Stopwatch::start();
                 for b in &w.batches {
                     f.write_all(b).expect("write");
                 }
-                start.elapsed()
-            }
-            Writer::StreamlogDirect => {
-                let log = Log::open(&dir.0, direct_config()).expect("open");
-                let start = Instant::now();
-                for b in &w.batches {
-                    black_box(log.append(b).expect("append"));
-                }
-                let t = start.elapsed();
-                assert_eq!(log.log_end_offset() as u64, w.records);
-                drop(log);
-                t
+                start.stop()
             }
             Writer::DdDirect => {
                 let mut f = open_direct(&dir.0.join("dd.log"));
                 let mut buf = AlignedBuf::with_alignment(DIRECT_CHUNK, DIRECT_ALIGN);
-                let start = Instant::now();
+                let start = Stopwatch::start();
                 let mut used = 0;
                 for b in &w.batches {
                     let mut rest: &[u8] = b;
@@ -252,21 +262,65 @@ impl Writer {
                 if tail > 0 {
                     f.write_all(&buf.as_slice()[..tail]).expect("write");
                 }
-                start.elapsed()
+                // `conv=fdatasync`: the same end as `streamlog_direct`'s flush.
+                f.sync_data().expect("fdatasync");
+                start.stop()
             }
             Writer::Commitlog => {
                 let mut log = CommitLog::new(LogOptions::new(&dir.0)).expect("open");
-                let start = Instant::now();
+                let start = Stopwatch::start();
                 for m in &mut w.messages {
                     black_box(log.append(m).expect("append"));
                 }
-                let t = start.elapsed();
+                let t = start.stop();
                 assert_eq!(log.next_offset(), w.records);
                 drop(log);
                 t
             }
         }
     }
+}
+
+/// What one run of a writer took: wall time, and the CPU time of the thread that appended.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    wall: Duration,
+    cpu: Duration,
+}
+
+struct Stopwatch {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        let cpu = thread_cpu_time();
+        Stopwatch {
+            cpu,
+            wall: Instant::now(),
+        }
+    }
+
+    fn stop(self) -> Timing {
+        let wall = self.wall.elapsed();
+        Timing {
+            wall,
+            cpu: thread_cpu_time().saturating_sub(self.cpu),
+        }
+    }
+}
+
+/// The calling thread's CPU time (user and system).
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn group_name(case: &Case) -> String {
@@ -285,7 +339,7 @@ fn append(c: &mut Criterion, root: &Path) {
         });
         for writer in Writer::ALL {
             g.bench_function(BenchmarkId::from_parameter(writer.name()), |b| {
-                b.iter_custom(|iters| (0..iters).map(|_| writer.run(root, &mut w)).sum());
+                b.iter_custom(|iters| (0..iters).map(|_| writer.run(root, &mut w).wall).sum());
             });
         }
         g.finish();
@@ -297,20 +351,55 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// Runs the three writers in turn, `rounds` times, rotating who goes first, and prints each
-/// writer's median and the median of the per-round ratios (streamlog / other). `idle`
-/// before each timed append lets the VM take freed memory back (the cold state).
+/// The writers the passes run: `STREAMLOG_BENCH_WRITERS` (names, comma-separated), else all.
+fn selected_writers() -> Vec<Writer> {
+    match std::env::var("STREAMLOG_BENCH_WRITERS") {
+        Ok(names) => Writer::ALL
+            .into_iter()
+            .filter(|w| names.split(',').any(|n| n.trim() == w.name()))
+            .collect(),
+        Err(_) => Writer::ALL.to_vec(),
+    }
+}
+
+/// The cases the passes run: `STREAMLOG_BENCH_RECORD_SIZES` (value sizes, comma-separated),
+/// else all.
+fn selected_cases() -> Vec<&'static Case> {
+    let sizes = std::env::var("STREAMLOG_BENCH_RECORD_SIZES").ok();
+    CASES
+        .iter()
+        .filter(|c| {
+            sizes
+                .as_deref()
+                .is_none_or(|s| s.split(',').any(|n| n.trim().parse() == Ok(c.value_size)))
+        })
+        .collect()
+}
+
+/// `name`'s value as a number, else `default`.
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs the writers in turn, `rounds` times, rotating who goes first, and prints each
+/// writer's medians (wall and thread CPU time) and the medians of the per-round ratios
+/// against the bare write and `dd_direct`. `idle` before each timed append lets the VM
+/// take freed memory back (the cold state).
 fn paired(root: &Path, label: &str, bytes: usize, rounds: usize, idle: Duration) {
-    for case in &CASES {
+    let writers = selected_writers();
+    for case in selected_cases() {
         let mut w = Workload::new(case, bytes);
-        let n = Writer::ALL.len();
-        let mut secs: Vec<Vec<f64>> = vec![Vec::new(); n];
+        let n = writers.len();
+        let mut times: Vec<Vec<Timing>> = vec![Vec::new(); n];
         for round in 0..rounds {
             for k in 0..n {
                 let i = (k + round) % n;
                 std::thread::sleep(idle);
-                if let (Some(writer), Some(s)) = (Writer::ALL.get(i), secs.get_mut(i)) {
-                    s.push(writer.run(root, &mut w).as_secs_f64());
+                if let (Some(writer), Some(t)) = (writers.get(i), times.get_mut(i)) {
+                    t.push(writer.run(root, &mut w));
                 }
             }
         }
@@ -320,34 +409,46 @@ fn paired(root: &Path, label: &str, bytes: usize, rounds: usize, idle: Duration)
             bytes >> 20
         );
         let of = |w: Writer| {
-            Writer::ALL
+            writers
                 .iter()
                 .position(|x| *x == w)
-                .and_then(|i| secs.get(i))
+                .and_then(|i| times.get(i))
                 .cloned()
-                .unwrap_or_default()
         };
         let (bare, dd) = (of(Writer::BareWrite), of(Writer::DdDirect));
-        // Speed relative to a baseline: the median over rounds of baseline time / this time.
-        let ratio = |s: &[f64], base: &[f64]| {
-            let mut r: Vec<f64> = s.iter().zip(base).map(|(a, b)| b / a).collect();
-            median(&mut r)
+        // Speed relative to a baseline: the median over rounds of baseline time / this time
+        // ("-" when the baseline did not run).
+        let ratio = |s: &[Timing], base: &Option<Vec<Timing>>, f: fn(&Timing) -> Duration| {
+            base.as_ref().map_or("    -".to_string(), |base| {
+                let mut r: Vec<f64> = s
+                    .iter()
+                    .zip(base)
+                    .map(|(a, b)| f(b).as_secs_f64() / f(a).as_secs_f64())
+                    .collect();
+                format!("{:>5.2}", median(&mut r))
+            })
         };
-        for (writer, s) in Writer::ALL.iter().zip(&secs) {
-            let mut sorted = s.clone();
-            let t = median(&mut sorted);
+        let wall = |t: &Timing| t.wall;
+        let cpu = |t: &Timing| t.cpu;
+        for (writer, s) in writers.iter().zip(&times) {
+            let t = median(&mut s.iter().map(|t| t.wall.as_secs_f64()).collect::<Vec<_>>());
+            let c = median(&mut s.iter().map(|t| t.cpu.as_secs_f64()).collect::<Vec<_>>());
             println!(
-                "  {:<16} median {:>7.1} ms  {:>6.2} M records/s  {:>6.3} GB/s  speed/bare_write {:>5.2}  speed/dd_direct {:>5.2}",
+                "  {:<16} median {:>7.1} ms  {:>6.2} M records/s  {:>6.3} GB/s  speed/bare_write {}  speed/dd_direct {}  | thread CPU {:>7.1} ms, CPU speed/bare_write {}",
                 writer.name(),
                 t * 1e3,
                 w.records as f64 / t / 1e6,
                 w.bytes as f64 / t / 1e9,
-                ratio(s, &bare),
-                ratio(s, &dd),
+                ratio(s, &bare, wall),
+                ratio(s, &dd, wall),
+                c * 1e3,
+                ratio(s, &bare, cpu),
             );
         }
     }
-    dd_reference(root, bytes, idle);
+    if selected_writers().contains(&Writer::DdDirect) {
+        dd_reference(root, bytes, idle);
+    }
 }
 
 /// The real `dd if=/dev/zero oflag=direct bs=1M` of `bytes` (after `idle`), for reference
@@ -386,7 +487,8 @@ fn main() {
         return;
     }
     println!();
-    paired(root.path(), "warm", BYTES_PER_ITER, 15, Duration::ZERO);
+    let rounds = env_or("STREAMLOG_BENCH_ROUNDS", 15);
+    paired(root.path(), "warm", BYTES_PER_ITER, rounds, Duration::ZERO);
     if std::env::var("STREAMLOG_BENCH_COLD").map_or(true, |v| v != "0") {
         paired(root.path(), "cold", COLD_BYTES, 3, Duration::from_secs(3));
     }

@@ -32,8 +32,9 @@ pub struct SourceMetrics {
     /// Inodes found holding another file than the position recorded, with no plain copy
     /// of it (inode reuse, or a rotation whose rest is only in a gzip file or gone).
     pub identity_changes: AtomicU64,
-    /// Files given up: unreadable, or vanished before being read to the end and never found
-    /// again within the detach timeout.
+    /// Files given up: unreadable, not a regular file (a directory, FIFO or device matching
+    /// the globs), or vanished before being read to the end and never found again within the
+    /// detach timeout.
     pub files_skipped: AtomicU64,
     /// Bytes known to be lost (a file gone before it was read to its end).
     pub bytes_lost: AtomicU64,

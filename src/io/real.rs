@@ -146,6 +146,10 @@ impl DirectWrite for RealDirect {
         }
         self.file.write_all_at(buf, pos)
     }
+
+    fn writes_in_background(&self) -> bool {
+        true
+    }
 }
 
 /// A held `flock`, released explicitly when dropped.

@@ -89,8 +89,8 @@ impl Log {
                     .with_timestamp_type(TimestampType::LogAppendTime);
                 put(&mut header, ATTRIBUTES_AT, &attrs.0.to_be_bytes());
                 put(&mut header, MAX_TIMESTAMP_AT, &now.to_be_bytes());
-                let crc = crc32c::crc32c_append(
-                    crc32c::crc32c(header.get(ATTRIBUTES_AT..).unwrap_or_default()),
+                let crc = crate::record::crc::crc32c_append(
+                    crate::record::crc::crc32c(header.get(ATTRIBUTES_AT..).unwrap_or_default()),
                     body,
                 );
                 put(&mut header, CRC_AT, &crc.to_be_bytes());
@@ -157,7 +157,7 @@ impl Log {
             checked.push(b);
         }
         let (Some(first), Some(last)) = (checked.first(), checked.last()) else {
-            return Err(Error::InvalidArgument("no batches to append".into()));
+            return Err(Error::NoBatches);
         };
         let mut w = self.lock_open()?;
         let mut expected = w.log_end_offset;
@@ -345,15 +345,23 @@ impl Log {
             Ok(())
         };
         // The fast walk over the records' framing (no record decoded into fields) accepts
-        // only what the full iterator accepts; on anything else the iterator below names
-        // what is wrong. Offset deltas must run 0, 1, 2, ... (the last is count - 1).
+        // only what the full iterator accepts, and sums up what the checks need: when the
+        // whole batch is within bounds, so is every record. On anything else (a walk that
+        // gives up, a batch out of bounds) the iterator below checks record by record and
+        // names what is wrong. Offset deltas must run 0, 1, 2, ... (the last is count - 1).
         let count = u32::try_from(b.record_count()).unwrap_or(0);
-        let walked = walk_producer_records(records.as_bytes(), count, |index, frame| {
-            let timestamp =
-                log_append_time.unwrap_or(base_timestamp.wrapping_add(frame.timestamp_delta));
-            check(index, timestamp, frame.key_is_null)
-        })?;
-        if !walked {
+        let within = |timestamp: Option<i64>| timestamp.is_some_and(|t| (min..=max).contains(&t));
+        let fast = walk_producer_records(records.as_bytes(), count).is_some_and(|s| {
+            let timestamps_ok = match log_append_time {
+                Some(t) => within(Some(t)),
+                None => {
+                    within(base_timestamp.checked_add(s.min_timestamp_delta))
+                        && within(base_timestamp.checked_add(s.max_timestamp_delta))
+                }
+            };
+            timestamps_ok && !(compacted && s.any_null_key)
+        });
+        if !fast {
             for (index, r) in records.iter().enumerate() {
                 let r = r?;
                 check(

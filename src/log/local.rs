@@ -167,6 +167,7 @@ impl LocalLog {
             direct_write_bytes: config
                 .direct_io
                 .then_some(config.direct_io_write_bytes as usize),
+            direct_writes_in_flight: config.direct_io_writes_in_flight as usize,
         }
     }
 

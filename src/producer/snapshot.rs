@@ -94,7 +94,7 @@ pub(crate) fn encode_snapshot(offset: i64, state: &ProducerState) -> Vec<u8> {
     }
     let mut out = Vec::with_capacity(BODY_AT + body.len());
     out.extend_from_slice(&VERSION.to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+    out.extend_from_slice(&crate::record::crc::crc32c(&body).to_be_bytes());
     out.extend_from_slice(&body);
     out
 }
@@ -178,7 +178,7 @@ pub(crate) fn parse_at(bytes: &[u8]) -> std::result::Result<Snapshot, (u64, &'st
     let crc = r.i32().ok_or_else(|| short(&r))? as u32;
     debug_assert_eq!(r.at, BODY_AT);
     let body = bytes.get(BODY_AT..).unwrap_or_default();
-    if crc32c::crc32c(body) != crc {
+    if crate::record::crc::crc32c(body) != crc {
         return Err((CRC_AT as u64, "CRC-32C mismatch"));
     }
     let parsed = match version {
@@ -395,7 +395,7 @@ mod tests {
         body.extend_from_slice(&5i32.to_be_bytes()); // coordinator epoch
         body.extend_from_slice(&36i64.to_be_bytes()); // current txn first offset
         let mut bytes = 1i16.to_be_bytes().to_vec();
-        bytes.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        bytes.extend_from_slice(&crate::record::crc::crc32c(&body).to_be_bytes());
         bytes.extend_from_slice(&body);
         let entries = parse_snapshot_file(Path::new("k.snapshot"), &bytes).unwrap();
         let e = &entries[0];

@@ -116,7 +116,7 @@ fn encode_file<C: RaftTypeConfig>(meta: &Meta<C>, data: &[u8]) -> Result<Vec<u8>
     out.extend_from_slice(&meta_len.to_be_bytes());
     out.extend_from_slice(&meta);
     out.extend_from_slice(data);
-    let crc = crc32c::crc32c(&out);
+    let crc = crate::record::crc::crc32c(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     Ok(out)
 }
@@ -136,7 +136,7 @@ fn decode_file<C: RaftTypeConfig>(
         .ok_or_else(|| corrupt(format!("{} bytes", bytes.len())))?;
     let (body, crc) = bytes.split_at(body_len);
     let stored = u32::from_be_bytes(crc.try_into().map_err(|_| corrupt("crc".into()))?);
-    let computed = crc32c::crc32c(body);
+    let computed = crate::record::crc::crc32c(body);
     if stored != computed {
         return Err(corrupt(format!(
             "CRC-32C mismatch, stored {stored:#010x}, computed {computed:#010x}"

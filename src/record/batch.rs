@@ -193,7 +193,7 @@ impl<'a> Batch<'a> {
 
     /// CRC-32C computed over the covered bytes.
     pub fn compute_crc(&self) -> u32 {
-        crc32c::crc32c(self.bytes.get(ATTRIBUTES..).unwrap_or_default())
+        crate::record::crc::crc32c(self.bytes.get(ATTRIBUTES..).unwrap_or_default())
     }
 
     /// Attribute bits.

@@ -10,6 +10,7 @@ mod batches;
 mod builder;
 mod codec;
 mod control;
+pub(crate) mod crc;
 pub(crate) mod header;
 mod lz4;
 #[allow(clippy::module_inception)]

@@ -101,6 +101,47 @@ pub(crate) fn take_varlong(rest: &mut &[u8]) -> Result<i64, VarintError> {
     Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
 }
 
+/// Reads an unsigned varint of at most `max_bytes` bytes at `buf[pos]`: its value and the
+/// position after it, or `None` when it is truncated or too long. The one- and two-byte
+/// forms (nearly every length and delta in a record) are decoded inline with one bounds
+/// check a byte; the position goes in and out by value so that a caller's loop keeps it in
+/// a register.
+#[inline(always)]
+pub(crate) fn get_unsigned(buf: &[u8], pos: usize, max_bytes: usize) -> Option<(u64, usize)> {
+    let b0 = *buf.get(pos)?;
+    if b0 < 0x80 {
+        return Some((u64::from(b0), pos + 1));
+    }
+    let b1 = *buf.get(pos + 1)?;
+    if b1 < 0x80 {
+        return Some((u64::from(b0 & 0x7f) | (u64::from(b1) << 7), pos + 2));
+    }
+    get_unsigned_long(buf, pos, max_bytes)
+}
+
+#[cold]
+#[inline(never)]
+fn get_unsigned_long(buf: &[u8], mut pos: usize, max_bytes: usize) -> Option<(u64, usize)> {
+    let value = read_unsigned_long(buf, &mut pos, max_bytes).ok()?;
+    Some((value, pos))
+}
+
+/// [`get_unsigned`] as a zig-zag varint (i32): Kafka reads at most 5 bytes and keeps the
+/// low 32 bits.
+#[inline(always)]
+pub(crate) fn get_varint(buf: &[u8], pos: usize) -> Option<(i32, usize)> {
+    let (raw, pos) = get_unsigned(buf, pos, 5)?;
+    let raw = raw as u32;
+    Some((((raw >> 1) as i32) ^ -((raw & 1) as i32), pos))
+}
+
+/// [`get_unsigned`] as a zig-zag varlong (i64).
+#[inline(always)]
+pub(crate) fn get_varlong(buf: &[u8], pos: usize) -> Option<(i64, usize)> {
+    let (raw, pos) = get_unsigned(buf, pos, 10)?;
+    Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), pos))
+}
+
 #[inline]
 fn zigzag32(v: i32) -> u32 {
     ((v << 1) ^ (v >> 31)) as u32

@@ -52,6 +52,8 @@ pub(crate) struct IndexConfig {
     /// Append to active segments through direct I/O in writes of this many bytes
     /// (`LogConfig::direct_io`); `None` appends through the page cache.
     pub direct_write_bytes: Option<usize>,
+    /// Full direct-I/O writes that may be in flight while appends go on.
+    pub direct_writes_in_flight: usize,
 }
 
 /// The offset and time indexes of a segment.
@@ -233,7 +235,8 @@ impl Segment {
         };
         let io = |e| Error::io(log_path, e);
         let direct = fs.open_direct(log_path).map_err(io)?;
-        crate::io::direct_append_file(log, direct, chunk).map_err(io)
+        crate::io::direct_append_file(log, direct, chunk, config.direct_writes_in_flight)
+            .map_err(io)
     }
 
     fn set_suffix(&mut self, suffix: &'static str) {

@@ -161,7 +161,7 @@ fn encode(next_block_start: i64) -> [u8; FILE_LEN] {
     let mut b = [0u8; FILE_LEN];
     b[VERSION_AT..NEXT_AT].copy_from_slice(&VERSION.to_be_bytes());
     b[NEXT_AT..CRC_AT].copy_from_slice(&next_block_start.to_be_bytes());
-    let crc = crc32c::crc32c(&b[..CRC_AT]);
+    let crc = crate::record::crc::crc32c(&b[..CRC_AT]);
     b[CRC_AT..].copy_from_slice(&crc.to_be_bytes());
     b
 }
@@ -174,7 +174,7 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<i64> {
     let b: &[u8; FILE_LEN] = bytes.try_into().map_err(|_| corrupt("wrong length"))?;
     let [v0, v1, n @ .., c0, c1, c2, c3] = *b;
     let crc = u32::from_be_bytes([c0, c1, c2, c3]);
-    if crc32c::crc32c(b.get(..CRC_AT).unwrap_or_default()) != crc {
+    if crate::record::crc::crc32c(b.get(..CRC_AT).unwrap_or_default()) != crc {
         return Err(corrupt("CRC-32C mismatch"));
     }
     if i16::from_be_bytes([v0, v1]) != VERSION {

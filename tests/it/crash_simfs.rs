@@ -79,6 +79,7 @@ fn config(rng: &mut Rng, direct: bool) -> LogConfig {
     LogConfig::builder()
         .direct_io(direct)
         .direct_io_write_bytes([4096, 8192, 65536][direct_rng.below(3) as usize])
+        .direct_io_writes_in_flight(direct_rng.below(3) as u32)
         .segment_bytes(rng.range(400, 4000) as u64)
         .segment_index_bytes([96, 512, 4096][rng.below(3) as usize])
         .index_interval_bytes(rng.range(1, 600) as u32)

@@ -10,9 +10,16 @@ use streamlog::{Compression, Log, LogConfig, OwnedRecord};
 const WRITE: u32 = 64 * 1024;
 
 fn config(direct: bool) -> LogConfig {
+    config_in_flight(direct, 0)
+}
+
+/// With `in_flight` writes in flight, a writer thread writes full chunks while appends go
+/// on (0: the appending thread writes each as it fills).
+fn config_in_flight(direct: bool, in_flight: u32) -> LogConfig {
     LogConfig::builder()
         .direct_io(direct)
         .direct_io_write_bytes(WRITE)
+        .direct_io_writes_in_flight(in_flight)
         .segment_bytes(1 << 20)
         .build()
         .unwrap()
@@ -118,4 +125,56 @@ fn a_log_dropped_without_close_keeps_what_was_appended() {
     let log = Log::open(&dir, config(true)).unwrap();
     assert_eq!(log.log_end_offset(), leo);
     check_all(&log);
+}
+
+/// With writes in flight (a writer thread writes full chunks while appends go on), a reader
+/// running beside the appender reads every record below the log end it saw, whether its
+/// bytes are in the file, in a chunk being written or in the buffer; a flush puts every
+/// byte in the file; and the log reopens, either way, with every record.
+#[test]
+fn writes_in_flight_are_read_from_memory_and_reach_the_file_on_flush() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("topic-0");
+    let log = Arc::new(Log::open(&dir, config_in_flight(true, 2)).unwrap());
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (log, done) = (Arc::clone(&log), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut passes = 0u32;
+            while !done.load(Ordering::Acquire) {
+                let end = log.log_end_offset();
+                let mut expected = 0i64;
+                for r in log.records_from(0) {
+                    let r = r.unwrap();
+                    if r.offset() >= end {
+                        break;
+                    }
+                    assert_eq!(r.offset(), expected);
+                    assert_eq!(r.value(), Some(&value(expected)[..]));
+                    expected += 1;
+                }
+                assert!(expected >= end, "read {expected} of {end}");
+                passes += 1;
+            }
+            passes
+        })
+    };
+    // About 6 chunks of 64 KiB, in batches of about 1.2 KB.
+    append(&log, 320);
+    done.store(true, Ordering::Release);
+    reader.join().unwrap();
+    check_all(&log);
+    log.flush().unwrap();
+    assert_eq!(file_len(&dir, 0), log.size_in_bytes());
+    let leo = log.log_end_offset();
+    Arc::try_unwrap(log).unwrap().close().unwrap();
+    for direct in [false, true] {
+        let log = Log::open(&dir, config_in_flight(direct, 1)).unwrap();
+        assert_eq!(log.log_end_offset(), leo);
+        check_all(&log);
+        log.close().unwrap();
+    }
 }

@@ -245,6 +245,42 @@ impl Framer {
 mod tests {
     use super::*;
 
+    /// A 100 MB line fed a read at a time goes out in pieces of the maximum, and the
+    /// framer never holds more than the maximum of it.
+    #[test]
+    fn a_huge_line_is_split_in_bounded_memory() {
+        let max = 1024 * 1024;
+        let mut framer = Framer::new(max, None, 0, 0);
+        let chunk = vec![b'x'; 256 * 1024];
+        let total = 100 * 1024 * 1024u64;
+        let (mut pieces, mut bytes, mut last) = (0u64, 0u64, None);
+        let mut emit = |p: Piece<'_>| {
+            assert!(p.value.len() <= max);
+            pieces += 1;
+            bytes += p.value.len() as u64;
+            last = p.split;
+            Ok(())
+        };
+        framer.feed(b"before\n", &mut emit).unwrap();
+        let mut fed = 0;
+        while fed < total {
+            framer.feed(&chunk, &mut emit).unwrap();
+            fed += chunk.len() as u64;
+            assert!(
+                framer.line.capacity() <= 2 * max,
+                "{}",
+                framer.line.capacity()
+            );
+        }
+        framer.feed(b"\nafter\n", &mut emit).unwrap();
+        assert_eq!(bytes, 6 + total + 5);
+        // "before", 100 pieces of the line (the last one, empty-ended, marks its end), "after".
+        assert_eq!(pieces, 1 + 100 + 1);
+        assert_eq!(last, None);
+        assert_eq!(framer.counts.lines_split, 1);
+        assert!(!framer.holds());
+    }
+
     type Out = Vec<(String, u64, u64, Option<(u32, bool)>)>;
 
     fn run(framer: &mut Framer, chunks: &[&[u8]]) -> Out {

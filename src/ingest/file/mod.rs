@@ -268,7 +268,15 @@ impl FileSource {
                 let Ok(meta) = std::fs::metadata(&path) else {
                     continue;
                 };
-                if !meta.is_file() || !seen.insert((meta.dev(), meta.ino())) {
+                if !meta.is_file() {
+                    // A directory, FIFO, socket or device where a file is expected: never
+                    // opened (a FIFO's open would block), counted once.
+                    if self.unreadable.insert(path) {
+                        SourceMetrics::add(&self.metrics.files_skipped, 1);
+                    }
+                    continue;
+                }
+                if !seen.insert((meta.dev(), meta.ino())) {
                     continue;
                 }
                 let gz = path.extension().is_some_and(|e| e == "gz");

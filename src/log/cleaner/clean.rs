@@ -411,6 +411,6 @@ fn header_of(batch: &Batch<'_>) -> [u8; BATCH_HEADER_SIZE] {
 }
 
 fn fix_crc(bytes: &mut [u8]) {
-    let crc = crc32c::crc32c(bytes.get(ATTRIBUTES_AT..).unwrap_or_default());
+    let crc = crate::record::crc::crc32c(bytes.get(ATTRIBUTES_AT..).unwrap_or_default());
     put(bytes, CRC_AT, &crc.to_be_bytes());
 }
