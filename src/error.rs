@@ -634,7 +634,74 @@ pub enum Error {
         what: &'static str,
     },
 
-    /// A caller passed something the format cannot represent.
+    /// An append given no batch at all (`Log::append_replicated` of empty bytes).
+    #[error("no batches to append")]
+    NoBatches,
+
+    /// A negative offset where a log offset is named.
+    #[error("{what} at the negative offset {offset}")]
+    NegativeOffset {
+        /// What was asked for.
+        what: &'static str,
+        /// The offset given.
+        offset: i64,
+    },
+
+    /// A record whose offset lies outside what a batch's `i32` offset delta reaches from its
+    /// base offset (`BatchBuilder::append_record`).
+    #[error("record offset {offset} is not within i32 of the batch's base offset {base_offset}")]
+    OffsetDeltaOutOfRange {
+        /// The record's offset.
+        offset: i64,
+        /// The batch's base offset.
+        base_offset: i64,
+    },
+
+    /// A record appended to a batch at an offset delta that does not follow the previous
+    /// record's (deltas must increase, and start at 0 or more).
+    #[error("offset delta {offset_delta} does not follow {previous:?}")]
+    OffsetDeltaNotIncreasing {
+        /// The delta given.
+        offset_delta: i32,
+        /// The previous record's delta, if the batch holds one.
+        previous: Option<i32>,
+    },
+
+    /// A batch builder that already holds a record at offset delta `i32::MAX`: no further
+    /// record has a delta.
+    #[error("the batch holds a record at offset delta i32::MAX: no room for another")]
+    BatchFull,
+
+    /// Something an encoder was given whose encoded size would not fit its `i32` length
+    /// field (2 GiB).
+    #[error("{what} larger than 2 GiB cannot be encoded")]
+    TooLargeToEncode {
+        /// What was being encoded: `"record"` or `"batch"`.
+        what: &'static str,
+    },
+
+    /// A replication replica over a log whose high watermark it cannot drive: the log
+    /// must be opened with `HighWatermarkPolicy::Replicated`.
+    #[error("a replica's log must be opened with HighWatermarkPolicy::Replicated, not {found:?}")]
+    ReplicaNeedsReplicatedPolicy {
+        /// The policy the log was opened with.
+        found: crate::config::HighWatermarkPolicy,
+    },
+
+    /// A negative broker id given as a replica's id.
+    #[error("replica id {replica_id} is negative")]
+    NegativeReplicaId {
+        /// The id given.
+        replica_id: i32,
+    },
+
+    /// A partitioner asked to choose among no partitions.
+    #[error("num_partitions is 0: a topic has at least one partition")]
+    NoPartitions,
+
+    /// A caller passed something the format cannot represent and no precise variant
+    /// describes (the crate itself returns precise variants; kept for callbacks and callers
+    /// that need a free-form refusal).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 

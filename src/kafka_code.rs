@@ -233,7 +233,17 @@ impl Error {
             Error::InvalidProducerEpoch { .. } => KafkaCode::INVALID_PRODUCER_EPOCH,
             Error::InvalidTxnState { .. } => KafkaCode::INVALID_TXN_STATE,
             Error::TransactionCoordinatorFenced { .. } => KafkaCode::TRANSACTION_COORDINATOR_FENCED,
-            Error::MalformedSchema { .. } | Error::InvalidArgument(_) => KafkaCode::INVALID_REQUEST,
+            Error::MalformedSchema { .. }
+            | Error::InvalidArgument(_)
+            | Error::NoBatches
+            | Error::NegativeOffset { .. }
+            | Error::OffsetDeltaOutOfRange { .. }
+            | Error::OffsetDeltaNotIncreasing { .. }
+            | Error::BatchFull
+            | Error::TooLargeToEncode { .. }
+            | Error::ReplicaNeedsReplicatedPolicy { .. }
+            | Error::NegativeReplicaId { .. }
+            | Error::NoPartitions => KafkaCode::INVALID_REQUEST,
             Error::UnsupportedSchemaVersion { .. } => KafkaCode::UNSUPPORTED_VERSION,
             Error::GroupIdNotFound { .. } => KafkaCode::GROUP_ID_NOT_FOUND,
             Error::NotCoordinator { .. } => KafkaCode::NOT_COORDINATOR,

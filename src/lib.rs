@@ -50,6 +50,7 @@ pub mod producer;
 pub mod raft;
 pub mod record;
 pub mod replication;
+mod rng;
 pub(crate) mod segment;
 pub mod storage;
 pub mod txn;

@@ -42,7 +42,7 @@ pub fn to_positive(value: i32) -> u32 {
 
 /// The partition Kafka's default partitioner picks for a keyed record.
 ///
-/// Fails with [`Error::InvalidArgument`] when `num_partitions` is 0.
+/// Fails with [`Error::NoPartitions`] when `num_partitions` is 0.
 pub fn partition_for_key(key: &[u8], num_partitions: u32) -> Result<u32> {
     if num_partitions == 0 {
         return Err(no_partitions());
@@ -51,7 +51,7 @@ pub fn partition_for_key(key: &[u8], num_partitions: u32) -> Result<u32> {
 }
 
 fn no_partitions() -> Error {
-    Error::InvalidArgument("num_partitions is 0: a topic has at least one partition".to_string())
+    Error::NoPartitions
 }
 
 /// Where records without a key go.
@@ -129,7 +129,7 @@ impl Partitioner {
     /// The partition for a record with `key` (None: keyless) of about `record_bytes` bytes,
     /// in a topic of `num_partitions` partitions.
     ///
-    /// Fails with [`Error::InvalidArgument`] when `num_partitions` is 0.
+    /// Fails with [`Error::NoPartitions`] when `num_partitions` is 0.
     pub fn partition(
         &self,
         key: Option<&[u8]>,

@@ -602,7 +602,7 @@ mod tests {
     use crate::io::{FileSystem, OpenMode, SimFs};
 
     /// The simulation's splitmix64, seeded: the same run every time.
-    struct Rng(crate::io::SimRng);
+    struct Rng(crate::rng::Rng);
 
     impl Rng {
         fn below(&mut self, n: u64) -> u64 {
@@ -634,7 +634,7 @@ mod tests {
     #[test]
     fn matches_a_model_and_a_crash_keeps_a_synced_prefix() {
         for seed in 0..200u64 {
-            let mut rng = Rng(crate::io::SimRng::new(seed));
+            let mut rng = Rng(crate::rng::Rng::new(seed));
             let direct = seed % 4 != 3;
             let chunk = [4096, 8192, 16384][rng.below(3) as usize];
             // Writes in flight (in the simulation, written by the appending thread when the

@@ -21,9 +21,6 @@ pub use direct::{DirectWrite, DIRECT_ALIGN};
 pub use lock::{lock_dir, lock_path, FileLock, LOCK_FILE};
 pub use overlay::ReadOnlyFs;
 pub use real::RealFs;
-/// The simulation's seeded splitmix64, shared by the library's own seeded tests.
-#[cfg(test)]
-pub(crate) use sim::rng::Rng as SimRng;
 pub use sim::{SimError, SimFs, SimOp, SpaceLimitMode};
 
 /// How to open a file.

@@ -24,7 +24,6 @@
 //!   [`SimFs::set_space_limit`] make chosen operations fail with `EIO` or `ENOSPC`.
 
 mod file;
-pub(crate) mod rng;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -35,8 +34,8 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use self::file::{Node, SimDirect, SimFile};
-use self::rng::Rng;
 use super::{DirectWrite, File, FileLock, FileSystem, OpenMode};
+use crate::rng::Rng;
 
 // Linux errno values, so that errors look as the real filesystem's do.
 const ENOENT: i32 = 2;

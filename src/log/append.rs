@@ -157,7 +157,7 @@ impl Log {
             checked.push(b);
         }
         let (Some(first), Some(last)) = (checked.first(), checked.last()) else {
-            return Err(Error::InvalidArgument("no batches to append".into()));
+            return Err(Error::NoBatches);
         };
         let mut w = self.lock_open()?;
         let mut expected = w.log_end_offset;

@@ -391,6 +391,11 @@ impl Log {
     /// [`HighWatermarkPolicy::Replicated`](crate::HighWatermarkPolicy::Replicated), for a log
     /// not in a `Storage`).
     /// A poisoned log refuses, as it refuses every other write.
+    ///
+    /// While a truncation, a deletion of segments or a compaction swap is changing the
+    /// log's files, the recovery-point files are left for the next call: that work keeps the
+    /// checkpoint on disk at or below what the log will hold, and a recovery point read
+    /// before it ends could name offsets it cuts.
     pub fn checkpoint(&self) -> Result<()> {
         if self.durability.is_poisoned() {
             return Err(self.durability.poison_error());
@@ -398,6 +403,15 @@ impl Log {
         // What a roll deferred (the indexes of a segment whose data is durable), before the
         // checkpoint vouches for it.
         self.finish_deferred(false)?;
+        // Held from reading the recovery point until both files are written: a truncation
+        // (which holds it throughout) lowers the checkpoint on disk before it cuts and the
+        // recovery point in memory after, so a recovery point read outside it could be
+        // written after the truncation lowered the file, naming offsets the cut removed,
+        // and a crash then would take them for acknowledged data lost. Not waited for: the
+        // work holding it may take long, and skipping costs only a later checkpoint.
+        let Some(_files) = self.local.files.try_lock() else {
+            return self.checkpoint_high_watermark();
+        };
         if let Some(rp) = self.durability.unchecked_recovery_point() {
             self.durability.write_recovery_point(rp)?;
             // Then where the recovery point lies in its segment: recovery trusts it only

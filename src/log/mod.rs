@@ -47,7 +47,9 @@
 //!    replaces or cuts segment files (retention and DeleteRecords, the cleaner's swap,
 //!    truncation) and by a close; held across that file work, which runs with the writer
 //!    lock released (retention's checkpoint and removals, the swap's renames and fsyncs),
-//!    and never by an append, a roll, a flush or a read;
+//!    and never by an append, a roll, a flush or a read; a checkpoint tries it (never
+//!    waits) and holds it from reading the recovery point until the recovery-point files
+//!    are written, so no truncation runs in between;
 //! 3. the local log's writer lock (`LocalLog::writer`), never held across an fsync on the
 //!    append path (a roll's fsyncs are deferred until it is released), nor by retention or
 //!    the cleaner's swap across their file work;
@@ -459,7 +461,7 @@ impl Log {
     /// `HighWatermarkPolicy::Replicated`) the high watermark become `offset`, the leader-epoch
     /// cache and the producer state are cleared. What a replication follower does when the
     /// leader's log start offset has passed its log end offset (the leader deleted the records
-    /// the follower still needs). A negative `offset` is [`Error::InvalidArgument`].
+    /// the follower still needs). A negative `offset` is [`Error::NegativeOffset`].
     ///
     /// ```
     /// use streamlog::{Log, LogConfig, OwnedRecord, Compression};
@@ -473,9 +475,10 @@ impl Log {
     /// ```
     pub fn truncate_fully_and_start_at(&self, offset: i64) -> Result<()> {
         if offset < 0 {
-            return Err(Error::InvalidArgument(format!(
-                "a log cannot start at the negative offset {offset}"
-            )));
+            return Err(Error::NegativeOffset {
+                what: "a log cannot start",
+                offset,
+            });
         }
         let (_files, mut w) = self.lock_files()?;
         // As in `truncate_to`: the checkpoint on disk never vouches for more than the log

@@ -129,9 +129,10 @@ impl Log {
         coordinator_epoch: i32,
     ) -> Result<AppendInfo> {
         if producer_id < 0 {
-            return Err(Error::InvalidArgument(format!(
-                "transaction marker for producer id {producer_id}"
-            )));
+            return Err(Error::InvalidProducerId {
+                producer_id,
+                what: "a transaction marker",
+            });
         }
         let mut w = self.lock_open()?;
         let now = self.config().clock.now_ms();

@@ -10,9 +10,10 @@ use openraft::{
     Entry, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftLogReader, RaftTypeConfig,
     StorageError, Vote,
 };
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::codec::{self, index_of, offset_of};
+use super::entry_cache::EntryCache;
 use super::group_commit::{GroupCommit, OnDurable};
 use super::{meta, RaftStoreError};
 use crate::io::{FileSystem, RealFs};
@@ -31,16 +32,44 @@ struct Shared<C: RaftTypeConfig> {
     /// The last purged log id: entries at or below it are gone, whatever the log still holds
     /// (the file is written before the records are deleted).
     purged: RwLock<Option<LogId<C::NodeId>>>,
+    /// The last entries appended, decoded (see the `entry_cache` module).
+    cache: Mutex<EntryCache<C>>,
 }
 
 impl<C> Shared<C>
 where
     C: RaftTypeConfig<Entry = Entry<C>>,
+    C::D: Clone,
 {
-    /// The entries in `[start, end)` that the log holds above the last purged one.
+    /// The entries in `[start, end)` that the log holds above the last purged one: those
+    /// still in the cache from it, the rest read from the log.
     fn read_entries(&self, start: u64, end: u64) -> Result<Vec<Entry<C>>, RaftStoreError> {
         let floor = self.purged.read().as_ref().map_or(0, |p| p.index + 1);
         let start = start.max(floor);
+        let (cached, covered) = self.cache.lock().get(start, end);
+        let mut entries = if covered > start {
+            self.read_log(start, covered)?
+        } else {
+            Vec::new()
+        };
+        if !cached.is_empty() {
+            let next = entries.last().map_or(start, |e| e.log_id.index + 1);
+            if next == covered {
+                entries.extend(cached);
+            } else {
+                // The log changed under the read (a truncation or purge raced with it):
+                // the log alone answers.
+                entries = self.read_log(start, end)?;
+            }
+        }
+        // A purge that raced with the read hides what it covers.
+        let floor = self.purged.read().as_ref().map_or(0, |p| p.index + 1);
+        entries.retain(|e| e.log_id.index >= floor);
+        Ok(entries)
+    }
+
+    /// The entries in `[start, end)` that the log holds, decoded from its batches.
+    fn read_log(&self, start: u64, end: u64) -> Result<Vec<Entry<C>>, RaftStoreError> {
         let log = &self.log;
         let mut next = offset_of(start)
             .unwrap_or(i64::MAX)
@@ -68,9 +97,6 @@ where
                 break; // nothing below `end` from here
             }
         }
-        // A purge that raced with the read hides what it covers.
-        let floor = self.purged.read().as_ref().map_or(0, |p| p.index + 1);
-        entries.retain(|e| e.log_id.index >= floor);
         Ok(entries)
     }
 
@@ -148,6 +174,7 @@ impl<C: RaftTypeConfig> Debug for LogStore<C> {
 impl<C> LogStore<C>
 where
     C: RaftTypeConfig<Entry = Entry<C>>,
+    C::D: Clone,
 {
     /// Opens (creating if needed) the store in `dir` on the real filesystem.
     ///
@@ -188,6 +215,7 @@ where
         let shared = Arc::new(Shared {
             log: Arc::clone(&log),
             purged: RwLock::new(purged),
+            cache: Mutex::new(EntryCache::new()),
         });
         let last_log_id = shared.last_log_id()?;
         let commit = GroupCommit::start(
@@ -266,6 +294,7 @@ where
         I: IntoIterator<Item = Entry<C>>,
     {
         self.buf.clear();
+        let mut written = Vec::new();
         let mut last: Option<LogId<C::NodeId>> = None;
         let now = self.shared.log.config().clock.now_ms();
         let purged = self.shared.purged.read().as_ref().map(|p| p.index);
@@ -284,11 +313,14 @@ where
             if let Some(expected) = expected.filter(|&e| e != index) {
                 return Err(RaftStoreError::NotContiguous { index, expected });
             }
+            let before = self.buf.len();
             codec::encode_entry(&entry, now, &mut self.buf)?;
-            last = Some(entry.log_id);
+            last = Some(entry.log_id.clone());
+            written.push((entry, self.buf.len() - before));
         }
         if last.is_some() {
             self.shared.log.append_replicated(&self.buf)?;
+            self.shared.cache.lock().extend(written);
             self.last_log_id = last;
         }
         Ok(())
@@ -298,6 +330,7 @@ where
         // Callbacks of entries about to go complete first, in order.
         self.commit.drain();
         let offset = offset_of(log_id.index)?;
+        self.shared.cache.lock().truncate(log_id.index);
         if offset < self.shared.log.log_end_offset() {
             self.shared.log.truncate_to(offset)?;
         }
@@ -314,6 +347,7 @@ where
         meta::write(&*self.fs, &self.dir.join(meta::PURGED_FILE), &log_id)?;
         let upto = offset_of(log_id.index + 1)?;
         *self.shared.purged.write() = Some(log_id.clone());
+        self.shared.cache.lock().purge(log_id.index);
         let log = &self.shared.log;
         let upto = upto.min(log.log_end_offset());
         if upto > log.log_start_offset() {
@@ -411,6 +445,7 @@ macro_rules! impl_log_reader {
         impl<C> RaftLogReader<C> for $reader<C>
         where
             C: RaftTypeConfig<Entry = Entry<C>>,
+            C::D: Clone,
         {
             async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
                 &mut self,
@@ -431,6 +466,7 @@ impl_log_reader!(LogStoreReader);
 impl<C> RaftLogStorage<C> for LogStore<C>
 where
     C: RaftTypeConfig<Entry = Entry<C>>,
+    C::D: Clone,
 {
     type LogReader = LogStoreReader<C>;
 

@@ -45,6 +45,7 @@
 //! ```
 
 mod codec;
+mod entry_cache;
 mod error;
 mod group_commit;
 mod log_store;

@@ -247,11 +247,9 @@ impl BatchBuilder {
             .offset
             .checked_sub(self.opts.base_offset)
             .and_then(|d| i32::try_from(d).ok())
-            .ok_or_else(|| {
-                Error::InvalidArgument(format!(
-                    "record offset {} is not within i32 of base offset {}",
-                    record.offset, self.opts.base_offset
-                ))
+            .ok_or(Error::OffsetDeltaOutOfRange {
+                offset: record.offset,
+                base_offset: self.opts.base_offset,
             })?;
         self.push::<Headers<'_>>(
             delta,
@@ -265,9 +263,7 @@ impl BatchBuilder {
     fn next_delta(&self) -> Result<i32> {
         match self.last_offset_delta {
             None => Ok(0),
-            Some(d) => d
-                .checked_add(1)
-                .ok_or_else(|| Error::InvalidArgument("batch holds i32::MAX records".into())),
+            Some(d) => d.checked_add(1).ok_or(Error::BatchFull),
         }
     }
 
@@ -280,10 +276,10 @@ impl BatchBuilder {
         headers: H,
     ) -> Result<()> {
         if self.last_offset_delta.is_some_and(|d| offset_delta <= d) || offset_delta < 0 {
-            return Err(Error::InvalidArgument(format!(
-                "offset delta {offset_delta} does not follow {:?}",
-                self.last_offset_delta
-            )));
+            return Err(Error::OffsetDeltaNotIncreasing {
+                offset_delta,
+                previous: self.last_offset_delta,
+            });
         }
         let base_timestamp = *self
             .base_timestamp
@@ -297,7 +293,7 @@ impl BatchBuilder {
         };
         let (body, header_count) = body_size(&fields)
             .filter(|(b, _)| i32::try_from(*b).is_ok())
-            .ok_or_else(|| Error::InvalidArgument("record larger than 2 GiB".into()))?;
+            .ok_or(Error::TooLargeToEncode { what: "record" })?;
         write_record(self.records_buf(), fields, body, header_count);
         self.count += 1;
         self.max_timestamp = self.max_timestamp.max(timestamp);
@@ -323,7 +319,7 @@ impl BatchBuilder {
             compressed?;
         }
         let length = i32::try_from(out.len() - LOG_OVERHEAD)
-            .map_err(|_| Error::InvalidArgument("batch larger than 2 GiB".into()))?;
+            .map_err(|_| Error::TooLargeToEncode { what: "batch" })?;
         let max_timestamp = match opts.timestamp_type {
             TimestampType::LogAppendTime => opts.log_append_time,
             TimestampType::CreateTime => max_timestamp,

@@ -556,13 +556,8 @@ mod walk_tests {
     /// timestamp range and key nullness; on the batches as built both accept.
     #[test]
     fn the_walk_accepts_only_what_the_iterator_accepts() {
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut rng = crate::rng::Rng::new(0x9e37_79b9_7f4a_7c15);
+        let mut next = move || rng.next_u64();
         let mut accepted_mutants = 0;
         for shape in 0..40u64 {
             let mut b = BatchBuilder::new(BatchOptions {

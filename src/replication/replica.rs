@@ -73,7 +73,7 @@ impl Replica {
     /// Replica `id` (its broker id) over `log`, in incarnation `replica_epoch` (Kafka's broker
     /// epoch: it must grow with every restart of the replica, so that the leader tells this
     /// life's fetches from an earlier one's). The log must be opened under
-    /// [`HighWatermarkPolicy::Replicated`] (else [`Error::InvalidArgument`]). The replica
+    /// [`HighWatermarkPolicy::Replicated`] (else [`Error::ReplicaNeedsReplicatedPolicy`]). The replica
     /// does nothing until it is told its [`PartitionState`].
     pub fn new(
         id: ReplicaId,
@@ -83,14 +83,12 @@ impl Replica {
         _now: i64,
     ) -> Result<Replica> {
         if log.config().high_watermark_policy != HighWatermarkPolicy::Replicated {
-            return Err(Error::InvalidArgument(
-                "a replica's log must be opened with HighWatermarkPolicy::Replicated".into(),
-            ));
+            return Err(Error::ReplicaNeedsReplicatedPolicy {
+                found: log.config().high_watermark_policy,
+            });
         }
         if id < 0 {
-            return Err(Error::InvalidArgument(format!(
-                "replica id {id} is negative"
-            )));
+            return Err(Error::NegativeReplicaId { replica_id: id });
         }
         Ok(Replica {
             id,

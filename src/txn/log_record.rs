@@ -507,17 +507,10 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_never_panic() {
-        let mut x: u64 = 0x1234_5678;
+        let mut rng = crate::rng::Rng::new(0x1234_5678);
         for len in 0..200usize {
             for _ in 0..50 {
-                let bytes: Vec<u8> = (0..len)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        x as u8
-                    })
-                    .collect();
+                let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 let _ = TransactionLogKey::decode(&bytes);
                 let _ = TransactionLogValue::decode(&bytes);
                 let mut v1 = vec![0, 1];

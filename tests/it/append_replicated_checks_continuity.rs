@@ -70,10 +70,7 @@ fn base_below_the_log_end_is_refused() {
         log.append_replicated(&two),
         Err(Error::ChecksumMismatch { .. })
     ));
-    assert!(matches!(
-        log.append_replicated(&[]),
-        Err(Error::InvalidArgument(_))
-    ));
+    assert!(matches!(log.append_replicated(&[]), Err(Error::NoBatches)));
     assert_eq!(log.log_end_offset(), 10);
     assert_eq!(log.size_in_bytes(), size);
     assert_eq!(offsets(&log, 0), (0..10).collect::<Vec<_>>());

@@ -1,7 +1,8 @@
 //! The PostgreSQL CDC source against a real server: inserts and updates become JSON rows
 //! keyed by primary key, deletes tombstones (a key change both), in commit order; the server
 //! going away and coming back is reported and retried with nothing lost or repeated; a
-//! restarted agent resumes after its committed LSN.
+//! restarted agent resumes after its committed LSN. An idle source's heartbeat moves its
+//! slot past WAL written only for other tables.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,11 +38,21 @@ fn committed(storage: &Storage) -> Vec<(Value, Option<Value>, String)> {
 }
 
 fn start(storage: &Arc<Storage>, server: &PgServer) -> RunningAgent {
+    start_with(storage, server, |_| {})
+}
+
+fn start_with(
+    storage: &Arc<Storage>,
+    server: &PgServer,
+    tweak: impl FnOnce(&mut PostgresSourceConfig),
+) -> RunningAgent {
     let mut settings = AgentSettings::default();
     settings.linger = Duration::from_millis(20);
     settings.retry_backoff = Duration::from_millis(50);
     let mut agent = Agent::new(Arc::clone(storage), settings).unwrap();
-    let config = PostgresSourceConfig::new("items", TOPIC, &server.conninfo(), &["public.items"]);
+    let mut config =
+        PostgresSourceConfig::new("items", TOPIC, &server.conninfo(), &["public.items"]);
+    tweak(&mut config);
     agent.add_postgres_source(config).unwrap();
     agent.start().unwrap()
 }
@@ -88,6 +99,8 @@ fn postgres_cdc_mirrors_table_and_survives_server_restart() {
     let storage = Arc::new(Storage::open(data.path(), StorageConfig::default()).unwrap());
     let running = start(&storage, &server);
     wait_until("the replication slot", || slot_exists(&server));
+    // The (empty) initial snapshot is read: what follows comes from the stream.
+    wait_until("the snapshot", || running.is_idle(2));
 
     db.batch_execute(
         "BEGIN;
@@ -189,4 +202,68 @@ fn postgres_cdc_mirrors_table_and_survives_server_restart() {
         streamlog::ingest::load_committed(&storage).unwrap()["items"][b"lsn".as_slice()].clone();
     assert_eq!(slot_lsn.as_bytes(), committed_lsn.as_slice());
     assert!(lag < 1 << 20, "slot lag {lag}");
+}
+
+#[test]
+fn postgres_cdc_heartbeat_advances_slot_while_only_other_tables_change() {
+    let Some(server) = PgServer::start_or_skip("postgres_cdc_heartbeat") else {
+        return;
+    };
+    let mut db = server.client();
+    db.batch_execute(
+        "CREATE TABLE items (id int PRIMARY KEY, note text);
+         CREATE TABLE other (id int PRIMARY KEY, pad text);",
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::open(data.path(), StorageConfig::default()).unwrap());
+    let running = start_with(&storage, &server, |c| c.heartbeat_interval_ms = 20);
+    wait_until("the replication slot", || slot_exists(&server));
+    // The (empty) initial snapshot is read: what follows comes from the stream.
+    wait_until("the snapshot", || running.is_idle(2));
+    let confirmed = |db: &mut postgres::Client| -> String {
+        db.query_one(
+            "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'streamlog_items'",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let before = confirmed(&mut db);
+
+    // Only the unrelated table is written: about 1.5 MB of WAL nothing of ours is in.
+    db.batch_execute(
+        "INSERT INTO other SELECT g, repeat('x', 100) FROM generate_series(1, 10000) g",
+    )
+    .unwrap();
+    let written: String = db
+        .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+        .unwrap()
+        .get(0);
+    wait_until("the slot to pass the other table's WAL", || {
+        db.query_one(
+            "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots \
+             WHERE slot_name = 'streamlog_items'",
+            &[&written],
+        )
+        .unwrap()
+        .get(0)
+    });
+    let after = confirmed(&mut db);
+    assert_ne!(before, after);
+    assert!(committed(&storage).is_empty(), "nothing of ours changed");
+
+    // Our table's changes after the heartbeat are still captured, once.
+    db.batch_execute("INSERT INTO items VALUES (1, 'one')")
+        .unwrap();
+    wait_for(&running, 1, &server);
+    running.shutdown().unwrap();
+    assert_eq!(
+        committed(&storage),
+        vec![(
+            json!({"id": 1}),
+            Some(json!({"id": 1, "note": "one"})),
+            "insert".to_string()
+        )]
+    );
 }

@@ -4,6 +4,13 @@
 //! restarted. At the end every committed change is in the topic exactly once, in commit
 //! order per key, none missed.
 //!
+//! For CDC the table already holds `SNAPSHOT_ROWS` rows when the writers and the first agent
+//! start, so the agent begins with its initial snapshot (read in small chunks) while the
+//! writers change rows on both sides of where it is reading; the first kills land in the
+//! middle of the snapshot (the committed positions after the kill say whether it did; a run
+//! where none did says so loudly), the later ones once the slot has moved, in the stream. Each key's topic history must be: the row as the snapshot read it (if it existed
+//! then), then exactly the committed changes after that version, in order.
+//!
 //! The same for the query modes, which see row states rather than changes: `incrementing`
 //! (inserts only; some transactions hold their new ids open while later ids commit, Kafka
 //! Connect's gap) must deliver every committed row exactly once; `timestamp+incrementing`
@@ -13,7 +20,8 @@
 //! The truth is an audit table filled by a trigger in the same transactions (not published):
 //! writes to one key are serialised by its row lock, so the audit's sequence orders each
 //! key's changes as they committed. Each kill round waits (at most 60 s) until the agent has
-//! committed and advanced its slot since it started, then lets it run a random 0-150 ms more:
+//! committed since it started (CDC: the later rounds, until its slot has moved), then lets it
+//! run a random 0-150 ms more (0-20 ms in the snapshot):
 //! every kill hits an agent that is reading and committing. One seed drives the writers'
 //! choices and the kill times (printed; replay with `STREAMLOG_SIM_SEED=N`; the interleaving
 //! of the threads is the machine's). Bounded: every agent run is killed or waited for with a
@@ -38,6 +46,12 @@ const WRITERS: u64 = 4;
 const KILL_ROUNDS: usize = 5;
 const MAX_TXNS_PER_WRITER: u64 = 2_000;
 const PATIENCE: Duration = Duration::from_secs(60);
+/// Rows in the CDC table before the slot exists (ids 0..SNAPSHOT_ROWS).
+const SNAPSHOT_ROWS: u64 = 3_000;
+/// Rows per snapshot query: many chunks, so kills land between them.
+const SNAPSHOT_CHUNK: u64 = 20;
+/// CDC rounds killed in the snapshot (the rest in the stream).
+const MID_SNAPSHOT_ROUNDS: usize = 2;
 
 /// One change of one key: the op and the new value (`None` for a delete).
 type Change = (String, Option<i64>);
@@ -101,8 +115,13 @@ fn writer(
         if stop.load(Ordering::SeqCst) {
             break;
         }
+        // CDC: half the keys from a few hot ones (many changes per key), half from the whole
+        // snapshot range and past it (changes on both sides of where the snapshot reads).
         let mut keys: Vec<i32> = (0..1 + rng.below(4))
-            .map(|_| rng.below(KEYS) as i32)
+            .map(|_| match workload == Workload::Changes && rng.chance(50) {
+                true => rng.below(SNAPSHOT_ROWS + KEYS) as i32,
+                false => rng.below(KEYS) as i32,
+            })
             .collect();
         keys.sort();
         keys.dedup();
@@ -203,7 +222,67 @@ fn audit_changes(db: &mut postgres::Client) -> BTreeMap<i64, Vec<Change>> {
     out
 }
 
+/// Whether the source's committed positions say its snapshot is under way (read in part).
+fn mid_snapshot(data: &Path) -> bool {
+    let storage = Storage::open(data, StorageConfig::default()).unwrap();
+    let committed = streamlog::ingest::load_committed(&storage).unwrap();
+    storage.close().unwrap();
+    committed
+        .get("accounts")
+        .and_then(|p| p.get(b"snapshot".as_slice()))
+        .is_some_and(|v| {
+            let v: serde_json::Value = serde_json::from_slice(v).unwrap();
+            v["done"] == false
+        })
+}
+
+/// Checks one key's topic history against the committed changes (CDC): the row as the
+/// snapshot read it, if it existed then, followed by exactly the changes after that version.
+fn check_cdc_key(seed: u64, id: i64, have: &[Change], want: &[Change]) -> usize {
+    let (reads, rest) = match have.first() {
+        Some((op, v)) if op == "read" => {
+            // The version the snapshot read (values are unique: from a sequence).
+            let at = want
+                .iter()
+                .position(|(op, w)| op != "delete" && w == v)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "seed {seed}: key {id}: the snapshot read {v:?}, never committed: {want:?}"
+                    )
+                });
+            (1, &want[at + 1..])
+        }
+        _ => {
+            let at = want.len().checked_sub(have.len()).unwrap_or_else(|| {
+                panic!("seed {seed}: key {id}: more changes than committed: {have:?} vs {want:?}")
+            });
+            // The row did not exist when its snapshot was read (or before the stream).
+            assert!(
+                at == 0 || want[at - 1].0 == "delete",
+                "seed {seed}: key {id}: the snapshot missed the row (it existed as {:?}): {have:?} vs {want:?}",
+                want[at - 1]
+            );
+            (0, &want[at..])
+        }
+    };
+    assert_eq!(
+        &have[reads..],
+        rest,
+        "seed {seed}: key {id}: topic changes differ from the committed ones (all: {want:?})"
+    );
+    reads
+}
+
 pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str, workload: Workload) {
+    exactly_once_under_sigkill_with(mode_lines, test, workload, "");
+}
+
+pub fn exactly_once_under_sigkill_with(
+    mode_lines: &str,
+    test: &str,
+    workload: Workload,
+    planted_bug: &str,
+) {
     let Some(server) = PgServer::start_or_skip(test) else {
         return;
     };
@@ -239,6 +318,13 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str, workload: Worklo
            FOR EACH ROW EXECUTE FUNCTION audit_row();",
     )
     .unwrap();
+    if workload == Workload::Changes {
+        db.batch_execute(&format!(
+            "INSERT INTO accounts (id, v) SELECT g, nextval('vals') FROM generate_series(0, {}) g",
+            SNAPSHOT_ROWS - 1
+        ))
+        .unwrap();
+    }
 
     let root = server.path().join("agent");
     std::fs::create_dir_all(&root).unwrap();
@@ -249,24 +335,16 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str, workload: Worklo
         format!(
             "data_dir = {data:?}\nlinger_ms = 20\nstatus_interval_s = 0\nmaintenance_interval_s = 0\n\n\
              [[source]]\ntype = \"postgres\"\nname = \"accounts\"\ntopic = \"{TOPIC}\"\npartitions = 3\n\
-             conninfo = \"{}\"\ntables = [\"public.accounts\"]\n{mode_lines}\n",
-            server.conninfo()
+             conninfo = \"{}\"\ntables = [\"public.accounts\"]\nsnapshot_chunk_rows = {SNAPSHOT_CHUNK}\n\
+             {mode_lines}\n{}",
+            server.conninfo(),
+            match planted_bug {
+                "" => String::new(),
+                bug => format!("test_planted_bug = \"{bug}\"\n"),
+            }
         ),
     )
     .unwrap();
-
-    // The first agent creates the slot; the writers start once it exists.
-    let log = root.join("agent-0.log");
-    let mut agent = spawn_agent(&config, &log, false);
-    let created = workload != Workload::Changes
-        || wait_until("the replication slot", || slot_lsn(&mut db).is_some());
-    if !created {
-        agent.kill_now();
-        panic!(
-            "no slot: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let txns = Arc::new(AtomicU64::new(0));
@@ -279,28 +357,36 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str, workload: Worklo
         })
         .collect();
 
+    // CDC: the writers run while the first agent creates its slot and reads its snapshot.
     let mut rounds_committing = 0;
+    let mut mid_snapshot_kills = 0;
     for round in 0..KILL_ROUNDS {
-        if round > 0 {
-            agent = spawn_agent(&config, &root.join(format!("agent-{round}.log")), false);
-        }
-        // The slot moves only after the agent committed records and positions; the query
-        // modes' progress shows as positions appended.
-        let progress = |db: &mut postgres::Client| (slot_lsn(db), positions_len(&data));
-        let start = progress(&mut db);
+        let mut agent = spawn_agent(&config, &root.join(format!("agent-{round}.log")), false);
+        // Positions are appended only when the agent commits (records, snapshot progress,
+        // or the slot's LSN). CDC's first rounds are killed soon after a commit, in the
+        // snapshot; the later ones once the slot has moved (it moves only after the
+        // snapshot, when streamed changes are committed), in the stream.
+        let start = (positions_len(&data), slot_lsn(&mut db));
+        let streaming = workload == Workload::Changes && round >= MID_SNAPSHOT_ROUNDS;
         if wait_until("the agent to commit", || {
-            let now = progress(&mut db);
-            let moved = match workload {
-                Workload::Changes => now.0 != start.0,
-                _ => now.1 != start.1,
+            let moved = match streaming {
+                true => slot_lsn(&mut db) != start.1,
+                false => positions_len(&data) != start.0,
             };
             moved || agent.try_wait().unwrap().is_some()
         }) && agent.try_wait().unwrap().is_none()
         {
             rounds_committing += 1;
         }
-        std::thread::sleep(Duration::from_millis(rng.below(150)));
+        let pause = match workload == Workload::Changes && !streaming {
+            true => rng.below(20),
+            false => rng.below(150),
+        };
+        std::thread::sleep(Duration::from_millis(pause));
         agent.kill_now(); // SIGKILL
+        if workload == Workload::Changes && mid_snapshot(&data) {
+            mid_snapshot_kills += 1;
+        }
     }
     stop.store(true, Ordering::SeqCst);
     for w in writers {
@@ -334,13 +420,11 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str, workload: Worklo
     let got = topic_changes(&data);
     let total: usize = expected.values().map(Vec::len).sum();
     assert!(total > 0 && committed_txns > 0);
+    let mut snapshot_reads = 0;
     for (id, want) in &expected {
         let have = got.get(id).cloned().unwrap_or_default();
         match workload {
-            Workload::Changes => assert_eq!(
-                &have, want,
-                "seed {seed}: key {id}: topic changes differ from the committed ones"
-            ),
+            Workload::Changes => snapshot_reads += check_cdc_key(seed, *id, &have, want),
             Workload::Inserts => {
                 let want: Vec<Change> = want.iter().map(|(_, v)| ("upsert".into(), *v)).collect();
                 assert_eq!(
@@ -367,13 +451,25 @@ pub fn exactly_once_under_sigkill(mode_lines: &str, test: &str, workload: Worklo
             }
         }
     }
-    assert_eq!(
-        got.len(),
-        expected.len(),
-        "seed {seed}: keys never changed appear"
+    let unknown: Vec<_> = got
+        .iter()
+        .filter(|(id, _)| !expected.contains_key(id))
+        .take(5)
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "seed {seed}: keys never changed appear: {unknown:?}"
     );
+    if workload == Workload::Changes {
+        // Timing decides where a kill lands (on a loaded machine the snapshot may end before
+        // the first kill): said loudly, not failed.
+        if mid_snapshot_kills == 0 {
+            eprintln!("{test}: seed {seed}: WARNING: no kill landed in the middle of the snapshot");
+        }
+        assert!(snapshot_reads > 0, "seed {seed}: the snapshot read nothing");
+    }
     println!(
-        "{test}: seed {seed}, {KILL_ROUNDS} kill rounds (each after a commit), {committed_txns} committed transactions, {total} changes, each once in commit order"
+        "{test}: seed {seed}, {KILL_ROUNDS} kill rounds (each after a commit; {mid_snapshot_kills} mid-snapshot), {committed_txns} committed transactions, {total} changes ({snapshot_reads} rows read by the snapshot), each once in commit order"
     );
 }
 
@@ -401,5 +497,52 @@ fn postgres_timestamp_query_keeps_commit_order_under_sigkill() {
         "mode = \"timestamp+incrementing\"\ntimestamp_column = \"ts\"",
         "postgres_timestamp_query_keeps_commit_order_under_sigkill",
         Workload::InsertsAndUpdates,
+    );
+}
+
+/// The test catches a planted bug (`bug`, the source's `test_planted_bug` switch) by its
+/// per-key check. Not in the default run (a full scenario each, ~40 s in debug): run them
+/// with `cargo test --all-features --test it sigkill_test_catches -- --ignored`.
+fn catches_planted_bug(bug: &str, test: &str) {
+    if crate::common::postgres::bin_dir().is_none() && !crate::common::postgres::required() {
+        eprintln!("{test}: SKIPPED: PostgreSQL's initdb not found");
+        return;
+    }
+    let caught = std::panic::catch_unwind(|| {
+        exactly_once_under_sigkill_with("", test, Workload::Changes, bug)
+    });
+    let message = match caught {
+        Ok(()) => panic!("{test}: the planted bug {bug:?} went unnoticed"),
+        Err(e) => e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default(),
+    };
+    assert!(
+        message.contains(": key "),
+        "{test}: the run failed, but not by the per-key check: {message}"
+    );
+}
+
+/// Planted: the slot advanced as soon as changes are read, before the agent's commit; a
+/// kill in between loses them (the stream rounds kill while transactions are in flight).
+#[test]
+#[ignore = "a planted bug: run by hand, see catches_planted_bug"]
+fn postgres_cdc_sigkill_test_catches_slot_advanced_before_commit() {
+    catches_planted_bug(
+        "advance-before-commit",
+        "postgres_cdc_sigkill_test_catches_slot_advanced_before_commit",
+    );
+}
+
+/// Planted: a snapshot interrupted by a kill starts over instead of resuming, sending
+/// again rows consumers have seen.
+#[test]
+#[ignore = "a planted bug: run by hand, see catches_planted_bug"]
+fn postgres_cdc_sigkill_test_catches_snapshot_restarted_after_kill() {
+    catches_planted_bug(
+        "snapshot-restart",
+        "postgres_cdc_sigkill_test_catches_snapshot_restarted_after_kill",
     );
 }

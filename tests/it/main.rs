@@ -8,6 +8,7 @@ mod append_assigns_offsets_and_leader_epoch;
 mod append_replicated_checks_continuity;
 mod arbitrary_bytes_never_panic;
 mod checkpoint_fsync_error_poisons;
+mod checkpoint_never_passes_a_concurrent_truncation;
 mod clean_reopen_loads_indexes_without_scanning;
 mod cli;
 mod cli_follow_sync_and_recovery_notes;

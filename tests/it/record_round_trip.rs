@@ -248,14 +248,29 @@ fn append_at_rejects_deltas_that_do_not_increase() {
             .append_at(bad, 0, None, Some(b"b"), &[])
             .unwrap_err();
         assert!(
-            matches!(err, Error::InvalidArgument(_)),
+            matches!(
+                err,
+                Error::OffsetDeltaNotIncreasing {
+                    offset_delta,
+                    previous: Some(5)
+                } if offset_delta == bad
+            ),
             "delta {bad}: {err}"
         );
     }
     let err = BatchBuilder::new(BatchOptions::default())
         .append_at(-1, 0, None, None, &[])
         .unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::OffsetDeltaNotIncreasing {
+                offset_delta: -1,
+                previous: None
+            }
+        ),
+        "{err}"
+    );
     // The rejected appends left nothing behind.
     let bytes = builder.build().unwrap();
     assert_eq!(decode_records(&bytes).len(), 1);

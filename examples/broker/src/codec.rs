@@ -190,21 +190,17 @@ mod tests {
     }
 }
 
+/// splitmix64, the seeded generator every test outside the library shares.
+#[cfg(test)]
+#[path = "../../../tests/it/common/rng.rs"]
+mod test_rng;
+
 #[cfg(test)]
 mod garbage {
     use super::*;
 
-    /// splitmix64: one seed drives every byte.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-    }
+    /// One seed drives every byte.
+    use super::test_rng::Rng;
 
     /// Valid headers of every served API and version followed by random bodies: each is a
     /// request or a rejection, never a panic or an abort.

@@ -42,6 +42,15 @@ pub fn kafka_error(e: &Error) -> ResponseError {
         }
         Error::LogClosed { .. } | Error::StorageClosed { .. } => K::NotLeaderOrFollower,
         Error::InvalidArgument(_)
+        | Error::NoBatches
+        | Error::NegativeOffset { .. }
+        | Error::OffsetDeltaOutOfRange { .. }
+        | Error::OffsetDeltaNotIncreasing { .. }
+        | Error::BatchFull
+        | Error::TooLargeToEncode { .. }
+        | Error::ReplicaNeedsReplicatedPolicy { .. }
+        | Error::NegativeReplicaId { .. }
+        | Error::NoPartitions
         | Error::FieldTooLong { .. }
         | Error::DuplicateMemberId { .. }
         | Error::InvalidProducerId { .. }

@@ -53,22 +53,11 @@ fn addr(id: u64) -> String {
     format!("n{id}:{PORT}")
 }
 
-/// splitmix64: the driver's own choices, from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// splitmix64, the seeded generator every test outside the library shares: the driver's
+/// own choices, from the seed.
+#[path = "../../../tests/it/common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// What the hosts and the driver share.
 #[derive(Default)]

@@ -2,23 +2,21 @@
 //! dash, and a random UUID. The randomness comes from a seed the application passes in, so
 //! a simulation replays exactly.
 
-/// SplitMix64 (Steele, Lea, Flood): small, fast, and good enough for unique ids.
+/// The crate's splitmix64 ([`crate::rng::Rng`]): small, fast, and good enough for unique ids.
 #[derive(Debug, Clone)]
 pub(super) struct MemberIdGenerator {
-    state: u64,
+    rng: crate::rng::Rng,
 }
 
 impl MemberIdGenerator {
     pub(super) fn new(seed: u64) -> Self {
-        MemberIdGenerator { state: seed }
+        MemberIdGenerator {
+            rng: crate::rng::Rng::new(seed),
+        }
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.rng.next_u64()
     }
 
     /// `prefix-xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx` (a version-4 UUID layout).

@@ -966,8 +966,8 @@ fn describe_list_delete_and_offset_delete() {
     assert_eq!(h.c.group_state("g"), None);
 }
 
-/// The simulation's splitmix64, for the random-request test.
-use crate::io::SimRng as Rng;
+/// The crate's splitmix64, for the random-request test.
+use crate::rng::Rng;
 
 /// Random requests, many of them nonsense (unknown groups and members, wild generations,
 /// hundreds of protocols, oversized metadata), with appends failing now and then: the

@@ -15,20 +15,32 @@
 //! slot is advanced to the committed position first, and transactions at or below it are
 //! skipped anyway. A crash before 2 leaves both where they were, and the changes are read
 //! again. So a change is in the topic once whether the agent or the database stops.
+//!
+//! Before the first change, a source that starts with nothing committed reads the rows
+//! already in its tables (the initial snapshot, `snapshot.rs`), and the stream then drops
+//! the changes the snapshot holds.
+//!
+//! **Heartbeat.** A peek that finds nothing has decoded every transaction whose commit
+//! record starts before the flushed WAL position read just before it (the SQL interface
+//! decodes up to the flush position at the call): none of them is ours. So an idle source
+//! whose sent changes are all committed moves the slot there, every
+//! `heartbeat_interval_ms`; otherwise writes to other tables (or databases) would keep
+//! WAL behind the slot, and every peek would decode them again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use postgres::Client;
-use serde_json::{json, Map, Value};
 
 use super::error::PostgresError;
 use super::pgoutput::{decode, format_lsn, parse_lsn, Datum, Message, Relation, PG_EPOCH_MS};
-use super::value::{key_json, row_json};
+use super::snapshot::{Seen, Snapshot, SnapshotPosition, SNAPSHOT_KEY};
+use super::value::{key_json, record_key, record_value};
 use super::PostgresSourceConfig;
 use crate::ingest::error::{IngestError, Result};
 use crate::ingest::metrics::SourceMetrics;
+use crate::ingest::producer::now_ms;
 use crate::ingest::source::{Poll, PositionUpdate, RecordSink, Source};
 use crate::record::Header;
 
@@ -42,6 +54,9 @@ struct Change {
     value: Option<Vec<u8>>,
     op: &'static str,
     table: String,
+    /// While the snapshot filters the stream: the source's table and the key's text values
+    /// (to place the key in a snapshot segment).
+    place: Option<(usize, Option<Vec<String>>)>,
 }
 
 /// A transaction being gathered from the peeked messages.
@@ -63,6 +78,11 @@ pub struct PostgresCdcSource {
     /// The position last returned by `take_positions`.
     reported_lsn: u64,
     last_lag_warning: Option<Instant>,
+    /// The initial snapshot, while it is read or still filters the stream.
+    snapshot: Option<Snapshot>,
+    /// The slot's confirmed position as last read or set.
+    slot_lsn: u64,
+    last_heartbeat: Instant,
 }
 
 impl std::fmt::Debug for PostgresCdcSource {
@@ -89,6 +109,9 @@ impl PostgresCdcSource {
             sent_lsn: 0,
             reported_lsn: 0,
             last_lag_warning: None,
+            snapshot: None,
+            slot_lsn: 0,
+            last_heartbeat: Instant::now(),
         })
     }
 
@@ -187,6 +210,7 @@ impl PostgresCdcSource {
                 &[&slot, &format_lsn(lsn)],
             )
             .map_err(PostgresError::client("advance the replication slot"))?;
+        self.slot_lsn = self.slot_lsn.max(lsn);
         let row = client
             .query_one("SELECT pg_current_wal_lsn()::text", &[])
             .map_err(PostgresError::client("read the current WAL LSN"))?;
@@ -216,8 +240,9 @@ impl PostgresCdcSource {
     }
 
     /// Peeks at the next transactions and sends those past `sent_lsn`; returns whether
-    /// anything was sent.
-    fn read(&mut self, sink: &mut dyn RecordSink) -> Result<bool> {
+    /// anything was sent (or dropped as held by the snapshot) and how many messages the
+    /// peek returned.
+    fn read(&mut self, sink: &mut dyn RecordSink) -> Result<(bool, usize)> {
         let slot = self.config.slot_name();
         let publication = self.config.publication_name();
         let limit = i32::try_from(self.config.max_changes_per_poll).unwrap_or(i32::MAX);
@@ -262,10 +287,14 @@ impl PostgresCdcSource {
                     if end_lsn <= self.sent_lsn {
                         continue; // committed to the topic already (or sent in this round)
                     }
+                    let keep = self.held_by_snapshot(&txn, end_lsn)?;
                     let timestamp = commit_ts / 1000 + PG_EPOCH_MS;
                     let lsn = format_lsn(end_lsn);
                     let xid = txn.xid.to_string();
-                    for change in &txn.changes {
+                    for (change, keep) in txn.changes.iter().zip(keep) {
+                        if !keep {
+                            continue;
+                        }
                         let headers = [
                             Header::new("op", Some(change.op.as_bytes())),
                             Header::new("table", Some(change.table.as_bytes())),
@@ -286,6 +315,9 @@ impl PostgresCdcSource {
                     }
                     self.sent_lsn = end_lsn;
                     sent_any = true;
+                    if let Some(snapshot) = self.snapshot.as_mut() {
+                        snapshot.stream_reached(end_lsn);
+                    }
                 }
                 Message::Insert { relation, new } => {
                     let change = self.change(relation, "insert", None, &new)?;
@@ -319,7 +351,104 @@ impl PostgresCdcSource {
                 _ => {}
             }
         }
-        Ok(sent_any)
+        Ok((sent_any, rows.len()))
+    }
+
+    /// Which of a transaction's changes to send: all of them unless the initial snapshot
+    /// already holds some (see `snapshot.rs`).
+    fn held_by_snapshot(&mut self, txn: &Open, end_lsn: u64) -> Result<Vec<bool>> {
+        let all = |keep| vec![keep; txn.changes.len()];
+        let Some(snapshot) = self.snapshot.as_ref().filter(|s| s.position().filters()) else {
+            return Ok(all(true));
+        };
+        let seen = snapshot.seen(txn.xid, end_lsn);
+        if seen == Seen::Nowhere {
+            return Ok(all(true));
+        }
+        let mut keep = Vec::with_capacity(txn.changes.len());
+        for change in &txn.changes {
+            // A table the snapshot did not read (a publication made beforehand may hold
+            // more), or a key it cannot place: sent.
+            keep.push(match (&change.place, &seen) {
+                (None, _) | (Some((_, None)), Seen::Segments(_)) => true,
+                (Some(_), Seen::Everywhere) => false,
+                (Some((table, Some(key))), Seen::Segments(by_segment)) => {
+                    let Some(client) = self.client.as_mut() else {
+                        return Err(self.err(PostgresError::Protocol("no connection".into())));
+                    };
+                    let segment = snapshot
+                        .segment_of(client, *table, key)
+                        .map_err(|e| pg_err(&self.config.name, e))?;
+                    !by_segment.get(segment).copied().unwrap_or(false)
+                }
+                (Some(_), Seen::Nowhere) => true,
+            });
+        }
+        Ok(keep)
+    }
+
+    /// Reads the next chunk of the initial snapshot and sends its rows (op `read`).
+    fn read_snapshot(&mut self, sink: &mut dyn RecordSink) -> Result<()> {
+        let name = self.config.name.clone();
+        let config = self.config.clone();
+        let limit = self.config.snapshot_chunk_rows;
+        let several = self.config.tables.len() > 1;
+        let Some(snapshot) = self.snapshot.as_mut() else {
+            return Ok(());
+        };
+        let (table, rows) = snapshot
+            .read_chunk(|| super::connect(&config), limit)
+            .map_err(|e| pg_err(&name, e))?;
+        let Some(table) = snapshot.table(table) else {
+            return Ok(());
+        };
+        let rel = table.relation();
+        let table_name = format!("{}.{}", rel.namespace, rel.name);
+        let headers = [
+            Header::new("op", Some(b"read")),
+            Header::new("table", Some(table_name.as_bytes())),
+        ];
+        let now = now_ms();
+        for row in &rows {
+            let tuple: Vec<Datum<'_>> = row
+                .iter()
+                .map(|v| {
+                    v.as_deref()
+                        .map_or(Datum::Null, |t| Datum::Text(t.as_bytes()))
+                })
+                .collect();
+            let value = record_value(rel, &tuple);
+            sink.send(
+                now,
+                record_key(rel, &tuple, several).as_deref(),
+                value.as_deref(),
+                &headers,
+            )?;
+            SourceMetrics::add(&self.metrics.records, 1);
+            SourceMetrics::add(&self.metrics.bytes, value.map_or(0, |v| v.len()) as u64);
+        }
+        Ok(())
+    }
+
+    /// Moves the slot to `flushed` (read before a peek that found nothing) when it is
+    /// ahead and everything sent is committed.
+    fn heartbeat(&mut self, flushed: u64) -> Result<()> {
+        self.last_heartbeat = Instant::now();
+        if flushed > self.slot_lsn && self.sent_lsn == self.committed_lsn {
+            self.advance_slot(flushed).map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn flushed_lsn(&mut self) -> Result<u64> {
+        let row = self
+            .client()?
+            .query_one("SELECT pg_current_wal_flush_lsn()::text", &[])
+            .map_err(|e| self.err(PostgresError::client("read the flushed WAL LSN")(e)))?;
+        let lsn: String = row
+            .try_get(0)
+            .map_err(|e| self.err(PostgresError::client("read the flushed WAL LSN")(e)))?;
+        Ok(parse_lsn(&lsn).unwrap_or(0))
     }
 
     fn relation(&self, oid: u32) -> Result<&Relation> {
@@ -341,28 +470,34 @@ impl PostgresCdcSource {
     ) -> Result<Change> {
         let rel = self.relation(relation)?;
         let table = format!("{}.{}", rel.namespace, rel.name);
-        let key_of = |tuple: &[Datum<'_>]| -> Option<Vec<u8>> {
-            let key = key_json(rel, tuple)?;
-            let key = if self.config.tables.len() > 1 {
-                json!({ "table": table, "key": key })
-            } else {
-                Value::Object(key)
-            };
-            serde_json::to_vec(&key).ok()
-        };
+        let several = self.config.tables.len() > 1;
         let (key, value) = match old {
-            Some(old) => (key_of(old), None),
-            None => {
-                let row: Map<String, Value> = row_json(rel, new);
-                (key_of(new), serde_json::to_vec(&Value::Object(row)).ok())
-            }
+            Some(old) => (record_key(rel, old, several), None),
+            None => (record_key(rel, new, several), record_value(rel, new)),
         };
+        let place = self
+            .snapshot
+            .as_ref()
+            .filter(|s| s.position().filters())
+            .and_then(|s| {
+                let index = s.table_index(&rel.namespace, &rel.name)?;
+                let key = s.table(index)?.key_of(rel, old.unwrap_or(new));
+                Some((index, key))
+            });
         Ok(Change {
             key,
             value,
             op,
             table,
+            place,
         })
+    }
+}
+
+fn pg_err(name: &str, error: PostgresError) -> IngestError {
+    IngestError::Postgres {
+        source_name: name.to_string(),
+        error,
     }
 }
 
@@ -399,13 +534,41 @@ impl Source for PostgresCdcSource {
                     reason: format!("not an LSN: {:?}", String::from_utf8_lossy(v)),
                 })?,
         };
+        let snapshot = match committed.get(SNAPSHOT_KEY) {
+            Some(v) => Some(SnapshotPosition::from_bytes(v).map_err(|reason| {
+                IngestError::BadPosition {
+                    source_name: self.config.name.clone(),
+                    key: "snapshot".into(),
+                    reason,
+                }
+            })?),
+            // Nothing committed at all: a new source.
+            None if self.config.snapshot_mode == "initial" && committed.is_empty() => {
+                Some(SnapshotPosition::default())
+            }
+            None => None,
+        };
+        let planted_restart = self.config.test_planted_bug.as_deref() == Some("snapshot-restart");
+        self.snapshot =
+            snapshot.filter(|p| !p.done() || p.filters()).map(|p| {
+                match planted_restart && !p.done() {
+                    true => Snapshot::new(SnapshotPosition::default()),
+                    false => Snapshot::new(p),
+                }
+            });
         self.client()?;
         let confirmed = self.set_up().map_err(|e| self.err(e))?;
+        self.slot_lsn = confirmed;
         // Committed to the topic but the slot not advanced (a crash in between): advance
         // it now; the peek would skip those transactions anyway.
         if confirmed < self.committed_lsn {
             self.advance_slot(self.committed_lsn)
                 .map_err(|e| self.err(e))?;
+        }
+        if let (Some(snapshot), Some(client)) = (self.snapshot.as_mut(), self.client.as_mut()) {
+            snapshot
+                .load_tables(client, &self.config.quoted_tables())
+                .map_err(|e| pg_err(&self.config.name, e))?;
         }
         self.sent_lsn = self.committed_lsn;
         self.reported_lsn = self.committed_lsn;
@@ -413,27 +576,49 @@ impl Source for PostgresCdcSource {
     }
 
     fn poll(&mut self, sink: &mut dyn RecordSink, _deadline: Instant) -> Result<Poll> {
+        // The snapshot first; the slot stays where it is until it is done.
+        if self.snapshot.as_ref().is_some_and(|s| !s.position().done()) {
+            self.read_snapshot(sink)?;
+            return Ok(Poll::Progress);
+        }
         // A peek starts at the slot's confirmed position, which moves only after a commit:
         // peeking again before it would decode the same transactions again.
         if self.sent_lsn > self.committed_lsn {
             return Ok(Poll::Idle);
         }
-        if self.read(sink)? {
-            Ok(Poll::Progress)
-        } else {
-            Ok(Poll::Idle)
+        let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
+        let flushed = match self.config.heartbeat_interval_ms > 0
+            && self.last_heartbeat.elapsed() >= interval
+        {
+            true => Some(self.flushed_lsn()?),
+            false => None,
+        };
+        let (sent, messages) = self.read(sink)?;
+        if let (Some(flushed), 0) = (flushed, messages) {
+            self.heartbeat(flushed)?;
         }
+        if sent && self.config.test_planted_bug.as_deref() == Some("advance-before-commit") {
+            let lsn = self.sent_lsn;
+            self.advance_slot(lsn).map_err(|e| self.err(e))?;
+        }
+        Ok(if sent { Poll::Progress } else { Poll::Idle })
     }
 
     fn take_positions(&mut self) -> Vec<PositionUpdate> {
-        if self.sent_lsn == self.reported_lsn {
-            return Vec::new();
+        let mut updates = Vec::new();
+        if self.sent_lsn != self.reported_lsn {
+            self.reported_lsn = self.sent_lsn;
+            updates.push((
+                LSN_KEY.to_vec(),
+                Some(format_lsn(self.sent_lsn).into_bytes()),
+            ));
         }
-        self.reported_lsn = self.sent_lsn;
-        vec![(
-            LSN_KEY.to_vec(),
-            Some(format_lsn(self.sent_lsn).into_bytes()),
-        )]
+        if let Some(snapshot) = self.snapshot.as_mut() {
+            if snapshot.take_changed() {
+                updates.push((SNAPSHOT_KEY.to_vec(), Some(snapshot.position().to_bytes())));
+            }
+        }
+        updates
     }
 
     fn committed(&mut self) -> Result<()> {

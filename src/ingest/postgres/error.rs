@@ -24,6 +24,10 @@ pub enum PostgresError {
     /// transaction, a change of a table never described).
     #[error("pgoutput stream out of order: {0}")]
     Protocol(String),
+    /// The initial snapshot cannot be read (a table without a key to read it in order,
+    /// an unreadable snapshot).
+    #[error("initial snapshot: {0}")]
+    Snapshot(String),
     /// The slot is not what this source expects (another plugin, another database).
     #[error("replication slot {slot}: {reason}")]
     Slot {

@@ -11,8 +11,12 @@
 //!
 //! The server needs `wal_level = logical`; the user needs the `REPLICATION` attribute (or
 //! to be a superuser) and to own the tables (to create the publication) — or create the
-//! publication beforehand. Changes made before the slot exists are not read (there is no
-//! initial snapshot).
+//! publication beforehand. A source that starts with nothing committed first reads the rows
+//! already there (`snapshot_mode = "initial"`, the default; each table needs a primary key or
+//! a replica identity index), then the changes after them, exactly once even when it is
+//! killed mid-snapshot (see the `snapshot` module). An idle source moves its slot to the
+//! flushed WAL position every `heartbeat_interval_ms`, so writes to other tables do not pile
+//! up WAL behind it.
 //!
 //! [`PostgresQuerySource`] polls a table instead (Kafka Connect JDBC's `incrementing` and
 //! `timestamp+incrementing` modes) without missing rows whose transactions commit out of
@@ -26,6 +30,7 @@ mod cdc;
 mod error;
 pub mod pgoutput;
 mod query;
+mod snapshot;
 mod value;
 
 use std::str::FromStr;
@@ -101,6 +106,25 @@ pub struct PostgresSourceConfig {
     /// Seconds a connection attempt may take.
     #[serde(default = "connect_timeout_s")]
     pub connect_timeout_s: u64,
+    /// CDC: `initial` (the default, Debezium's `snapshot.mode`): a source that starts with
+    /// nothing committed first reads the rows already in the tables (records with op
+    /// `read`), then the changes after them, each exactly once; `never`: only changes made
+    /// after the slot is created.
+    #[serde(default = "snapshot_mode")]
+    pub snapshot_mode: String,
+    /// CDC: rows read per snapshot query (each chunk is committed with the snapshot's
+    /// progress).
+    #[serde(default = "snapshot_chunk_rows")]
+    pub snapshot_chunk_rows: u32,
+    /// CDC: how often (milliseconds) an idle source moves its slot to the server's flushed
+    /// WAL position when nothing of its tables changed (Debezium's `heartbeat.interval.ms`),
+    /// so WAL written for other tables or databases is not held for it; 0 turns it off.
+    #[serde(default = "heartbeat_interval_ms")]
+    pub heartbeat_interval_ms: u64,
+    /// For tests only: plants a known bug so a test can show it catches it.
+    #[doc(hidden)]
+    #[serde(default)]
+    pub test_planted_bug: Option<String>,
 }
 
 fn mode() -> String {
@@ -121,6 +145,15 @@ fn lag_warn_bytes() -> u64 {
 fn connect_timeout_s() -> u64 {
     10
 }
+fn snapshot_mode() -> String {
+    "initial".into()
+}
+fn snapshot_chunk_rows() -> u32 {
+    10_000
+}
+fn heartbeat_interval_ms() -> u64 {
+    10_000
+}
 
 impl PostgresSourceConfig {
     /// A config with the defaults.
@@ -139,6 +172,10 @@ impl PostgresSourceConfig {
             max_changes_per_poll: max_changes_per_poll(),
             lag_warn_bytes: lag_warn_bytes(),
             connect_timeout_s: connect_timeout_s(),
+            snapshot_mode: snapshot_mode(),
+            snapshot_chunk_rows: snapshot_chunk_rows(),
+            heartbeat_interval_ms: heartbeat_interval_ms(),
+            test_planted_bug: None,
         }
     }
 
@@ -197,6 +234,15 @@ impl PostgresSourceConfig {
         if self.max_changes_per_poll == 0 {
             return bad("max_changes_per_poll is 0".into());
         }
+        if !matches!(self.snapshot_mode.as_str(), "initial" | "never") {
+            return bad(format!(
+                "snapshot_mode {:?}: expected initial or never",
+                self.snapshot_mode
+            ));
+        }
+        if self.snapshot_chunk_rows == 0 {
+            return bad("snapshot_chunk_rows is 0".into());
+        }
         postgres::Config::from_str(&self.conninfo)
             .map(|_| ())
             .or_else(|e| bad(format!("conninfo: {e}")))
@@ -235,7 +281,10 @@ pub(crate) fn connect(
     pg.application_name(&format!("streamlog-ingest {}", config.name));
     let mut client = pg.connect(postgres::NoTls).map_err(c("connect"))?;
     client
-        .batch_execute("SET statement_timeout = '120s'; SET TimeZone = 'UTC'")
+        .batch_execute(
+            "SET statement_timeout = '120s'; SET TimeZone = 'UTC'; \
+             SET standard_conforming_strings = on",
+        )
         .map_err(c("set statement_timeout"))?;
     Ok(client)
 }

@@ -74,6 +74,30 @@ pub(crate) fn key_json(relation: &Relation, tuple: &[Datum<'_>]) -> Option<Map<S
     (!key.is_empty()).then_some(key)
 }
 
+/// A record's key: the key columns as a JSON object, wrapped as `{"table": …, "key": …}`
+/// when the source reads several tables.
+pub(crate) fn record_key(
+    relation: &Relation,
+    tuple: &[Datum<'_>],
+    several_tables: bool,
+) -> Option<Vec<u8>> {
+    let key = key_json(relation, tuple)?;
+    let key = if several_tables {
+        serde_json::json!({
+            "table": format!("{}.{}", relation.namespace, relation.name),
+            "key": key,
+        })
+    } else {
+        Value::Object(key)
+    };
+    serde_json::to_vec(&key).ok()
+}
+
+/// A record's value: the row as a JSON object.
+pub(crate) fn record_value(relation: &Relation, tuple: &[Datum<'_>]) -> Option<Vec<u8>> {
+    serde_json::to_vec(&Value::Object(row_json(relation, tuple))).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

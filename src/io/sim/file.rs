@@ -8,12 +8,12 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
-use super::rng::Rng;
 use super::{
     errno, run, run_op, NodeId, SimOp, SpaceLimitMode, State, EACCES, EBADF, EFBIG, EINVAL, ENOMEM,
     ENOSPC, MAX_FILE_SIZE,
 };
 use crate::io::{DirectWrite, File, MappedWords};
+use crate::rng::Rng;
 
 /// A write since the file's last sync.
 #[derive(Debug, Clone)]

@@ -314,13 +314,8 @@ fn missing_directory_is_an_error() {
 /// verifies without problems.
 #[test]
 fn every_log_the_library_writes_verifies() {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = move |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % n
-    };
+    let mut rng = crate::rng::Rng::new(0x9e37_79b9_7f4a_7c15);
+    let mut next = move |n: u64| rng.next_u64() % n;
     for round in 0..6 {
         let dir = tempfile::tempdir().unwrap();
         let config = || LogConfig {

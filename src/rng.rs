@@ -1,4 +1,7 @@
-//! The simulation's one source of randomness: splitmix64, seeded, so runs repeat exactly.
+//! The library's one seeded generator, splitmix64: the simulated filesystem's randomness,
+//! consumer-group member ids, and the library's own seeded tests draw from it, so a run
+//! repeats exactly from its seed. (Tests outside the library share
+//! `tests/it/common/rng.rs`, the same algorithm.)
 
 /// A splitmix64 generator (Steele, Lea and Flood): tiny, fast, and every seed (zero
 /// included) gives a full-period stream.
