@@ -343,10 +343,13 @@ fn run_source(
             source.poll(&mut producer, deadline)
         };
         let step = step.and_then(|outcome| {
-            let due = stopping || Instant::now() >= deadline || producer.transaction_full();
+            let now = Instant::now();
+            let due = stopping || now >= deadline || producer.transaction_full();
             if due {
+                // The next commit is due `linger` after this one starts, so commits follow
+                // each other every `linger` while records flow, however long one takes.
+                last_commit = now;
                 commit(source.as_mut(), &mut producer, &mut committed, &metrics)?;
-                last_commit = Instant::now();
             }
             Ok(outcome)
         });

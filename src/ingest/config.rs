@@ -82,7 +82,7 @@ impl AgentConfig {
     /// Parses `agent.toml`'s text.
     pub fn from_toml(text: &str) -> Result<Self> {
         let config: AgentConfig =
-            toml::from_str(text).map_err(|e| IngestError::Config(e.to_string()))?;
+            toml::from_str(text).map_err(|e| IngestError::Config(feature_hint(e.to_string())))?;
         config.settings()?;
         Ok(config)
     }
@@ -131,6 +131,20 @@ impl AgentConfig {
     }
 }
 
+/// A `type = "postgres"` source read by a build without the PostgreSQL source (the `cli`
+/// feature leaves it out: its client brings tokio and some forty crates, and the quick
+/// start's first build stays light): the message says which feature is missing.
+fn feature_hint(message: String) -> String {
+    if cfg!(not(feature = "ingest-postgres")) && message.contains("unknown variant `postgres`") {
+        format!(
+            "{message}\n`type = \"postgres\"` needs streamlog built with the `ingest-postgres` \
+             feature (`cargo install --path . --features cli,ingest-postgres`)"
+        )
+    } else {
+        message
+    }
+}
+
 fn agent_id() -> String {
     AgentSettings::default().agent_id
 }
@@ -151,4 +165,27 @@ fn maintenance_interval_s() -> u64 {
 }
 fn status_interval_s() -> u64 {
     10
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Built without `ingest-postgres` (e.g. `--features cli`), a PostgreSQL source is
+    /// refused with the feature to build with.
+    #[test]
+    #[cfg(not(feature = "ingest-postgres"))]
+    fn postgres_source_without_the_feature_names_it() {
+        let text = "data_dir = \"d\"\n[[source]]\ntype = \"postgres\"\nname = \"x\"\n";
+        let e = AgentConfig::from_toml(text).unwrap_err().to_string();
+        assert!(e.contains("--features cli,ingest-postgres"), "{e}");
+    }
+
+    #[test]
+    fn unknown_source_type_is_refused() {
+        let text = "data_dir = \"d\"\n[[source]]\ntype = \"kafka\"\nname = \"x\"\n";
+        let e = AgentConfig::from_toml(text).unwrap_err().to_string();
+        assert!(e.contains("kafka"), "{e}");
+        assert!(!e.contains("ingest-postgres"), "{e}");
+    }
 }

@@ -307,12 +307,24 @@ impl RecordSink for TxnProducer {
             self.pending
                 .insert(partition, Pending { log, builder: None });
         }
-        let opts = self.options(&self.topic.clone(), partition);
+        if self
+            .pending
+            .get(&partition)
+            .is_some_and(|p| p.builder.is_none())
+        {
+            let opts = self.options(&self.topic, partition);
+            if let Some(p) = self.pending.get_mut(&partition) {
+                p.builder = Some(BatchBuilder::new(opts));
+            }
+        }
         let full = {
-            let Some(p) = self.pending.get_mut(&partition) else {
+            let Some(b) = self
+                .pending
+                .get_mut(&partition)
+                .and_then(|p| p.builder.as_mut())
+            else {
                 return Ok(());
             };
-            let b = p.builder.get_or_insert_with(|| BatchBuilder::new(opts));
             b.append(timestamp, key, value, headers)?;
             b.uncompressed_size() >= self.settings.batch_size
         };

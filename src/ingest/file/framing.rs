@@ -96,11 +96,30 @@ impl Framer {
     /// Feeds the bytes that follow [`next_offset`](Self::next_offset).
     pub(crate) fn feed(&mut self, mut data: &[u8], emit: &mut Emit<'_>) -> Result<()> {
         while !data.is_empty() {
-            match data.iter().position(|b| *b == b'\n') {
+            match memchr::memchr(b'\n', data) {
                 Some(i) => {
                     let (seg, rest) = data.split_at(i);
-                    self.extend_line(seg, emit)?;
-                    self.complete_line(emit)?;
+                    if self.line.is_empty()
+                        && self.split_next == 0
+                        && self.start_pattern.is_none()
+                        && seg.len() <= self.max
+                    {
+                        // The common case, a whole line within `data`: emitted from it,
+                        // without a copy into `line`.
+                        let start = self.line_start;
+                        let end = start + seg.len() as u64 + 1;
+                        let value = seg.strip_suffix(b"\r").unwrap_or(seg);
+                        emit(Piece {
+                            value,
+                            start,
+                            end,
+                            split: None,
+                        })?;
+                        self.line_start = end;
+                    } else {
+                        self.extend_line(seg, emit)?;
+                        self.complete_line(emit)?;
+                    }
                     data = rest.get(1..).unwrap_or_default();
                 }
                 None => {

@@ -217,6 +217,9 @@ impl FileSource {
             host: &self.host,
             path,
             metrics: &self.metrics,
+            timestamp: now_ms(),
+            records: 0,
+            bytes: 0,
         }
     }
 
@@ -608,10 +611,12 @@ impl FileSource {
         let mut skip = offset.saturating_sub(head.len() as u64);
         if offset < head.len() as u64 {
             skip = 0;
-            let mut emitter = self.emitter(&mut *sink, &path_str);
-            let r = framer.feed(head.get(offset as usize..).unwrap_or_default(), &mut |p| {
-                emitter.emit(p)
-            });
+            let r = {
+                let mut emitter = self.emitter(&mut *sink, &path_str);
+                framer.feed(head.get(offset as usize..).unwrap_or_default(), &mut |p| {
+                    emitter.emit(p)
+                })
+            };
             if let Err(err) = r {
                 self.streams.insert(id, s);
                 return Err(err);
@@ -627,9 +632,12 @@ impl FileSource {
             match decoder.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let mut emitter = self.emitter(&mut *sink, &path_str);
-                    let data = self.buf.get(..n).unwrap_or_default();
-                    if let Err(err) = framer.feed(data, &mut |p| emitter.emit(p)) {
+                    let r = {
+                        let mut emitter = self.emitter(&mut *sink, &path_str);
+                        let data = self.buf.get(..n).unwrap_or_default();
+                        framer.feed(data, &mut |p| emitter.emit(p))
+                    };
+                    if let Err(err) = r {
                         s.framer = framer;
                         self.streams.insert(id, s);
                         return Err(err);
@@ -795,7 +803,9 @@ enum GzipOutcome {
     Incomplete,
 }
 
-/// Turns framed pieces into records with the source's key and headers.
+/// Turns framed pieces into records with the source's key and headers. Made for one read
+/// (a chunk of a file): the records of a read share its timestamp, and its counts reach the
+/// source's counters when it is dropped.
 struct Emitter<'a> {
     sink: &'a mut dyn RecordSink,
     cfg: &'a FileSourceConfig,
@@ -803,6 +813,9 @@ struct Emitter<'a> {
     host: &'a str,
     path: &'a str,
     metrics: &'a SourceMetrics,
+    timestamp: i64,
+    records: u64,
+    bytes: u64,
 }
 
 impl Emitter<'_> {
@@ -817,25 +830,57 @@ impl Emitter<'_> {
             #[allow(unreachable_patterns)]
             _ => None,
         };
-        let offset = p.start.to_string();
-        let mut headers = vec![
-            Header::new("host", Some(self.host.as_bytes())),
-            Header::new("path", Some(self.path.as_bytes())),
-            Header::new("offset", Some(offset.as_bytes())),
-        ];
-        let index;
-        if let Some((i, last)) = p.split {
-            index = i.to_string();
-            headers.push(Header::new("split.index", Some(index.as_bytes())));
-            headers.push(Header::new(
-                "split.last",
-                Some(if last { b"true" } else { b"false" }),
-            ));
-        }
-        SourceMetrics::add(&self.metrics.records, 1);
-        SourceMetrics::add(&self.metrics.bytes, p.value.len() as u64);
-        self.sink.send(now_ms(), key, Some(p.value), &headers)
+        let mut digits = [0u8; 20];
+        let offset = decimal(p.start, &mut digits);
+        let mut index_digits = [0u8; 10];
+        let split_headers;
+        let headers: &[Header<'_>] = match p.split {
+            None => &[
+                Header::new("host", Some(self.host.as_bytes())),
+                Header::new("path", Some(self.path.as_bytes())),
+                Header::new("offset", Some(offset)),
+            ],
+            Some((i, last)) => {
+                split_headers = [
+                    Header::new("host", Some(self.host.as_bytes())),
+                    Header::new("path", Some(self.path.as_bytes())),
+                    Header::new("offset", Some(offset)),
+                    Header::new(
+                        "split.index",
+                        Some(decimal(u64::from(i), &mut index_digits)),
+                    ),
+                    Header::new("split.last", Some(if last { b"true" } else { b"false" })),
+                ];
+                &split_headers
+            }
+        };
+        self.records += 1;
+        self.bytes += p.value.len() as u64;
+        self.sink.send(self.timestamp, key, Some(p.value), headers)
     }
+}
+
+impl Drop for Emitter<'_> {
+    fn drop(&mut self) {
+        SourceMetrics::add(&self.metrics.records, self.records);
+        SourceMetrics::add(&self.metrics.bytes, self.bytes);
+    }
+}
+
+/// `n` in decimal, written at the end of `buf` (20 bytes hold any u64).
+fn decimal<const N: usize>(mut n: u64, buf: &mut [u8; N]) -> &[u8] {
+    let mut at = N;
+    while at > 0 {
+        at -= 1;
+        if let Some(b) = buf.get_mut(at) {
+            *b = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.get(at..).unwrap_or_default()
 }
 
 impl Source for FileSource {
