@@ -367,15 +367,23 @@ impl Log {
     pub fn tick(&self, now_ms: i64) -> Result<()> {
         self.durability.check_usable()?;
         self.remove_expired_producers(now_ms);
+        self.flush_if_due(now_ms)?;
+        self.checkpoint()
+    }
+
+    /// Flushes when `flush.ms` has passed since the last flush and something is unflushed
+    /// (Kafka's `LogManager.flushDirtyLogs` for one log); whether it flushed.
+    pub(crate) fn flush_if_due(&self, now_ms: i64) -> Result<bool> {
         let (last_flush_ms, rp) = self.durability.last_flush();
         let due = self
             .config()
             .flush_ms
-            .is_some_and(|ms| now_ms - last_flush_ms >= ms);
+            .is_some_and(|ms| now_ms.saturating_sub(last_flush_ms) >= ms);
         if due && rp < self.log_end_offset() {
             self.flush()?;
+            return Ok(true);
         }
-        self.checkpoint()
+        Ok(false)
     }
 
     /// Writes the recovery-point checkpoint if the recovery point moved since the last one,

@@ -39,9 +39,19 @@ pub const COMPRESSION_TYPE: &str = "compression.type";
 pub const MESSAGE_TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 /// `message.timestamp.after.max.ms`.
 pub const MESSAGE_TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
+/// `segment.index.bytes`.
+pub const SEGMENT_INDEX_BYTES: &str = "segment.index.bytes";
+/// `index.interval.bytes`.
+pub const INDEX_INTERVAL_BYTES: &str = "index.interval.bytes";
+/// `flush.messages`.
+pub const FLUSH_MESSAGES: &str = "flush.messages";
+/// `flush.ms`.
+pub const FLUSH_MS: &str = "flush.ms";
+/// `max.compaction.lag.ms`.
+pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
 
 /// Every topic config key a [`TopicConfig`] accepts.
-pub const TOPIC_CONFIG_KEYS: [&str; 13] = [
+pub const TOPIC_CONFIG_KEYS: [&str; 18] = [
     RETENTION_MS,
     RETENTION_BYTES,
     SEGMENT_BYTES,
@@ -55,6 +65,11 @@ pub const TOPIC_CONFIG_KEYS: [&str; 13] = [
     COMPRESSION_TYPE,
     MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
     MESSAGE_TIMESTAMP_AFTER_MAX_MS,
+    SEGMENT_INDEX_BYTES,
+    INDEX_INTERVAL_BYTES,
+    FLUSH_MESSAGES,
+    FLUSH_MS,
+    MAX_COMPACTION_LAG_MS,
 ];
 
 /// Kafka topic configs a [`TopicConfig`] accepts, validates as Kafka does and keeps (so they
@@ -119,7 +134,13 @@ fn timestamp_type_name(t: TimestampType) -> &'static str {
 
 /// Overrides of one topic, under Kafka's names: `None` takes the storage default.
 ///
-/// `retention.ms` and `retention.bytes` use Kafka's `-1` for "unlimited".
+/// `retention.ms` and `retention.bytes` use Kafka's `-1` for "unlimited"; `flush.messages`,
+/// `flush.ms` and `max.compaction.lag.ms` use Kafka's default, `9223372036854775807`
+/// (`i64::MAX`), for "never" (the log's `None`). Each key is checked against Kafka's bounds,
+/// with one departure: `segment.index.bytes` must hold one time-index entry (12 bytes; Kafka
+/// accepts 4, an index that holds nothing). Keys that bound each other
+/// (`min.compaction.lag.ms` ≤ `max.compaction.lag.ms`) are checked together, over the
+/// storage defaults, when a topic is created or altered.
 ///
 /// ```
 /// use std::collections::BTreeMap;
@@ -163,6 +184,18 @@ pub struct TopicConfig {
     pub message_timestamp_before_max_ms: Option<i64>,
     /// `message.timestamp.after.max.ms`.
     pub message_timestamp_after_max_ms: Option<i64>,
+    /// `segment.index.bytes`: what each index of a new active segment is preallocated to;
+    /// a segment whose index is full rolls.
+    pub segment_index_bytes: Option<u32>,
+    /// `index.interval.bytes`: bytes of batches between offset-index entries.
+    pub index_interval_bytes: Option<u32>,
+    /// `flush.messages`: fsync after this many appended messages (`i64::MAX`: never).
+    pub flush_messages: Option<i64>,
+    /// `flush.ms`: fsync when this long has passed since the last flush (`i64::MAX`: never).
+    pub flush_ms: Option<i64>,
+    /// `max.compaction.lag.ms`: a compacted log whose oldest uncleaned record is older than
+    /// this is compacted whatever its dirty ratio (`i64::MAX`: never forced).
+    pub max_compaction_lag_ms: Option<i64>,
     /// Keys of [`TOPIC_CONFIGS_WITHOUT_EFFECT`] that are set, with their values as given.
     pub without_effect: BTreeMap<String, String>,
 }
@@ -249,6 +282,12 @@ impl TopicConfig {
             MESSAGE_TIMESTAMP_AFTER_MAX_MS => {
                 self.message_timestamp_after_max_ms = Some(parse_long(key, value, 0)?)
             }
+            // One time-index entry (12 bytes) at least: see the type's docs.
+            SEGMENT_INDEX_BYTES => self.segment_index_bytes = Some(parse_int(key, value, 12)?),
+            INDEX_INTERVAL_BYTES => self.index_interval_bytes = Some(parse_int(key, value, 0)?),
+            FLUSH_MESSAGES => self.flush_messages = Some(parse_long(key, value, 1)?),
+            FLUSH_MS => self.flush_ms = Some(parse_long(key, value, 0)?),
+            MAX_COMPACTION_LAG_MS => self.max_compaction_lag_ms = Some(parse_long(key, value, 1)?),
             _ if TOPIC_CONFIGS_WITHOUT_EFFECT.contains(&key) => {
                 check_without_effect(key, value)?;
                 self.without_effect
@@ -317,6 +356,20 @@ impl TopicConfig {
             MESSAGE_TIMESTAMP_AFTER_MAX_MS,
             self.message_timestamp_after_max_ms.map(|v| v.to_string()),
         );
+        put(
+            SEGMENT_INDEX_BYTES,
+            self.segment_index_bytes.map(|v| v.to_string()),
+        );
+        put(
+            INDEX_INTERVAL_BYTES,
+            self.index_interval_bytes.map(|v| v.to_string()),
+        );
+        put(FLUSH_MESSAGES, self.flush_messages.map(|v| v.to_string()));
+        put(FLUSH_MS, self.flush_ms.map(|v| v.to_string()));
+        put(
+            MAX_COMPACTION_LAG_MS,
+            self.max_compaction_lag_ms.map(|v| v.to_string()),
+        );
         for (k, v) in &self.without_effect {
             m.insert(k.clone(), v.clone());
         }
@@ -362,12 +415,54 @@ impl TopicConfig {
         if let Some(v) = self.message_timestamp_after_max_ms {
             log.message_timestamp_after_max_ms = v;
         }
+        if let Some(v) = self.segment_index_bytes {
+            log.segment_index_bytes = v;
+        }
+        if let Some(v) = self.index_interval_bytes {
+            log.index_interval_bytes = v;
+        }
+        // Kafka's default, Long.MAX_VALUE, is its "never".
+        let unless_never = |v: i64| (v != i64::MAX).then_some(v);
+        if let Some(v) = self.flush_messages {
+            log.flush_messages = unless_never(v).and_then(|v| u64::try_from(v).ok());
+        }
+        if let Some(v) = self.flush_ms {
+            log.flush_ms = unless_never(v);
+        }
+        if let Some(v) = self.max_compaction_lag_ms {
+            log.max_compaction_lag_ms = unless_never(v);
+        }
         let compression_type = self.compression_type.unwrap_or(defaults.compression_type);
         log.compression_type = compression_type;
         TopicSettings {
             log,
             compression_type,
         }
+    }
+
+    /// [`resolve`](Self::resolve), then the checks that span keys and defaults
+    /// ([`LogConfig::validate`]: `max.compaction.lag.ms` must not be below
+    /// `min.compaction.lag.ms`); a conflict is an [`Error::InvalidTopicConfig`] naming the key.
+    ///
+    /// ```
+    /// use streamlog::storage::{TopicConfig, TopicSettings};
+    ///
+    /// let mut config = TopicConfig::new();
+    /// config.set("max.compaction.lag.ms", "1000")?;
+    /// config.set("min.compaction.lag.ms", "5000")?;
+    /// assert!(config.resolve_checked(&TopicSettings::default()).is_err());
+    /// config.set("min.compaction.lag.ms", "1000")?;
+    /// let settings = config.resolve_checked(&TopicSettings::default())?;
+    /// assert_eq!(settings.log.max_compaction_lag_ms, Some(1000));
+    /// # Ok::<(), streamlog::Error>(())
+    /// ```
+    pub fn resolve_checked(&self, defaults: &TopicSettings) -> Result<TopicSettings> {
+        let settings = self.resolve(defaults);
+        settings.log.validate().map_err(|e| match e {
+            Error::InvalidConfig { key, value, reason } => invalid(key, &value, reason),
+            e => e,
+        })?;
+        Ok(settings)
     }
 
     /// Serialises as `key=value` lines (the persisted form).
@@ -606,6 +701,11 @@ mod tests {
             (COMPRESSION_TYPE, "uncompressed"),
             (MESSAGE_TIMESTAMP_BEFORE_MAX_MS, "9223372036854775807"),
             (MESSAGE_TIMESTAMP_AFTER_MAX_MS, "0"),
+            (SEGMENT_INDEX_BYTES, "4096"),
+            (INDEX_INTERVAL_BYTES, "0"),
+            (FLUSH_MESSAGES, "1"),
+            (FLUSH_MS, "9223372036854775807"),
+            (MAX_COMPACTION_LAG_MS, "60000"),
         ];
         let map: BTreeMap<String, String> = values
             .iter()
@@ -619,6 +719,64 @@ mod tests {
             TopicConfig::from_map(&parse_properties(&text).unwrap()).unwrap(),
             config
         );
+    }
+
+    /// Kafka's "never" (`Long.MAX_VALUE`) is the log's `None`; other values carry over.
+    #[test]
+    fn never_values_resolve_to_none() {
+        let defaults = TopicSettings::default();
+        let mut config = TopicConfig::new();
+        for k in [FLUSH_MESSAGES, FLUSH_MS, MAX_COMPACTION_LAG_MS] {
+            config.set(k, "9223372036854775807").unwrap();
+        }
+        let log = config.resolve(&defaults).log;
+        assert_eq!(
+            (log.flush_messages, log.flush_ms, log.max_compaction_lag_ms),
+            (None, None, None)
+        );
+        config.set(FLUSH_MESSAGES, "3").unwrap();
+        config.set(FLUSH_MS, "0").unwrap();
+        config.set(MAX_COMPACTION_LAG_MS, "7").unwrap();
+        config.set(SEGMENT_INDEX_BYTES, "24").unwrap();
+        config.set(INDEX_INTERVAL_BYTES, "0").unwrap();
+        let log = config.resolve_checked(&defaults).unwrap().log;
+        assert_eq!(
+            (log.flush_messages, log.flush_ms, log.max_compaction_lag_ms),
+            (Some(3), Some(0), Some(7))
+        );
+        assert_eq!((log.segment_index_bytes, log.index_interval_bytes), (24, 0));
+    }
+
+    /// Kafka's lower bounds (and ours for `segment.index.bytes`); a refused value leaves
+    /// the config as it was.
+    #[test]
+    fn wired_keys_are_bounded() {
+        let config = TopicConfig::new();
+        for (k, v) in [
+            (SEGMENT_INDEX_BYTES, "11"),
+            (SEGMENT_INDEX_BYTES, "2147483648"),
+            (INDEX_INTERVAL_BYTES, "-1"),
+            (FLUSH_MESSAGES, "0"),
+            (FLUSH_MS, "-1"),
+            (MAX_COMPACTION_LAG_MS, "0"),
+            (FLUSH_MS, "soon"),
+        ] {
+            let mut c = config.clone();
+            assert!(
+                matches!(c.set(k, v), Err(Error::InvalidTopicConfig { .. })),
+                "{k}={v}"
+            );
+            assert_eq!(c, config);
+        }
+        // A conflict with a default: min.compaction.lag.ms over the topic's maximum.
+        let mut defaults = TopicSettings::default();
+        defaults.log.min_compaction_lag_ms = 10;
+        let mut c = TopicConfig::new();
+        c.set(MAX_COMPACTION_LAG_MS, "5").unwrap();
+        assert!(matches!(
+            c.resolve_checked(&defaults),
+            Err(Error::InvalidTopicConfig { key, .. }) if key == MAX_COMPACTION_LAG_MS
+        ));
     }
 
     /// Kafka's configs without effect here are accepted and kept when Kafka would accept

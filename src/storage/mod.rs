@@ -67,9 +67,10 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 pub use config::{
     CompressionType, StorageConfig, StorageConfigBuilder, TopicConfig, TopicSettings,
-    CLEANUP_POLICY, COMPRESSION_TYPE, DELETE_RETENTION_MS, MAX_MESSAGE_BYTES,
-    MESSAGE_TIMESTAMP_AFTER_MAX_MS, MESSAGE_TIMESTAMP_BEFORE_MAX_MS, MESSAGE_TIMESTAMP_TYPE,
-    MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS, RETENTION_BYTES, RETENTION_MS, SEGMENT_BYTES,
+    CLEANUP_POLICY, COMPRESSION_TYPE, DELETE_RETENTION_MS, FLUSH_MESSAGES, FLUSH_MS,
+    INDEX_INTERVAL_BYTES, MAX_COMPACTION_LAG_MS, MAX_MESSAGE_BYTES, MESSAGE_TIMESTAMP_AFTER_MAX_MS,
+    MESSAGE_TIMESTAMP_BEFORE_MAX_MS, MESSAGE_TIMESTAMP_TYPE, MIN_CLEANABLE_DIRTY_RATIO,
+    MIN_COMPACTION_LAG_MS, RETENTION_BYTES, RETENTION_MS, SEGMENT_BYTES, SEGMENT_INDEX_BYTES,
     SEGMENT_MS, TOPIC_CONFIGS_WITHOUT_EFFECT, TOPIC_CONFIG_KEYS,
 };
 pub use maintenance::{MaintenanceHandle, MaintenanceReport};
@@ -136,6 +137,9 @@ struct Partition {
     /// partition waits for `Storage::settled` (the per-partition guard, so a partition is
     /// opened once and never while its previous log is still closing).
     busy: bool,
+    /// Its open log predates the topic's current settings (altered while a caller held
+    /// it): the next open that finds no other holder closes and reopens it.
+    stale: bool,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -301,13 +305,13 @@ impl Storage {
             });
         }
         check_count(topic, partitions, 0)?;
+        let settings = config.resolve_checked(&self.config.defaults)?;
         let meta = TopicMeta {
             partitions,
             deleting: false,
             config,
         };
         metadata::write_meta(self.fs(), &self.dir, topic, &meta)?;
-        let settings = meta.config.resolve(&self.config.defaults);
         inner.topics.insert(
             topic.to_string(),
             Topic {
@@ -380,19 +384,21 @@ impl Storage {
 
     /// Replaces `topic`'s overrides (persisted before they take effect). Open logs of the
     /// topic that no caller holds are closed, so they reopen under the new settings; a log
-    /// a caller holds keeps its settings until it is next reopened. The next
+    /// a caller holds keeps its settings until the first [`partition`](Storage::partition)
+    /// call that finds no other caller holding it, which closes and reopens it. The next
     /// [`maintain`](Storage::maintain) opens each of the topic's partitions once.
     pub fn alter_topic_config(&self, topic: &str, config: TopicConfig) -> Result<()> {
         let mut inner = self.lock()?;
         self.wait_topic_settled(&mut inner, topic)?;
         let t = get_topic(&mut inner, topic)?;
+        let settings = config.resolve_checked(&self.config.defaults)?;
         let meta = TopicMeta {
             partitions: partition_count(t),
             deleting: false,
             config,
         };
         metadata::write_meta(self.fs(), &self.dir, topic, &meta)?;
-        t.settings = meta.config.resolve(&self.config.defaults);
+        t.settings = settings;
         t.config = meta.config;
         let unused: Vec<u32> = (0..meta.partitions)
             .filter(|&p| {
@@ -402,6 +408,10 @@ impl Storage {
                     .is_some_and(|l| Arc::strong_count(l) == 1)
             })
             .collect();
+        // The held ones are reopened once their callers let go (`open_partition`).
+        for part in &mut t.partitions {
+            part.stale = part.log.is_some();
+        }
         self.close_partitions(&mut inner, topic, &unused)?;
         // Summaries were taken under the old settings (a log that was not compacted has no
         // count of its dirty bytes): each closed partition is looked at once more.

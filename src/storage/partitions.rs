@@ -94,6 +94,19 @@ impl Storage {
             }
             let Inner { topics, budget, .. } = &mut **inner;
             let part = get_partition(get_topic_in(topics, topic)?, topic, partition)?;
+            if part.stale
+                && !part.busy
+                && part.log.as_ref().is_some_and(|l| Arc::strong_count(l) == 1)
+            {
+                // Altered while held: now that no caller holds it, reopened under the
+                // topic's current settings.
+                part.stale = false;
+                let logs = take_out(budget, part, topic, partition)
+                    .into_iter()
+                    .collect();
+                self.close_outside(inner, logs)?;
+                continue;
+            }
             if let Some(log) = &part.log {
                 let log = Arc::clone(log);
                 let cost = Cost::of_segments(log.segment_count());
@@ -449,6 +462,7 @@ fn take_out(
     partition: u32,
 ) -> Option<(String, u32, Arc<Log>)> {
     let log = part.log.take()?;
+    part.stale = false;
     budget.remove(part.tick, part.cost);
     part.cost = Cost::default();
     if log.config().high_watermark_policy == crate::HighWatermarkPolicy::Replicated {

@@ -119,6 +119,7 @@ mod storage_lru_reopen;
 mod storage_maintenance_uses_close_summaries;
 mod storage_opens_partitions_outside_its_lock;
 mod storage_topic_config_persisted;
+mod storage_topic_configs_take_effect;
 mod storage_topic_names_validated;
 mod timestamp_lookup_matches_model;
 mod timestamps_out_of_range_refused;

@@ -33,6 +33,11 @@ fn overrides_survive_reopen_and_reach_the_logs() {
         ("compression.type", "lz4"),
         ("message.timestamp.before.max.ms", "86400000"),
         ("message.timestamp.after.max.ms", "60000"),
+        ("segment.index.bytes", "4096"),
+        ("index.interval.bytes", "100"),
+        ("flush.messages", "10"),
+        ("flush.ms", "5000"),
+        ("max.compaction.lag.ms", "600000"),
     ]);
     assert_eq!(all.len(), TOPIC_CONFIG_KEYS.len());
     {
@@ -65,6 +70,11 @@ fn overrides_survive_reopen_and_reach_the_logs() {
         log.config().message_timestamp_type,
         TimestampType::LogAppendTime
     );
+    assert_eq!(log.config().segment_index_bytes, 4096);
+    assert_eq!(log.config().index_interval_bytes, 100);
+    assert_eq!(log.config().flush_messages, Some(10));
+    assert_eq!(log.config().flush_ms, Some(5000));
+    assert_eq!(log.config().max_compaction_lag_ms, Some(600_000));
 
     // The defaults fill what a topic does not override.
     let d = storage.topic_settings("plain").unwrap();
@@ -102,9 +112,13 @@ fn bad_values_are_typed_errors_naming_the_key() {
         ("compression.type", "brotli"),
         ("compression.type", "none"),
         ("retention.hours", "1"),
+        ("segment.index.bytes", "11"),
+        ("index.interval.bytes", "-1"),
+        ("flush.messages", "0"),
+        ("flush.ms", "-1"),
+        ("max.compaction.lag.ms", "0"),
         // Kafka keys that would change behaviour here and are not served are refused; one
         // without effect is checked as Kafka checks it.
-        ("segment.index.bytes", "1024"),
         ("min.insync.replicas", "2"),
         ("message.format.version", "latest"),
     ];
@@ -179,7 +193,12 @@ fn altered_config_is_persisted_and_applies_on_reopen_of_the_log() {
         storage.partition("t", 1).unwrap().config().segment_bytes,
         1024
     );
+    // Once its caller lets go, the held log is reopened under the new settings too.
     drop(held);
+    assert_eq!(
+        storage.partition("t", 0).unwrap().config().segment_bytes,
+        1024
+    );
     storage.close().unwrap();
     let storage = open(dir.path(), config(64));
     assert_eq!(storage.topic_config("t").unwrap(), altered);

@@ -76,6 +76,9 @@ pub struct BrokerConfig {
     pub group_min_session_timeout_ms: i32,
     /// `group.max.session.timeout.ms`.
     pub group_max_session_timeout_ms: i32,
+    /// `log.flush.scheduler.interval.ms`: how often logs are checked against their
+    /// `flush.ms` (Kafka's default is never, which leaves `flush.ms` without effect; here 1 s).
+    pub log_flush_scheduler_interval_ms: u64,
     /// Address of the Prometheus-text metrics endpoint (`GET /metrics`); none by default.
     pub metrics_listen: Option<SocketAddr>,
     /// SASL on the listener (`[sasl]`): clients must authenticate first.
@@ -109,6 +112,7 @@ impl Default for BrokerConfig {
             group_initial_rebalance_delay_ms: 3_000,
             group_min_session_timeout_ms: 6_000,
             group_max_session_timeout_ms: 1_800_000,
+            log_flush_scheduler_interval_ms: 1_000,
             metrics_listen: None,
             sasl: None,
             authorizer: None,
@@ -146,6 +150,9 @@ impl BrokerConfig {
         {
             bail!("num_partitions, transaction_state_log_num_partitions and offsets_topic_num_partitions must be at least 1");
         }
+        if self.log_flush_scheduler_interval_ms == 0 {
+            bail!("log_flush_scheduler_interval_ms must be at least 1");
+        }
         self.storage_config()?;
         if let Some(tls) = &self.tls {
             tls.acceptor()?;
@@ -157,7 +164,9 @@ impl BrokerConfig {
     pub fn storage_config(&self) -> anyhow::Result<StorageConfig> {
         let overrides = TopicConfig::from_map(&self.topic_defaults).context("topic_defaults")?;
         let mut storage = StorageConfig::default();
-        storage.defaults = overrides.resolve(&storage.defaults);
+        storage.defaults = overrides
+            .resolve_checked(&storage.defaults)
+            .context("topic_defaults")?;
         Ok(storage)
     }
 

@@ -123,6 +123,26 @@ async fn run(config: BrokerConfig) -> anyhow::Result<()> {
             let _ = tokio::task::spawn_blocking(move || b.txn().tick()).await;
         }
     });
+    // flush.ms of the open logs (Kafka's log flusher).
+    let flusher = Arc::clone(&broker);
+    tokio::spawn(async move {
+        let period = Duration::from_millis(flusher.config.log_flush_scheduler_interval_ms);
+        let mut every = tokio::time::interval(period);
+        loop {
+            every.tick().await;
+            let b = Arc::clone(&flusher);
+            let flushed = tokio::task::spawn_blocking(move || {
+                let now = b.storage.config().defaults.log.clock.now_ms();
+                b.storage.flush_dirty_logs(now)
+            })
+            .await;
+            match flushed {
+                Ok(Err(streamlog::Error::StorageClosed { .. })) => break,
+                Ok(Err(e)) => tracing::warn!(error = %e, "flush.ms flush failed"),
+                _ => {}
+            }
+        }
+    });
     // Rebalance and session deadlines of the group coordinator.
     tokio::spawn(Arc::clone(&broker.groups).run_timers());
     if let Some(l) = metrics_listener {

@@ -18,9 +18,10 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use streamlog::storage::{
     TopicConfig, TopicSettings, CLEANUP_POLICY, COMPRESSION_TYPE, DELETE_RETENTION_MS,
-    MAX_MESSAGE_BYTES, MESSAGE_TIMESTAMP_AFTER_MAX_MS, MESSAGE_TIMESTAMP_BEFORE_MAX_MS,
-    MESSAGE_TIMESTAMP_TYPE, MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS, RETENTION_BYTES,
-    RETENTION_MS, SEGMENT_BYTES, SEGMENT_MS, TOPIC_CONFIG_KEYS,
+    FLUSH_MESSAGES, FLUSH_MS, INDEX_INTERVAL_BYTES, MAX_COMPACTION_LAG_MS, MAX_MESSAGE_BYTES,
+    MESSAGE_TIMESTAMP_AFTER_MAX_MS, MESSAGE_TIMESTAMP_BEFORE_MAX_MS, MESSAGE_TIMESTAMP_TYPE,
+    MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS, RETENTION_BYTES, RETENTION_MS, SEGMENT_BYTES,
+    SEGMENT_INDEX_BYTES, SEGMENT_MS, TOPIC_CONFIG_KEYS,
 };
 use streamlog::TimestampType;
 
@@ -126,6 +127,10 @@ fn create_one(
             .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     }
     streamlog::storage::validate_topic_name(name).map_err(fail)?;
+    // Keys that bound each other (min/max.compaction.lag.ms), over the broker's defaults.
+    config
+        .resolve_checked(&broker.storage.config().defaults)
+        .map_err(fail)?;
     if validate_only {
         if broker.storage.partition_count(name).is_ok() {
             return Err((
@@ -301,6 +306,15 @@ fn effective(s: &TopicSettings, key: &str) -> String {
         COMPRESSION_TYPE => s.compression_type.name().to_string(),
         MESSAGE_TIMESTAMP_BEFORE_MAX_MS => log.message_timestamp_before_max_ms.to_string(),
         MESSAGE_TIMESTAMP_AFTER_MAX_MS => log.message_timestamp_after_max_ms.to_string(),
+        SEGMENT_INDEX_BYTES => log.segment_index_bytes.to_string(),
+        INDEX_INTERVAL_BYTES => log.index_interval_bytes.to_string(),
+        // streamlog's "never" is Kafka's default, Long.MAX_VALUE.
+        FLUSH_MESSAGES => log
+            .flush_messages
+            .map_or(i64::MAX, |v| i64::try_from(v).unwrap_or(i64::MAX))
+            .to_string(),
+        FLUSH_MS => log.flush_ms.unwrap_or(i64::MAX).to_string(),
+        MAX_COMPACTION_LAG_MS => log.max_compaction_lag_ms.unwrap_or(i64::MAX).to_string(),
         _ => String::new(),
     }
 }

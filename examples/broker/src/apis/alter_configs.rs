@@ -182,6 +182,9 @@ fn apply(
     // The topic must exist, whatever else is wrong.
     broker.storage.topic_config(topic).map_err(fail)?;
     let config = TopicConfig::from_map(&map).map_err(fail)?;
+    config
+        .resolve_checked(&broker.storage.config().defaults)
+        .map_err(fail)?;
     if !validate_only {
         broker
             .storage
@@ -346,6 +349,73 @@ mod tests {
             0
         );
         assert_eq!(overrides(&broker), before);
+    }
+
+    /// The configs wired to the log's settings reach the log the broker serves and are
+    /// described with their values (Kafka's Long.MAX_VALUE for "never").
+    #[test]
+    fn wired_log_configs_reach_the_served_log() {
+        let (_dir, broker) = broker();
+        let set = [
+            ("segment.index.bytes", "24"),
+            ("index.interval.bytes", "0"),
+            ("flush.messages", "1"),
+            ("flush.ms", "250"),
+            ("max.compaction.lag.ms", "60000"),
+        ];
+        let ops: Vec<_> = set.iter().map(|&(k, v)| (k, OP_SET, Some(v))).collect();
+        assert_eq!(incremental(&broker, "t", &ops, false), 0);
+        let log = broker.log("t", 0).unwrap();
+        let c = log.config();
+        assert_eq!((c.segment_index_bytes, c.index_interval_bytes), (24, 0));
+        assert_eq!(c.flush_messages, Some(1));
+        assert_eq!(c.flush_ms, Some(250));
+        assert_eq!(c.max_compaction_lag_ms, Some(60_000));
+        // flush.messages=1: durable as soon as appended; the tiny index rolls segments.
+        for i in 0..6 {
+            log.append_records(
+                &[streamlog::OwnedRecord::new(i, None, Some(b"v"))],
+                streamlog::Compression::None,
+            )
+            .unwrap();
+            assert_eq!(log.recovery_point(), i + 1);
+        }
+        assert!(log.segment_count() > 1);
+        drop(log);
+        // A conflict between keys is refused whole.
+        assert_eq!(
+            incremental(
+                &broker,
+                "t",
+                &[("min.compaction.lag.ms", OP_SET, Some("60001"))],
+                false
+            ),
+            ResponseError::InvalidConfig.code()
+        );
+        // Deleted, the defaults come back, described as Kafka describes them.
+        let ops: Vec<_> = set.iter().map(|&(k, _)| (k, OP_DELETE, None)).collect();
+        assert_eq!(incremental(&broker, "t", &ops, false), 0);
+        assert_eq!(broker.log("t", 0).unwrap().config().flush_messages, None);
+        let req = kafka_protocol::messages::DescribeConfigsRequest::default().with_resources(vec![
+            kafka_protocol::messages::describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(RESOURCE_TOPIC)
+                .with_resource_name(s("t"))
+                .with_configuration_keys(None),
+        ]);
+        let described: BTreeMap<String, String> =
+            super::super::admin::describe_configs(&broker, req).results[0]
+                .configs
+                .iter()
+                .map(|c| {
+                    let v = c.value.as_ref().map_or("", |v| v.as_str());
+                    (c.name.to_string(), v.to_string())
+                })
+                .collect();
+        assert_eq!(described["flush.messages"], i64::MAX.to_string());
+        assert_eq!(described["flush.ms"], i64::MAX.to_string());
+        assert_eq!(described["max.compaction.lag.ms"], i64::MAX.to_string());
+        assert_eq!(described["segment.index.bytes"], (10 << 20).to_string());
+        assert_eq!(described["index.interval.bytes"], "4096");
     }
 
     #[test]

@@ -67,8 +67,22 @@ bad_format = ConfigResource(ResourceType.TOPIC, "alpha", incremental_configs=[
 ])
 check(error_of(admin.incremental_alter_configs([bad_format])[bad_format]) == KafkaError.INVALID_CONFIG,
       "bad message.format.version refused")
+# The configs that shape the log's files and flushes are wired to it; Kafka's "never" is
+# Long.MAX_VALUE; max.compaction.lag.ms below min.compaction.lag.ms is a conflict.
+wired = {"segment.index.bytes": "65536", "index.interval.bytes": "0", "flush.messages": "1",
+         "flush.ms": "9223372036854775807", "max.compaction.lag.ms": "60000"}
+wired_res = ConfigResource(ResourceType.TOPIC, "alpha", incremental_configs=[
+    ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET) for k, v in wired.items()])
+check(error_of(admin.incremental_alter_configs([wired_res])[wired_res]) is None, "wired log configs set")
+conflict = ConfigResource(ResourceType.TOPIC, "alpha", incremental_configs=[
+    ConfigEntry("min.compaction.lag.ms", "120000", incremental_operation=AlterConfigOpType.SET)])
+check(error_of(admin.incremental_alter_configs([conflict])[conflict]) == KafkaError.INVALID_CONFIG,
+      "min.compaction.lag.ms above max.compaction.lag.ms refused")
 res_alpha = ConfigResource(ResourceType.TOPIC, "alpha")
 configs = admin.describe_configs([res_alpha])[res_alpha].result(30)
+check(all(configs[k].value == v and not configs[k].is_default for k, v in wired.items()),
+      f"wired configs described: {[configs[k] for k in wired]}")
+check(configs["min.compaction.lag.ms"].value == "0", "the refused conflict changed nothing")
 check(configs["message.format.version"].value == "0.10.0.0", f"alpha format: {configs['message.format.version']}")
 # Every described value is a valid value (librdkafka's 0092 sends them back with AlterConfigs).
 check(all(c.value not in (None, "") for c in configs.values()), f"empty described values: {configs}")
