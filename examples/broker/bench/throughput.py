@@ -14,8 +14,10 @@ with a temporary data directory (on the same filesystem as --tmp), then for each
     client process's CPU is given for it).
 The broker's consume runs --consume-rounds times with Fetch sent by sendfile (the default)
 and as many times copied (`fetch_sendfile = false`), alternating, the broker restarted on the
-same data directory between them (the data stays in the page cache); the medians of each are
-reported, per MB of values and per MB of stored batches (what a Fetch sends). Because 100 B
+same data directory for each consume (the data stays in the page cache); the broker's CPU is
+its exited process's rusage (microseconds) less a broker started and stopped idle; the
+medians of each are reported, per MB of values and per MB of stored batches (what a Fetch
+sends). Because 100 B
 lz4 messages make little data for a Fetch to move, each round also consumes a second topic of
 --bulk-mb MB of 10 KiB incompressible values (produced once, uncompressed): there copying is
 most of a Fetch's work, and the CPU sendfile saves shows.
@@ -29,6 +31,7 @@ import argparse
 import glob
 import os
 import re
+import resource
 import statistics
 import shutil
 import subprocess
@@ -97,12 +100,18 @@ def start_broker(binary, workdir, deadline, sendfile=True):
 
 
 def stop_broker(proc):
+    """Stops the broker; returns the CPU seconds (user + system) it used in its life."""
+    if proc is None:
+        return 0.0
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc.terminate()
     try:
         proc.wait(30)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(30)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def stored_bytes(workdir, topic):
@@ -166,6 +175,11 @@ def consume(bootstrap, topic, n, deadline, value_size=VALUE_BYTES):
     return elapsed
 
 
+def progress(what):
+    """Each stage's figures on stderr as it ends, so a run stopped by the time limit still shows them."""
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", file=sys.stderr, flush=True)
+
+
 def percentiles(samples):
     s = sorted(samples)
     return s[len(s) // 2], s[min(len(s) - 1, (len(s) * 99) // 100)]
@@ -203,23 +217,40 @@ def main():
         del p
         b1, c1 = cpu_seconds(broker.pid), cpu_seconds(me)
         rows.append(("streamlog", "produce", t_p, (b1 - b0) / mb, (c1 - c0) / mb))
+        progress(f"streamlog produce: {args.messages / t_p:.0f} msg/s, broker CPU {b1 - b0:.2f} s")
         bulk_n = max(1, args.bulk_mb * 1_000_000 // BULK_VALUE_BYTES)
         bulk_values = [os.urandom(BULK_VALUE_BYTES) for _ in range(64)]
         _, p = produce(addr, "bulk", bulk_n, deadline, bulk_values, {"compression.type": "none"})
         del p
         stored_mb = stored_bytes(work, "bench") / 1e6
         bulk_mb = stored_bytes(work, "bulk") / 1e6
-        for round_ in range(2 * args.consume_rounds):
-            sendfile = round_ % 2 == 0
-            if round_ > 0:
+        # Each consume gets a broker of its own, so its CPU is the exited process's rusage
+        # (microseconds, where /proc's ticks are 10 ms), less an idle broker's start and stop.
+        idle = {True: [], False: []}
+        for round_ in range(args.consume_rounds):
+            for sendfile in (True, False):
+                mode = "sendfile" if sendfile else "copied"
                 stop_broker(broker)
                 broker, addr = start_broker(args.broker, work, deadline, sendfile)
-            b1, c1 = cpu_seconds(broker.pid), cpu_seconds(me)
-            t_c = consume(addr, "bench", args.messages, deadline)
-            b2, c2 = cpu_seconds(broker.pid), cpu_seconds(me)
-            t_b = consume(addr, "bulk", bulk_n, deadline, BULK_VALUE_BYTES)
-            b3 = cpu_seconds(broker.pid)
-            consumes[sendfile].append((t_c, b2 - b1, c2 - c1, t_b, b3 - b2))
+                idle[sendfile].append(stop_broker(broker))
+                timed = []
+                for topic, n, size in (("bench", args.messages, VALUE_BYTES), ("bulk", bulk_n, BULK_VALUE_BYTES)):
+                    broker, addr = start_broker(args.broker, work, deadline, sendfile)
+                    c1 = cpu_seconds(me)
+                    t = consume(addr, topic, n, deadline, size)
+                    c2 = cpu_seconds(me)
+                    timed.append((t, stop_broker(broker), c2 - c1))
+                    broker = None
+                (t_c, b_c, c_c), (t_b, b_b, _) = timed
+                consumes[sendfile].append((t_c, b_c, c_c, t_b, b_b))
+                progress(f"consume round {round_ + 1} ({mode}): idle broker {idle[sendfile][-1]:.3f} s; bench "
+                         f"{args.messages / t_c:.0f} msg/s, broker CPU {b_c:.3f} s; bulk {bulk_mb / t_b:.1f} MB/s, "
+                         f"broker CPU {b_b:.3f} s")
+                broker, addr = start_broker(args.broker, work, deadline, sendfile)
+        for sendfile in (True, False):
+            base = statistics.median(idle[sendfile])
+            consumes[sendfile] = [(t_c, max(0.0, b_c - base), c_c, t_b, max(0.0, b_b - base))
+                                  for t_c, b_c, c_c, t_b, b_b in consumes[sendfile]]
         for sendfile, label in ((True, "consume, sendfile"), (False, "consume, copied")):
             runs = consumes[sendfile]
             t_c = statistics.median(r[0] for r in runs)
@@ -237,6 +268,7 @@ def main():
         c2 = cpu_seconds(me)
         rows.append(("mock", "produce", t_p, None, (c1 - c0) / mb))
         rows.append(("mock", "consume", t_c, None, (c2 - c1) / mb))
+        progress(f"mock: produce {args.messages / t_p:.0f} msg/s, consume {args.messages / t_c:.0f} msg/s")
         owner.flush(10)
         del owner
 
