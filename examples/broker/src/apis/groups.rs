@@ -209,48 +209,80 @@ pub async fn leave_group(
     Outcome::respond(ResponseKind::LeaveGroup(resp))
 }
 
-/// The partitions of a commit, split into those that exist (for the coordinator) and
-/// those that do not: Kafka answers UNKNOWN_TOPIC_OR_PARTITION for a topic it does not know
-/// or a partition past its count, and commits the rest.
-fn commit_partitions<'a>(
-    broker: &Broker,
-    topics: impl Iterator<Item = (&'a TopicName, Vec<(i32, i64, i32, Option<String>)>)>,
-) -> (Vec<gc::OffsetCommitPartition>, Vec<(String, i32)>) {
+/// A commit's partitions as `(partition, offset, leader epoch, metadata)` under their topic:
+/// what OffsetCommit and TxnOffsetCommit both carry, in wire types of their own.
+type CommitInput<'a> = Vec<(&'a TopicName, Vec<(i32, i64, i32, Option<String>)>)>;
+
+/// A commit request's topics as [`CommitInput`]: `topic` gives a topic's name and
+/// partitions, `partition` a partition's fields.
+fn commit_input<'a, T, P: 'a>(
+    topics: &'a [T],
+    topic: impl Fn(&'a T) -> (&'a TopicName, &'a Vec<P>),
+    partition: impl Fn(&'a P) -> (i32, i64, i32, Option<String>),
+) -> CommitInput<'a> {
+    topics
+        .iter()
+        .map(|t| {
+            let (name, parts) = topic(t);
+            (name, parts.iter().map(&partition).collect())
+        })
+        .collect()
+}
+
+/// What OffsetCommit and TxnOffsetCommit share. Kafka answers UNKNOWN_TOPIC_OR_PARTITION for
+/// a topic it does not know or a partition past its count, and commits the rest: the known
+/// partitions go to the coordinator in the request `request` builds (it is not asked at all
+/// when only unknown ones were sent, as in Kafka), and every partition's code comes back
+/// grouped by topic in the wire types `topic` and `partition` build. `None`: the coordinator
+/// dropped the request.
+async fn commit<T, P>(
+    broker: &Arc<Broker>,
+    input: CommitInput<'_>,
+    request: impl FnOnce(Vec<gc::OffsetCommitPartition>) -> gc::Request,
+    topic: impl Fn(TopicName, Vec<P>) -> T,
+    partition: impl Fn(i32, i16) -> P,
+) -> Option<Vec<T>> {
     let mut known = Vec::new();
     let mut unknown = Vec::new();
-    for (name, parts) in topics {
-        let topic = name.as_str();
-        let count = broker.storage.partition_count(topic).ok();
-        for (partition, offset, epoch, metadata) in parts {
-            let exists = count.is_some_and(|n| u32::try_from(partition).is_ok_and(|p| p < n));
-            if exists {
+    for (name, parts) in input {
+        let name = name.as_str();
+        let count = broker.storage.partition_count(name).ok();
+        for (p, offset, epoch, metadata) in parts {
+            if count.is_some_and(|n| u32::try_from(p).is_ok_and(|p| p < n)) {
                 known.push(gc::OffsetCommitPartition {
-                    topic: topic.to_string(),
-                    partition,
+                    topic: name.to_string(),
+                    partition: p,
                     committed_offset: offset,
                     committed_leader_epoch: epoch,
                     committed_metadata: metadata,
                 });
             } else {
-                unknown.push((topic.to_string(), partition));
+                unknown.push((name.to_string(), p));
             }
         }
     }
-    (known, unknown)
-}
-
-/// The coordinator's per-partition answers followed by UNKNOWN_TOPIC_OR_PARTITION for the
-/// partitions it was not asked about, grouped by topic.
-fn commit_results(
-    answered: Vec<gc::PartitionResult>,
-    unknown: Vec<(String, i32)>,
-) -> Vec<(String, Vec<(i32, i16)>)> {
+    let answered = if known.is_empty() && !unknown.is_empty() {
+        Vec::new()
+    } else {
+        match broker.groups.call(request(known)).await? {
+            gc::Response::OffsetCommit(r) => r.partitions,
+            gc::Response::TxnOffsetCommit(r) => r.partitions,
+            _ => return None,
+        }
+    };
     let unknown_code = ResponseError::UnknownTopicOrPartition.code();
-    by_topic(
-        answered
+    let codes = answered
+        .into_iter()
+        .map(|r| (r.topic, (r.partition, r.error_code.code())))
+        .chain(unknown.into_iter().map(|(t, p)| (t, (p, unknown_code))));
+    Some(
+        by_topic(codes)
             .into_iter()
-            .map(|p| (p.topic, (p.partition, p.error_code.code())))
-            .chain(unknown.into_iter().map(|(t, p)| (t, (p, unknown_code)))),
+            .map(|(t, parts)| {
+                let parts = parts.into_iter().map(|(p, code)| partition(p, code));
+                topic(TopicName(str_bytes(t)), parts.collect())
+            })
+            .collect(),
     )
 }
 
@@ -260,68 +292,51 @@ pub async fn offset_commit(
     req: wire::OffsetCommitRequest,
     version: i16,
 ) -> Outcome {
-    let (partitions, unknown) = commit_partitions(
-        broker,
-        req.topics.iter().map(|t| {
-            (
-                &t.name,
-                t.partitions
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.partition_index,
-                            p.committed_offset,
-                            if version >= 6 {
-                                p.committed_leader_epoch
-                            } else {
-                                -1
-                            },
-                            opt(&p.committed_metadata),
-                        )
-                    })
-                    .collect(),
-            )
-        }),
-    );
-    // Only unknown partitions: answered without the coordinator, as Kafka does.
-    let only_unknown = partitions.is_empty() && !unknown.is_empty();
-    let request = gc::Request::OffsetCommit(gc::OffsetCommitRequest {
-        group_id: s(&req.group_id),
-        generation_id: req.generation_id_or_member_epoch,
-        member_id: s(&req.member_id),
-        group_instance_id: opt(&req.group_instance_id),
-        retention_time_ms: if (2..=4).contains(&version) {
-            req.retention_time_ms
-        } else {
-            -1
-        },
-        partitions,
-    });
-    let answered = if only_unknown {
-        Vec::new()
-    } else {
-        let Some(gc::Response::OffsetCommit(r)) = broker.groups.call(request).await else {
-            return unavailable();
-        };
-        r.partitions
+    use wire::offset_commit_response::{
+        OffsetCommitResponsePartition as Partition, OffsetCommitResponseTopic as Topic,
     };
-    let topics = commit_results(answered, unknown)
-        .into_iter()
-        .map(|(t, parts)| {
-            wire::offset_commit_response::OffsetCommitResponseTopic::default()
-                .with_name(TopicName(str_bytes(t)))
-                .with_partitions(
-                    parts
-                        .into_iter()
-                        .map(|(p, code)| {
-                            wire::offset_commit_response::OffsetCommitResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
+    let epochs = version >= 6;
+    let input = commit_input(
+        &req.topics,
+        |t| (&t.name, &t.partitions),
+        |p| {
+            let epoch = if epochs { p.committed_leader_epoch } else { -1 };
+            (
+                p.partition_index,
+                p.committed_offset,
+                epoch,
+                opt(&p.committed_metadata),
+            )
+        },
+    );
+    let request = |partitions| {
+        gc::Request::OffsetCommit(gc::OffsetCommitRequest {
+            group_id: s(&req.group_id),
+            generation_id: req.generation_id_or_member_epoch,
+            member_id: s(&req.member_id),
+            group_instance_id: opt(&req.group_instance_id),
+            retention_time_ms: if (2..=4).contains(&version) {
+                req.retention_time_ms
+            } else {
+                -1
+            },
+            partitions,
         })
-        .collect();
+    };
+    let topics = commit(
+        broker,
+        input,
+        request,
+        |name, parts| Topic::default().with_name(name).with_partitions(parts),
+        |p, code| {
+            Partition::default()
+                .with_partition_index(p)
+                .with_error_code(code)
+        },
+    );
+    let Some(topics) = topics.await else {
+        return unavailable();
+    };
     Outcome::respond(ResponseKind::OffsetCommit(
         wire::OffsetCommitResponse::default().with_topics(topics),
     ))
@@ -333,71 +348,54 @@ pub async fn txn_offset_commit(
     req: wire::TxnOffsetCommitRequest,
     version: i16,
 ) -> Outcome {
-    let (partitions, unknown) = commit_partitions(
-        broker,
-        req.topics.iter().map(|t| {
-            (
-                &t.name,
-                t.partitions
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.partition_index,
-                            p.committed_offset,
-                            if version >= 2 {
-                                p.committed_leader_epoch
-                            } else {
-                                -1
-                            },
-                            opt(&p.committed_metadata),
-                        )
-                    })
-                    .collect(),
-            )
-        }),
-    );
-    // Only unknown partitions: answered without the coordinator, as Kafka does.
-    let only_unknown = partitions.is_empty() && !unknown.is_empty();
-    let v3 = version >= 3;
-    let request = gc::Request::TxnOffsetCommit(gc::TxnOffsetCommitRequest {
-        transactional_id: s(&req.transactional_id),
-        group_id: s(&req.group_id),
-        producer_id: req.producer_id.0,
-        producer_epoch: req.producer_epoch,
-        generation_id: if v3 { req.generation_id } else { -1 },
-        member_id: if v3 { s(&req.member_id) } else { String::new() },
-        group_instance_id: if v3 {
-            opt(&req.group_instance_id)
-        } else {
-            None
-        },
-        partitions,
-    });
-    let answered = if only_unknown {
-        Vec::new()
-    } else {
-        let Some(gc::Response::TxnOffsetCommit(r)) = broker.groups.call(request).await else {
-            return unavailable();
-        };
-        r.partitions
+    use wire::txn_offset_commit_response::{
+        TxnOffsetCommitResponsePartition as Partition, TxnOffsetCommitResponseTopic as Topic,
     };
-    let topics = commit_results(answered, unknown)
-        .into_iter()
-        .map(|(t, parts)| {
-            wire::txn_offset_commit_response::TxnOffsetCommitResponseTopic::default()
-                .with_name(TopicName(str_bytes(t)))
-                .with_partitions(
-                    parts
-                        .into_iter()
-                        .map(|(p, code)| {
-                            wire::txn_offset_commit_response::TxnOffsetCommitResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_error_code(code)
-                        })
-                        .collect(),
-                )
+    let epochs = version >= 2;
+    let input = commit_input(
+        &req.topics,
+        |t| (&t.name, &t.partitions),
+        |p| {
+            let epoch = if epochs { p.committed_leader_epoch } else { -1 };
+            (
+                p.partition_index,
+                p.committed_offset,
+                epoch,
+                opt(&p.committed_metadata),
+            )
+        },
+    );
+    let v3 = version >= 3;
+    let request = |partitions| {
+        gc::Request::TxnOffsetCommit(gc::TxnOffsetCommitRequest {
+            transactional_id: s(&req.transactional_id),
+            group_id: s(&req.group_id),
+            producer_id: req.producer_id.0,
+            producer_epoch: req.producer_epoch,
+            generation_id: if v3 { req.generation_id } else { -1 },
+            member_id: if v3 { s(&req.member_id) } else { String::new() },
+            group_instance_id: if v3 {
+                opt(&req.group_instance_id)
+            } else {
+                None
+            },
+            partitions,
         })
-        .collect();
+    };
+    let topics = commit(
+        broker,
+        input,
+        request,
+        |name, parts| Topic::default().with_name(name).with_partitions(parts),
+        |p, code| {
+            Partition::default()
+                .with_partition_index(p)
+                .with_error_code(code)
+        },
+    );
+    let Some(topics) = topics.await else {
+        return unavailable();
+    };
     Outcome::respond(ResponseKind::TxnOffsetCommit(
         wire::TxnOffsetCommitResponse::default().with_topics(topics),
     ))
