@@ -62,6 +62,8 @@ mod ingest_file_source_follows_rotations;
 mod ingest_postgres_cdc_mirrors_table;
 #[cfg(all(feature = "ingest-postgres", feature = "cli"))]
 mod ingest_postgres_exactly_once_under_sigkill;
+#[cfg(feature = "ingest-postgres")]
+mod ingest_postgres_query_reads_late_commit;
 #[cfg(feature = "cli")]
 mod ingest_rotation_torture;
 mod interop_codecs;
