@@ -56,13 +56,16 @@ const MID_SNAPSHOT_ROUNDS: usize = 2;
 /// One change of one key: the op and the new value (`None` for a delete).
 type Change = (String, Option<i64>);
 
+/// The slot's confirmed flush LSN, `None` while there is no slot or it has confirmed
+/// nothing yet.
 fn slot_lsn(db: &mut postgres::Client) -> Option<String> {
     db.query_opt(
         "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = 'streamlog_accounts'",
         &[],
     )
     .unwrap()
-    .map(|r| r.get(0))
+    // NULL until the slot first confirms a position (a fresh slot's value).
+    .and_then(|r| r.get::<_, Option<String>>(0))
 }
 
 /// The bytes of the positions topic's segments (they change only when positions are
