@@ -378,27 +378,7 @@ impl<'a> Batch<'a> {
     /// would cost more than reading and checksumming the file. `None` for a compressed
     /// batch, whose records cannot be framed without decompressing them.
     pub(crate) fn frames_declared_records(&self) -> Option<bool> {
-        if self.compression().ok()? != Compression::None {
-            return None;
-        }
-        let data = self.records_section();
-        let Ok(count) = u32::try_from(self.record_count()) else {
-            return Some(false);
-        };
-        let mut pos = 0usize;
-        for _ in 0..count {
-            let len = super::varint::read_varint(data, &mut pos)
-                .ok()
-                .and_then(|l| usize::try_from(l).ok());
-            let Some(len) = len else {
-                return Some(false);
-            };
-            match pos.checked_add(len) {
-                Some(end) if end <= data.len() => pos = end,
-                _ => return Some(false),
-            }
-        }
-        Some(pos == data.len())
+        super::framing::frames_declared_records(self)
     }
 
     /// The bytes after the header: the records, compressed or not.

@@ -11,6 +11,7 @@ mod builder;
 mod codec;
 mod control;
 pub(crate) mod crc;
+mod framing;
 pub(crate) mod header;
 mod lz4;
 #[allow(clippy::module_inception)]
@@ -23,6 +24,7 @@ pub use batches::Batches;
 pub use builder::{BatchBuilder, BatchOptions, NO_TIMESTAMP};
 pub use codec::Compression;
 pub use control::{ControlRecord, ControlRecordType, EndTxnMarker};
+pub(crate) use framing::{frames_declared_records_each, FRAMING_LANES};
 pub use header::{
     Attributes, BatchHeader, TimestampType, BATCH_HEADER_SIZE, LOG_OVERHEAD, MAGIC_V2,
     NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,

@@ -5,7 +5,10 @@ use std::ops::ControlFlow;
 use super::{IndexFile, Indexes, OffsetEntry, Segment, WriteState};
 use crate::error::{Error, Result};
 use crate::io::AlignedBuf;
-use crate::record::{Batch, Batches, DecodeLimits, BATCH_HEADER_SIZE, LOG_OVERHEAD, NO_TIMESTAMP};
+use crate::record::{
+    frames_declared_records_each, Batch, Batches, DecodeLimits, BATCH_HEADER_SIZE, FRAMING_LANES,
+    LOG_OVERHEAD, NO_TIMESTAMP,
+};
 
 /// Where a batch sits in a segment, and the header fields a log needs without decoding it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -592,16 +595,55 @@ impl Segment {
             let mut batches = Batches::with_limits(chunk, limits);
             let mut consumed = 0u64;
             loop {
-                let batch = match batches.next() {
-                    None => break,
-                    Some(Ok(b)) => b,
-                    Some(Err(Error::BatchTruncated { needed, .. }))
+                // A group of whole batches from the chunk, checked together (CRCs, then the
+                // framing walks in lockstep: see `record::framing`), then accepted in order.
+                let mut group: [Option<Batch<'_>>; FRAMING_LANES] = [None; FRAMING_LANES];
+                let mut stopped = None;
+                for slot in group.iter_mut() {
+                    match batches.next() {
+                        Some(Ok(b)) => *slot = Some(b),
+                        None => {
+                            stopped = Some(None);
+                            break;
+                        }
+                        Some(Err(e)) => {
+                            stopped = Some(Some(e));
+                            break;
+                        }
+                    }
+                }
+                let mut intact = [false; FRAMING_LANES];
+                for (b, ok) in group.iter().flatten().zip(intact.iter_mut()) {
+                    *ok = b.validate().is_ok();
+                }
+                let framed = frames_declared_records_each(group.iter().flatten());
+                for ((batch, ok), framed) in group.iter().flatten().zip(intact).zip(framed) {
+                    if !self.accept(
+                        batch,
+                        ok && framed != Some(false),
+                        pos + consumed,
+                        &mut next_offset,
+                        &offset,
+                        &time,
+                        &mut state,
+                        on_batch,
+                    )? {
+                        pos += consumed;
+                        break 'outer;
+                    }
+                    consumed += batch.size_in_bytes() as u64;
+                }
+                match stopped {
+                    // The group was full: on to the next.
+                    None => {}
+                    Some(None) => break,
+                    Some(Some(Error::BatchTruncated { needed, .. }))
                         if pos + consumed + needed <= file_len && consumed > 0 =>
                     {
                         // The batch continues past this chunk: read again from its start.
                         break;
                     }
-                    Some(Err(Error::BatchTruncated { needed, .. }))
+                    Some(Some(Error::BatchTruncated { needed, .. }))
                         if pos + consumed + needed <= file_len =>
                     {
                         // A single batch larger than the chunk: read it whole, into a
@@ -621,8 +663,11 @@ impl Segment {
                             Ok(b) => b,
                             Err(_) => break 'outer,
                         };
+                        let intact =
+                            b.validate().is_ok() && b.frames_declared_records() != Some(false);
                         if !self.accept(
                             &b,
+                            intact,
                             pos,
                             &mut next_offset,
                             &offset,
@@ -635,24 +680,11 @@ impl Segment {
                         consumed = needed;
                         break;
                     }
-                    Some(Err(_)) => {
+                    Some(Some(_)) => {
                         pos += consumed;
                         break 'outer;
                     }
-                };
-                if !self.accept(
-                    &batch,
-                    pos + consumed,
-                    &mut next_offset,
-                    &offset,
-                    &time,
-                    &mut state,
-                    on_batch,
-                )? {
-                    pos += consumed;
-                    break 'outer;
                 }
-                consumed += batch.size_in_bytes() as u64;
             }
             if consumed == 0 {
                 break;
@@ -671,11 +703,18 @@ impl Segment {
         })
     }
 
-    /// Checks one batch during recovery and indexes it; false means "cut here".
+    /// Checks one batch during recovery and indexes it; false means "cut here". `intact`
+    /// says whether its bytes passed the checks of the bytes alone: the CRC and header
+    /// fields ([`Batch::validate`]) and, uncompressed, the records' framing against the
+    /// header's count ([`Batch::frames_declared_records`]). A CRC only proves that some
+    /// writer wrote these bytes: records that contradict the header's count would fail
+    /// every reader after recovery kept them. Framing them is cheap; compressed records
+    /// are left to the CRC and to readers.
     #[allow(clippy::too_many_arguments)]
     fn accept(
         &self,
         batch: &Batch<'_>,
+        intact: bool,
         position: u64,
         next_offset: &mut Option<i64>,
         offset_index: &IndexFile,
@@ -683,10 +722,7 @@ impl Segment {
         state: &mut WriteState,
         on_batch: &mut dyn FnMut(&Batch<'_>) -> Result<()>,
     ) -> Result<bool> {
-        // A CRC only proves that some writer wrote these bytes: records that contradict
-        // the header's count would fail every reader after recovery kept them. Framing
-        // them is cheap; compressed records are left to the CRC and to readers.
-        if batch.validate().is_err() || batch.frames_declared_records() == Some(false) {
+        if !intact {
             return Ok(false);
         }
         let base = self.base_offset();
