@@ -371,8 +371,10 @@ fn run_source(
                 metrics.idle_streak.store(0, Ordering::Relaxed);
                 continue;
             }
-            Ok(_) => {
-                if producer.pending_records() == 0 {
+            Ok(outcome) => {
+                if outcome == Poll::Waiting {
+                    metrics.idle_streak.store(0, Ordering::Relaxed);
+                } else if producer.pending_records() == 0 {
                     SourceMetrics::add(&metrics.idle_streak, 1);
                 }
                 // Whichever comes first: the source's own next poll, its waker, the linger

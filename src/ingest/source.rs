@@ -37,6 +37,10 @@ pub enum Poll {
     Progress,
     /// Nothing new: the agent commits what is pending and waits.
     Idle,
+    /// Nothing to read yet, but the source is not caught up (a replication stream behind
+    /// the server's WAL): the agent waits as for `Idle`, without counting the source as
+    /// caught up ([`RunningAgent::is_idle`](crate::ingest::RunningAgent::is_idle)).
+    Waiting,
 }
 
 /// A source of records, driven by the agent on a thread of its own.
