@@ -267,3 +267,43 @@ fn postgres_cdc_heartbeat_advances_slot_while_only_other_tables_change() {
         )]
     );
 }
+
+/// A quiet CDC source looks every `poll_interval_ms` but peeks at its slot only when the
+/// server's flushed WAL moved since a peek that found nothing (a peek decodes from the
+/// slot's restart position every time); a change made while it waits is read on its next
+/// look. Counted in polls and peeks, not in time.
+#[test]
+fn postgres_cdc_quiet_source_peeks_only_when_the_wal_moved() {
+    let Some(server) = PgServer::start_or_skip("postgres_cdc_quiet") else {
+        return;
+    };
+    let mut db = server.client();
+    db.batch_execute("CREATE TABLE items (id int PRIMARY KEY, note text)")
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::open(data.path(), StorageConfig::default()).unwrap());
+    let running = start_with(&storage, &server, |c| {
+        c.poll_interval_ms = Some(10);
+        c.heartbeat_interval_ms = 0;
+    });
+    wait_until("the snapshot", || running.is_idle(2));
+    let m = Arc::clone(&running.status()[0].1);
+    let (polls, peeks) = (SourceMetrics::get(&m.polls), SourceMetrics::get(&m.peeks));
+    const LOOKS: u64 = 40;
+    wait_until("quiet polls", || {
+        SourceMetrics::get(&m.polls) >= polls + LOOKS
+    });
+    let quiet_peeks = SourceMetrics::get(&m.peeks) - peeks;
+    // Only WAL the server writes on its own (a checkpoint, a standby snapshot) moves it.
+    assert!(
+        quiet_peeks <= LOOKS / 4,
+        "{quiet_peeks} peeks in {LOOKS} quiet polls: the slot is peeked while the WAL stays put"
+    );
+
+    db.batch_execute("INSERT INTO items VALUES (1, 'one')")
+        .unwrap();
+    wait_for(&running, 1, &server);
+    assert!(SourceMetrics::get(&m.peeks) > peeks + quiet_peeks);
+    running.shutdown().unwrap();
+    assert_eq!(committed(&storage).len(), 1);
+}

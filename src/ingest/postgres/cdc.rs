@@ -26,6 +26,14 @@
 //! whose sent changes are all committed moves the slot there, every
 //! `heartbeat_interval_ms`; otherwise writes to other tables (or databases) would keep
 //! WAL behind the slot, and every peek would decode them again.
+//!
+//! **Waiting.** The SQL interface has no way to wait for changes (the streaming replication
+//! protocol, which pushes them, is not spoken by the `postgres` client). So the source looks
+//! every `poll_interval_ms`, and a look is one `pg_current_wal_flush_lsn()`: the slot is
+//! peeked only when the flushed position moved since a peek that found nothing, since a peek
+//! decodes up to that position (from the slot's restart position, every time). The agent
+//! also polls right after each commit, when the slot has moved and what came meanwhile can
+//! be read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -83,6 +91,10 @@ pub struct PostgresCdcSource {
     /// The slot's confirmed position as last read or set.
     slot_lsn: u64,
     last_heartbeat: Instant,
+    last_poll: Instant,
+    /// The flushed WAL position read before the last peek, when that peek found nothing:
+    /// while the flushed position stays there, no peek can find anything either.
+    quiet_at: Option<u64>,
 }
 
 impl std::fmt::Debug for PostgresCdcSource {
@@ -112,6 +124,8 @@ impl PostgresCdcSource {
             snapshot: None,
             slot_lsn: 0,
             last_heartbeat: Instant::now(),
+            last_poll: Instant::now(),
+            quiet_at: None,
         })
     }
 
@@ -576,6 +590,7 @@ impl Source for PostgresCdcSource {
     }
 
     fn poll(&mut self, sink: &mut dyn RecordSink, _deadline: Instant) -> Result<Poll> {
+        self.last_poll = Instant::now();
         // The snapshot first; the slot stays where it is until it is done.
         if self.snapshot.as_ref().is_some_and(|s| !s.position().done()) {
             self.read_snapshot(sink)?;
@@ -587,14 +602,23 @@ impl Source for PostgresCdcSource {
             return Ok(Poll::Idle);
         }
         let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
-        let flushed = match self.config.heartbeat_interval_ms > 0
-            && self.last_heartbeat.elapsed() >= interval
-        {
-            true => Some(self.flushed_lsn()?),
-            false => None,
-        };
+        let heartbeat_due =
+            self.config.heartbeat_interval_ms > 0 && self.last_heartbeat.elapsed() >= interval;
+        // The server's flush position decides whether a peek can find anything: the SQL
+        // interface decodes up to it, so if it has not moved since a peek that found
+        // nothing, nothing new is there (and the peek, which decodes from the slot's restart
+        // position every time, is skipped).
+        let flushed = self.flushed_lsn()?;
+        if self.quiet_at == Some(flushed) {
+            if heartbeat_due {
+                self.heartbeat(flushed)?;
+            }
+            return Ok(Poll::Idle);
+        }
         let (sent, messages) = self.read(sink)?;
-        if let (Some(flushed), 0) = (flushed, messages) {
+        SourceMetrics::add(&self.metrics.peeks, 1);
+        self.quiet_at = (messages == 0).then_some(flushed);
+        if messages == 0 && heartbeat_due {
             self.heartbeat(flushed)?;
         }
         if sent && self.config.test_planted_bug.as_deref() == Some("advance-before-commit") {
@@ -602,6 +626,13 @@ impl Source for PostgresCdcSource {
             self.advance_slot(lsn).map_err(|e| self.err(e))?;
         }
         Ok(if sent { Poll::Progress } else { Poll::Idle })
+    }
+
+    /// Every `poll_interval_ms` (the SQL interface has no way to wait for changes; a look
+    /// costs one query while the WAL stays put). A poll right after each commit is the
+    /// agent's: the slot moved, and what came meanwhile is read at once.
+    fn next_poll(&self) -> Option<Instant> {
+        Some(self.last_poll + self.config.poll_interval())
     }
 
     fn take_positions(&mut self) -> Vec<PositionUpdate> {

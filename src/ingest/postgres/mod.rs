@@ -121,6 +121,14 @@ pub struct PostgresSourceConfig {
     /// so WAL written for other tables or databases is not held for it; 0 turns it off.
     #[serde(default = "heartbeat_interval_ms")]
     pub heartbeat_interval_ms: u64,
+    /// How often (milliseconds) the source looks for new input when nothing wakes it
+    /// (Debezium's and Kafka Connect JDBC's `poll.interval.ms`). CDC (default 50): a look
+    /// is one `pg_current_wal_flush_lsn()`, and the slot is peeked only when the flushed
+    /// WAL moved since a peek that found nothing, so a quiet database costs one trivial
+    /// query per interval. Query modes (default 1000; Kafka Connect JDBC's is 5000): a
+    /// look is the table query.
+    #[serde(default)]
+    pub poll_interval_ms: Option<u64>,
     /// For tests only: plants a known bug so a test can show it catches it.
     #[doc(hidden)]
     #[serde(default)]
@@ -175,6 +183,7 @@ impl PostgresSourceConfig {
             snapshot_mode: snapshot_mode(),
             snapshot_chunk_rows: snapshot_chunk_rows(),
             heartbeat_interval_ms: heartbeat_interval_ms(),
+            poll_interval_ms: None,
             test_planted_bug: None,
         }
     }
@@ -191,6 +200,13 @@ impl PostgresSourceConfig {
         self.publication
             .clone()
             .unwrap_or_else(|| default_name(&self.name))
+    }
+
+    /// The poll interval: `poll_interval_ms`, else the mode's default (50 ms for CDC,
+    /// 1 s for the query modes).
+    pub fn poll_interval(&self) -> Duration {
+        let default = if self.mode == "cdc" { 50 } else { 1000 };
+        Duration::from_millis(self.poll_interval_ms.unwrap_or(default))
     }
 
     pub(crate) fn quoted_tables(&self) -> Vec<String> {
@@ -239,6 +255,9 @@ impl PostgresSourceConfig {
                 "snapshot_mode {:?}: expected initial or never",
                 self.snapshot_mode
             ));
+        }
+        if self.poll_interval_ms == Some(0) {
+            return bad("poll_interval_ms is 0 (a busy loop); at least 1".into());
         }
         if self.snapshot_chunk_rows == 0 {
             return bad("snapshot_chunk_rows is 0".into());
