@@ -532,15 +532,24 @@ const fn layout(widths: usize) -> Layout {
     }
 }
 
-const LAYOUTS: [Layout; 16] = {
-    let mut table = [layout(0); 16];
-    let mut widths = 0;
-    while widths < 16 {
-        table[widths] = layout(widths);
-        widths += 1;
-    }
-    table
-};
+const LAYOUTS: [Layout; 16] = [
+    layout(0),
+    layout(1),
+    layout(2),
+    layout(3),
+    layout(4),
+    layout(5),
+    layout(6),
+    layout(7),
+    layout(8),
+    layout(9),
+    layout(10),
+    layout(11),
+    layout(12),
+    layout(13),
+    layout(14),
+    layout(15),
+];
 
 /// The timestamp delta of `rec` when it has the framing of the record `s` was taken from
 /// (see [`Shape`]), its offset delta the next; advances `s` to it. `rec` is `s.size`
