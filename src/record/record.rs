@@ -420,15 +420,20 @@ pub(crate) fn walk_producer_records(data: &[u8], count: u32) -> Option<RecordsSu
         let Some(run) = rest.get(..run * shape.size) else {
             break;
         };
+        // Counted, not moved per record: the loop keeps fewer values live.
+        let mut alike = 0usize;
         for rec in run.chunks_exact(shape.size) {
             let Some(timestamp_delta) = same_shape(rec, &mut shape) else {
                 break;
             };
             min = min.min(timestamp_delta);
             max = max.max(timestamp_delta);
-            pos += shape.size;
-            index += 1;
+            alike += 1;
         }
+        // No overflow: `alike` records of `shape.size` bytes lie in `data` after `pos`, and
+        // there are fewer than `count`.
+        pos += alike * shape.size;
+        index += alike as u32;
     }
     (pos == data.len()).then_some(RecordsSummary {
         min_timestamp_delta: min,
