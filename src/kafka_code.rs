@@ -220,13 +220,20 @@ impl Error {
             }
             Error::OffsetOutOfRange { .. } => KafkaCode::OFFSET_OUT_OF_RANGE,
             Error::RecordWithoutKey { .. } => KafkaCode::INVALID_RECORD,
+            Error::InvalidTimestamp { .. } => KafkaCode::INVALID_TIMESTAMP,
             Error::InvalidTopicName { .. } => KafkaCode::INVALID_TOPIC_EXCEPTION,
-            Error::InvalidTopicConfig { .. } | Error::InvalidCleanupPolicy { .. } => {
-                KafkaCode::INVALID_CONFIG
-            }
+            Error::InvalidTopicConfig { .. }
+            | Error::InvalidCleanupPolicy { .. }
+            | Error::InvalidConfig { .. }
+            | Error::UnknownConfig { .. } => KafkaCode::INVALID_CONFIG,
             Error::TopicExists { .. } => KafkaCode::TOPIC_ALREADY_EXISTS,
-            Error::UnknownTopic { .. } | Error::UnknownPartition { .. } => {
-                KafkaCode::UNKNOWN_TOPIC_OR_PARTITION
+            Error::UnknownTopic { .. }
+            | Error::UnknownPartition { .. }
+            | Error::NotAPartition { .. } => KafkaCode::UNKNOWN_TOPIC_OR_PARTITION,
+            // The partition is not (or no longer) served here for writing: a client refreshes
+            // its metadata and retries, as for a replica that moved.
+            Error::LogClosed { .. } | Error::StorageClosed { .. } | Error::ReadOnlyLog { .. } => {
+                KafkaCode::NOT_LEADER_OR_FOLLOWER
             }
             Error::InvalidPartitionCount { .. } => KafkaCode::INVALID_PARTITIONS,
             Error::OutOfOrderSequence { .. } => KafkaCode::OUT_OF_ORDER_SEQUENCE_NUMBER,
@@ -243,7 +250,11 @@ impl Error {
             | Error::TooLargeToEncode { .. }
             | Error::ReplicaNeedsReplicatedPolicy { .. }
             | Error::NegativeReplicaId { .. }
-            | Error::NoPartitions => KafkaCode::INVALID_REQUEST,
+            | Error::NoPartitions
+            | Error::FieldTooLong { .. }
+            | Error::DuplicateMemberId { .. }
+            | Error::NegativePartition { .. }
+            | Error::InvalidProducerId { .. } => KafkaCode::INVALID_REQUEST,
             Error::UnsupportedSchemaVersion { .. } => KafkaCode::UNSUPPORTED_VERSION,
             Error::GroupIdNotFound { .. } => KafkaCode::GROUP_ID_NOT_FOUND,
             Error::NotCoordinator { .. } => KafkaCode::NOT_COORDINATOR,
@@ -254,14 +265,19 @@ impl Error {
             | Error::LogPoisoned { .. }
             | Error::SegmentDeleted { .. }
             | Error::CleanerMapTooSmall { .. }
-            | Error::LogClosed { .. }
             | Error::OpenFileBudgetExhausted { .. }
-            | Error::StorageClosed { .. }
             | Error::CorruptSnapshot { .. }
             | Error::CorruptTxnIndex { .. }
             | Error::CorruptProducerIdBlock { .. }
             | Error::CorruptTxnLogRecord { .. }
+            | Error::DirectoryLocked { .. }
+            | Error::NoActiveSegment { .. }
+            | Error::SegmentSealed { .. }
+            | Error::BackgroundThreadPanicked { .. }
             | Error::Io { .. } => KafkaCode::KAFKA_STORAGE_ERROR,
+            // Failures of this process rather than of the request or the log directory
+            // (a codec that failed to compress, a coordinator bug, an exhausted id space,
+            // offsets handed to the wrong store) have no closer Kafka code.
             #[allow(unreachable_patterns)]
             _ => KafkaCode::UNKNOWN_SERVER_ERROR,
         }
@@ -316,5 +332,27 @@ mod tests {
                 "code {code} unnamed"
             );
         }
+    }
+
+    /// The errors a broker answers most often with a code a client acts on: a timestamp
+    /// out of bounds is the client's (it does not retry), a closed log sends it to the
+    /// metadata (it retries elsewhere), a locked directory is the log directory's.
+    #[test]
+    fn errors_map_to_the_codes_clients_act_on() {
+        let timestamp = Error::InvalidTimestamp {
+            base_offset: 0,
+            index: 0,
+            timestamp: -5,
+            min: 0,
+            max: 10,
+        };
+        assert_eq!(timestamp.kafka_code(), KafkaCode::INVALID_TIMESTAMP);
+        let closed = Error::LogClosed { dir: "t-0".into() };
+        assert_eq!(closed.kafka_code(), KafkaCode::NOT_LEADER_OR_FOLLOWER);
+        let locked = Error::DirectoryLocked {
+            dir: "t-0".into(),
+            holder_pid: None,
+        };
+        assert_eq!(locked.kafka_code(), KafkaCode::KAFKA_STORAGE_ERROR);
     }
 }

@@ -34,6 +34,10 @@ pub struct AgentSettings {
     pub producer: ProducerSettings,
     /// How long to wait before rebuilding a failed source (doubles up to 32×).
     pub retry_backoff: Duration,
+    /// A quiet source's positions that moved without records (a file finished or
+    /// forgotten) are committed at least this often, even when the source itself never
+    /// asks to be polled (Kafka Connect's `offset.flush.interval.ms`).
+    pub offset_flush_interval: Duration,
 }
 
 impl Default for AgentSettings {
@@ -43,6 +47,7 @@ impl Default for AgentSettings {
             linger: Duration::from_millis(100),
             producer: ProducerSettings::default(),
             retry_backoff: Duration::from_millis(200),
+            offset_flush_interval: Duration::from_secs(60),
         }
     }
 }
@@ -105,6 +110,11 @@ impl Agent {
     /// An agent over `storage`: opens the transaction coordinator on it (creating
     /// `__transaction_state`) and the positions topic.
     pub fn new(storage: Arc<Storage>, settings: AgentSettings) -> Result<Self> {
+        if settings.offset_flush_interval.is_zero() {
+            return Err(IngestError::Config(
+                "offset_flush_interval is 0 (a busy loop)".into(),
+            ));
+        }
         ensure_topic(&storage)?;
         let driver = LocalTxnDriver::open(Arc::clone(&storage), TxnCoordinatorConfig::default())?;
         Ok(Agent {
@@ -333,6 +343,7 @@ fn run_source(
         }
     };
     let linger = shared.settings.linger;
+    let flush_interval = shared.settings.offset_flush_interval;
     let mut last_commit = Instant::now();
     loop {
         let stopping = shared.stop.load(Ordering::SeqCst);
@@ -340,36 +351,58 @@ fn run_source(
         let step = if stopping {
             Ok(Poll::Idle)
         } else {
+            SourceMetrics::add(&metrics.polls, 1);
             source.poll(&mut producer, deadline)
         };
         let step = step.and_then(|outcome| {
-            let now = Instant::now();
-            let due = stopping || now >= deadline || producer.transaction_full();
+            let due = stopping || Instant::now() >= deadline || producer.transaction_full();
             if due {
                 // The next commit is due `linger` after this one starts, so commits follow
                 // each other every `linger` while records flow, however long one takes.
-                last_commit = now;
+                last_commit = Instant::now();
                 commit(source.as_mut(), &mut producer, &mut committed, &metrics)?;
             }
             Ok(outcome)
         });
-        match step {
+        let step = match step {
             Ok(_) if stopping => return Ok(()),
             Ok(Poll::Progress) => {
                 failures = 0;
                 metrics.idle_streak.store(0, Ordering::Relaxed);
+                continue;
             }
-            Ok(_) => {
-                if producer.pending_records() == 0 {
+            Ok(outcome) => {
+                if outcome == Poll::Waiting {
+                    metrics.idle_streak.store(0, Ordering::Relaxed);
+                } else if producer.pending_records() == 0 {
                     SourceMetrics::add(&metrics.idle_streak, 1);
                 }
-                let timeout = if producer.pending_bytes() > 0 {
-                    deadline.saturating_duration_since(Instant::now())
+                // Whichever comes first: the source's own next poll, its waker, the linger
+                // deadline of what is pending (else the commit interval), shutdown.
+                let commit_at = if producer.pending_bytes() > 0 {
+                    last_commit + linger
                 } else {
-                    linger.max(Duration::from_millis(250))
+                    last_commit + flush_interval
                 };
-                source.wait(&wake, timeout);
+                let until = source.next_poll().map_or(commit_at, |at| at.min(commit_at));
+                if wait_until(&wake, until) && !shared.stop.load(Ordering::SeqCst) {
+                    SourceMetrics::add(&metrics.wakes, 1);
+                }
+                // Commit before the next poll when due: a source that can read on only
+                // after a commit (the CDC source's slot) then reads at once.
+                let now = Instant::now();
+                let due = now >= commit_at || now >= last_commit + linger;
+                if due && !shared.stop.load(Ordering::SeqCst) {
+                    last_commit = now;
+                    commit(source.as_mut(), &mut producer, &mut committed, &metrics)
+                } else {
+                    Ok(())
+                }
             }
+            Err(e) => Err(e),
+        };
+        match step {
+            Ok(()) => {}
             Err(e) => {
                 // Start over from what is committed: the open transaction is aborted, the
                 // source rebuilt, the producer fenced and re-created with a new epoch.
@@ -432,6 +465,17 @@ fn commit(
 fn note_error(metrics: &SourceMetrics, e: &IngestError) {
     SourceMetrics::add(&metrics.errors, 1);
     *metrics.last_error.lock() = Some(e.to_string());
+}
+
+/// Blocks until `wake` receives or `until` passes; returns whether it was woken. Wakes
+/// that came in a burst are all taken: one poll answers them.
+fn wait_until(wake: &Receiver<()>, until: Instant) -> bool {
+    let timeout = until.saturating_duration_since(Instant::now());
+    if wake.recv_timeout(timeout).is_err() {
+        return false;
+    }
+    while wake.try_recv().is_ok() {}
+    true
 }
 
 fn backoff(shared: &Shared, wake: &Receiver<()>, failures: &mut u32) {

@@ -45,6 +45,11 @@ pub struct AgentConfig {
     /// Milliseconds a record waits at most before its transaction commits.
     #[serde(default = "linger_ms")]
     pub linger_ms: u64,
+    /// Milliseconds between commits of a quiet source's positions that moved without
+    /// records (Kafka Connect's `offset.flush.interval.ms`, and its default 60,000); records
+    /// are committed within `linger_ms`.
+    #[serde(default = "offset_flush_interval_ms")]
+    pub offset_flush_interval_ms: u64,
     /// The codec of the batches: `none`, `gzip`, `lz4`, `zstd`, `snappy`.
     #[serde(default = "compression")]
     pub compression: String,
@@ -117,9 +122,15 @@ impl AgentConfig {
         if self.batch_size == 0 {
             return Err(IngestError::Config("batch_size is 0".into()));
         }
+        if self.offset_flush_interval_ms == 0 {
+            return Err(IngestError::Config(
+                "offset_flush_interval_ms is 0 (a busy loop); at least 1".into(),
+            ));
+        }
         Ok(AgentSettings {
             agent_id: self.agent_id.clone(),
             linger: Duration::from_millis(self.linger_ms),
+            offset_flush_interval: Duration::from_millis(self.offset_flush_interval_ms),
             producer: ProducerSettings {
                 compression,
                 batch_size: self.batch_size,
@@ -151,6 +162,9 @@ fn agent_id() -> String {
 fn linger_ms() -> u64 {
     100
 }
+fn offset_flush_interval_ms() -> u64 {
+    60_000
+}
 fn compression() -> String {
     "lz4".into()
 }
@@ -179,6 +193,26 @@ mod tests {
         let text = "data_dir = \"d\"\n[[source]]\ntype = \"postgres\"\nname = \"x\"\n";
         let e = AgentConfig::from_toml(text).unwrap_err().to_string();
         assert!(e.contains("--features cli,ingest-postgres"), "{e}");
+    }
+
+    #[test]
+    fn zero_intervals_are_refused() {
+        for text in [
+            "data_dir = \"d\"\noffset_flush_interval_ms = 0\n",
+            "data_dir = \"d\"\n[[source]]\ntype = \"file\"\nname = \"f\"\ntopic = \"t\"\npaths = [\"/x/*\"]\nrefresh_interval_ms = 0\n",
+        ] {
+            let config = AgentConfig::from_toml(text);
+            let checked = config.and_then(|c| match &c.sources[..] {
+                [SourceConfig::File(f)] => {
+                    super::super::FileSource::new(f.clone(), Default::default()).map(|_| ())
+                }
+                _ => Ok(()),
+            });
+            let e = checked.unwrap_err().to_string();
+            assert!(e.contains("interval_ms"), "{e}");
+        }
+        let ok = AgentConfig::from_toml("data_dir = \"d\"\n").unwrap();
+        assert_eq!(ok.offset_flush_interval_ms, 60_000);
     }
 
     #[test]

@@ -48,6 +48,15 @@ pub struct SourceMetrics {
     /// Polls in a row that found nothing new with nothing left uncommitted (0 while
     /// records flow): a source that is caught up.
     pub idle_streak: AtomicU64,
+    /// Times the agent polled the source.
+    pub polls: AtomicU64,
+    /// Waits for more input ended by the source's waker (a file event, say) rather than by
+    /// a deadline: a quiet source's polls are its wakes, its own next-poll instants and the
+    /// commits due, never a timer of the agent's.
+    pub wakes: AtomicU64,
+    /// A PostgreSQL CDC source's peeks at its slot (a poll peeks only when the server's
+    /// flushed WAL moved since a peek that found nothing).
+    pub peeks: AtomicU64,
     /// The last error the source met (it was rebuilt from its committed positions after it).
     pub last_error: parking_lot::Mutex<Option<String>>,
 }

@@ -3,8 +3,8 @@
 //! that position in the same transaction as the records.
 
 use std::collections::BTreeMap;
-use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::sync::mpsc::Sender;
+use std::time::Instant;
 
 use super::error::Result;
 use crate::record::Header;
@@ -37,6 +37,10 @@ pub enum Poll {
     Progress,
     /// Nothing new: the agent commits what is pending and waits.
     Idle,
+    /// Nothing to read yet, but the source is not caught up (a replication stream behind
+    /// the server's WAL): the agent waits as for `Idle`, without counting the source as
+    /// caught up ([`RunningAgent::is_idle`](crate::ingest::RunningAgent::is_idle)).
+    Waiting,
 }
 
 /// A source of records, driven by the agent on a thread of its own.
@@ -71,12 +75,16 @@ pub trait Source: Send {
         Ok(())
     }
 
-    /// Waits up to `timeout` for more input; returns early when `wake` receives (the
-    /// agent's shutdown, or the source's own watcher).
-    fn wait(&mut self, wake: &Receiver<()>, timeout: Duration) {
-        let _ = wake.recv_timeout(timeout);
-    }
+    /// When the source wants its next poll though nothing woke it, asked after a poll that
+    /// found nothing: its own poll or refresh interval, a partial line's idle timeout, a
+    /// heartbeat. `None`: only when woken (its waker, a commit, shutdown).
+    ///
+    /// The agent waits for whichever comes first of this instant, the source's waker, the
+    /// linger deadline of a pending transaction, the commit interval and shutdown; there is
+    /// no other timer, so a source with nothing to read costs nothing between its wakes.
+    fn next_poll(&self) -> Option<Instant>;
 
-    /// The sender the source's watcher (if any) uses to wake [`wait`](Source::wait).
-    fn set_waker(&mut self, _wake: std::sync::mpsc::Sender<()>) {}
+    /// The sender that wakes the agent's wait for this source (a file watcher's events, a
+    /// database's notification): a `send` makes the agent poll the source again at once.
+    fn set_waker(&mut self, _wake: Sender<()>) {}
 }

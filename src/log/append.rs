@@ -42,7 +42,10 @@ impl Log {
     /// that codec first (before the writer lock is taken) and the re-encoded bytes are what
     /// is stored and counted in [`AppendInfo::size_in_bytes`].
     pub fn append(&self, batch: &[u8]) -> Result<AppendInfo> {
-        let b = self.check_producer_batch(batch)?;
+        // One clock reading checks the timestamps and stamps LogAppendTime, as Kafka's
+        // `LogValidator` takes one `now` for both; it is read again only after a roll.
+        let mut now = self.config().clock.now_ms();
+        let b = self.check_producer_batch(batch, now)?;
         let recompressed = self.recompress(&b)?;
         let (batch, b) = match &recompressed {
             Some(bytes) => (bytes.as_slice(), Batch::new(bytes)?),
@@ -50,7 +53,6 @@ impl Log {
         };
         loop {
             let mut w = self.lock_open()?;
-            let now = self.config().clock.now_ms();
             let base = w.log_end_offset;
             let last = base + i64::from(b.last_offset_delta());
             let log_append = self.config().message_timestamp_type == TimestampType::LogAppendTime;
@@ -71,6 +73,7 @@ impl Log {
                 // checked and placed again at the log end as it is then.
                 drop(w);
                 self.finish_roll()?;
+                now = self.config().clock.now_ms();
                 continue;
             }
 
@@ -280,7 +283,8 @@ impl Log {
     }
 
     /// Checks a producer batch completely before anything is written.
-    fn check_producer_batch<'b>(&self, batch: &'b [u8]) -> Result<Batch<'b>> {
+    /// `now` is the clock reading the timestamp bounds are taken from.
+    fn check_producer_batch<'b>(&self, batch: &'b [u8], now: i64) -> Result<Batch<'b>> {
         // Kafka's rules: no batch above max.message.bytes, and none that could not fit a
         // segment on its own.
         let limit = u64::from(self.config().max_message_bytes).min(self.config().segment_bytes);
@@ -323,9 +327,7 @@ impl Log {
         let compacted = self.config().cleanup_policy.compacts();
         // Kafka's INVALID_TIMESTAMP: no timestamp below -1, and under CreateTime none outside
         // message.timestamp.before.max.ms / after.max.ms of the clock (KIP-937).
-        let (min, max) = self
-            .config()
-            .accepted_timestamps(self.config().clock.now_ms());
+        let (min, max) = self.config().accepted_timestamps(now);
         let log_append_time =
             (b.timestamp_type() == TimestampType::LogAppendTime).then(|| b.max_timestamp());
         let base_timestamp = b.base_timestamp();

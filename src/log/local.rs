@@ -213,18 +213,36 @@ impl LocalLog {
         })
     }
 
-    /// Publishes only new offsets and size, keeping the segment list (the append fast path).
-    pub(crate) fn publish_append(&self, w: &Writer, current: &View) {
-        let view = View {
-            segments: Arc::clone(&current.segments),
-            log_start_offset: w.log_start_offset,
-            log_end_offset: w.log_end_offset,
-            active_size: w.segments.last().map_or(0, |s| s.size()),
-            generation: w.generation,
-            segment_times: Arc::clone(&current.segment_times),
-        };
-        *self.view.write() = Arc::new(view);
+    /// Publishes only new offsets and size when the view's segment list still ends with
+    /// `active` (the append fast path); false (nothing published) when it does not. A view
+    /// no reader holds a clone of is updated in place, under the view's write lock (readers
+    /// clone it under the read lock, so none can take it meanwhile): no allocation a batch.
+    /// A view a reader holds stays as it is, and a new one replaces it.
+    pub(crate) fn publish_append(&self, w: &Writer, active: &Arc<Segment>) -> bool {
+        let mut view = self.view.write();
+        if !view.segments.last().is_some_and(|s| Arc::ptr_eq(s, active)) {
+            return false;
+        }
+        let active_size = active.size();
+        if let Some(v) = Arc::get_mut(&mut view) {
+            v.log_start_offset = w.log_start_offset;
+            v.log_end_offset = w.log_end_offset;
+            v.active_size = active_size;
+            v.generation = w.generation;
+        } else {
+            let next = View {
+                segments: Arc::clone(&view.segments),
+                log_start_offset: w.log_start_offset,
+                log_end_offset: w.log_end_offset,
+                active_size,
+                generation: w.generation,
+                segment_times: Arc::clone(&view.segment_times),
+            };
+            *view = Arc::new(next);
+        }
+        drop(view);
         self.published(w);
+        true
     }
 
     /// Seals the active segment and starts a new one at `base_offset` (the log end offset,
@@ -413,14 +431,7 @@ impl LocalLog {
             return Err(e);
         }
         w.log_end_offset = pos.last_offset + 1;
-        let current = self.view();
-        if current
-            .segments
-            .last()
-            .is_some_and(|s| Arc::ptr_eq(s, &active))
-        {
-            self.publish_append(w, &current);
-        } else {
+        if !self.publish_append(w, &active) {
             self.publish(w);
         }
         Ok(())

@@ -18,7 +18,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,9 @@ pub enum Watermark {
 #[derive(Debug)]
 pub(crate) struct Notifier {
     value: AtomicI64,
+    /// Waiters that registered (or are about to register) a listener: an advance with none
+    /// skips the event, whose `notify` takes a lock every time (an append's cost otherwise).
+    waiters: AtomicUsize,
     event: Event,
 }
 
@@ -53,8 +56,18 @@ impl Notifier {
     fn new(value: i64) -> Self {
         Notifier {
             value: AtomicI64::new(value),
+            waiters: AtomicUsize::new(0),
             event: Event::new(),
         }
+    }
+
+    /// Counts a waiter in, then registers its listener; the waiter checks the value again
+    /// after this. Either an advance sees the count (it is after the count in the total
+    /// order of these `SeqCst` operations) and notifies, or it swapped the value before the
+    /// count went up, and the waiter's check after it sees the new value.
+    fn listen(&self) -> (Waiting<'_>, EventListener) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        (Waiting(&self.waiters), self.event.listen())
     }
 
     fn get(&self) -> i64 {
@@ -64,11 +77,21 @@ impl Notifier {
     /// Sets the value (a truncation may lower it) and wakes every waiter when it rose.
     pub(crate) fn advance(&self, value: i64) {
         let previous = self.value.swap(value, Ordering::SeqCst);
-        if value > previous {
+        if value > previous && self.waiters.load(Ordering::SeqCst) > 0 {
             // `notify` begins with a SeqCst fence: a waiter that registered before this
             // point is woken, one that registers after it sees the new value.
             self.event.notify(usize::MAX);
         }
+    }
+}
+
+/// A waiter counted in [`Notifier::waiters`] while this lives.
+#[derive(Debug)]
+pub(crate) struct Waiting<'n>(&'n AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -201,7 +224,7 @@ impl Log {
             if let Some(r) = self.reached(mark, target) {
                 return r;
             }
-            let listener = self.local.progress.notifier(mark).event.listen();
+            let (_waiting, listener) = self.local.progress.notifier(mark).listen();
             if let Some(r) = self.reached(mark, target) {
                 return r;
             }
@@ -247,7 +270,7 @@ pub struct WatermarkReached<'l> {
     log: &'l Log,
     mark: Watermark,
     target: i64,
-    listener: Option<EventListener>,
+    listener: Option<(Waiting<'l>, EventListener)>,
 }
 
 impl Future for WatermarkReached<'_> {
@@ -262,10 +285,9 @@ impl Future for WatermarkReached<'_> {
             match this.listener.as_mut() {
                 // Registered, then checked again at the top of the loop.
                 None => {
-                    this.listener =
-                        Some(this.log.local.progress.notifier(this.mark).event.listen());
+                    this.listener = Some(this.log.local.progress.notifier(this.mark).listen());
                 }
-                Some(listener) => {
+                Some((_, listener)) => {
                     if Pin::new(listener).poll(cx).is_pending() {
                         return Poll::Pending;
                     }

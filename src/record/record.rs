@@ -370,25 +370,70 @@ pub(crate) struct RecordsSummary {
 /// accepts nothing the iterator refuses (it may refuse what the iterator accepts, which
 /// only costs the slower path).
 ///
-/// Each record is first tried in a fast form that reads its framing from two 8-byte words
-/// (every varint of one or two bytes; see [`short_record`]); anything else takes the
-/// byte-by-byte decode ([`any_record`]). This loop is most of the CPU an append of small
-/// records costs.
+/// A record is read in one of three ways, cheapest first:
+/// - records after one of the same [`Shape`] (the same record length, key length and value
+///   length, and deltas of the same widths: a producer's run of like records) are checked
+///   by comparing their first 16 bytes with the previous record's under a mask, the offset
+///   delta by its expected encoding, and only the timestamp delta is decoded
+///   ([`same_shape`]);
+/// - a record whose varints are of one or two bytes and that has no headers is decoded
+///   from words at fixed offsets ([`short_record`]); it also gives the shape for the next;
+/// - anything else is decoded a byte at a time ([`any_record`]).
+///
+/// This loop is most of the CPU an append of small records costs.
 #[inline]
 pub(crate) fn walk_producer_records(data: &[u8], count: u32) -> Option<RecordsSummary> {
     let mut pos = 0usize;
     let mut min = i64::MAX;
     let mut max = i64::MIN;
     let mut any_null_key = false;
-    for index in 0..count {
-        let r = match short_record(data, pos, index) {
-            Some(r) => r,
-            None => any_record(data, pos, index)?,
+    let mut index = 0u32;
+    while index < count {
+        let Some((r, shape)) = short_record(data, pos, index) else {
+            let r = any_record(data, pos, index)?;
+            min = min.min(r.timestamp_delta);
+            max = max.max(r.timestamp_delta);
+            any_null_key |= r.key_is_null;
+            pos = r.end;
+            index += 1;
+            continue;
         };
         min = min.min(r.timestamp_delta);
         max = max.max(r.timestamp_delta);
         any_null_key |= r.key_is_null;
         pos = r.end;
+        let Some(mut shape) = shape else {
+            index += 1;
+            continue;
+        };
+        // The records after it up to the end of its block of 64 offset deltas (within
+        // which their encodings differ only in the low bits of their first byte, see
+        // `Shape::next_offset_delta`), as many as the bytes left can hold; the records of a
+        // shape share its key's nullness.
+        let run_end = count.min((index | 63).saturating_add(1));
+        index += 1;
+        let Some(rest) = data.get(pos..) else {
+            break;
+        };
+        let fit = rest.len().checked_div(shape.size).unwrap_or(0);
+        let run = (run_end.saturating_sub(index) as usize).min(fit);
+        let Some(run) = rest.get(..run * shape.size) else {
+            break;
+        };
+        // Counted, not moved per record: the loop keeps fewer values live.
+        let mut alike = 0usize;
+        for rec in run.chunks_exact(shape.size) {
+            let Some(timestamp_delta) = same_shape(rec, &mut shape) else {
+                break;
+            };
+            min = min.min(timestamp_delta);
+            max = max.max(timestamp_delta);
+            alike += 1;
+        }
+        // No overflow: `alike` records of `shape.size` bytes lie in `data` after `pos`, and
+        // there are fewer than `count`.
+        pos += alike * shape.size;
+        index += alike as u32;
     }
     (pos == data.len()).then_some(RecordsSummary {
         min_timestamp_delta: min,
@@ -405,64 +450,243 @@ struct WalkedRecord {
     key_is_null: bool,
 }
 
-/// The 8 bytes at `at`, little-endian.
-#[inline(always)]
-fn word_at(data: &[u8], at: usize) -> Option<u64> {
-    let bytes: [u8; 8] = data.get(at..at.checked_add(8)?)?.try_into().ok()?;
-    Some(u64::from_le_bytes(bytes))
+/// The framing of a record [`short_record`] decoded, against which the records after it are
+/// checked by comparing bytes: a record whose length, attributes aside the same delta
+/// widths, key length and value length varints are byte for byte the previous record's,
+/// whose offset delta is the next, and whose last byte (the header count) is zero has the
+/// same framing, so it is well-formed exactly as that one was. Key and value bytes and the
+/// timestamp delta's value are free.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// The record's bytes, its length varint included (at least 16).
+    size: usize,
+    /// The first 16 bytes (two little-endian words) the next record must have under
+    /// `fixed`: the last record's, its offset delta advanced by one.
+    expect: [u64; 2],
+    /// The bits compared: the length, offset delta and key length varints whole, the
+    /// timestamp delta's continuation bits, and the value length varint when it lies in
+    /// the first 16 bytes. Not the attributes byte.
+    fixed: [u64; 2],
+    /// What moves the offset delta's encoding on by one: 2 (the zig-zag step) in its first
+    /// byte.
+    step: u64,
+    /// Where the timestamp delta starts (below 8).
+    timestamp_at: usize,
+    /// The second byte's bits of the timestamp delta (`0x3f80` when two bytes, else 0).
+    timestamp_high: u64,
+    /// The value length varint, when it lies past the first 16 bytes (`value_fixed` 0
+    /// when it does not): where, its bytes, and which of them belong to it.
+    value_at: usize,
+    value: u16,
+    value_fixed: u16,
 }
 
-/// The zig-zag varint of one or two bytes at the front of `w`, of which `avail` bytes
-/// belong to the word: its value and length. `None` for a longer varint (or one that runs
-/// past the word), which the caller leaves to the byte-by-byte decode.
-#[inline(always)]
-fn short_varint(w: u64, avail: u32) -> Option<(i64, usize)> {
-    let (raw, n) = if w & 0x80 == 0 {
-        (w & 0x7f, 1)
-    } else if avail >= 2 && w & 0x8000 == 0 {
-        ((w & 0x7f) | ((w >> 1) & 0x3f80), 2)
+impl Shape {
+    /// Moves `expect` on to the next record's offset delta. Within a block of 64 (offset
+    /// deltas whose zig-zag encodings differ only in the low 7 bits of their first byte,
+    /// 0..=126 in steps of 2), adding 2 to that byte never carries: the walk ends a run at
+    /// the block's end and decodes the next record in full.
+    #[inline(always)]
+    fn next_offset_delta(&mut self) {
+        let [first, _] = &mut self.expect;
+        *first = first.wrapping_add(self.step);
+    }
+}
+
+/// Where the fields of a record's first bytes lie, for each of the 16 combinations of one-
+/// or two-byte length, timestamp delta, offset delta and key length varints.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// [`Shape::fixed`] without the value length.
+    fixed: u128,
+    timestamp_at: usize,
+    timestamp_high: u64,
+    offset_delta_at: usize,
+}
+
+/// The mask of a varint of `n` bytes (one or two), whole.
+const fn whole(n: usize) -> u128 {
+    if n == 2 {
+        0xffff
     } else {
+        0xff
+    }
+}
+
+const fn layout(widths: usize) -> Layout {
+    let length = 1 + (widths & 1);
+    let timestamp = 1 + ((widths >> 1) & 1);
+    let offset_delta = 1 + ((widths >> 2) & 1);
+    let key = 1 + ((widths >> 3) & 1);
+    // The attributes byte, then the timestamp delta.
+    let timestamp_at = length + 1;
+    let offset_delta_at = timestamp_at + timestamp;
+    let key_at = offset_delta_at + offset_delta;
+    let mut fixed: u128 = whole(length);
+    fixed |= 0x80 << (8 * timestamp_at);
+    if timestamp == 2 {
+        fixed |= 0x80 << (8 * (timestamp_at + 1));
+    }
+    fixed |= whole(offset_delta) << (8 * offset_delta_at);
+    fixed |= whole(key) << (8 * key_at);
+    Layout {
+        fixed,
+        timestamp_at,
+        timestamp_high: if timestamp == 2 { 0x3f80 } else { 0 },
+        offset_delta_at,
+    }
+}
+
+const LAYOUTS: [Layout; 16] = [
+    layout(0),
+    layout(1),
+    layout(2),
+    layout(3),
+    layout(4),
+    layout(5),
+    layout(6),
+    layout(7),
+    layout(8),
+    layout(9),
+    layout(10),
+    layout(11),
+    layout(12),
+    layout(13),
+    layout(14),
+    layout(15),
+];
+
+/// The timestamp delta of `rec` when it has the framing of the record `s` was taken from
+/// (see [`Shape`]), its offset delta the next; advances `s` to it. `rec` is `s.size`
+/// bytes.
+#[inline(always)]
+fn same_shape(rec: &[u8], s: &mut Shape) -> Option<i64> {
+    let head = rec.first_chunk::<16>()?;
+    s.next_offset_delta();
+    let [e0, e1] = s.expect;
+    let [f0, f1] = s.fixed;
+    if ((head_word(head, 0)? ^ e0) & f0) | ((head_word(head, 8)? ^ e1) & f1) != 0 {
         return None;
-    };
-    Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), n))
+    }
+    // No headers: a header count of zero, the record's last byte.
+    if rec.last() != Some(&0) {
+        return None;
+    }
+    if s.value_fixed != 0 {
+        let value = u16::from_le_bytes(*rec.get(s.value_at..)?.first_chunk::<2>()?);
+        if (value ^ s.value) & s.value_fixed != 0 {
+            return None;
+        }
+    }
+    let t = head_word(head, s.timestamp_at & 7)?;
+    Some(zigzag((t & 0x7f) | ((t >> 1) & s.timestamp_high)))
+}
+
+/// The 8 bytes at `at` of a record's first 16, little-endian.
+#[inline(always)]
+fn head_word(head: &[u8; 16], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(*head.get(at..)?.first_chunk::<8>()?))
+}
+
+/// The raw (zig-zag) value and length of the varint of one or two bytes at the front of
+/// `w`; `None` for a longer one, which the caller leaves to the byte-by-byte decode.
+#[inline(always)]
+fn short_raw(w: u64) -> Option<(u64, usize)> {
+    if w & 0x80 == 0 {
+        return Some((w & 0x7f, 1));
+    }
+    if w & 0x8000 != 0 {
+        return None;
+    }
+    Some(((w & 0x7f) | ((w >> 1) & 0x3f80), 2))
+}
+
+#[inline(always)]
+fn zigzag(raw: u64) -> i64 {
+    ((raw >> 1) as i64) ^ -((raw & 1) as i64)
+}
+
+/// The length of a key or value from its raw length: 0 for a negative (null) one.
+#[inline(always)]
+fn raw_len(raw: u64) -> usize {
+    if raw & 1 != 0 {
+        0
+    } else {
+        (raw >> 1) as usize
+    }
 }
 
 /// The record at `pos` when its length, timestamp delta, offset delta and key length lie in
-/// the 8 bytes at `pos` and its value length in the 8 bytes after the key, each varint of
-/// one or two bytes, the offset delta is `index` and it has no headers: nearly every
-/// record a producer sends. It reads the same fields in the same order as [`any_record`]
-/// and accepts a record only when they end exactly at the record's end, so whatever it
-/// accepts, `any_record` accepts with the same result. `None` leaves the record to it.
+/// the 16 bytes at `pos`, each varint of one or two bytes, the value length too, the offset
+/// delta is `index` and it has no headers: nearly every record a producer sends. It reads
+/// the same fields in the same order as [`any_record`] and accepts a record only when they
+/// end exactly at the record's end, so whatever it accepts, `any_record` accepts with the
+/// same result. `None` leaves the record to it. With the record, the [`Shape`] the next
+/// records may share, when it is at least 16 bytes.
 #[inline(always)]
-fn short_record(data: &[u8], pos: usize, index: u32) -> Option<WalkedRecord> {
-    let w = word_at(data, pos)?;
-    let (len, n) = short_varint(w, 8)?;
-    let end = (pos + n).checked_add(usize::try_from(len).ok()?)?;
+fn short_record(data: &[u8], pos: usize, index: u32) -> Option<(WalkedRecord, Option<Shape>)> {
+    let head = data.get(pos..)?.first_chunk::<16>()?;
+    let w0 = head_word(head, 0)?;
+    let (len, n_len) = short_raw(w0)?;
+    // A negative length (odd zig-zag) is refused.
+    if len & 1 != 0 {
+        return None;
+    }
+    // No overflow: `pos + 16` is within `data`, the length below 2^13.
+    let end = pos + n_len + (len >> 1) as usize;
     // The attributes byte, then the deltas and the key length: at most 2 + 1 + 2 + 2 bytes
-    // before the key length, so every shift below is under 64.
-    let mut off = n + 1;
-    let (timestamp_delta, n) = short_varint(w >> (8 * off), 8 - off as u32)?;
-    off += n;
-    let (offset_delta, n) = short_varint(w >> (8 * off), 8 - off as u32)?;
-    if offset_delta != i64::from(index) {
+    // before the key length, so every word read lies in `head`.
+    let mut at = n_len + 1;
+    let (timestamp, n_timestamp) = short_raw(head_word(head, at)?)?;
+    at += n_timestamp;
+    let (offset_delta, n_offset_delta) = short_raw(head_word(head, at)?)?;
+    if offset_delta != u64::from(index) << 1 {
         return None;
     }
-    off += n;
-    let (key, n) = short_varint(w >> (8 * off), 8 - off as u32)?;
-    off += n;
-    let key_is_null = key < 0;
-    let value_at = (pos + off).checked_add(usize::try_from(key).unwrap_or(0))?;
-    let (value, n) = short_varint(word_at(data, value_at)?, 8)?;
-    let headers_at = (value_at + n).checked_add(usize::try_from(value).unwrap_or(0))?;
+    at += n_offset_delta;
+    let (key, n_key) = short_raw(head_word(head, at)?)?;
+    at += n_key;
+    let key_is_null = key & 1 != 0;
+    let value_at = pos + at + raw_len(key);
+    let value_bytes = u16::from_le_bytes(*data.get(value_at..)?.first_chunk::<2>()?);
+    let (value, n_value) = short_raw(u64::from(value_bytes))?;
     // No headers: a header count of zero, the record's last byte.
-    if headers_at.checked_add(1) != Some(end) || data.get(headers_at) != Some(&0) {
+    let headers_at = value_at + n_value + raw_len(value);
+    if headers_at + 1 != end || data.get(headers_at) != Some(&0) {
         return None;
     }
-    Some(WalkedRecord {
+    let record = WalkedRecord {
         end,
-        timestamp_delta,
+        timestamp_delta: zigzag(timestamp),
         key_is_null,
-    })
+    };
+    let widths =
+        (n_len - 1) | (n_timestamp - 1) << 1 | (n_offset_delta - 1) << 2 | (n_key - 1) << 3;
+    let size = end - pos;
+    let shape = match LAYOUTS.get(widths) {
+        Some(l) if size >= 16 => {
+            let value_at = value_at - pos;
+            let value_fixed: u16 = if n_value == 2 { 0xffff } else { 0xff };
+            let (fixed, value_fixed) = if value_at + 2 <= 16 {
+                (l.fixed | u128::from(value_fixed) << (8 * value_at), 0)
+            } else {
+                (l.fixed, value_fixed)
+            };
+            Some(Shape {
+                size,
+                expect: [w0, head_word(head, 8)?],
+                fixed: [fixed as u64, (fixed >> 64) as u64],
+                step: 2 << (8 * l.offset_delta_at),
+                timestamp_at: l.timestamp_at,
+                timestamp_high: l.timestamp_high,
+                value_at,
+                value: value_bytes,
+                value_fixed,
+            })
+        }
+        _ => None,
+    };
+    Some((record, shape))
 }
 
 /// The record at `pos`, decoded a byte at a time, with one bounds check a byte read.
@@ -550,6 +774,31 @@ mod walk_tests {
         ))
     }
 
+    /// Sets the batch length of mutated batch bytes `m` to their length; when they still
+    /// frame a batch and the walk accepts its records, asserts that the full iterator reads
+    /// them the same, and says so.
+    fn walk_agrees(m: &mut [u8], shape: u64) -> bool {
+        let len = i32::try_from(m.len() - 12).unwrap();
+        m[8..12].copy_from_slice(&len.to_be_bytes());
+        let Ok(batch) = Batch::new(m) else {
+            return false;
+        };
+        let w = walked(&batch);
+        if w.is_some() {
+            assert_eq!(w, full(&batch), "shape {shape}");
+        }
+        w.is_some()
+    }
+
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// Uncompressed producer batches, then tens of thousands of mutations of their records
     /// sections (bytes flipped, lengths changed, cut short, extended): whenever the walk
     /// accepts the records, the full iterator accepts them too and reads the same
@@ -603,15 +852,8 @@ mod walk_tests {
                     }
                     _ => m.extend((0..1 + next() % 4).map(|_| next() as u8)),
                 }
-                let len = i32::try_from(m.len() - 12).unwrap();
-                m[8..12].copy_from_slice(&len.to_be_bytes());
-                let Ok(batch) = Batch::new(&m) else {
-                    continue;
-                };
-                let w = walked(&batch);
-                if w.is_some() {
+                if walk_agrees(&mut m, shape) {
                     accepted_mutants += 1;
-                    assert_eq!(w, full(&batch), "shape {shape}");
                 }
             }
         }
@@ -624,13 +866,7 @@ mod walk_tests {
     /// lengths shifted), for a few expected offset deltas.
     #[test]
     fn the_short_record_form_agrees_with_the_byte_by_byte_one() {
-        let mut rng = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let (mut accepted, mut checked) = (0, 0);
         for shape in 0..60u64 {
             let mut b = BatchBuilder::new(BatchOptions::default());
@@ -658,7 +894,7 @@ mod walk_tests {
                 }
                 for pos in 0..m.len() {
                     for index in 0..3 {
-                        let Some(short) = short_record(&m, pos, index) else {
+                        let Some((short, _)) = short_record(&m, pos, index) else {
                             continue;
                         };
                         let any = any_record(&m, pos, index).expect("accepted by both");
@@ -674,6 +910,128 @@ mod walk_tests {
             }
         }
         assert!(accepted > 1_000, "{accepted} of {checked}");
+    }
+
+    /// Batches of like records (one key and value length a batch, as producers send runs
+    /// of), up to 150 records so that offset and timestamp deltas cross from one byte to
+    /// two, then mutated (bytes changed, lengths changed, cut short, extended): whenever the
+    /// walk accepts, the full iterator accepts too and reads the same timestamp range and
+    /// key nullness; on the batches as built both accept.
+    #[test]
+    fn the_walk_over_runs_of_like_records_accepts_only_what_the_iterator_accepts() {
+        let mut rng = crate::rng::Rng::new(0x51_7cc1_b727_220a);
+        let mut next = move || rng.next_u64();
+        let mut accepted_mutants = 0;
+        for shape in 0..40u64 {
+            let mut b = BatchBuilder::new(BatchOptions::default());
+            let n = 1 + next() % 150;
+            let key = vec![b'k'; (next() % 24) as usize];
+            let key = (shape % 3 != 0).then_some(&key[..]);
+            let value = vec![b'v'; (next() % 260) as usize];
+            let value = (shape % 11 != 0).then_some(&value[..]);
+            let spread = [1, 60, 200, 100_000][(shape % 4) as usize];
+            for i in 0..n {
+                let ts = 1_700_000_000_000 + (next() % spread) as i64 - (spread / 3) as i64;
+                let headers = [Header::new("h", Some(b"x"))];
+                let h = &headers[..usize::from(shape % 13 == 0 && i == n / 2)];
+                b.append(ts, key, value, h).unwrap();
+            }
+            let bytes = b.build().unwrap();
+            let batch = Batch::new(&bytes).unwrap();
+            assert_eq!(walked(&batch), full(&batch), "shape {shape}");
+            assert!(walked(&batch).is_some(), "shape {shape}");
+            for _ in 0..300 {
+                let mut m = bytes.clone();
+                let body = BATCH_HEADER_SIZE_FOR_TEST..m.len();
+                for _ in 0..1 + next() % 2 {
+                    let at = body.start + (next() as usize) % body.len();
+                    match next() % 4 {
+                        0 => m[at] = next() as u8,
+                        1 => m[at] ^= 1 << (next() % 8),
+                        2 => m[at] = m[at].wrapping_add(2),
+                        _ => m[at] = m[at].wrapping_sub(2),
+                    }
+                }
+                match next() % 6 {
+                    0 => m.truncate(body.start + (next() as usize) % body.len()),
+                    1 => m.extend((0..1 + next() % 4).map(|_| next() as u8)),
+                    _ => {}
+                }
+                if walk_agrees(&mut m, shape) {
+                    accepted_mutants += 1;
+                }
+            }
+        }
+        assert!(accepted_mutants > 100, "{accepted_mutants}");
+    }
+
+    /// The byte-comparing form agrees with the byte-by-byte one wherever it accepts: from
+    /// every position of built and mutated batches of like records where the word form
+    /// decodes a record and gives its shape, along the run of records the walk would check
+    /// against that shape.
+    #[test]
+    fn the_same_shape_form_agrees_with_the_byte_by_byte_one() {
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
+        let (mut accepted, mut refused) = (0, 0);
+        for shape in 0..30u64 {
+            let mut b = BatchBuilder::new(BatchOptions::default());
+            let key = vec![b'k'; (next() % 20) as usize];
+            let key = (shape % 3 != 0).then_some(&key[..]);
+            let value = vec![b'v'; 8 + (next() % 40) as usize];
+            let value = (shape % 7 != 0).then_some(&value[..]);
+            for _ in 0..1 + next() % 80 {
+                let ts = 1_700_000_000_000 + (next() % 150) as i64 - 40;
+                b.append(ts, key, value, &[]).unwrap();
+            }
+            let bytes = b.build().unwrap();
+            let section = bytes[BATCH_HEADER_SIZE_FOR_TEST..].to_vec();
+            for round in 0..12 {
+                let mut m = section.clone();
+                if round > 0 {
+                    for _ in 0..1 + next() % 3 {
+                        let at = (next() as usize) % m.len();
+                        m[at] = match next() % 3 {
+                            0 => next() as u8,
+                            1 => m[at] ^ 0x80,
+                            _ => m[at].wrapping_add(2),
+                        };
+                    }
+                }
+                for pos in 0..m.len() {
+                    // The offset delta the record at `pos` would have, if it is one.
+                    let Some(index) = get_varint(&m, pos)
+                        .and_then(|(_, at)| get_varlong(&m, at + 1))
+                        .and_then(|(_, at)| get_varint(&m, at))
+                        .and_then(|(delta, _)| u32::try_from(delta).ok())
+                    else {
+                        continue;
+                    };
+                    let Some((first, Some(mut s))) = short_record(&m, pos, index) else {
+                        continue;
+                    };
+                    let (mut p, mut i) = (first.end, index + 1);
+                    while i & 63 != 0 {
+                        let Some(rec) = m.get(p..p + s.size) else {
+                            break;
+                        };
+                        let Some(timestamp_delta) = same_shape(rec, &mut s) else {
+                            refused += 1;
+                            break;
+                        };
+                        let any = any_record(&m, p, i).expect("accepted by both");
+                        assert_eq!(
+                            (any.end, any.timestamp_delta, any.key_is_null),
+                            (p + s.size, timestamp_delta, first.key_is_null),
+                            "shape {shape} round {round} pos {pos} at {p}"
+                        );
+                        accepted += 1;
+                        p += s.size;
+                        i += 1;
+                    }
+                }
+            }
+        }
+        assert!(accepted > 1_000 && refused > 100, "{accepted} / {refused}");
     }
 
     const BATCH_HEADER_SIZE_FOR_TEST: usize = crate::record::BATCH_HEADER_SIZE;

@@ -267,3 +267,81 @@ fn postgres_cdc_heartbeat_advances_slot_while_only_other_tables_change() {
         )]
     );
 }
+
+/// Peeking (`stream = false`), a quiet CDC source looks every `poll_interval_ms` but peeks at its slot only when the
+/// server's flushed WAL moved since a peek that found nothing (a peek decodes from the
+/// slot's restart position every time); a change made while it waits is read on its next
+/// look. Counted in polls and peeks, not in time.
+#[test]
+fn postgres_cdc_quiet_source_peeks_only_when_the_wal_moved() {
+    let Some(server) = PgServer::start_or_skip("postgres_cdc_quiet") else {
+        return;
+    };
+    let mut db = server.client();
+    db.batch_execute("CREATE TABLE items (id int PRIMARY KEY, note text)")
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::open(data.path(), StorageConfig::default()).unwrap());
+    let running = start_with(&storage, &server, |c| {
+        c.stream = false;
+        c.poll_interval_ms = Some(10);
+        c.heartbeat_interval_ms = 0;
+    });
+    wait_until("the snapshot", || running.is_idle(2));
+    let m = Arc::clone(&running.status()[0].1);
+    let (polls, peeks) = (SourceMetrics::get(&m.polls), SourceMetrics::get(&m.peeks));
+    const LOOKS: u64 = 40;
+    wait_until("quiet polls", || {
+        SourceMetrics::get(&m.polls) >= polls + LOOKS
+    });
+    let quiet_peeks = SourceMetrics::get(&m.peeks) - peeks;
+    // Only WAL the server writes on its own (a checkpoint, a standby snapshot) moves it.
+    assert!(
+        quiet_peeks <= LOOKS / 4,
+        "{quiet_peeks} peeks in {LOOKS} quiet polls: the slot is peeked while the WAL stays put"
+    );
+
+    db.batch_execute("INSERT INTO items VALUES (1, 'one')")
+        .unwrap();
+    wait_for(&running, 1, &server);
+    assert!(SourceMetrics::get(&m.peeks) > peeks + quiet_peeks);
+    running.shutdown().unwrap();
+    assert_eq!(committed(&storage).len(), 1);
+}
+
+/// Streaming (the default), a caught-up CDC source has no timer of its own (heartbeat off):
+/// a change is read because the server pushed it and the stream's reader woke the agent,
+/// in a bounded number of polls.
+#[test]
+fn postgres_cdc_stream_reads_a_change_on_the_servers_push() {
+    let Some(server) = PgServer::start_or_skip("postgres_cdc_push") else {
+        return;
+    };
+    let mut db = server.client();
+    db.batch_execute("CREATE TABLE items (id int PRIMARY KEY, note text)")
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let storage = Arc::new(Storage::open(data.path(), StorageConfig::default()).unwrap());
+    let running = start_with(&storage, &server, |c| {
+        c.poll_interval_ms = Some(20); // only until the stream has caught up
+        c.heartbeat_interval_ms = 0;
+    });
+    wait_until("the stream to catch up", || running.is_idle(1));
+    let m = Arc::clone(&running.status()[0].1);
+    let (polls, wakes) = (SourceMetrics::get(&m.polls), SourceMetrics::get(&m.wakes));
+    for i in 1..=5u64 {
+        db.batch_execute(&format!("INSERT INTO items VALUES ({i}, 'x')"))
+            .unwrap();
+        wait_for(&running, i, &server);
+    }
+    let polls = SourceMetrics::get(&m.polls) - polls;
+    assert!(
+        SourceMetrics::get(&m.wakes) > wakes,
+        "never woken by the stream"
+    );
+    // A change: the wake's poll, one finding nothing, one after the commit, and a few
+    // 20 ms looks while a keepalive catches up with the flushed WAL.
+    assert!(polls <= 5 * 8, "{polls} polls for 5 changes");
+    running.shutdown().unwrap();
+    assert_eq!(committed(&storage).len(), 5);
+}

@@ -53,6 +53,8 @@ mod index_rebuilt_when_missing;
 #[cfg(feature = "ingest")]
 mod ingest_agent_commits_positions_with_records;
 #[cfg(feature = "ingest")]
+mod ingest_agent_waits_for_wakes;
+#[cfg(feature = "ingest")]
 mod ingest_bad_files_are_counted_and_skipped;
 #[cfg(feature = "cli")]
 mod ingest_config_refuses_unknown_keys;

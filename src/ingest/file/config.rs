@@ -51,11 +51,16 @@ pub struct FileSourceConfig {
     /// grown for this long.
     #[serde(default = "idle_timeout_ms")]
     pub idle_timeout_ms: u64,
-    /// How often files are listed and checked when no event arrives.
+    /// Without a watcher (`watch = false`, or the OS refused one): how often files are
+    /// listed and checked (Flume's `pollDelay`-like; default 250).
     #[serde(default = "poll_interval_ms")]
     pub poll_interval_ms: u64,
-    /// Watch the directories with the OS's notifications (`inotify`) to read sooner than
-    /// the next poll; polling stays on as the fallback.
+    /// With a watcher: how often files are listed and checked when no event arrives, the
+    /// net under a missed event (Fluent Bit's `Refresh_Interval`; default 1000).
+    #[serde(default = "refresh_interval_ms")]
+    pub refresh_interval_ms: u64,
+    /// Watch the directories with the OS's notifications (`inotify`): an event wakes the
+    /// source at once, and polling stays on at `refresh_interval_ms` as the fallback.
     #[serde(default = "yes")]
     pub watch: bool,
     /// How long a file that vanished or was truncated before being read to its end is
@@ -81,6 +86,7 @@ impl FileSourceConfig {
             multiline_start: None,
             idle_timeout_ms: idle_timeout_ms(),
             poll_interval_ms: poll_interval_ms(),
+            refresh_interval_ms: refresh_interval_ms(),
             watch: true,
             detached_timeout_ms: detached_timeout_ms(),
             host: None,
@@ -102,6 +108,9 @@ fn idle_timeout_ms() -> u64 {
 }
 fn poll_interval_ms() -> u64 {
     250
+}
+fn refresh_interval_ms() -> u64 {
+    1000
 }
 fn detached_timeout_ms() -> u64 {
     300_000

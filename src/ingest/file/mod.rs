@@ -55,7 +55,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -145,6 +145,7 @@ pub struct FileSource {
     /// Gzip files already tried against the detached streams, by (dev, ino, size).
     gzip_tried: HashSet<(u64, u64, u64)>,
     watcher: Option<watch::Watcher>,
+    last_poll: Instant,
     buf: Vec<u8>,
 }
 
@@ -169,6 +170,12 @@ impl FileSource {
         }
         if cfg.max_line_bytes == 0 {
             return Err(bad("`max_line_bytes` is 0".into()));
+        }
+        if cfg.poll_interval_ms == 0 || cfg.refresh_interval_ms == 0 {
+            return Err(bad(
+                "`poll_interval_ms` and `refresh_interval_ms` must be at least 1 (0 is a busy loop)"
+                    .into(),
+            ));
         }
         let key_regex = match (cfg.key, &cfg.key_regex) {
             (KeyMode::Regex, Some(r)) => {
@@ -195,6 +202,7 @@ impl FileSource {
             unreadable: HashSet::new(),
             gzip_tried: HashSet::new(),
             watcher: None,
+            last_poll: Instant::now(),
             buf: vec![0; READ_CHUNK],
         })
     }
@@ -959,6 +967,7 @@ impl Source for FileSource {
     }
 
     fn poll(&mut self, sink: &mut dyn RecordSink, deadline: Instant) -> Result<Poll> {
+        self.last_poll = Instant::now();
         let mut progress = false;
         let Some(entries) = self.list_stable() else {
             // The files changed under every listing: try again soon.
@@ -1236,12 +1245,31 @@ impl Source for FileSource {
         out
     }
 
-    fn wait(&mut self, wake: &Receiver<()>, timeout: Duration) {
-        let timeout = timeout.min(Duration::from_millis(self.cfg.poll_interval_ms));
-        if wake.recv_timeout(timeout).is_ok() {
-            // Events come in bursts; one poll answers them all.
-            while wake.try_recv().is_ok() {}
+    /// The refresh interval after this poll (the poll interval without a watcher), or
+    /// sooner when a held partial line's idle timeout or a detached file's timeout falls
+    /// before it. A file event wakes the source earlier through the waker.
+    fn next_poll(&self) -> Option<Instant> {
+        let interval = match self.watcher {
+            Some(_) => self.cfg.refresh_interval_ms,
+            None => self.cfg.poll_interval_ms,
+        };
+        let now = Instant::now();
+        let mut at = self.last_poll + Duration::from_millis(interval);
+        let idle = Duration::from_millis(self.cfg.idle_timeout_ms);
+        let detached = Duration::from_millis(self.cfg.detached_timeout_ms);
+        for s in self.streams.values() {
+            let due = match s.state {
+                State::Detached { since } => since + detached,
+                _ if s.framer.holds() && s.file.is_some() => s.last_growth + idle,
+                _ => continue,
+            };
+            // One already past was due at the poll just made, which acted on it if it could:
+            // polling again at once would spin.
+            if due > now {
+                at = at.min(due);
+            }
         }
+        Some(at)
     }
 
     fn set_waker(&mut self, wake: Sender<()>) {

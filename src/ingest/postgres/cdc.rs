@@ -1,15 +1,19 @@
 //! Change data capture through logical decoding: a replication slot with the built-in
-//! `pgoutput` plugin and a publication of the chosen tables, read with the SQL interface.
+//! `pgoutput` plugin and a publication of the chosen tables, read over the streaming
+//! replication protocol (`stream = true`, the default; `stream.rs`) or with the SQL
+//! interface (`stream = false`).
 //!
 //! Exactly once, in three steps a round:
-//! 1. `pg_logical_slot_peek_binary_changes` returns the committed transactions after the
-//!    slot's confirmed position (whole transactions, in commit order), without consuming
-//!    them. Each transaction whose end LSN is past the position this source already handed
-//!    out becomes records (inserts and updates as JSON rows, deletes as tombstones, keyed by
-//!    the primary key); its end LSN becomes the source's position (`lsn`).
+//! 1. The committed transactions after the slot's confirmed position arrive whole, in commit
+//!    order: pushed by the server's walsender as they commit (streaming), or returned by
+//!    `pg_logical_slot_peek_binary_changes` without being consumed (peeking). Each
+//!    transaction whose end LSN is past the position this source already handed out becomes
+//!    records (inserts and updates as JSON rows, deletes as tombstones, keyed by the primary
+//!    key); its end LSN becomes the source's position (`lsn`).
 //! 2. The agent commits the records and that position in one transaction.
-//! 3. Only then ([`Source::committed`]) `pg_replication_slot_advance` moves the slot to it,
-//!    so the server can recycle the WAL.
+//! 3. Only then ([`Source::committed`]) the slot is confirmed up to it (a standby status
+//!    update on the stream, `pg_replication_slot_advance` when peeking), so the server can
+//!    recycle the WAL.
 //!
 //! A crash between 2 and 3 leaves the slot behind the committed position: on restart the
 //! slot is advanced to the committed position first, and transactions at or below it are
@@ -20,12 +24,23 @@
 //! already in its tables (the initial snapshot, `snapshot.rs`), and the stream then drops
 //! the changes the snapshot holds.
 //!
-//! **Heartbeat.** A peek that finds nothing has decoded every transaction whose commit
-//! record starts before the flushed WAL position read just before it (the SQL interface
-//! decodes up to the flush position at the call): none of them is ours. So an idle source
-//! whose sent changes are all committed moves the slot there, every
-//! `heartbeat_interval_ms`; otherwise writes to other tables (or databases) would keep
-//! WAL behind the slot, and every peek would decode them again.
+//! **Heartbeat.** An idle source whose sent changes are all committed confirms the slot up
+//! to a position nothing of its own can be behind, every `heartbeat_interval_ms`;
+//! otherwise writes to other tables (or databases) would keep WAL behind the slot.
+//! Streaming: a keepalive's sent position, once every message queued before it is read
+//! and no transaction is open. Peeking: the flushed WAL position read before a peek that
+//! found nothing (the SQL interface decodes up to the flush position at the call).
+//!
+//! **Waiting.** Streaming, the source has no timer of its own once caught up: the stream's
+//! reader wakes the agent when the server pushes a message, and a keepalive showing the
+//! server has sent past the flush position read at the previous quiet poll makes it
+//! caught up (`Poll::Idle`; before that `Poll::Waiting`, looking every `poll_interval_ms`).
+//! Peeking, the SQL interface cannot wait for changes: the source looks every
+//! `poll_interval_ms`, a look being one `pg_current_wal_flush_lsn()`, and peeks only when
+//! the flushed position moved since a peek that found nothing (each peek decodes from the
+//! slot's restart position, which moves only at the server's running-transactions records,
+//! every 15 s: a cost that grows with the WAL in between). The agent also polls right after
+//! each commit, when the slot has moved and what came meanwhile can be read.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -36,6 +51,7 @@ use postgres::Client;
 use super::error::PostgresError;
 use super::pgoutput::{decode, format_lsn, parse_lsn, Datum, Message, Relation, PG_EPOCH_MS};
 use super::snapshot::{Seen, Snapshot, SnapshotPosition, SNAPSHOT_KEY};
+use super::stream::{Event, ReplicationStream, SharedWaker};
 use super::value::{key_json, record_key, record_value};
 use super::PostgresSourceConfig;
 use crate::ingest::error::{IngestError, Result};
@@ -83,6 +99,26 @@ pub struct PostgresCdcSource {
     /// The slot's confirmed position as last read or set.
     slot_lsn: u64,
     last_heartbeat: Instant,
+    last_poll: Instant,
+    /// The streaming replication connection (`stream = true`), started once the initial
+    /// snapshot is done.
+    stream: Option<ReplicationStream>,
+    /// The agent's waker, shared with the stream's reader thread.
+    waker: SharedWaker,
+    /// The transaction being gathered from the stream (its Commit not received yet).
+    open: Option<Open>,
+    /// A keepalive's sent position with every message before it read and no transaction
+    /// open: with everything sent committed, the slot may be confirmed there (the stream's
+    /// heartbeat).
+    keepalive_end: Option<u64>,
+    /// The server's flushed WAL position read at the last poll that found nothing: the
+    /// stream is caught up once a keepalive reports having sent that far.
+    flushed_before: u64,
+    /// Whether the last poll found the stream caught up.
+    caught_up: bool,
+    /// The flushed WAL position read before the last peek, when that peek found nothing:
+    /// while the flushed position stays there, no peek can find anything either.
+    quiet_at: Option<u64>,
 }
 
 impl std::fmt::Debug for PostgresCdcSource {
@@ -112,6 +148,14 @@ impl PostgresCdcSource {
             snapshot: None,
             slot_lsn: 0,
             last_heartbeat: Instant::now(),
+            last_poll: Instant::now(),
+            quiet_at: None,
+            stream: None,
+            waker: SharedWaker::default(),
+            open: None,
+            keepalive_end: None,
+            flushed_before: u64::MAX,
+            caught_up: false,
         })
     }
 
@@ -211,6 +255,15 @@ impl PostgresCdcSource {
             )
             .map_err(PostgresError::client("advance the replication slot"))?;
         self.slot_lsn = self.slot_lsn.max(lsn);
+        self.note_lag(lsn)
+    }
+
+    /// The slot's lag behind the server's WAL, in the metrics and (when large) on stderr.
+    fn note_lag(&mut self, lsn: u64) -> std::result::Result<(), PostgresError> {
+        let slot = self.config.slot_name();
+        let Some(client) = self.client.as_mut() else {
+            return Ok(());
+        };
         let row = client
             .query_one("SELECT pg_current_wal_lsn()::text", &[])
             .map_err(PostgresError::client("read the current WAL LSN"))?;
@@ -260,98 +313,108 @@ impl PostgresCdcSource {
             let data: &[u8] = row
                 .try_get(0)
                 .map_err(|e| self.err(PostgresError::client("read a change")(e)))?;
-            let message = decode(data).map_err(|e| self.err(e.into()))?;
-            match message {
-                Message::Relation(rel) => {
-                    self.relations.insert(rel.oid, rel);
-                }
-                Message::Begin { xid, .. } => {
-                    if open.is_some() {
-                        return Err(self.err(PostgresError::Protocol(format!(
-                            "Begin of xid {xid} inside an open transaction"
-                        ))));
-                    }
-                    open = Some(Open {
-                        xid,
-                        changes: Vec::new(),
-                    });
-                }
-                Message::Commit {
-                    end_lsn, commit_ts, ..
-                } => {
-                    let Some(txn) = open.take() else {
-                        return Err(
-                            self.err(PostgresError::Protocol("Commit without Begin".into()))
-                        );
-                    };
-                    if end_lsn <= self.sent_lsn {
-                        continue; // committed to the topic already (or sent in this round)
-                    }
-                    let keep = self.held_by_snapshot(&txn, end_lsn)?;
-                    let timestamp = commit_ts / 1000 + PG_EPOCH_MS;
-                    let lsn = format_lsn(end_lsn);
-                    let xid = txn.xid.to_string();
-                    for (change, keep) in txn.changes.iter().zip(keep) {
-                        if !keep {
-                            continue;
-                        }
-                        let headers = [
-                            Header::new("op", Some(change.op.as_bytes())),
-                            Header::new("table", Some(change.table.as_bytes())),
-                            Header::new("lsn", Some(lsn.as_bytes())),
-                            Header::new("xid", Some(xid.as_bytes())),
-                        ];
-                        sink.send(
-                            timestamp,
-                            change.key.as_deref(),
-                            change.value.as_deref(),
-                            &headers,
-                        )?;
-                        SourceMetrics::add(&self.metrics.records, 1);
-                        SourceMetrics::add(
-                            &self.metrics.bytes,
-                            change.value.as_ref().map_or(0, Vec::len) as u64,
-                        );
-                    }
-                    self.sent_lsn = end_lsn;
-                    sent_any = true;
-                    if let Some(snapshot) = self.snapshot.as_mut() {
-                        snapshot.stream_reached(end_lsn);
-                    }
-                }
-                Message::Insert { relation, new } => {
-                    let change = self.change(relation, "insert", None, &new)?;
-                    push(&mut open, change).map_err(|e| self.err(e))?;
-                }
-                Message::Update { relation, old, new } => {
-                    // A changed key: the old key's record is deleted (a tombstone) first.
-                    if let Some((_, old)) = &old {
-                        let rel = self.relation(relation)?;
-                        let old_key = key_json(rel, old);
-                        if old_key.is_some() && old_key != key_json(rel, &new) {
-                            let change = self.change(relation, "delete", Some(old), &[])?;
-                            push(&mut open, change).map_err(|e| self.err(e))?;
-                        }
-                    }
-                    let change = self.change(relation, "update", None, &new)?;
-                    push(&mut open, change).map_err(|e| self.err(e))?;
-                }
-                Message::Delete { relation, old } => {
-                    let change = self.change(relation, "delete", Some(&old.1), &[])?;
-                    push(&mut open, change).map_err(|e| self.err(e))?;
-                }
-                // A compacted topic cannot mirror a TRUNCATE without the keys it removed.
-                Message::Truncate { relations, .. } if open.is_some() => {
-                    eprintln!(
-                        "streamlog ingest: warning: source {}: TRUNCATE of {} table(s) not mirrored (no keys to delete)",
-                        self.config.name,
-                        relations.len()
-                    );
-                }
-                _ => {}
-            }
+            sent_any |= self.on_message(data, &mut open, sink)?;
         }
         Ok((sent_any, rows.len()))
+    }
+
+    /// Handles one pgoutput message (`open` is the transaction being gathered); returns
+    /// whether it ended a transaction that was sent (or dropped as held by the snapshot).
+    fn on_message(
+        &mut self,
+        data: &[u8],
+        open: &mut Option<Open>,
+        sink: &mut dyn RecordSink,
+    ) -> Result<bool> {
+        let message = decode(data).map_err(|e| self.err(e.into()))?;
+        match message {
+            Message::Relation(rel) => {
+                self.relations.insert(rel.oid, rel);
+            }
+            Message::Begin { xid, .. } => {
+                if open.is_some() {
+                    return Err(self.err(PostgresError::Protocol(format!(
+                        "Begin of xid {xid} inside an open transaction"
+                    ))));
+                }
+                *open = Some(Open {
+                    xid,
+                    changes: Vec::new(),
+                });
+            }
+            Message::Commit {
+                end_lsn, commit_ts, ..
+            } => {
+                let Some(txn) = open.take() else {
+                    return Err(self.err(PostgresError::Protocol("Commit without Begin".into())));
+                };
+                if end_lsn <= self.sent_lsn {
+                    return Ok(false); // committed to the topic already (or sent in this round)
+                }
+                let keep = self.held_by_snapshot(&txn, end_lsn)?;
+                let timestamp = commit_ts / 1000 + PG_EPOCH_MS;
+                let lsn = format_lsn(end_lsn);
+                let xid = txn.xid.to_string();
+                for (change, keep) in txn.changes.iter().zip(keep) {
+                    if !keep {
+                        continue;
+                    }
+                    let headers = [
+                        Header::new("op", Some(change.op.as_bytes())),
+                        Header::new("table", Some(change.table.as_bytes())),
+                        Header::new("lsn", Some(lsn.as_bytes())),
+                        Header::new("xid", Some(xid.as_bytes())),
+                    ];
+                    sink.send(
+                        timestamp,
+                        change.key.as_deref(),
+                        change.value.as_deref(),
+                        &headers,
+                    )?;
+                    SourceMetrics::add(&self.metrics.records, 1);
+                    SourceMetrics::add(
+                        &self.metrics.bytes,
+                        change.value.as_ref().map_or(0, Vec::len) as u64,
+                    );
+                }
+                self.sent_lsn = end_lsn;
+                if let Some(snapshot) = self.snapshot.as_mut() {
+                    snapshot.stream_reached(end_lsn);
+                }
+                return Ok(true);
+            }
+            Message::Insert { relation, new } => {
+                let change = self.change(relation, "insert", None, &new)?;
+                push(open, change).map_err(|e| self.err(e))?;
+            }
+            Message::Update { relation, old, new } => {
+                // A changed key: the old key's record is deleted (a tombstone) first.
+                if let Some((_, old)) = &old {
+                    let rel = self.relation(relation)?;
+                    let old_key = key_json(rel, old);
+                    if old_key.is_some() && old_key != key_json(rel, &new) {
+                        let change = self.change(relation, "delete", Some(old), &[])?;
+                        push(open, change).map_err(|e| self.err(e))?;
+                    }
+                }
+                let change = self.change(relation, "update", None, &new)?;
+                push(open, change).map_err(|e| self.err(e))?;
+            }
+            Message::Delete { relation, old } => {
+                let change = self.change(relation, "delete", Some(&old.1), &[])?;
+                push(open, change).map_err(|e| self.err(e))?;
+            }
+            // A compacted topic cannot mirror a TRUNCATE without the keys it removed.
+            Message::Truncate { relations, .. } if open.is_some() => {
+                eprintln!(
+                    "streamlog ingest: warning: source {}: TRUNCATE of {} table(s) not mirrored (no keys to delete)",
+                    self.config.name,
+                    relations.len()
+                );
+            }
+            _ => {}
+        }
+        Ok(false)
     }
 
     /// Which of a transaction's changes to send: all of them unless the initial snapshot
@@ -428,6 +491,87 @@ impl PostgresCdcSource {
             SourceMetrics::add(&self.metrics.bytes, value.map_or(0, |v| v.len()) as u64);
         }
         Ok(())
+    }
+
+    /// Reads what the stream queued (at most `max_changes_per_poll` messages, until
+    /// `deadline`), starting the stream first if needed.
+    fn poll_stream(&mut self, sink: &mut dyn RecordSink, deadline: Instant) -> Result<Poll> {
+        let stream = match self.stream.take() {
+            Some(s) => s,
+            None => {
+                let start = self.committed_lsn.max(self.slot_lsn);
+                ReplicationStream::start(&self.config, start, Arc::clone(&self.waker))
+                    .map_err(|e| self.err(e))?
+            }
+        };
+        let mut open = self.open.take();
+        let mut sent = false;
+        let mut more = false;
+        let mut read = 0u32;
+        let sent_end = stream.sent_end();
+        stream.rearm();
+        let outcome = loop {
+            if read >= self.config.max_changes_per_poll || Instant::now() >= deadline {
+                more = true; // what is left is read after the commit now due
+                break Ok(());
+            }
+            let Some(event) = stream.try_next() else {
+                break Ok(());
+            };
+            read += 1;
+            match event {
+                Event::Data(data) => match self.on_message(&data, &mut open, sink) {
+                    Ok(s) => sent |= s,
+                    Err(e) => break Err(e),
+                },
+                Event::Failed(reason) => {
+                    break Err(self.err(PostgresError::Replication {
+                        op: "read the stream",
+                        reason,
+                    }))
+                }
+            }
+        };
+        self.open = open;
+        // On an error the stream is dropped; the rebuilt source starts another.
+        outcome?;
+        if sent && self.config.test_planted_bug.as_deref() == Some("advance-before-commit") {
+            stream.confirm(self.sent_lsn).map_err(|e| self.err(e))?;
+        }
+        // Every message before `sent_end` is read (the queue was emptied after reading it).
+        let drained = !more && self.open.is_none();
+        if drained && sent_end > self.slot_lsn {
+            self.keepalive_end = Some(sent_end);
+        }
+        // The stream's heartbeat: with all of ours before it committed, confirm the slot up
+        // to what the server has sent, so WAL of other tables is not held for it.
+        let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
+        if let Some(end) = self.keepalive_end {
+            let clean = self.sent_lsn == self.committed_lsn;
+            let due =
+                self.config.heartbeat_interval_ms > 0 && self.last_heartbeat.elapsed() >= interval;
+            if end <= self.slot_lsn {
+                self.keepalive_end = None;
+            } else if clean && due {
+                stream.confirm(end).map_err(|e| self.err(e))?;
+                self.slot_lsn = end;
+                self.last_heartbeat = Instant::now();
+                self.keepalive_end = None;
+            }
+        }
+        self.stream = Some(stream);
+        if sent || more {
+            return Ok(Poll::Progress);
+        }
+        // Caught up when the server has sent (and we read) past the flush position read at
+        // the previous quiet poll: what a peek finding nothing would say.
+        self.caught_up = drained && sent_end.max(self.sent_lsn) >= self.flushed_before;
+        self.flushed_before = self.flushed_lsn()?;
+        Ok(if self.caught_up {
+            Poll::Idle
+        } else {
+            Poll::Waiting
+        })
     }
 
     /// Moves the slot to `flushed` (read before a peek that found nothing) when it is
@@ -575,11 +719,15 @@ impl Source for PostgresCdcSource {
         Ok(())
     }
 
-    fn poll(&mut self, sink: &mut dyn RecordSink, _deadline: Instant) -> Result<Poll> {
+    fn poll(&mut self, sink: &mut dyn RecordSink, deadline: Instant) -> Result<Poll> {
+        self.last_poll = Instant::now();
         // The snapshot first; the slot stays where it is until it is done.
         if self.snapshot.as_ref().is_some_and(|s| !s.position().done()) {
             self.read_snapshot(sink)?;
             return Ok(Poll::Progress);
+        }
+        if self.config.stream {
+            return self.poll_stream(sink, deadline);
         }
         // A peek starts at the slot's confirmed position, which moves only after a commit:
         // peeking again before it would decode the same transactions again.
@@ -587,14 +735,23 @@ impl Source for PostgresCdcSource {
             return Ok(Poll::Idle);
         }
         let interval = Duration::from_millis(self.config.heartbeat_interval_ms);
-        let flushed = match self.config.heartbeat_interval_ms > 0
-            && self.last_heartbeat.elapsed() >= interval
-        {
-            true => Some(self.flushed_lsn()?),
-            false => None,
-        };
+        let heartbeat_due =
+            self.config.heartbeat_interval_ms > 0 && self.last_heartbeat.elapsed() >= interval;
+        // The server's flush position decides whether a peek can find anything: the SQL
+        // interface decodes up to it, so if it has not moved since a peek that found
+        // nothing, nothing new is there (and the peek, which decodes from the slot's restart
+        // position every time, is skipped).
+        let flushed = self.flushed_lsn()?;
+        if self.quiet_at == Some(flushed) {
+            if heartbeat_due {
+                self.heartbeat(flushed)?;
+            }
+            return Ok(Poll::Idle);
+        }
         let (sent, messages) = self.read(sink)?;
-        if let (Some(flushed), 0) = (flushed, messages) {
+        SourceMetrics::add(&self.metrics.peeks, 1);
+        self.quiet_at = (messages == 0).then_some(flushed);
+        if messages == 0 && heartbeat_due {
             self.heartbeat(flushed)?;
         }
         if sent && self.config.test_planted_bug.as_deref() == Some("advance-before-commit") {
@@ -602,6 +759,28 @@ impl Source for PostgresCdcSource {
             self.advance_slot(lsn).map_err(|e| self.err(e))?;
         }
         Ok(if sent { Poll::Progress } else { Poll::Idle })
+    }
+
+    /// Streaming: none of its own (the stream's reader wakes the agent when the server
+    /// pushes something), except a pending heartbeat. Peeking: every `poll_interval_ms`
+    /// (the SQL interface cannot wait for changes; a look costs one query while the WAL
+    /// stays put), and the agent polls right after each commit, when the slot moved.
+    fn next_poll(&self) -> Option<Instant> {
+        if !self.config.stream || self.snapshot.as_ref().is_some_and(|s| !s.position().done()) {
+            return Some(self.last_poll + self.config.poll_interval());
+        }
+        // Not caught up: look again soon (a keepalive does not wake the source). Else only
+        // the heartbeat's own interval, to confirm the slot past other tables' WAL.
+        if !self.caught_up {
+            return Some(self.last_poll + self.config.poll_interval());
+        }
+        let heartbeat = Duration::from_millis(self.config.heartbeat_interval_ms);
+        (self.config.heartbeat_interval_ms > 0)
+            .then(|| self.last_heartbeat.max(self.last_poll) + heartbeat)
+    }
+
+    fn set_waker(&mut self, wake: std::sync::mpsc::Sender<()>) {
+        *self.waker.lock() = Some(wake);
     }
 
     fn take_positions(&mut self) -> Vec<PositionUpdate> {
@@ -624,8 +803,18 @@ impl Source for PostgresCdcSource {
     fn committed(&mut self) -> Result<()> {
         if self.reported_lsn > self.committed_lsn {
             self.committed_lsn = self.reported_lsn;
-            self.advance_slot(self.committed_lsn)
-                .map_err(|e| self.err(e))?;
+            match &self.stream {
+                Some(stream) => {
+                    stream
+                        .confirm(self.committed_lsn)
+                        .map_err(|e| self.err(e))?;
+                    self.slot_lsn = self.slot_lsn.max(self.committed_lsn);
+                    self.note_lag(self.committed_lsn).map_err(|e| self.err(e))?;
+                }
+                None => self
+                    .advance_slot(self.committed_lsn)
+                    .map_err(|e| self.err(e))?,
+            }
         }
         Ok(())
     }

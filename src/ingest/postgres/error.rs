@@ -17,6 +17,15 @@ pub enum PostgresError {
         #[source]
         error: postgres::Error,
     },
+    /// The streaming replication connection failed (connecting, authenticating,
+    /// `START_REPLICATION`, the server ending the stream).
+    #[error("replication stream: {op}: {reason}")]
+    Replication {
+        /// What was attempted.
+        op: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
     /// A change message could not be decoded.
     #[error(transparent)]
     Decode(#[from] PgOutputError),

@@ -77,6 +77,7 @@ pub struct PostgresQuerySource {
     candidates: Vec<Candidate>,
     changed: bool,
     select: String,
+    last_poll: Instant,
 }
 
 impl std::fmt::Debug for PostgresQuerySource {
@@ -119,6 +120,7 @@ impl PostgresQuerySource {
             client: None,
             position: QueryPosition::default(),
             candidates: Vec::new(),
+            last_poll: Instant::now(),
             changed: false,
             select,
         })
@@ -296,11 +298,17 @@ impl Source for PostgresQuerySource {
     }
 
     fn poll(&mut self, sink: &mut dyn RecordSink, _deadline: Instant) -> Result<Poll> {
+        self.last_poll = Instant::now();
         if self.read(sink)? {
             Ok(Poll::Progress)
         } else {
             Ok(Poll::Idle)
         }
+    }
+
+    /// Every `poll_interval_ms`: nothing tells a plain table's reader that rows arrived.
+    fn next_poll(&self) -> Option<Instant> {
+        Some(self.last_poll + self.config.poll_interval())
     }
 
     fn take_positions(&mut self) -> Vec<PositionUpdate> {
