@@ -49,11 +49,17 @@
 //! For a profile (`valgrind --tool=callgrind`, which counts instructions exactly on a busy
 //! machine), narrow the passes: `STREAMLOG_BENCH_WRITERS=streamlog,bare_write` (names as
 //! printed), `STREAMLOG_BENCH_ROUNDS=2` (warm rounds), `STREAMLOG_BENCH_RECORD_SIZES=100`.
+//!
+//! `STREAMLOG_BENCH_SOURCE_KIB=N` appends the first N KiB of batches over and over, so the
+//! source bytes are in cache for every writer (as a batch just read from a socket is); by
+//! default no cache holds them, and the first pass over each batch (streamlog's CRC, the bare
+//! write's kernel copy) fetches it from memory.
 
 use std::fs::File;
 use std::hint::black_box;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use commitlog::message::MessageBuf;
@@ -94,8 +100,9 @@ const CASES: [Case; 2] = [
 
 /// The same records in both formats, ready before anything is timed.
 struct Workload {
-    /// One streamlog batch per entry.
-    batches: Vec<Vec<u8>>,
+    /// One streamlog batch per entry (shared: with `STREAMLOG_BENCH_SOURCE_KIB` the same few
+    /// batches come round again).
+    batches: Vec<Rc<[u8]>>,
     /// The same values as commitlog message sets.
     messages: Vec<MessageBuf>,
     records: u64,
@@ -118,10 +125,26 @@ impl Workload {
                     .expect("record fits");
                 m.push(&value).expect("message fits");
             }
-            let batch = b.build().expect("batch builds");
+            let batch: Rc<[u8]> = b.build().expect("batch builds").into();
             bytes += batch.len();
             batches.push(batch);
             messages.push(m);
+        }
+        // Source in cache: the first batches that fill `STREAMLOG_BENCH_SOURCE_KIB`, over and
+        // over, as a broker appends a batch it has just read from a socket (in cache), where
+        // by default every batch comes from memory no cache holds.
+        if let Some(kib) = source_kib() {
+            let mut held = 0;
+            let distinct = batches
+                .iter()
+                .take_while(|b| {
+                    held += b.len();
+                    held <= kib << 10
+                })
+                .count()
+                .max(1);
+            let n = batches.len();
+            batches = (0..n).map(|i| Rc::clone(&batches[i % distinct])).collect();
         }
         Workload {
             records: (batches.len() * case.records_per_batch) as u64,
@@ -349,6 +372,14 @@ fn append(c: &mut Criterion, root: &Path) {
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `STREAMLOG_BENCH_SOURCE_KIB`: the batches appended cycle through this many KiB of
+/// distinct batches (commitlog's messages stay distinct, so its figure is not comparable).
+fn source_kib() -> Option<usize> {
+    std::env::var("STREAMLOG_BENCH_SOURCE_KIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
 }
 
 /// The writers the passes run: `STREAMLOG_BENCH_WRITERS` (names, comma-separated), else all.
