@@ -318,7 +318,7 @@ struct Stopwatch {
 
 impl Stopwatch {
     fn start() -> Self {
-        let cpu = thread_cpu_time();
+        let cpu = common::thread_cpu_time();
         Stopwatch {
             cpu,
             wall: Instant::now(),
@@ -329,21 +329,9 @@ impl Stopwatch {
         let wall = self.wall.elapsed();
         Timing {
             wall,
-            cpu: thread_cpu_time().saturating_sub(self.cpu),
+            cpu: common::thread_cpu_time().saturating_sub(self.cpu),
         }
     }
-}
-
-/// The calling thread's CPU time (user and system).
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 fn group_name(case: &Case) -> String {

@@ -29,6 +29,8 @@ use criterion::{Criterion, Throughput};
 use streamlog::io::AlignedBuf;
 use streamlog::{BatchBuilder, BatchOptions, Log, LogConfig};
 
+mod common;
+
 const THREADS: usize = 8;
 const BATCHES_PER_THREAD: usize = 64;
 const RECORDS_PER_BATCH: usize = 16;
@@ -126,7 +128,7 @@ enum Clock {
 impl Clock {
     fn now() -> Self {
         if std::env::var_os("STREAMLOG_BENCH_CPU_TIME").is_some_and(|v| v == "1") {
-            Clock::Cpu(thread_cpu_time())
+            Clock::Cpu(common::thread_cpu_time())
         } else {
             Clock::Wall(Instant::now())
         }
@@ -135,20 +137,9 @@ impl Clock {
     fn elapsed(&self) -> Duration {
         match self {
             Clock::Wall(t) => t.elapsed(),
-            Clock::Cpu(t) => thread_cpu_time().saturating_sub(*t),
+            Clock::Cpu(t) => common::thread_cpu_time().saturating_sub(*t),
         }
     }
-}
-
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Builds an unflushed, never-checkpointed log of about `mb` MiB.

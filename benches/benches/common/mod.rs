@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each bench uses its own subset
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 // splitmix64, the same seeded generator the tests use: every run stores the same bytes
 // and reads the same offsets.
@@ -39,4 +40,17 @@ pub fn log_files(dir: &std::path::Path) -> Vec<PathBuf> {
         .collect();
     logs.sort();
     logs
+}
+
+/// The calling thread's CPU time (user and system), for figures that a busy machine's
+/// waiting for a core does not inflate.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
