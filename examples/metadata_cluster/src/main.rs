@@ -226,8 +226,9 @@ async fn run_client(nodes: String, request: ClientRequest) -> anyhow::Result<()>
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // A worker per CPU the process may use (tokio's default honours `taskset`): more
+    // workers than CPUs only wake each other across threads on every commit.
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async {
