@@ -405,32 +405,41 @@ fn run_source(
             Ok(()) => {}
             Err(e) => {
                 // Start over from what is committed: the open transaction is aborted, the
-                // source rebuilt, the producer fenced and re-created with a new epoch.
+                // source rebuilt, the producer fenced and re-created with a new epoch. The
+                // failed source is never polled again, even while a rebuild fails (say, the
+                // server is still down): it holds what it read past the last commit, and a
+                // later commit of the aborted producer's empty transaction would tell it
+                // (and a CDC slot) that those records were committed.
                 note_error(&metrics, &e);
                 producer.abort();
                 if stopping {
                     return Err(e);
                 }
-                backoff(shared, &wake, &mut failures);
-                let rebuilt = build(&committed).and_then(|s| {
-                    let p = TxnProducer::init(
-                        Arc::clone(&shared.storage),
-                        Arc::clone(&shared.driver),
-                        &spec.name,
-                        &spec.topic,
-                        format!("{}-{}", shared.settings.agent_id, spec.name),
-                        shared.settings.producer,
-                    )?;
-                    Ok((s, p))
-                });
-                match rebuilt {
-                    Ok((s, p)) => {
-                        source = s;
-                        producer = p;
-                        last_commit = Instant::now();
+                drop(source);
+                (source, producer) = loop {
+                    backoff(shared, &wake, &mut failures);
+                    let rebuilt = build(&committed).and_then(|s| {
+                        let p = TxnProducer::init(
+                            Arc::clone(&shared.storage),
+                            Arc::clone(&shared.driver),
+                            &spec.name,
+                            &spec.topic,
+                            format!("{}-{}", shared.settings.agent_id, spec.name),
+                            shared.settings.producer,
+                        )?;
+                        Ok((s, p))
+                    });
+                    match rebuilt {
+                        Ok(built) => break built,
+                        Err(e) => {
+                            note_error(&metrics, &e);
+                            if shared.stop.load(Ordering::SeqCst) {
+                                return Err(e);
+                            }
+                        }
                     }
-                    Err(e) => note_error(&metrics, &e),
-                }
+                };
+                last_commit = Instant::now();
             }
         }
     }

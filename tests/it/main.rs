@@ -53,6 +53,8 @@ mod index_rebuilt_when_missing;
 #[cfg(feature = "ingest")]
 mod ingest_agent_commits_positions_with_records;
 #[cfg(feature = "ingest")]
+mod ingest_agent_never_polls_a_failed_source;
+#[cfg(feature = "ingest")]
 mod ingest_agent_waits_for_wakes;
 #[cfg(feature = "ingest")]
 mod ingest_bad_files_are_counted_and_skipped;
