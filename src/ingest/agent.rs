@@ -330,18 +330,7 @@ fn run_source(
         Ok(s)
     };
     let mut failures = 0u32;
-    let mut source = loop {
-        match build(&committed) {
-            Ok(s) => break s,
-            Err(e) => {
-                note_error(&metrics, &e);
-                if shared.stop.load(Ordering::SeqCst) {
-                    return Err(e);
-                }
-                backoff(shared, &wake, &mut failures);
-            }
-        }
-    };
+    let mut source = retry(shared, &wake, &metrics, &mut failures, || build(&committed))?;
     let linger = shared.settings.linger;
     let flush_interval = shared.settings.offset_flush_interval;
     let mut last_commit = Instant::now();
@@ -415,30 +404,22 @@ fn run_source(
                 if stopping {
                     return Err(e);
                 }
+                // Dropped before the rebuild: what it holds (a CDC source's stream, which
+                // keeps the slot active) is released first.
                 drop(source);
-                (source, producer) = loop {
-                    backoff(shared, &wake, &mut failures);
-                    let rebuilt = build(&committed).and_then(|s| {
-                        let p = TxnProducer::init(
-                            Arc::clone(&shared.storage),
-                            Arc::clone(&shared.driver),
-                            &spec.name,
-                            &spec.topic,
-                            format!("{}-{}", shared.settings.agent_id, spec.name),
-                            shared.settings.producer,
-                        )?;
-                        Ok((s, p))
-                    });
-                    match rebuilt {
-                        Ok(built) => break built,
-                        Err(e) => {
-                            note_error(&metrics, &e);
-                            if shared.stop.load(Ordering::SeqCst) {
-                                return Err(e);
-                            }
-                        }
-                    }
-                };
+                backoff(shared, &wake, &mut failures);
+                (source, producer) = retry(shared, &wake, &metrics, &mut failures, || {
+                    let s = build(&committed)?;
+                    let p = TxnProducer::init(
+                        Arc::clone(&shared.storage),
+                        Arc::clone(&shared.driver),
+                        &spec.name,
+                        &spec.topic,
+                        format!("{}-{}", shared.settings.agent_id, spec.name),
+                        shared.settings.producer,
+                    )?;
+                    Ok((s, p))
+                })?;
                 last_commit = Instant::now();
             }
         }
@@ -485,6 +466,29 @@ fn wait_until(wake: &Receiver<()>, until: Instant) -> bool {
     }
     while wake.try_recv().is_ok() {}
     true
+}
+
+/// Calls `attempt` until it succeeds, each failure counted and followed by a backoff; at
+/// shutdown, the failure is returned.
+fn retry<T>(
+    shared: &Shared,
+    wake: &Receiver<()>,
+    metrics: &SourceMetrics,
+    failures: &mut u32,
+    mut attempt: impl FnMut() -> Result<T>,
+) -> Result<T> {
+    loop {
+        match attempt() {
+            Ok(built) => return Ok(built),
+            Err(e) => {
+                note_error(metrics, &e);
+                if shared.stop.load(Ordering::SeqCst) {
+                    return Err(e);
+                }
+                backoff(shared, wake, failures);
+            }
+        }
+    }
 }
 
 fn backoff(shared: &Shared, wake: &Receiver<()>, failures: &mut u32) {
