@@ -212,13 +212,7 @@ fn recovery(c: &mut Criterion) {
                     // The CRC-32C the log's recovery uses (crc-fast), so the bound compares
                     // like with like.
                     let mut crc = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
-                    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
-                        .expect("dir")
-                        .map(|e| e.expect("entry").path())
-                        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-                        .collect();
-                    logs.sort();
-                    for p in logs {
+                    for p in common::log_files(&dir) {
                         let mut f = File::open(p).expect("open");
                         loop {
                             let n = f.read(buf.as_mut_slice()).expect("read");
