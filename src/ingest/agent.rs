@@ -292,14 +292,19 @@ impl RunningAgent {
         self.threads.iter().any(JoinHandle::is_finished)
     }
 
-    /// Stops every source after it commits what it has read; returns the first error.
-    pub fn shutdown(self) -> Result<()> {
+    /// Tells every source to stop (it commits what it has read first) and wakes it.
+    fn stop_sources(&self) {
         self.stop.store(true, Ordering::SeqCst);
         for w in &self.wakers {
             let _ = w.send(());
         }
+    }
+
+    /// Stops every source after it commits what it has read; returns the first error.
+    pub fn shutdown(mut self) -> Result<()> {
+        self.stop_sources();
         let mut first = Ok(());
-        for t in self.threads {
+        for t in std::mem::take(&mut self.threads) {
             let r = t.join().unwrap_or_else(|_| {
                 Err(IngestError::Source {
                     source_name: "?".into(),
@@ -311,6 +316,21 @@ impl RunningAgent {
             }
         }
         first
+    }
+}
+
+/// Dropped without [`RunningAgent::shutdown`] (a caller's early return, a test that
+/// panics): the sources stop as on shutdown, each committing what it has read, and their
+/// threads are waited for, so none outlives the agent; their errors are dropped.
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.stop_sources();
+        for t in std::mem::take(&mut self.threads) {
+            let _ = t.join();
+        }
     }
 }
 
