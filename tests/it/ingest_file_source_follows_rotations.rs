@@ -213,6 +213,26 @@ fn gzip_of_a_rotated_file_finishes_it_after_a_restart() {
 }
 
 #[test]
+fn file_gzipped_while_down_is_finished_before_a_newer_followed_file() {
+    let (dir, log, mut h) = setup(|_| {});
+    let old = dir.path().join("app.log.1");
+    append(&log, &["o1"]);
+    h.poll_commit();
+    fs::rename(&log, &old).unwrap();
+    append(&log, &["n1"]);
+    // Both files followed, both positions committed.
+    h.poll_commit();
+    // The rotated file's writer had not reopened yet: its last line, then the new file's.
+    append(&old, &["o2 (only in the gzip file)"]);
+    append(&log, &["n2"]);
+    h.crash();
+    gzip(&old); // while the agent is down: the plain file is gone at the restart
+    h.poll_commit();
+    assert_eq!(h.texts(), ["o1", "n1", "o2 (only in the gzip file)", "n2"]);
+    assert_eq!(h.count(|m| &m.gzip_reads), 1);
+}
+
+#[test]
 fn gzip_while_running_needs_no_decompression() {
     let (dir, log, mut h) = setup(|_| {});
     append(&log, &["r1"]);

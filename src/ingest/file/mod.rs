@@ -13,7 +13,9 @@
 //!    the descriptor and forgotten);
 //! 2. files whose rest must be found elsewhere (truncated, or gone while the agent was
 //!    down): a plain file starting with their fingerprint (copytruncate's copy) or a gzip
-//!    file whose decompressed start is their fingerprint;
+//!    file whose decompressed start is their fingerprint. While that rest is unknown it is
+//!    looked for in the file's place in step 1's order, and the poll ends there if it is
+//!    not found; afterwards (found elsewhere later, until a timeout) in this step;
 //! 3. new files (plain, and gzip files no followed file accounts for), oldest modification
 //!    first (`gzip` keeps the original's time; in one clock tick the longer name first, as
 //!    the file being written has the shortest), from their start. A new file whose first
@@ -35,7 +37,8 @@
 //!   read from a file truncated and written again under the read are not framed, and the
 //!   file is handled as truncated (also when the read finds the file shorter, or gone);
 //! - while a file whose rest is unknown (gone or truncated while the agent was down) has
-//!   not been looked for in two listings, no new file is started.
+//!   not been looked for in two listings, no file after it is read, followed or new (its
+//!   rest is looked for in its place in the order).
 //!
 //! **Copytruncate's window.** `copytruncate` copies the file and then truncates it; lines
 //! written between the copy and the truncation are in neither, unless the agent read them
@@ -104,7 +107,7 @@ struct Stream {
     /// The committed position, to know whether it changed.
     stored: Option<(u64, u32, String, u64, u64)>,
     /// Detached with its rest unknown: how many more listings must look for the rest
-    /// before new files are read. A listing is not atomic (a file renamed or compressed
+    /// before any later file (followed or new) is read. A listing is not atomic (a file renamed or compressed
     /// while it runs may be in it under neither name), and a newer file read before this
     /// one's rest would put a writer's lines out of order.
     searches_left: u8,
@@ -507,6 +510,40 @@ impl FileSource {
         Ok(self.polled(true))
     }
 
+    /// Looks for detached stream `id`'s rest in `entries` while it is unknown (see
+    /// [`Stream::searches_left`]). Called in the reading order: on [`Search::Waiting`] the
+    /// poll ends, so no later file is read before the rest (a writer's later lines would
+    /// come before its earlier ones), until the rest is found or the listings run out.
+    fn search_rest(
+        &mut self,
+        id: u64,
+        entries: &[Entry],
+        sink: &mut dyn RecordSink,
+        deadline: Instant,
+    ) -> Result<Search> {
+        let pending = self
+            .streams
+            .get(&id)
+            .is_some_and(|s| matches!(s.state, State::Detached { .. }) && s.searches_left > 0);
+        if !pending {
+            return Ok(Search::NotPending);
+        }
+        let tracked = self.tracked();
+        let found = self.find_rest(id, entries, &tracked, sink, deadline)?;
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.searches_left = if found {
+                0
+            } else {
+                s.searches_left.saturating_sub(1)
+            };
+        }
+        Ok(if found {
+            Search::Found
+        } else {
+            Search::Waiting
+        })
+    }
+
     fn was_cut(&self, id: u64) -> bool {
         self.streams.get(&id).is_some_and(|s| s.cut)
     }
@@ -809,6 +846,17 @@ impl FileSource {
 /// A new plain file opened, with its first bytes.
 type Opened = (File, Vec<u8>);
 
+/// What [`FileSource::search_rest`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Search {
+    /// The rest was found and read.
+    Found,
+    /// Not found yet: the poll ends, later files wait.
+    Waiting,
+    /// The stream's rest is not searched for ahead of later files.
+    NotPending,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GzipOutcome {
     /// Read to its end.
@@ -1013,6 +1061,12 @@ impl Source for FileSource {
                 continue;
             };
             if matches!(s.state, State::Detached { .. }) {
+                // Its rest, while unknown, is looked for before any later file is read.
+                match self.search_rest(id, &entries, sink, deadline)? {
+                    Search::Waiting => return Ok(self.polled(true)),
+                    Search::Found => progress = true,
+                    Search::NotPending => {}
+                }
                 continue;
             }
             if s.state == State::Gzip {
@@ -1040,14 +1094,22 @@ impl Source for FileSource {
                         self.detach(id, true);
                     }
                 }
-                None => self.detach(id, false),
+                None => {
+                    // Gone while the agent was down (e.g. compressed and removed): its rest
+                    // comes before the files after it.
+                    self.detach(id, false);
+                    match self.search_rest(id, &entries, sink, deadline)? {
+                        Search::Waiting => return Ok(self.polled(true)),
+                        Search::Found => progress = true,
+                        Search::NotPending => {}
+                    }
+                }
                 Some(e) => {
                     if !has_file && !self.reattach(id, &e) {
                         // The inode holds another file, or this one was truncated while
                         // the agent was down: a plain copy holding its rest tells which.
                         self.detach(id, false);
-                        let tracked = self.tracked();
-                        progress |= self.find_rest(id, &entries, &tracked, sink, deadline)?;
+                        let search = self.search_rest(id, &entries, sink, deadline)?;
                         let copied = self
                             .streams
                             .get(&id)
@@ -1058,6 +1120,11 @@ impl Source for FileSource {
                             &self.metrics.identity_changes
                         };
                         SourceMetrics::add(counter, 1);
+                        match search {
+                            Search::Waiting => return Ok(self.polled(true)),
+                            Search::Found => progress = true,
+                            Search::NotPending => {}
+                        }
                         continue;
                     }
                     let truncated = state == State::Active
@@ -1081,7 +1148,9 @@ impl Source for FileSource {
                 }
             }
         }
-        // 2. Detached files: their rest may be in a copy or a gzip file.
+        // 2. Detached files no longer searched before later files (read to their end, or
+        // searched in enough listings): their rest may still turn up in a copy or a gzip
+        // file, until their timeout.
         let detached: Vec<(u64, Instant)> = self
             .streams
             .iter()
@@ -1094,12 +1163,6 @@ impl Source for FileSource {
             let tracked = self.tracked();
             if self.find_rest(id, &entries, &tracked, sink, deadline)? {
                 progress = true;
-                if let Some(s) = self.streams.get_mut(&id) {
-                    s.searches_left = 0;
-                }
-            } else if let Some(s) = self.streams.get_mut(&id).filter(|s| s.searches_left > 0) {
-                s.searches_left -= 1;
-                progress = true; // list again soon
             } else if since.elapsed() >= Duration::from_millis(self.cfg.detached_timeout_ms) {
                 let lost = self
                     .streams
@@ -1114,14 +1177,8 @@ impl Source for FileSource {
         }
         // 3. New files (gzip files no followed file accounts for, and plain files), oldest
         // modification first: `gzip` keeps the original's modification time, so a rotated
-        // file compressed later still sorts before the files written after it.
-        let searching = self
-            .streams
-            .values()
-            .any(|s| matches!(s.state, State::Detached { .. }) && s.searches_left > 0);
-        if searching {
-            return Ok(self.polled(true));
-        }
+        // file compressed later still sorts before the files written after it. (Step 1
+        // ended the poll while a detached file's rest was still searched for.)
         let tracked = self.tracked();
         let listed: Vec<(PathBuf, u64, u64)> = entries
             .iter()
