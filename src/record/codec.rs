@@ -310,11 +310,24 @@ mod snappy {
         Ok(())
     }
 
+    /// The most a snappy element expands: a copy of up to 64 bytes from 3 bytes of input
+    /// (literals only shrink, 2-byte copies give at most 11 bytes).
+    const MAX_EXPANSION: usize = 22;
+
     fn raw_block(input: &[u8], out: &mut Vec<u8>, limit: usize, start: usize) -> Result<()> {
         let codec = Compression::Snappy;
         let n = snap::raw::decompress_len(input).map_err(|e| codec.decode_error(e))?;
         if out.len() - start + n > limit {
             return Err(codec.too_large(limit));
+        }
+        // The output is allocated (and zero-filled) at its declared length before decoding:
+        // a length the block could never produce is refused first, so a few bytes cannot
+        // make a reader allocate up to the limit.
+        if n > input.len().saturating_mul(MAX_EXPANSION) {
+            return Err(codec.decode_error(format!(
+                "block declares {n} bytes, more than its {} bytes can hold",
+                input.len()
+            )));
         }
         let at = out.len();
         out.resize(at + n, 0);
@@ -459,6 +472,48 @@ mod tests {
             );
             assert!(out.is_empty(), "{codec}: output kept after error");
         }
+    }
+
+    /// A raw snappy block whose length preamble claims 200 MiB over three bytes of body is
+    /// refused for what it claims, before any output is allocated; zeros, which snappy
+    /// compresses about as far as it can, still round-trip under that bound.
+    #[cfg(feature = "snappy")]
+    #[test]
+    fn snappy_length_beyond_what_the_block_can_hold_is_refused_first() {
+        let mut forged = Vec::new();
+        let mut n = 200u64 << 20;
+        while n >= 0x80 {
+            forged.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        forged.push(n as u8);
+        forged.extend_from_slice(&[0x00, b'x', 0x00]);
+        let mut out = Vec::new();
+        let err = Compression::Snappy
+            .decompress(&forged, &mut out, usize::MAX)
+            .unwrap_err();
+        assert!(
+            matches!(&err, Error::Decompress { message, .. } if message.contains("more than its")),
+            "{err}"
+        );
+        assert_eq!(out.capacity(), 0, "nothing allocated for the claim");
+
+        let zeros = vec![0u8; 1 << 20];
+        let mut raw = vec![0u8; snap::raw::max_compress_len(zeros.len())];
+        let len = snap::raw::Encoder::new()
+            .compress(&zeros, &mut raw)
+            .unwrap();
+        raw.truncate(len);
+        assert!(
+            zeros.len() > 20 * raw.len(),
+            "zeros compress {}x",
+            zeros.len() / raw.len()
+        );
+        let mut back = Vec::new();
+        Compression::Snappy
+            .decompress(&raw, &mut back, usize::MAX)
+            .unwrap();
+        assert_eq!(back, zeros);
     }
 
     #[test]
