@@ -497,7 +497,7 @@ impl Segment {
     }
 
     fn relative(&self, offset: i64) -> u32 {
-        u32::try_from(offset - self.base_offset).unwrap_or(u32::MAX)
+        u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX)
     }
 
     /// Whether the next index entries may not fit.
@@ -625,7 +625,13 @@ fn maybe_append_time(time: &IndexFile, base_offset: i64, st: &WriteState) {
         .last_time_entry()
         .is_none_or(|last| st.max_timestamp > last.timestamp);
     if grew {
-        let relative = u32::try_from(st.offset_of_max_timestamp - base_offset).unwrap_or(0);
+        // A batch from disk may claim any offset (a clean shutdown's last segment is not
+        // scanned for offsets): one outside the segment's range is indexed at its base.
+        let relative = st
+            .offset_of_max_timestamp
+            .checked_sub(base_offset)
+            .and_then(|d| u32::try_from(d).ok())
+            .unwrap_or(0);
         time.push_time(TimeEntry {
             timestamp: st.max_timestamp,
             relative_offset: relative,

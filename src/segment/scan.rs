@@ -223,7 +223,7 @@ impl Segment {
     /// The first batch whose last offset is at least `offset`, below byte `end`.
     pub(crate) fn find_batch(&self, offset: i64, end: u64) -> Result<Option<BatchPos>> {
         let offsets = &self.indexes()?.offset;
-        let relative = offset - self.base_offset();
+        let relative = offset.saturating_sub(self.base_offset());
         let floor = offsets.floor_offset(relative);
         // The first indexed batch ending at or after `offset` is the one sought when it also
         // starts at or before it: every batch before it ends below its base offset. That
@@ -379,7 +379,7 @@ impl Segment {
         let ix = self.indexes()?;
         Ok(ix
             .offset
-            .lookup_offset(offset - self.base_offset())
+            .lookup_offset(offset.saturating_sub(self.base_offset()))
             .map_or(0, |e| u64::from(e.position)))
     }
 
