@@ -194,6 +194,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// A segment file named by a base offset so high that its offsets (the base plus a
+    /// 32-bit relative offset) and the one after them would not fit an `i64`: no log writes
+    /// such a file, and opening it is refused before any offset is computed from it.
+    #[error("segment {path}: base offset {base_offset} leaves no room for the segment's offsets (at most {max} allowed)", max = crate::segment::MAX_BASE_OFFSET)]
+    SegmentBaseOutOfRange {
+        /// The `.log` file.
+        path: PathBuf,
+        /// The base offset its name gives.
+        base_offset: i64,
+    },
+
     /// A checkpoint file that does not parse.
     #[error("checkpoint file {path} is corrupt")]
     CorruptCheckpoint {

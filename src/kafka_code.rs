@@ -260,6 +260,7 @@ impl Error {
             Error::NotCoordinator { .. } => KafkaCode::NOT_COORDINATOR,
             Error::CorruptIndex { .. }
             | Error::CorruptSegment { .. }
+            | Error::SegmentBaseOutOfRange { .. }
             | Error::CorruptCheckpoint { .. }
             | Error::DamageBelowRecoveryPoint { .. }
             | Error::LogPoisoned { .. }

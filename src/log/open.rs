@@ -12,7 +12,7 @@ use crate::config::{HighWatermarkPolicy, LogConfig};
 use crate::error::{Error, Result};
 use crate::io::{FileSystem, RealFs};
 use crate::record::Batch;
-use crate::segment::{parse_segment_file_name, Segment};
+use crate::segment::{check_segment_base, parse_segment_file_name, Segment};
 
 /// What opening the log did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -123,6 +123,7 @@ impl Log {
         let mut index_files = Vec::new();
         for path in listing {
             if let Some(base) = parse_segment_file_name(&path, "log") {
+                check_segment_base(&path, base)?;
                 bases.push(base);
             } else if parse_segment_file_name(&path, "index").is_some()
                 || parse_segment_file_name(&path, "timeindex").is_some()

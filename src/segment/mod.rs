@@ -34,6 +34,22 @@ pub fn segment_file_name(base_offset: i64, ext: &str) -> String {
     format!("{base_offset:020}.{ext}")
 }
 
+/// The highest base offset a segment may have: every offset in it (the base plus a `u32`
+/// relative offset) and the next offset after them fit an `i64`.
+pub const MAX_BASE_OFFSET: i64 = i64::MAX - u32::MAX as i64 - 1;
+
+/// Refuses a segment file whose base offset is above [`MAX_BASE_OFFSET`]: offsets computed
+/// from it (base plus relative) would overflow.
+pub(crate) fn check_segment_base(path: &Path, base_offset: i64) -> Result<()> {
+    if base_offset > MAX_BASE_OFFSET {
+        return Err(Error::SegmentBaseOutOfRange {
+            path: path.to_path_buf(),
+            base_offset,
+        });
+    }
+    Ok(())
+}
+
 /// The base offset of a segment file named `<20 digits>.log`, if `path` is one.
 pub fn parse_segment_file_name(path: &Path, ext: &str) -> Option<i64> {
     let name = path.file_name()?.to_str()?;
@@ -149,6 +165,11 @@ impl Segment {
         config: IndexConfig,
         suffix: &'static str,
     ) -> Result<Self> {
+        // A segment no open could take back: refused before any file is made.
+        check_segment_base(
+            &dir.join(segment_file_name(base_offset, "log")),
+            base_offset,
+        )?;
         let seg = Segment::open_log(fs, dir, base_offset, config, suffix, true)?;
         let indexes = match seg.open_writable_indexes(0, 0) {
             Ok(ix) => ix,

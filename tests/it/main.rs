@@ -118,6 +118,7 @@ mod roll_on_relative_offset_overflow;
 mod roll_on_size;
 mod roll_on_time;
 mod sealed_indexes_durable_across_power_cut;
+mod segment_base_beyond_relative_offsets_refused;
 mod segment_files_interop;
 mod simfs_semantics;
 mod storage_adopts_kafka_layout;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::io::{File, FileSystem, OpenMode, RealFs};
 use crate::record::{Batch, DecodeLimits, BATCH_HEADER_SIZE};
-use crate::segment::parse_segment_file_name;
+use crate::segment::{check_segment_base, parse_segment_file_name};
 
 /// Bytes read from a `.log` file at a time.
 const READ_CHUNK: usize = 1 << 20;
@@ -166,6 +166,9 @@ impl SegmentReader {
 
 /// The `.log` segment files of the partition directory `dir` (those named by a 20-digit
 /// base offset), with their base offsets, in offset order.
+///
+/// A file whose base offset leaves no room for its offsets is
+/// [`Error::SegmentBaseOutOfRange`].
 pub fn list_segment_files(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
     let mut logs: Vec<(i64, PathBuf)> = RealFs
         .list(dir)
@@ -173,6 +176,9 @@ pub fn list_segment_files(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
         .into_iter()
         .filter_map(|p| parse_segment_file_name(&p, "log").map(|base| (base, p)))
         .collect();
+    for (base, path) in &logs {
+        check_segment_base(path, *base)?;
+    }
     logs.sort();
     Ok(logs)
 }
