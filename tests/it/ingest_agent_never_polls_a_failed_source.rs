@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::ingest::CountedPosition;
 use parking_lot::Mutex;
 use streamlog::ingest::{
     Agent, AgentSettings, IngestError, Poll, PositionUpdate, RecordSink, Source,
@@ -29,8 +30,7 @@ struct Flaky {
     instance: u32,
     committed_at_restore: Arc<Mutex<Vec<Option<Vec<u8>>>>>,
     restored: u64,
-    sent: u64,
-    reported: u64,
+    position: CountedPosition,
     failed: bool,
 }
 
@@ -42,15 +42,11 @@ impl Source for Flaky {
         TOPIC
     }
     fn restore(&mut self, committed: &BTreeMap<Vec<u8>, Vec<u8>>) -> streamlog::ingest::Result<()> {
-        let n = committed.get(b"n".as_slice()).cloned();
-        self.restored = n
-            .as_deref()
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        self.sent = self.restored;
-        self.reported = self.restored;
-        self.committed_at_restore.lock().push(n);
+        self.position = CountedPosition::restored(committed);
+        self.restored = self.position.sent;
+        self.committed_at_restore
+            .lock()
+            .push(committed.get(b"n".as_slice()).cloned());
         Ok(())
     }
     fn poll(
@@ -58,28 +54,24 @@ impl Source for Flaky {
         sink: &mut dyn RecordSink,
         _deadline: Instant,
     ) -> streamlog::ingest::Result<Poll> {
-        if self.sent == 0 {
+        if self.position.sent == 0 {
             sink.send(0, None, Some(b"A"), &[])?;
-            self.sent = 1;
+            self.position.sent = 1;
             return Ok(Poll::Progress);
         }
         if self.instance == FIRST_RUN && !self.failed {
             self.failed = true;
             return Err(IngestError::Config("planted failure after a read".into()));
         }
-        if self.sent == 1 {
+        if self.position.sent == 1 {
             sink.send(0, None, Some(b"B"), &[])?;
-            self.sent = 2;
+            self.position.sent = 2;
             return Ok(Poll::Progress);
         }
         Ok(Poll::Idle)
     }
     fn take_positions(&mut self) -> Vec<PositionUpdate> {
-        if self.sent == self.reported {
-            return Vec::new();
-        }
-        self.reported = self.sent;
-        vec![(b"n".to_vec(), Some(self.sent.to_string().into_bytes()))]
+        self.position.take()
     }
     fn next_poll(&self) -> Option<Instant> {
         None
@@ -102,8 +94,7 @@ fn add_flaky(agent: &mut Agent, builds: &Arc<AtomicU32>, seen: &Arc<Mutex<Vec<Op
                     instance,
                     committed_at_restore: Arc::clone(&seen),
                     restored: 0,
-                    sent: 0,
-                    reported: 0,
+                    position: CountedPosition::default(),
                     failed: false,
                 }))
             }),

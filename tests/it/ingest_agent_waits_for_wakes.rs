@@ -10,6 +10,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::ingest::CountedPosition;
 use parking_lot::Mutex;
 use streamlog::ingest::{
     Agent, AgentSettings, FileSourceConfig, Poll, PositionUpdate, RecordSink, RunningAgent, Source,
@@ -31,8 +32,7 @@ struct Script {
 /// so through its waker (as the file watcher does).
 struct Scripted {
     script: Arc<Mutex<Script>>,
-    sent: u64,
-    reported: u64,
+    position: CountedPosition,
 }
 
 impl Source for Scripted {
@@ -56,7 +56,7 @@ impl Source for Scripted {
         let lines: Vec<String> = self.script.lock().lines.drain(..).collect();
         for l in &lines {
             sink.send(0, None, Some(l.as_bytes()), &[])?;
-            self.sent += 1;
+            self.position.sent += 1;
         }
         Ok(if lines.is_empty() {
             Poll::Idle
@@ -65,11 +65,7 @@ impl Source for Scripted {
         })
     }
     fn take_positions(&mut self) -> Vec<PositionUpdate> {
-        if self.sent == self.reported {
-            return Vec::new();
-        }
-        self.reported = self.sent;
-        vec![(b"n".to_vec(), Some(self.sent.to_string().into_bytes()))]
+        self.position.take()
     }
     fn next_poll(&self) -> Option<Instant> {
         None
@@ -114,8 +110,7 @@ fn ingest_scripted_source_is_polled_on_its_wakes_only() {
             Box::new(move |_| {
                 Ok(Box::new(Scripted {
                     script: Arc::clone(&shared),
-                    sent: 0,
-                    reported: 0,
+                    position: CountedPosition::default(),
                 }))
             }),
         )

@@ -107,9 +107,9 @@ struct Stream {
     /// The committed position, to know whether it changed.
     stored: Option<(u64, u32, String, u64, u64)>,
     /// Detached with its rest unknown: how many more listings must look for the rest
-    /// before any later file (followed or new) is read. A listing is not atomic (a file renamed or compressed
-    /// while it runs may be in it under neither name), and a newer file read before this
-    /// one's rest would put a writer's lines out of order.
+    /// before any later file (followed or new) is read. A listing is not atomic (a file
+    /// renamed or compressed while it runs may be in it under neither name), and a newer
+    /// file read before this one's rest would put a writer's lines out of order.
     searches_left: u8,
     /// The file no longer started with the fingerprint after a read: truncated (and written
     /// again) under it. The bytes of that read were not framed.
@@ -857,6 +857,17 @@ enum Search {
     NotPending,
 }
 
+impl Search {
+    /// Whether the rest was found and read, or `None` while the poll must end there.
+    fn found(self) -> Option<bool> {
+        match self {
+            Search::Found => Some(true),
+            Search::NotPending => Some(false),
+            Search::Waiting => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GzipOutcome {
     /// Read to its end.
@@ -1062,11 +1073,10 @@ impl Source for FileSource {
             };
             if matches!(s.state, State::Detached { .. }) {
                 // Its rest, while unknown, is looked for before any later file is read.
-                match self.search_rest(id, &entries, sink, deadline)? {
-                    Search::Waiting => return Ok(self.polled(true)),
-                    Search::Found => progress = true,
-                    Search::NotPending => {}
-                }
+                let Some(found) = self.search_rest(id, &entries, sink, deadline)?.found() else {
+                    return Ok(self.polled(true));
+                };
+                progress |= found;
                 continue;
             }
             if s.state == State::Gzip {
@@ -1098,11 +1108,11 @@ impl Source for FileSource {
                     // Gone while the agent was down (e.g. compressed and removed): its rest
                     // comes before the files after it.
                     self.detach(id, false);
-                    match self.search_rest(id, &entries, sink, deadline)? {
-                        Search::Waiting => return Ok(self.polled(true)),
-                        Search::Found => progress = true,
-                        Search::NotPending => {}
-                    }
+                    let search = self.search_rest(id, &entries, sink, deadline)?;
+                    let Some(found) = search.found() else {
+                        return Ok(self.polled(true));
+                    };
+                    progress |= found;
                 }
                 Some(e) => {
                     if !has_file && !self.reattach(id, &e) {
@@ -1120,11 +1130,10 @@ impl Source for FileSource {
                             &self.metrics.identity_changes
                         };
                         SourceMetrics::add(counter, 1);
-                        match search {
-                            Search::Waiting => return Ok(self.polled(true)),
-                            Search::Found => progress = true,
-                            Search::NotPending => {}
-                        }
+                        let Some(found) = search.found() else {
+                            return Ok(self.polled(true));
+                        };
+                        progress |= found;
                         continue;
                     }
                     let truncated = state == State::Active

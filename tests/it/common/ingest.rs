@@ -210,3 +210,35 @@ pub fn spawn_agent(config: &std::path::Path, log: &std::path::Path, until_idle: 
             .unwrap(),
     )
 }
+
+/// A test source's position: how many records it sent, kept under the key `n`, and how many
+/// of those it already reported to the agent.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CountedPosition {
+    pub sent: u64,
+    pub reported: u64,
+}
+
+impl CountedPosition {
+    /// Starts from the count committed under `n` (0 when none).
+    pub fn restored(committed: &BTreeMap<Vec<u8>, Vec<u8>>) -> CountedPosition {
+        let n = committed
+            .get(b"n".as_slice())
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        CountedPosition {
+            sent: n,
+            reported: n,
+        }
+    }
+
+    /// `Source::take_positions`: the count, once each time it moved.
+    pub fn take(&mut self) -> Vec<streamlog::ingest::PositionUpdate> {
+        if self.sent == self.reported {
+            return Vec::new();
+        }
+        self.reported = self.sent;
+        vec![(b"n".to_vec(), Some(self.sent.to_string().into_bytes()))]
+    }
+}
