@@ -54,7 +54,12 @@ impl Log {
         loop {
             let mut w = self.lock_open()?;
             let base = w.log_end_offset;
-            let last = base + i64::from(b.last_offset_delta());
+            let Some(last) = base.checked_add(i64::from(b.last_offset_delta())) else {
+                return Err(Error::InvalidBatchHeader {
+                    base_offset: base,
+                    reason: "last offset overflows from the log end offset",
+                });
+            };
             let log_append = self.config().message_timestamp_type == TimestampType::LogAppendTime;
             let max_timestamp = self.append_timestamp(&b, now);
             // Idempotent and transactional batches pass the producer checks first; others

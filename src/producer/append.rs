@@ -37,7 +37,9 @@ impl ProducerAppend {
             first_seq: batch.base_sequence(),
             last_seq: batch.last_sequence(),
             first_offset,
-            last_offset: first_offset + i64::from(batch.last_offset_delta()),
+            // Saturating: a batch replayed from disk is not validated again, and its delta
+            // may reach past `i64::MAX` from where it is stored.
+            last_offset: first_offset.saturating_add(i64::from(batch.last_offset_delta())),
             max_timestamp,
             transactional: batch.is_transactional(),
         }

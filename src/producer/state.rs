@@ -88,7 +88,7 @@ impl ProducerState {
         if append::apply(entry, b) {
             self.ongoing.insert(b.first_offset, b.producer_id);
         }
-        self.map_end_offset = self.map_end_offset.max(b.last_offset + 1);
+        self.map_end_offset = self.map_end_offset.max(b.last_offset.saturating_add(1));
     }
 
     /// Checks (when `checked`) and applies a transaction marker written at `m.offset`;
@@ -100,7 +100,7 @@ impl ProducerState {
     ) -> Result<Option<AbortedTxn>> {
         let (entry, completed) =
             append::check_marker(self.producers.get(&m.producer_id), m, checked)?;
-        self.map_end_offset = self.map_end_offset.max(m.offset + 1);
+        self.map_end_offset = self.map_end_offset.max(m.offset.saturating_add(1));
         self.producers.insert(entry.producer_id, entry);
         Ok(completed.and_then(|c| self.complete(c)))
     }
@@ -124,7 +124,7 @@ impl ProducerState {
             .ongoing
             .iter()
             .find(|(_, &pid)| pid != c.producer_id)
-            .map_or(c.last_offset + 1, |(&first, _)| first);
+            .map_or(c.last_offset.saturating_add(1), |(&first, _)| first);
         let txn = AbortedTxn {
             producer_id: c.producer_id,
             first_offset: c.first_offset,
