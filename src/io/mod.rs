@@ -118,6 +118,16 @@ pub trait File: Send + Sync + std::fmt::Debug {
         Ok(())
     }
 
+    /// Reserves disk blocks for the bytes `offset..offset + len` ahead of appends, leaving
+    /// the file's length and contents as they are (Linux's `fallocate` with
+    /// `FALLOC_FL_KEEP_SIZE`): a hint that makes later appends cheaper. `Ok(false)` when
+    /// this handle does not reserve (the default); a later [`set_len`](Self::set_len) to
+    /// the current length releases what lies past the end.
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<bool> {
+        let _ = (offset, len);
+        Ok(false)
+    }
+
     /// Reads exactly `buf.len()` bytes at `pos`, or fails with `UnexpectedEof`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
         while !buf.is_empty() {

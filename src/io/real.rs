@@ -259,6 +259,34 @@ impl File for RealFile {
         self.file.sync_data()
     }
 
+    #[cfg(target_os = "linux")]
+    fn preallocate(&self, offset: u64, len: u64) -> io::Result<bool> {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len))
+        else {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        };
+        loop {
+            // SAFETY: `fallocate` takes a file descriptor and plain integers; the descriptor
+            // is this handle's, open for as long as `self.file` lives.
+            let rc = unsafe {
+                libc::fallocate(
+                    self.file.as_raw_fd(),
+                    libc::FALLOC_FL_KEEP_SIZE,
+                    offset,
+                    len,
+                )
+            };
+            if rc == 0 {
+                return Ok(true);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
     fn map_words(&self, len: u64, writable: bool) -> io::Result<Arc<dyn MappedWords>> {
         if len % 4 != 0 {
             return Err(io::Error::new(

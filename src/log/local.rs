@@ -168,6 +168,13 @@ impl LocalLog {
                 .direct_io
                 .then_some(config.direct_io_write_bytes as usize),
             direct_writes_in_flight: config.direct_io_writes_in_flight as usize,
+            // Direct-I/O appends write whole aligned blocks of their own; the reservation
+            // is for the page cache's per-page allocation.
+            preallocate_bytes: if config.direct_io {
+                0
+            } else {
+                u64::from(config.preallocate_bytes)
+            },
         }
     }
 

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 pub(crate) use index::{IndexFile, IndexKind, OffsetEntry, TimeEntry};
 pub(crate) use scan::{BatchPos, ResumePosition};
 
+use crate::config::MIN_PREALLOCATE_BYTES;
 use crate::error::{Error, Result};
 use crate::io::{File, FileSystem, OpenMode};
 use crate::record::NO_TIMESTAMP;
@@ -37,6 +38,9 @@ pub fn segment_file_name(base_offset: i64, ext: &str) -> String {
 /// The highest base offset a segment may have: every offset in it (the base plus a `u32`
 /// relative offset) and the next offset after them fit an `i64`.
 pub const MAX_BASE_OFFSET: i64 = i64::MAX - u32::MAX as i64 - 1;
+
+/// `Segment::reserved_to` once the file refused a reservation: no more are asked for.
+const NOT_RESERVING: u64 = u64::MAX;
 
 /// Refuses a segment file whose base offset is above [`MAX_BASE_OFFSET`]: offsets computed
 /// from it (base plus relative) would overflow.
@@ -70,6 +74,9 @@ pub(crate) struct IndexConfig {
     pub direct_write_bytes: Option<usize>,
     /// Full direct-I/O writes that may be in flight while appends go on.
     pub direct_writes_in_flight: usize,
+    /// The largest step of disk blocks reserved ahead of appends (`LogConfig::preallocate_bytes`);
+    /// 0 reserves nothing.
+    pub preallocate_bytes: u64,
 }
 
 /// The offset and time indexes of a segment.
@@ -123,6 +130,9 @@ pub(crate) struct Segment {
     /// Held while the indexes are loaded or rebuilt, so two readers never rebuild the same
     /// index files at once (each mapping them while the other trims them).
     index_load: Mutex<()>,
+    /// Where the disk blocks this process reserved ahead of appends end (0: none;
+    /// `NOT_RESERVING` once the file refused). Only the writer moves it.
+    reserved_to: AtomicU64,
     write_state: Mutex<WriteState>,
     /// Appended to every file name: empty for a live segment, `.cleaned` or `.swap` while
     /// the cleaner builds a replacement (see `log/cleaner/swap.rs`).
@@ -286,6 +296,7 @@ impl Segment {
             deleted: AtomicBool::new(false),
             index_sync_pending: AtomicBool::new(false),
             index_load: Mutex::new(()),
+            reserved_to: AtomicU64::new(0),
             write_state: Mutex::new(WriteState::default()),
             suffix: "",
         }
@@ -477,13 +488,54 @@ impl Segment {
             });
         }
         let start = self.size();
+        let len = parts.iter().map(|p| p.len() as u64).sum::<u64>();
+        self.reserve(start, start.saturating_add(len));
         if let Err(e) = self.log.append(parts) {
             // Cut any partial write so the file holds only whole batches; if even that
-            // fails, the error below still stops the append.
+            // fails, the error below still stops the append. The cut frees the blocks
+            // reserved past it too.
             let _ = self.log.set_len(start);
+            let _ = self
+                .reserved_to
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
+                    (r != NOT_RESERVING).then_some(0)
+                });
             return Err(Error::io(&self.log_path, e));
         }
         self.index_appended(start, batches)
+    }
+
+    /// Reserves disk blocks past `end` when the reservation ahead of appends would not cover
+    /// the bytes up to it: as many bytes as the segment holds, from
+    /// `MIN_PREALLOCATE_BYTES` up to `preallocate_bytes`, so the reservation doubles while
+    /// the segment grows and a segment that takes little reserves little. A file that
+    /// refuses (no `fallocate`, a filesystem without it, no space) is not asked again; the
+    /// append then goes on as it would have without (a hint failing is no append failing:
+    /// the write reports its own error).
+    fn reserve(&self, start: u64, end: u64) {
+        let most = self.config.preallocate_bytes;
+        let reserved = self.reserved_to.load(Ordering::Relaxed);
+        if most == 0 || end <= reserved || reserved == NOT_RESERVING {
+            return;
+        }
+        let step = start.clamp(u64::from(MIN_PREALLOCATE_BYTES).min(most), most);
+        let from = reserved.max(start);
+        let to = end.max(start.saturating_add(step));
+        let next = match self.log.preallocate(from, to - from) {
+            Ok(true) => to,
+            Ok(false) | Err(_) => NOT_RESERVING,
+        };
+        self.reserved_to.store(next, Ordering::Relaxed);
+    }
+
+    /// Releases the disk blocks reserved past the end of the file (a cut to its own length
+    /// frees them), once no more appends come. Best effort: blocks left reserved are only
+    /// space, freed when the file is removed.
+    fn release_reserved(&self) {
+        let reserved = self.reserved_to.swap(0, Ordering::Relaxed);
+        if reserved != NOT_RESERVING && reserved > self.size() {
+            let _ = self.log.set_len(self.size());
+        }
     }
 
     /// Takes in batches that are already in the file from byte `start` on (written by this
@@ -543,6 +595,7 @@ impl Segment {
         maybe_append_time(&ix.time, self.base_offset, &st);
         ix.offset.trim()?;
         ix.time.trim()?;
+        self.release_reserved();
         self.index_sync_pending.store(true, Ordering::Release);
         self.sealed.store(true, Ordering::Release);
         Ok(())

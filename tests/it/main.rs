@@ -82,6 +82,7 @@ mod log_model;
 mod log_smoke;
 mod max_message_bytes_enforced;
 mod partitioner_matches_kafka_python;
+mod preallocated_segment_blocks;
 mod producer_dump_shows_producer_state;
 mod producer_duplicates_survive_reopen_and_crash;
 mod producer_files_arbitrary_bytes_never_panic;

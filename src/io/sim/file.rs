@@ -485,6 +485,12 @@ impl File for SimFile {
         run(&self.state, |st| Ok(st.node(self.id)?.current.len() as u64))
     }
 
+    fn preallocate(&self, _offset: u64, _len: u64) -> io::Result<bool> {
+        // Reserving blocks changes neither length nor contents: nothing to model, and the
+        // segment's bookkeeping of the reservation runs as on a real filesystem.
+        Ok(true)
+    }
+
     fn set_len(&self, len: u64) -> io::Result<()> {
         self.run_write(|st| st.set_len(self.id, &self.path, len))
     }
