@@ -505,8 +505,9 @@ impl Segment {
         self.index_appended(start, batches)
     }
 
-    /// Reserves disk blocks past `end` when the reservation ahead of appends would not cover
-    /// the bytes up to it: as many bytes as the segment holds, from
+    /// Before the bytes `start..end` are appended, reserves disk blocks for them and past
+    /// them when the reservation made so far does not cover them: past `start`, as many
+    /// bytes as the segment holds, from
     /// `MIN_PREALLOCATE_BYTES` up to `preallocate_bytes`, so the reservation doubles while
     /// the segment grows and a segment that takes little reserves little. A file that
     /// refuses (no `fallocate`, a filesystem without it, no space) is not asked again; the
