@@ -41,8 +41,9 @@
 //! ratios, which is the figure to compare:
 //!
 //! - warm: 15 rounds of 64 MiB a writer, back to back;
-//! - cold (skip with `STREAMLOG_BENCH_COLD=0`): 3 rounds of 256 MiB a writer, each after
-//!   3 s idle, so the VM has taken the freed memory back and every page is faulted in anew.
+//! - cold (skip with `STREAMLOG_BENCH_COLD=0`): 3 rounds (`STREAMLOG_BENCH_COLD_ROUNDS`) of
+//!   256 MiB a writer, each after 3 s idle, so the VM has taken the freed memory back and
+//!   every page is faulted in anew.
 //!
 //! Each writer's line also gives its median **thread CPU time** (user and system time of the
 //! appending thread: the kernel's copy into the page cache counts, waiting for a core or for
@@ -557,6 +558,13 @@ fn main() {
     let rounds = env_or("STREAMLOG_BENCH_ROUNDS", 15);
     paired(root.path(), "warm", BYTES_PER_ITER, rounds, Duration::ZERO);
     if std::env::var("STREAMLOG_BENCH_COLD").map_or(true, |v| v != "0") {
-        paired(root.path(), "cold", COLD_BYTES, 3, Duration::from_secs(3));
+        let rounds = env_or("STREAMLOG_BENCH_COLD_ROUNDS", 3);
+        paired(
+            root.path(),
+            "cold",
+            COLD_BYTES,
+            rounds,
+            Duration::from_secs(3),
+        );
     }
 }
