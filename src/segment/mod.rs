@@ -495,11 +495,9 @@ impl Segment {
             // fails, the error below still stops the append. The cut frees the blocks
             // reserved past it too.
             let _ = self.log.set_len(start);
-            let _ = self
-                .reserved_to
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |r| {
-                    (r != NOT_RESERVING).then_some(0)
-                });
+            if self.reserved_to.load(Ordering::Relaxed) != NOT_RESERVING {
+                self.reserved_to.store(0, Ordering::Relaxed);
+            }
             return Err(Error::io(&self.log_path, e));
         }
         self.index_appended(start, batches)
